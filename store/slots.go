@@ -1,0 +1,226 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+)
+
+// UnnumberedSlot is the slot_number of a slot whose name has no trailing
+// _<N>: such slots are handed out after every numbered one.
+const UnnumberedSlot = 10000
+
+// MaxSlotNameLength is the longest slot name AddSlots accepts, in characters.
+const MaxSlotNameLength = 255
+
+// ErrSlotNotFound is returned when a trust holds no kit slot.
+var ErrSlotNotFound = errors.New("kit slot not found")
+
+// ErrInvalidSlotName is returned by AddSlots for a blank name or one with
+// control characters, invalid UTF-8 or more than MaxSlotNameLength
+// characters. Nothing is added.
+var ErrInvalidSlotName = errors.New("invalid kit slot name")
+
+// ClaimSlotSQL assigns the lowest-numbered free slot (ties by name) in one
+// statement. SKIP LOCKED lets concurrent registrations take different slots
+// instead of queueing on the same row; READ COMMITTED re-checks the row
+// after the lock, so a slot taken meanwhile is never handed out twice.
+// $1 trust id, $2 assigned_at.
+const ClaimSlotSQL = `WITH free AS (
+    SELECT slot_name FROM fl_kit_slot
+    WHERE assigned_to_trust_id IS NULL
+    ORDER BY slot_number, slot_name
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE fl_kit_slot AS s
+SET assigned_to_trust_id = $1, assigned_at = $2
+FROM free
+WHERE s.slot_name = free.slot_name
+RETURNING s.slot_name, s.slot_number, s.assigned_to_trust_id, s.assigned_at`
+
+// ClaimSlot implements flip.SlotStore.
+func (*Store) ClaimSlot(ctx context.Context, tx DBTX, trustID uuid.UUID, at time.Time) (flip.KitSlot, error) {
+	slot, err := scanSlot(tx.QueryRowContext(ctx, ClaimSlotSQL, trustID, at))
+	if errors.Is(err, sql.ErrNoRows) {
+		return flip.KitSlot{}, flip.ErrNoFreeKitSlot
+	}
+	return slot, err
+}
+
+const slotColumns = `slot_name, slot_number, assigned_to_trust_id, assigned_at`
+
+func scanSlot(row interface{ Scan(...any) error }) (flip.KitSlot, error) {
+	var (
+		s  flip.KitSlot
+		to uuid.NullUUID
+		at sql.NullTime
+	)
+	if err := row.Scan(&s.Name, &s.Number, &to, &at); err != nil {
+		return flip.KitSlot{}, err
+	}
+	s.AssignedTo = to.UUID
+	if at.Valid {
+		s.AssignedAt = at.Time.UTC()
+	}
+	return s, nil
+}
+
+var trailingNumber = regexp.MustCompile(`_(\d+)$`)
+
+// SlotNumber returns the slot_number for a slot name: the trailing _<N>
+// (Trust_007 → 7), or UnnumberedSlot when there is none or it does not fit
+// in a PostgreSQL integer.
+func SlotNumber(name string) int {
+	m := trailingNumber.FindStringSubmatch(name)
+	if m == nil {
+		return UnnumberedSlot
+	}
+	n, err := strconv.ParseInt(m[1], 10, 32)
+	if err != nil {
+		return UnnumberedSlot
+	}
+	return int(n)
+}
+
+// AddSlots adds kit slots to the pool and returns how many were new. It
+// only ever adds: names already in the pool are left exactly as they are,
+// assigned or not, so it is safe to run with the whole list at every
+// deploy and from several processes at once. Names are trimmed; a blank or
+// malformed name fails the call before anything is written.
+func AddSlots(ctx context.Context, db DBTX, names ...string) (int, error) {
+	type row struct {
+		Name   string `json:"name"`
+		Number int    `json:"number"`
+	}
+	rows := make([]row, 0, len(names))
+	for _, raw := range names {
+		name, err := cleanSlotName(raw)
+		if err != nil {
+			return 0, err
+		}
+		rows = append(rows, row{name, SlotNumber(name)})
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	// One JSON parameter instead of a driver-specific array type keeps this
+	// working with every driver and any number of names.
+	payload, err := json.Marshal(rows)
+	if err != nil {
+		return 0, err
+	}
+	res, err := db.ExecContext(ctx, `INSERT INTO fl_kit_slot (slot_name, slot_number)
+SELECT DISTINCT ON (r.name) r.name, r.number FROM json_to_recordset($1::json) AS r(name text, number integer)
+ON CONFLICT (slot_name) DO NOTHING`, string(payload))
+	if err != nil {
+		return 0, fmt.Errorf("add kit slots: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("add kit slots: %w", err)
+	}
+	return int(n), nil
+}
+
+func cleanSlotName(raw string) (string, error) {
+	name := strings.TrimSpace(raw)
+	switch {
+	case !utf8.ValidString(name):
+		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidSlotName)
+	case name == "":
+		return "", fmt.Errorf("%w: blank", ErrInvalidSlotName)
+	case utf8.RuneCountInString(name) > MaxSlotNameLength:
+		return "", fmt.Errorf("%w: %q is longer than %d characters", ErrInvalidSlotName, name[:32]+"…", MaxSlotNameLength)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return "", fmt.Errorf("%w: %q contains a control character", ErrInvalidSlotName, name)
+	}
+	return name, nil
+}
+
+// SlotRange expands "Trust_001..Trust_050" into Trust_001, Trust_002, …,
+// Trust_050, keeping the first name's zero padding. Both ends must share
+// the prefix before their trailing digits. A name without ".." is returned
+// as it is.
+func SlotRange(spec string) ([]string, error) {
+	from, to, ok := strings.Cut(spec, "..")
+	if !ok {
+		return []string{spec}, nil
+	}
+	digits := regexp.MustCompile(`^(.*?)(\d+)$`)
+	a, b := digits.FindStringSubmatch(strings.TrimSpace(from)), digits.FindStringSubmatch(strings.TrimSpace(to))
+	if a == nil || b == nil || a[1] != b[1] {
+		return nil, fmt.Errorf("slot range %q: both ends need the same prefix and a trailing number, as in Trust_001..Trust_050", spec)
+	}
+	lo, err1 := strconv.Atoi(a[2])
+	hi, err2 := strconv.Atoi(b[2])
+	if err1 != nil || err2 != nil || lo > hi {
+		return nil, fmt.Errorf("slot range %q: the numbers must ascend", spec)
+	}
+	if hi-lo >= 1_000_000 {
+		return nil, fmt.Errorf("slot range %q: more than a million slots", spec)
+	}
+	names := make([]string, 0, hi-lo+1)
+	for n := lo; n <= hi; n++ {
+		names = append(names, fmt.Sprintf("%s%0*d", a[1], len(a[2]), n))
+	}
+	return names, nil
+}
+
+// PoolStats counts the slots in the pool.
+type PoolStats struct {
+	Total    int `json:"total"`
+	Free     int `json:"free"`
+	Assigned int `json:"assigned"`
+}
+
+// CountSlots returns how many slots the pool holds and how many are free.
+func CountSlots(ctx context.Context, db DBTX) (PoolStats, error) {
+	var s PoolStats
+	err := db.QueryRowContext(ctx,
+		`SELECT count(*), count(*) FILTER (WHERE assigned_to_trust_id IS NULL) FROM fl_kit_slot`).Scan(&s.Total, &s.Free)
+	if err != nil {
+		return PoolStats{}, fmt.Errorf("count kit slots: %w", err)
+	}
+	s.Assigned = s.Total - s.Free
+	return s, nil
+}
+
+// FreeSlots lists up to limit free slots in the order they will be claimed
+// (limit <= 0 lists all).
+func FreeSlots(ctx context.Context, db DBTX, limit int) ([]flip.KitSlot, error) {
+	q := `SELECT ` + slotColumns + ` FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL ORDER BY slot_number, slot_name`
+	args := []any{}
+	if limit > 0 {
+		q += ` LIMIT $1`
+		args = append(args, limit)
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list free kit slots: %w", err)
+	}
+	defer rows.Close()
+	var out []flip.KitSlot
+	for rows.Next() {
+		s, err := scanSlot(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list free kit slots: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list free kit slots: %w", err)
+	}
+	return out, nil
+}
