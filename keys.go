@@ -26,9 +26,9 @@ import (
 //
 //   - PrefixedKeys (the default): a type prefix, 43 base62 characters
 //     carrying 256 random bits, and 6 base62 characters of CRC-32 over
-//     everything before them, e.g.
+//     everything before them:
 //
-//     flip_ak_3N0f6Qd1vUjZxk0TGJq5pYv2a8cLrWm9sEhB7tFyKuD0c1Rf2G
+//     flip_ak_<43 × [0-9A-Za-z]: 256 random bits><6 × [0-9A-Za-z]: CRC-32>
 //
 //     The prefix ("flip_ak_" for trust API keys, "flip_sk_" for
 //     internal-service keys) lets secret scanners recognise a leaked key

@@ -140,6 +140,9 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 	if err != nil {
 		t.Fatalf("fliptest: open %s: %v", name, err)
 	}
+	// Bounded so that many parallel tests fit in PostgreSQL's default 100
+	// connections; a test that needs more raises it with SetMaxOpenConns.
+	db.SetMaxOpenConns(8)
 	t.Cleanup(func() {
 		db.Close()
 		if t.Failed() && os.Getenv("FLIPTEST_KEEP_FAILED") != "" {

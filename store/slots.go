@@ -77,7 +77,10 @@ func scanSlot(row interface{ Scan(...any) error }) (flip.KitSlot, error) {
 	return s, nil
 }
 
-var trailingNumber = regexp.MustCompile(`_(\d+)$`)
+var (
+	trailingNumber = regexp.MustCompile(`_(\d+)$`)
+	numberedName   = regexp.MustCompile(`^(.*?)(\d+)$`)
+)
 
 // SlotNumber returns the slot_number for a slot name: the trailing _<N>
 // (Trust_007 → 7), or UnnumberedSlot when there is none or it does not fit
@@ -158,8 +161,7 @@ func SlotRange(spec string) ([]string, error) {
 	if !ok {
 		return []string{spec}, nil
 	}
-	digits := regexp.MustCompile(`^(.*?)(\d+)$`)
-	a, b := digits.FindStringSubmatch(strings.TrimSpace(from)), digits.FindStringSubmatch(strings.TrimSpace(to))
+	a, b := numberedName.FindStringSubmatch(strings.TrimSpace(from)), numberedName.FindStringSubmatch(strings.TrimSpace(to))
 	if a == nil || b == nil || a[1] != b[1] {
 		return nil, fmt.Errorf("slot range %q: both ends need the same prefix and a trailing number, as in Trust_001..Trust_050", spec)
 	}

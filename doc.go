@@ -1,0 +1,73 @@
+// Package flip registers NHS trusts with a FLIP federated-learning hub and
+// seeds the hub's main users, inside the caller's own PostgreSQL
+// transaction.
+//
+// Two guarantees shape the whole package:
+//
+//   - Everything happens in your transaction. RegisterTrust takes the
+//     *sql.Tx, *sqlx.Tx or *sql.Conn you are already using, never commits
+//     or rolls it back, and on any error leaves it exactly as it was and
+//     still usable. Your commit makes the registration visible; your
+//     rollback makes it vanish.
+//   - Keys are returned once and stored only as hashes. The trust API key
+//     and the internal-service key appear in plaintext in
+//     RegistrationResult and nowhere else: the database holds the API
+//     key's SHA-256 (HashAPIKey) and nothing of the internal-service key,
+//     and nothing flip logs or prints contains either.
+//
+// The root package holds the domain types, the interfaces (KeyMinter,
+// SlotStore, TrustStore, IdentityProvider) and the orchestration. It imports
+// no database driver and no AWS SDK: store/ is the PostgreSQL
+// implementation, cognito/ the identity-provider adapter, and fliptest/
+// gives tests an isolated database in one call.
+//
+// # Registering a trust
+//
+//	reg := flip.NewRegistry(store.New()) // keys from crypto/rand
+//
+//	tx, err := db.BeginTxx(ctx, nil)
+//	...
+//	defer tx.Rollback()
+//	res, err := reg.RegisterTrust(ctx, tx, flip.TrustParams{
+//		Name: "Guy's and St Thomas'", Code: "GSTT", Region: "London",
+//		AuditUserID: adminSub, // uuid.Nil when no person acts (deploy tools)
+//	})
+//	switch {
+//	case errors.Is(err, flip.ErrInvalidTrustParams): // 400 (blank name or code, bad input)
+//	case errors.Is(err, flip.ErrDuplicateTrust), errors.Is(err, flip.ErrNoFreeKitSlot): // 409
+//	case err != nil: // 500
+//	}
+//	err = tx.Commit()
+//	// hand res.APIKey and res.InternalServiceKey to the trust, then drop them
+//
+// RegisterTrust trims and validates the parameters before sending anything
+// to the database, serialises registrations of the same name or code (so
+// exactly one of two concurrent ones wins, even on the hub's schema, which
+// has no unique index), claims the lowest-numbered free FL kit slot, and
+// writes a trusts_audit row. Registry.RegisterTrustDB is the same in a
+// transaction of its own, for callers that have none.
+//
+// # Errors
+//
+// Every registration error matches ErrTrustRegistration. The specific
+// sentinels are ErrInvalidTrustParams (with ErrEmptyTrustName and
+// ErrEmptyTrustCode below it), ErrDuplicateTrust, ErrNoFreeKitSlot and
+// ErrNotInTransaction; *InvalidTrustParamError and *DuplicateTrustError
+// carry detail for errors.As. Database errors are wrapped with %w, never
+// replaced.
+//
+// # Keys
+//
+// New keys use PrefixedKeys by default: "flip_ak_" (API key) or "flip_sk_"
+// (internal-service key), 43 base62 characters of randomness and a 6
+// character checksum, so secret scanners can spot them and CheckKey can
+// refuse a mistyped key without a lookup. RandomKeyMinter{Format:
+// ReferenceKeys} mints the reference hub's 43-character base64url keys
+// instead. Either way the stored hash is HashAPIKey(key).
+//
+// # The kit slot pool
+//
+// Slots live in fl_kit_slot and are only ever added (store.AddSlots); a
+// slot's number is the trailing _<N> of its name. RegisterTrust fails with
+// ErrNoFreeKitSlot when the pool is empty; the fix is to add slots.
+package flip

@@ -1,0 +1,417 @@
+// Command register-trust registers one NHS trust with FLIP from a deploy
+// pipeline and prints its keys, once, as JSON.
+//
+// Usage:
+//
+//	register-trust --name NAME --code CODE [--region REGION] [--require-existing]
+//	               [--database-url URL] [--migrate] [--add-slots LIST]
+//	               [--key-format prefixed|reference] [--timeout 60s]
+//	register-trust --migrate and/or --add-slots LIST   (no --name/--code)
+//	register-trust --print-migrations
+//
+// Example, on a fresh database:
+//
+//	DATABASE_URL=postgres://flip:secret@db:5432/flip?sslmode=require \
+//	register-trust --migrate --add-slots Trust_001..Trust_050 \
+//	    --name "Guy's and St Thomas'" --code GSTT --region London
+//
+// A new trust is printed with its keys, which are shown only this once:
+//
+//	[{"status":"registered","trust_id":"…","trust_name":"Guy's and St Thomas'",
+//	  "trust_code":"GSTT","region":"London","trust_api_key":"flip_ak_…",
+//	  "trust_internal_service_key":"flip_sk_…","fl_kit_slot":"Trust_001",
+//	  "fl_kit_slot_number":1}]
+//
+// Running it again with the same name is safe: the trust is never re-keyed,
+// and a metadata-only record with "status":"existing" and no key fields is
+// printed instead. With --require-existing a missing trust is an error
+// rather than being registered.
+//
+// The database URL comes from --database-url, else $DATABASE_URL, else
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable. --migrate brings
+// the schema up to date first (safe to repeat); --add-slots adds FL kit
+// slots to the pool, as comma-separated names or ranges such as
+// Trust_001..Trust_050 (names already present are left alone). Given
+// without --name and --code, they do just that and print
+// {"slots_added":N,"slots_total":T,"slots_free":F}. --print-migrations
+// prints the schema SQL for a DBA to review or apply and exits.
+//
+// Stdout carries only the JSON result (or, with --print-migrations, SQL);
+// logs go to stderr and never contain a key or the database password.
+//
+// Exit status: 0 on success (registered or existing), 1 when registration
+// or the database fails (stdout is then []), 2 for a usage error (stdout is
+// then empty).
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/lib/pq" // PostgreSQL driver, registered as "postgres"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/store"
+)
+
+// defaultDatabaseURL is used when neither --database-url nor DATABASE_URL is set.
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// options are the parsed command-line flags.
+type options struct {
+	name, code, region string
+	requireExisting    bool
+	databaseURL        string
+	migrate            bool
+	slots              []string // expanded --add-slots names
+	printMigrations    bool
+	keyFormat          flip.KeyFormat
+	timeout            time.Duration
+}
+
+// record is one element of the JSON array printed on stdout. Key fields are
+// set only for a trust registered by this run.
+type record struct {
+	Status                  string `json:"status"` // "registered" or "existing"
+	TrustID                 string `json:"trust_id"`
+	TrustName               string `json:"trust_name"`
+	TrustCode               string `json:"trust_code"`
+	Region                  string `json:"region"`
+	TrustAPIKey             string `json:"trust_api_key,omitempty"`
+	TrustInternalServiceKey string `json:"trust_internal_service_key,omitempty"`
+	FLKitSlot               string `json:"fl_kit_slot,omitempty"`
+	FLKitSlotNumber         *int   `json:"fl_kit_slot_number,omitempty"`
+}
+
+// poolSummary is printed when only --migrate and/or --add-slots are given.
+type poolSummary struct {
+	SlotsAdded int `json:"slots_added"`
+	SlotsTotal int `json:"slots_total"`
+	SlotsFree  int `json:"slots_free"`
+}
+
+// run is the whole command: it parses args, does the work and returns the
+// exit status. JSON goes to stdout, logs and usage to stderr; getenv
+// supplies DATABASE_URL.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	opts, err := parseFlags(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if opts.printMigrations {
+		return printMigrations(stdout, stderr)
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	defer cancel()
+
+	registering := opts.name != ""
+	// fail logs err and returns exit 1, printing [] first when registering.
+	fail := func(msg string, err error) int {
+		log.Error(msg, "error", err)
+		if hint := hintFor(err); hint != "" {
+			log.Error(hint)
+		}
+		if registering {
+			fmt.Fprintln(stdout, "[]")
+		}
+		return exitFail
+	}
+
+	log.Info("connecting", "database", redactURL(opts.databaseURL))
+	db, err := openDB(opts.databaseURL)
+	if err != nil {
+		return fail("cannot open database", err)
+	}
+	defer db.Close()
+
+	if opts.migrate {
+		if err := store.Migrate(ctx, db); err != nil {
+			return fail("migration failed", err)
+		}
+		log.Info("schema up to date", "version", store.LatestVersion())
+	}
+	added := 0
+	if len(opts.slots) > 0 {
+		if added, err = store.AddSlots(ctx, db, opts.slots...); err != nil {
+			return fail("adding kit slots failed", err)
+		}
+		log.Info("kit slots added", "requested", len(opts.slots), "new", added)
+	}
+
+	if !registering {
+		stats, err := store.CountSlots(ctx, db)
+		if err != nil {
+			return fail("counting kit slots failed", err)
+		}
+		return writeJSON(stdout, log, poolSummary{SlotsAdded: added, SlotsTotal: stats.Total, SlotsFree: stats.Free})
+	}
+
+	rec, err := registerOrFind(ctx, db, log, opts)
+	if err != nil {
+		return fail("trust not registered", err)
+	}
+	return writeJSON(stdout, log, []record{rec})
+}
+
+// errTrustMissing is returned for --require-existing when no trust has the name.
+var errTrustMissing = errors.New("no trust with that name is registered (--require-existing)")
+
+// registerOrFind reports the trust named opts.name if it exists and
+// registers it otherwise (unless --require-existing). An existing trust is
+// never re-keyed.
+func registerOrFind(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (record, error) {
+	params, err := flip.TrustParams{Name: opts.name, Code: opts.code, Region: opts.region}.Normalize()
+	if err != nil {
+		return record{}, err
+	}
+	trust, err := store.TrustByName(ctx, db, params.Name)
+	switch {
+	case err == nil:
+		return existingRecord(ctx, db, log, trust, params)
+	case !errors.Is(err, store.ErrTrustNotFound):
+		return record{}, err
+	case opts.requireExisting:
+		return record{}, fmt.Errorf("%w: %q", errTrustMissing, params.Name)
+	}
+
+	reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(flip.RandomKeyMinter{Format: opts.keyFormat}))
+	res, err := reg.RegisterTrustDB(ctx, db, params)
+	var dup *flip.DuplicateTrustError
+	if errors.As(err, &dup) && dup.Field == "name" {
+		// Registered by someone else between our lookup and our attempt.
+		log.Info("trust was registered concurrently by another run", "trust_name", params.Name)
+		if trust, err := store.TrustByName(ctx, db, params.Name); err == nil {
+			return existingRecord(ctx, db, log, trust, params)
+		}
+	}
+	if err != nil {
+		return record{}, err
+	}
+	log.Info("trust registered", "trust_id", res.Trust.ID, "trust_name", res.Trust.Name,
+		"trust_code", res.Trust.Code, "fl_kit_slot", res.KitSlot.Name)
+	n := res.KitSlot.Number
+	return record{
+		Status:                  "registered",
+		TrustID:                 res.Trust.ID.String(),
+		TrustName:               res.Trust.Name,
+		TrustCode:               res.Trust.Code,
+		Region:                  res.Trust.Region,
+		TrustAPIKey:             res.APIKey,
+		TrustInternalServiceKey: res.InternalServiceKey,
+		FLKitSlot:               res.KitSlot.Name,
+		FLKitSlotNumber:         &n,
+	}, nil
+}
+
+// existingRecord builds the metadata-only record for a trust that is
+// already registered, with its kit slot if it holds one.
+func existingRecord(ctx context.Context, db *sql.DB, log *slog.Logger, t flip.Trust, asked flip.TrustParams) (record, error) {
+	rec := record{Status: "existing", TrustID: t.ID.String(), TrustName: t.Name, TrustCode: t.Code, Region: t.Region}
+	slot, err := store.KitSlotOf(ctx, db, t.ID)
+	switch {
+	case err == nil:
+		n := slot.Number
+		rec.FLKitSlot, rec.FLKitSlotNumber = slot.Name, &n
+	case !errors.Is(err, store.ErrSlotNotFound):
+		return record{}, err
+	}
+	log.Info("trust already registered; keys not reissued", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", rec.FLKitSlot)
+	if !strings.EqualFold(t.Code, asked.Code) {
+		log.Warn("existing trust has a different code than requested", "existing_code", t.Code, "requested_code", asked.Code)
+	}
+	return rec, nil
+}
+
+// parseFlags parses args into options, printing usage and the problem to
+// stderr on a usage error.
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
+	var (
+		opts             options
+		addSlots, keyFmt string
+		fs               = flag.NewFlagSet("register-trust", flag.ContinueOnError)
+		usageErr         = func(format string, a ...any) (options, error) {
+			err := fmt.Errorf(format, a...)
+			fmt.Fprintf(stderr, "register-trust: %v\n", err)
+			fs.Usage()
+			return options{}, err
+		}
+	)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage:
+  register-trust --name NAME --code CODE [--region REGION] [--require-existing] [options]
+  register-trust [--migrate] [--add-slots LIST] [options]
+  register-trust --print-migrations
+
+Registers a trust and prints it as a JSON array on stdout (keys only for a
+new trust). Exit 0 registered or existing, 1 failed, 2 usage error.
+
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&opts.name, "name", "", "trust `name` (required to register)")
+	fs.StringVar(&opts.code, "code", "", "trust `code` (required to register)")
+	fs.StringVar(&opts.region, "region", "", "trust `region` (optional)")
+	fs.BoolVar(&opts.requireExisting, "require-existing", false, "fail (exit 1) instead of registering when no trust has this name")
+	fs.StringVar(&opts.databaseURL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+defaultDatabaseURL+")")
+	fs.BoolVar(&opts.migrate, "migrate", false, "apply pending schema migrations first (idempotent)")
+	fs.StringVar(&addSlots, "add-slots", "", "add FL kit slots: comma-separated `LIST` of names or ranges like Trust_001..Trust_050")
+	fs.BoolVar(&opts.printMigrations, "print-migrations", false, "print the schema migration SQL and exit")
+	fs.StringVar(&keyFmt, "key-format", "prefixed", "`format` of new keys: prefixed (flip_ak_…) or reference (43-char base64url)")
+	fs.DurationVar(&opts.timeout, "timeout", 60*time.Second, "give up after this `duration`")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err // flag has printed the problem and usage
+	}
+
+	switch {
+	case fs.NArg() > 0:
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	case opts.timeout <= 0:
+		return usageErr("--timeout must be positive")
+	case opts.printMigrations && (opts.name != "" || opts.code != "" || opts.migrate || addSlots != ""):
+		return usageErr("--print-migrations cannot be combined with other actions")
+	case opts.printMigrations:
+		return opts, nil
+	case (opts.name == "") != (opts.code == ""):
+		return usageErr("--name and --code are both required to register a trust")
+	case opts.name == "" && (opts.region != "" || opts.requireExisting):
+		return usageErr("--region and --require-existing need --name and --code")
+	case opts.name == "" && !opts.migrate && addSlots == "":
+		return usageErr("nothing to do: give --name and --code, --migrate, --add-slots or --print-migrations")
+	}
+	switch keyFmt {
+	case "prefixed":
+		opts.keyFormat = flip.PrefixedKeys
+	case "reference":
+		opts.keyFormat = flip.ReferenceKeys
+	default:
+		return usageErr("--key-format must be prefixed or reference, not %q", keyFmt)
+	}
+	if addSlots != "" {
+		slots, err := expandSlots(addSlots)
+		if err != nil {
+			return usageErr("--add-slots: %v", err)
+		}
+		opts.slots = slots
+	}
+	if opts.databaseURL == "" {
+		opts.databaseURL = getenv("DATABASE_URL")
+	}
+	if opts.databaseURL == "" {
+		opts.databaseURL = defaultDatabaseURL
+	}
+	return opts, nil
+}
+
+// expandSlots turns "A,Trust_001..Trust_003" into A, Trust_001, Trust_002,
+// Trust_003. Empty items are ignored, but the list must name at least one slot.
+func expandSlots(list string) ([]string, error) {
+	var names []string
+	for _, item := range strings.Split(list, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		expanded, err := store.SlotRange(item)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, expanded...)
+	}
+	if len(names) == 0 {
+		return nil, errors.New("no slot names given")
+	}
+	return names, nil
+}
+
+// printMigrations writes the up SQL of every embedded migration to stdout,
+// each headed by a comment naming its file.
+func printMigrations(stdout, stderr io.Writer) int {
+	migs, err := store.Migrations()
+	if err != nil {
+		fmt.Fprintf(stderr, "register-trust: %v\n", err)
+		return exitFail
+	}
+	for _, m := range migs {
+		fmt.Fprintf(stdout, "-- %03d_%s.up.sql\n%s\n", m.Version, m.Name, strings.TrimRight(m.Up, "\n"))
+	}
+	return exitOK
+}
+
+// openDB opens a pool on rawURL. A malformed URL is reported without
+// echoing it, since it may hold a password.
+func openDB(rawURL string) (*sql.DB, error) {
+	if strings.Contains(rawURL, "://") {
+		if _, err := url.Parse(rawURL); err != nil {
+			return nil, errors.New("the database URL is not a valid URL")
+		}
+	}
+	db, err := sql.Open("postgres", rawURL)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(2)
+	return db, nil
+}
+
+// redactURL returns rawURL fit for a log: the password of a URL is masked,
+// and a key=value connection string is not shown at all.
+func redactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return "(connection string not shown)"
+	}
+	return u.Redacted()
+}
+
+// hintFor suggests a fix for errors an operator can act on.
+func hintFor(err error) string {
+	var pgErr interface{ SQLState() string }
+	if errors.As(err, &pgErr) && pgErr.SQLState() == "42P01" { // undefined_table
+		return "the flip tables are missing: run with --migrate, or apply --print-migrations"
+	}
+	if errors.Is(err, flip.ErrNoFreeKitSlot) {
+		return "add kit slots with --add-slots, e.g. --add-slots Trust_051..Trust_100"
+	}
+	return ""
+}
+
+// writeJSON prints v as one line of JSON on stdout.
+func writeJSON(stdout io.Writer, log *slog.Logger, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		log.Error("writing the result failed; a newly registered trust's keys are lost and it must be re-keyed", "error", err)
+		return exitFail
+	}
+	return exitOK
+}

@@ -1,0 +1,573 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/store"
+)
+
+// result is what one invocation of the command produced.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// noEnv is a getenv with nothing set, so tests never depend on the
+// caller's DATABASE_URL.
+func noEnv(string) string { return "" }
+
+// runCmd calls run in-process with args.
+func runCmd(t *testing.T, getenv func(string) string, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr, getenv)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// register runs the command against db with args appended.
+func register(t *testing.T, db *fliptest.DB, args ...string) result {
+	t.Helper()
+	return runCmd(t, noEnv, append([]string{"--database-url", db.URL}, args...)...)
+}
+
+// records decodes stdout as the JSON array of records, both typed and as
+// raw objects (to check which fields are present).
+func records(t *testing.T, r result) ([]record, []map[string]any) {
+	t.Helper()
+	var typed []record
+	var raw []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &typed); err != nil {
+		t.Fatalf("stdout is not a JSON array of records: %v\nstdout: %q\nstderr: %s", err, r.stdout, r.stderr)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &raw); err != nil {
+		t.Fatal(err)
+	}
+	return typed, raw
+}
+
+// wantOne checks exit status 0 and a single record, and returns it.
+func wantOne(t *testing.T, r result) (record, map[string]any) {
+	t.Helper()
+	if r.code != exitOK {
+		t.Fatalf("exit %d, want 0\nstdout: %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	typed, raw := records(t, r)
+	if len(typed) != 1 {
+		t.Fatalf("got %d records, want 1: %s", len(typed), r.stdout)
+	}
+	return typed[0], raw[0]
+}
+
+// wantFailure checks exit status 1 with [] on stdout and stderr containing want.
+func wantFailure(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code != exitFail {
+		t.Fatalf("exit %d, want 1\nstdout: %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("stdout = %q, want []", r.stdout)
+	}
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr does not mention %q:\n%s", want, r.stderr)
+	}
+}
+
+// noSecrets fails the test if any of secrets appears in text.
+func noSecrets(t *testing.T, what, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(text, s) {
+			t.Errorf("%s contains a secret %.12s…", what, s)
+		}
+	}
+}
+
+// storedAnywhere counts the rows, in every table of db, whose text form
+// contains s.
+func storedAnywhere(t *testing.T, db *fliptest.DB, s string) int {
+	t.Helper()
+	var tables []string
+	if err := db.Select(&tables, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, tbl := range tables {
+		var n int
+		q := fmt.Sprintf(`SELECT count(*) FROM %q AS t WHERE strpos(t::text, $1) > 0`, tbl)
+		if err := db.Get(&n, q, s); err != nil {
+			t.Fatalf("%s: %v", tbl, err)
+		}
+		total += n
+	}
+	return total
+}
+
+// apiKeyHash returns the api_key_hash stored for the trust with id.
+func apiKeyHash(t *testing.T, db *fliptest.DB, id string) string {
+	t.Helper()
+	var h string
+	if err := db.Get(&h, `SELECT api_key_hash FROM trust WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// countTrusts returns how many trusts db holds.
+func countTrusts(t *testing.T, db *fliptest.DB) int {
+	t.Helper()
+	var n int
+	if err := db.Get(&n, `SELECT count(*) FROM trust`); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRegisterThenRerun(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001..Trust_003")
+
+	r := register(t, db, "--name", "  Guy's & St Thomas'  ", "--code", "GSTT", "--region", "London")
+	rec, raw := wantOne(t, r)
+	if rec.Status != "registered" || rec.TrustName != "Guy's & St Thomas'" || rec.TrustCode != "GSTT" || rec.Region != "London" {
+		t.Errorf("record = %+v", rec)
+	}
+	if rec.FLKitSlot != "Trust_001" || rec.FLKitSlotNumber == nil || *rec.FLKitSlotNumber != 1 {
+		t.Errorf("kit slot = %q %v, want Trust_001 1", rec.FLKitSlot, rec.FLKitSlotNumber)
+	}
+	for _, field := range []string{"trust_id", "trust_name", "trust_code", "region", "trust_api_key", "trust_internal_service_key", "fl_kit_slot", "fl_kit_slot_number"} {
+		if _, ok := raw[field]; !ok {
+			t.Errorf("record lacks %s", field)
+		}
+	}
+	if err := flip.CheckKey(flip.TrustAPIKey, rec.TrustAPIKey); err != nil {
+		t.Errorf("trust_api_key: %v", err)
+	}
+	if err := flip.CheckKey(flip.InternalServiceKey, rec.TrustInternalServiceKey); err != nil {
+		t.Errorf("trust_internal_service_key: %v", err)
+	}
+	hash := apiKeyHash(t, db, rec.TrustID)
+	if hash != flip.HashAPIKey(rec.TrustAPIKey) {
+		t.Errorf("api_key_hash in the database does not match the printed key")
+	}
+	if n := storedAnywhere(t, db, rec.TrustInternalServiceKey); n != 0 {
+		t.Errorf("internal-service key is stored in %d rows", n)
+	}
+	if n := storedAnywhere(t, db, rec.TrustAPIKey); n != 0 {
+		t.Errorf("plaintext API key is stored in %d rows", n)
+	}
+	keys := []string{rec.TrustAPIKey, rec.TrustInternalServiceKey}
+	noSecrets(t, "stderr", r.stderr, keys...)
+
+	// Same name again (different spacing): reported, never re-keyed.
+	r = register(t, db, "--name", "Guy's & St Thomas'", "--code", "GSTT", "--region", "London")
+	again, raw := wantOne(t, r)
+	if again.Status != "existing" || again.TrustID != rec.TrustID || again.FLKitSlot != "Trust_001" || *again.FLKitSlotNumber != 1 {
+		t.Errorf("re-run record = %+v", again)
+	}
+	for _, field := range []string{"trust_api_key", "trust_internal_service_key"} {
+		if _, ok := raw[field]; ok {
+			t.Errorf("existing record has %s", field)
+		}
+	}
+	if got := apiKeyHash(t, db, rec.TrustID); got != hash {
+		t.Errorf("api_key_hash changed on re-run")
+	}
+	noSecrets(t, "stderr", r.stderr, keys...)
+
+	r = register(t, db, "--name", "Guy's & St Thomas'", "--code", "GSTT", "--require-existing")
+	if rec, _ := wantOne(t, r); rec.Status != "existing" || rec.TrustAPIKey != "" {
+		t.Errorf("--require-existing record = %+v", rec)
+	}
+	if n := countTrusts(t, db); n != 1 {
+		t.Errorf("%d trusts, want 1", n)
+	}
+}
+
+func TestRequireExistingMissing(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	r := register(t, db, "--name", "Nowhere", "--code", "NW", "--require-existing")
+	wantFailure(t, r, "require-existing")
+	if n := countTrusts(t, db); n != 0 {
+		t.Errorf("%d trusts registered, want 0", n)
+	}
+}
+
+func TestExistingTrustWithoutSlot(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	// A trust the hub registered before slots existed.
+	if _, err := db.Exec(`INSERT INTO trust (id, name, code, created_at) VALUES (gen_random_uuid(), 'Old', 'OLD', now())`); err != nil {
+		t.Fatal(err)
+	}
+	r := register(t, db, "--name", "Old", "--code", "OTHER")
+	rec, raw := wantOne(t, r)
+	if rec.Status != "existing" || rec.TrustCode != "OLD" || rec.Region != "" {
+		t.Errorf("record = %+v", rec)
+	}
+	for _, field := range []string{"fl_kit_slot", "fl_kit_slot_number", "trust_api_key", "trust_internal_service_key"} {
+		if _, ok := raw[field]; ok {
+			t.Errorf("record has %s", field)
+		}
+	}
+	if !strings.Contains(r.stderr, "different code") {
+		t.Errorf("no warning about the differing code:\n%s", r.stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	// Nothing here may reach a database; this URL would fail if it did.
+	const noDB = "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
+	for name, args := range map[string][]string{
+		"unknown flag":       {"--name", "A", "--code", "A", "--frobnicate"},
+		"missing code":       {"--name", "A"},
+		"missing name":       {"--code", "A"},
+		"empty name":         {"--name", "", "--code", "A"},
+		"nothing to do":      {},
+		"bad key format":     {"--name", "A", "--code", "A", "--key-format", "hex"},
+		"positional arg":     {"--name", "A", "--code", "A", "extra"},
+		"region alone":       {"--region", "London", "--migrate"},
+		"bad slot range":     {"--add-slots", "Trust_009..Trust_001"},
+		"empty slot list":    {"--add-slots", " , "},
+		"zero timeout":       {"--name", "A", "--code", "A", "--timeout", "0s"},
+		"print and register": {"--print-migrations", "--name", "A", "--code", "A"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := runCmd(t, noEnv, append(args, "--database-url", noDB)...)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want 2\nstderr: %s", r.code, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+			if !strings.Contains(r.stderr, "Usage") {
+				t.Errorf("stderr has no usage:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestNoFreeSlot(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	wantFailure(t, register(t, db, "--name", "A", "--code", "A"), "no FL kit slots")
+	if n := countTrusts(t, db); n != 0 {
+		t.Errorf("%d trusts left behind, want 0", n)
+	}
+}
+
+func TestDuplicateCode(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001..Trust_002")
+	wantOne(t, register(t, db, "--name", "First", "--code", "ABC"))
+	r := register(t, db, "--name", "Second", "--code", "abc")
+	wantFailure(t, r, "already exists")
+	if n := countTrusts(t, db); n != 1 {
+		t.Errorf("%d trusts, want 1", n)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	wantFailure(t, register(t, db, "--name", "Bad\x00Name", "--code", "B"), "NUL")
+	wantFailure(t, register(t, db, "--name", "   ", "--code", "B"), "name is required")
+	wantFailure(t, register(t, db, "--name", "Fine", "--code", "B", "--region", "two\nlines"), "control character")
+	if n := countTrusts(t, db); n != 0 {
+		t.Errorf("%d trusts, want 0", n)
+	}
+}
+
+func TestAddSlotsOnly(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	summary := func(r result) poolSummary {
+		t.Helper()
+		if r.code != exitOK {
+			t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+		}
+		var s poolSummary
+		dec := json.NewDecoder(strings.NewReader(r.stdout))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&s); err != nil {
+			t.Fatalf("stdout %q: %v", r.stdout, err)
+		}
+		return s
+	}
+	if s := summary(register(t, db, "--add-slots", "Trust_001..Trust_003, Spare")); s != (poolSummary{4, 4, 4}) {
+		t.Errorf("summary = %+v, want 4 added, 4 total, 4 free", s)
+	}
+	wantOne(t, register(t, db, "--name", "A", "--code", "A"))
+	// Additive only: the assigned slot stays assigned, new names are added.
+	if s := summary(register(t, db, "--add-slots", "Trust_001..Trust_005")); s != (poolSummary{2, 6, 5}) {
+		t.Errorf("summary = %+v, want 2 added, 6 total, 5 free", s)
+	}
+	if slot, err := store.KitSlotOf(context.Background(), db, mustTrust(t, db, "A")); err != nil || slot.Name != "Trust_001" {
+		t.Errorf("trust A's slot = %q, %v; want Trust_001", slot.Name, err)
+	}
+}
+
+// mustTrust returns the id of the trust named name.
+func mustTrust(t *testing.T, db *fliptest.DB, name string) uuid.UUID {
+	t.Helper()
+	tr, err := store.TrustByName(context.Background(), db, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.ID
+}
+
+func TestMigrateFromVersionZero(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t, fliptest.AtVersion(0))
+	ctx := context.Background()
+
+	wantFailure(t, register(t, db, "--name", "A", "--code", "A"), "--migrate")
+
+	r := register(t, db, "--migrate")
+	if r.code != exitOK || strings.TrimSpace(r.stdout) != `{"slots_added":0,"slots_total":0,"slots_free":0}` {
+		t.Fatalf("--migrate: exit %d, stdout %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if v, err := store.AppliedVersion(ctx, db); err != nil || v != store.LatestVersion() {
+		t.Errorf("applied version = %d, %v; want %d", v, err, store.LatestVersion())
+	}
+	// Idempotent, and combines with slots and registration.
+	rec, _ := wantOne(t, register(t, db, "--migrate", "--add-slots", "Trust_001", "--name", "A", "--code", "A"))
+	if rec.Status != "registered" || rec.FLKitSlot != "Trust_001" {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+func TestPrintMigrations(t *testing.T) {
+	t.Parallel()
+	// No database is needed, or touched.
+	r := runCmd(t, noEnv, "--print-migrations", "--database-url", "postgres://postgres@127.0.0.1:1/none")
+	if r.code != exitOK || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	migs, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migs {
+		if !strings.Contains(r.stdout, strings.TrimSpace(m.Up)) {
+			t.Errorf("output lacks migration %03d_%s", m.Version, m.Name)
+		}
+		if strings.Contains(r.stdout, strings.TrimSpace(m.Down)) {
+			t.Errorf("output contains the down SQL of %03d_%s", m.Version, m.Name)
+		}
+	}
+}
+
+func TestKeyFormatReference(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	r := register(t, db, "--name", "Ref", "--code", "REF", "--key-format", "reference")
+	rec, _ := wantOne(t, r)
+	if len(rec.TrustAPIKey) != flip.ReferenceKeyLength || strings.HasPrefix(rec.TrustAPIKey, "flip_") {
+		t.Errorf("api key %.6s… is not a reference key", rec.TrustAPIKey)
+	}
+	if err := flip.CheckKey(flip.TrustAPIKey, rec.TrustAPIKey); err != nil {
+		t.Error(err)
+	}
+	if apiKeyHash(t, db, rec.TrustID) != flip.HashAPIKey(rec.TrustAPIKey) {
+		t.Error("stored hash does not match")
+	}
+	noSecrets(t, "stderr", r.stderr, rec.TrustAPIKey, rec.TrustInternalServiceKey)
+}
+
+func TestDatabaseURLFromEnv(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	getenv := func(k string) string {
+		if k == "DATABASE_URL" {
+			return db.URL
+		}
+		return ""
+	}
+	rec, _ := wantOne(t, runCmd(t, getenv, "--name", "Env", "--code", "ENV"))
+	if rec.Status != "registered" {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
+func TestDatabaseUnreachable(t *testing.T) {
+	t.Parallel()
+	fliptest.NewDB(t) // fails under CI=true without PostgreSQL, like every test here
+	r := runCmd(t, noEnv, "--database-url", "postgres://flip:hunter2secret@127.0.0.1:1/none?sslmode=disable", "--name", "A", "--code", "A")
+	wantFailure(t, r, "connection refused")
+	noSecrets(t, "stderr", r.stderr, "hunter2secret")
+	if !strings.Contains(r.stderr, "flip:xxxxx@") {
+		t.Errorf("stderr does not show the redacted URL:\n%s", r.stderr)
+	}
+
+	r = runCmd(t, noEnv, "--database-url", "postgres://flip:hunter2%zzsecret@127.0.0.1:1/none", "--name", "A", "--code", "A")
+	wantFailure(t, r, "not a valid URL")
+	noSecrets(t, "stderr", r.stderr, "hunter2")
+}
+
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	wantFailure(t, register(t, db, "--name", "A", "--code", "A", "--timeout", "1ns"), "deadline exceeded")
+	if n := countTrusts(t, db); n != 0 {
+		t.Errorf("%d trusts, want 0", n)
+	}
+}
+
+// TestConcurrentSameName runs several deploys of one trust at once: exactly
+// one registers it and the rest report it as existing, including any that
+// lose the race between their lookup and their registration.
+func TestConcurrentSameName(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001..Trust_010")
+	const n = 8
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = register(t, db, "--name", "Racy", "--code", "RACY") })
+	}
+	wg.Wait()
+	registered := 0
+	for _, r := range results {
+		rec, _ := wantOne(t, r)
+		if rec.Status == "registered" {
+			registered++
+		} else if rec.TrustAPIKey != "" || rec.FLKitSlot != "Trust_001" {
+			t.Errorf("existing record = %+v", rec)
+		}
+	}
+	if registered != 1 {
+		t.Errorf("%d runs registered the trust, want 1", registered)
+	}
+	if c := countTrusts(t, db); c != 1 {
+		t.Errorf("%d trusts, want 1", c)
+	}
+}
+
+// binDir holds the command built for the end-to-end tests.
+var (
+	binDir    string
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "register-trust-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// binary builds the command once per test run and returns its path.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binPath = filepath.Join(binDir, "register-trust")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// execBinary runs the built command with args and extra environment.
+func execBinary(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatalf("run %s: %v", cmd.Path, err)
+	}
+	return result{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+}
+
+func TestBinaryEndToEnd(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	url := []string{"--database-url", db.URL}
+
+	r := execBinary(t, nil, append(url, "--add-slots", "Trust_001..Trust_002")...)
+	if r.code != exitOK || !json.Valid([]byte(r.stdout)) {
+		t.Fatalf("--add-slots: exit %d, stdout %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+
+	r = execBinary(t, nil, append(url, "--name", "Binary Trust", "--code", "BIN", "--region", "North")...)
+	rec, _ := wantOne(t, r)
+	if rec.Status != "registered" || rec.FLKitSlot != "Trust_001" {
+		t.Errorf("record = %+v", rec)
+	}
+	if err := flip.CheckKey(flip.TrustAPIKey, rec.TrustAPIKey); err != nil {
+		t.Error(err)
+	}
+	keys := []string{rec.TrustAPIKey, rec.TrustInternalServiceKey}
+	noSecrets(t, "stderr", r.stderr, keys...)
+
+	// Re-run, taking the URL from the environment this time.
+	r = execBinary(t, []string{"DATABASE_URL=" + db.URL}, "--name", "Binary Trust", "--code", "BIN")
+	again, raw := wantOne(t, r)
+	if again.Status != "existing" || again.TrustID != rec.TrustID {
+		t.Errorf("re-run record = %+v", again)
+	}
+	if _, ok := raw["trust_api_key"]; ok {
+		t.Error("re-run printed a key")
+	}
+	if apiKeyHash(t, db, rec.TrustID) != flip.HashAPIKey(rec.TrustAPIKey) {
+		t.Error("trust was re-keyed")
+	}
+	noSecrets(t, "stderr", r.stderr, keys...)
+
+	r = execBinary(t, nil, append(url, "--name", "Binary Trust", "--code", "BIN", "--require-existing")...)
+	if rec, _ := wantOne(t, r); rec.Status != "existing" {
+		t.Errorf("--require-existing record = %+v", rec)
+	}
+
+	r = execBinary(t, nil, append(url, "--name", "Missing", "--code", "MISS", "--require-existing")...)
+	wantFailure(t, r, "require-existing")
+	if !json.Valid([]byte(r.stdout)) {
+		t.Errorf("stdout %q is not JSON", r.stdout)
+	}
+
+	r = execBinary(t, nil, append(url, "--name", "No Code")...)
+	if r.code != exitUsage || r.stdout != "" {
+		t.Errorf("usage error: exit %d, stdout %q", r.code, r.stdout)
+	}
+}

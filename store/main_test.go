@@ -1,0 +1,174 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx", to prove the store is driver-independent
+	"github.com/jmoiron/sqlx"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/store"
+)
+
+// variant is one combination of database schema and driver the
+// registration suite must pass on.
+type variant struct {
+	name    string
+	version int    // migration version: 1 is the hub's schema without flip's indexes
+	driver  string // database/sql driver name
+}
+
+var variants = []variant{
+	{"flip_schema/lib_pq", store.LatestVersion(), "postgres"},
+	{"hub_schema/lib_pq", 1, "postgres"},
+	{"flip_schema/pgx", store.LatestVersion(), "pgx"},
+}
+
+// bundle is what a registration test needs.
+type bundle struct {
+	ctx context.Context
+	db  *fliptest.DB
+	reg *flip.Registry
+}
+
+func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
+	t.Helper()
+	db := fliptest.NewDB(t, fliptest.AtVersion(v.version), fliptest.WithDriver(v.driver))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return bundle{ctx: ctx, db: db, reg: flip.NewRegistry(store.New(), opts...)}
+}
+
+// forEachVariant runs fn as a parallel subtest per variant.
+func forEachVariant(t *testing.T, fn func(t *testing.T, v variant)) {
+	t.Helper()
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, v)
+		})
+	}
+}
+
+// register runs RegisterTrust in a fresh transaction and commits on
+// success, rolls back on error.
+func (b bundle) register(t *testing.T, p flip.TrustParams) (flip.RegistrationResult, error) {
+	t.Helper()
+	tx, err := b.db.BeginTxx(b.ctx, nil)
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	res, err := b.reg.RegisterTrust(b.ctx, tx, p)
+	if err != nil {
+		_ = tx.Rollback()
+		return res, err
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	return res, nil
+}
+
+func (b bundle) mustRegister(t *testing.T, p flip.TrustParams) flip.RegistrationResult {
+	t.Helper()
+	res, err := b.register(t, p)
+	if err != nil {
+		t.Fatalf("register %q: %v", p.Name, err)
+	}
+	return res
+}
+
+// counts is a snapshot of the registration tables, to prove a failed call
+// left nothing behind.
+type counts struct{ trusts, audits, assigned, slots int }
+
+func snapshot(t *testing.T, ctx context.Context, db flip.DBTX) counts {
+	t.Helper()
+	var c counts
+	err := db.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM trust),
+		(SELECT count(*) FROM trusts_audit),
+		(SELECT count(*) FROM fl_kit_slot WHERE assigned_to_trust_id IS NOT NULL),
+		(SELECT count(*) FROM fl_kit_slot)`).Scan(&c.trusts, &c.audits, &c.assigned, &c.slots)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	return c
+}
+
+// checkInvariants verifies what must hold after any mix of registrations:
+// every trust holds exactly one slot and one REGISTERED audit row, no slot
+// points at a missing trust, no trust holds two slots.
+func checkInvariants(t *testing.T, ctx context.Context, db flip.DBTX) {
+	t.Helper()
+	var bad int
+	err := db.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM trust t WHERE (SELECT count(*) FROM fl_kit_slot s WHERE s.assigned_to_trust_id = t.id) <> 1)
+	  + (SELECT count(*) FROM trust t WHERE (SELECT count(*) FROM trusts_audit a WHERE a.trust_id = t.id AND a.action = 'REGISTERED') <> 1)
+	  + (SELECT count(*) FROM fl_kit_slot s WHERE s.assigned_to_trust_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trust t WHERE t.id = s.assigned_to_trust_id))
+	  + (SELECT count(*) FROM fl_kit_slot s WHERE (s.assigned_to_trust_id IS NULL) <> (s.assigned_at IS NULL))`).Scan(&bad)
+	if err != nil {
+		t.Fatalf("invariants: %v", err)
+	}
+	if bad != 0 {
+		t.Fatalf("%d invariant violations (trust without exactly one slot/audit row, dangling slot, or half-assigned slot)", bad)
+	}
+}
+
+// tableText returns every row of every table in the public schema as text,
+// to search for secrets that must not be stored.
+func tableText(t *testing.T, ctx context.Context, db *sqlx.DB) string {
+	t.Helper()
+	var tables []string
+	if err := db.SelectContext(ctx, &tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`); err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	var b strings.Builder
+	for _, tbl := range tables {
+		var rows []string
+		if err := db.SelectContext(ctx, &rows, fmt.Sprintf(`SELECT t::text FROM %q t`, tbl)); err != nil {
+			t.Fatalf("read %s: %v", tbl, err)
+		}
+		for _, r := range rows {
+			b.WriteString(r)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// countingTx counts the statements sent through it.
+type countingTx struct {
+	flip.DBTX
+	n int
+}
+
+func (c *countingTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	c.n++
+	return c.DBTX.ExecContext(ctx, q, args...)
+}
+
+func (c *countingTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	c.n++
+	return c.DBTX.QueryContext(ctx, q, args...)
+}
+
+func (c *countingTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	c.n++
+	return c.DBTX.QueryRowContext(ctx, q, args...)
+}
+
+func isOnly(err error, targets ...error) error {
+	for _, target := range targets {
+		if !errors.Is(err, target) {
+			return fmt.Errorf("error %v is not %v", err, target)
+		}
+	}
+	return nil
+}
