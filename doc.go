@@ -65,6 +65,22 @@
 // ReferenceKeys} mints the reference hub's 43-character base64url keys
 // instead. Either way the stored hash is HashAPIKey(key).
 //
+// # Seeding the main users
+//
+// At boot the hub makes sure its main users (MainUser, from code, a file or
+// the environment) exist: each is looked up by email in the
+// IdentityProvider (cognito.Provider for AWS Cognito, the source of truth;
+// nothing is created there), then given a user_profile row and, if they
+// hold no role yet, their configured role:
+//
+//	report, err := flip.NewSeeder(store.New(), users).SeedMainUsers(ctx, db, idp)
+//
+// A user the provider does not know, or cannot answer for right now (5xx,
+// throttling, timeouts), is skipped with a warning and reported; a
+// definitive refusal (400, 403, an invalid email) stops the run with an
+// error naming the user. A second run writes nothing, and two replicas
+// seeding at once end with the same rows.
+//
 // # The kit slot pool
 //
 // Slots live in fl_kit_slot and are only ever added (store.AddSlots); a

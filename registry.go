@@ -185,7 +185,11 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 		if rbErr := sp.Rollback(undoCtx); rbErr != nil {
 			err = errors.Join(err, fmt.Errorf("roll back to savepoint: %w", rbErr))
 		}
-		r.logger.LogAttrs(ctx, slog.LevelInfo, "trust registration refused",
+		level := slog.LevelError // the database or a collaborator failed
+		if errors.Is(err, ErrDuplicateTrust) || errors.Is(err, ErrNoFreeKitSlot) {
+			level = slog.LevelInfo // an answer, not a fault
+		}
+		r.logger.LogAttrs(ctx, level, "trust registration refused",
 			slog.String("trust_name", p.Name), slog.String("trust_code", p.Code), slog.Any("error", err))
 		return RegistrationResult{}, err
 	}

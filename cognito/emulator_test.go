@@ -1,0 +1,239 @@
+package cognito_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/cognito"
+	"github.com/londonaicentre/flip/internal/cognitolocal"
+)
+
+// bundle is what an emulator test needs: its own user pool, a client that
+// talks to the emulator directly (to create users) and a Provider that
+// goes through a fault-injecting proxy.
+type bundle struct {
+	ctx   context.Context
+	admin *cip.Client
+	pool  string
+	proxy *cognitolocal.Proxy
+	idp   *cognito.Provider
+}
+
+func setup(t *testing.T, opts ...cognito.Option) bundle {
+	t.Helper()
+	emu := cognitolocal.Shared(t)
+	admin := emu.Client()
+	pool := cognitolocal.NewUserPool(t, admin)
+	proxy := cognitolocal.NewProxy(t, emu.URL)
+	opts = append([]cognito.Option{cognito.WithMaxAttempts(2), cognito.WithMaxBackoff(5 * time.Millisecond)}, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return bundle{ctx: ctx, admin: admin, pool: pool, proxy: proxy,
+		idp: cognito.New(cognitolocal.NewClient(proxy.URL), pool, opts...)}
+}
+
+func TestLookupUserByEmail_ReturnsSubAndEmail(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sub := cognitolocal.CreateUser(t, b.admin, b.pool, "ada.admin@example.com")
+	cognitolocal.CreateUser(t, b.admin, b.pool, "bob.viewer@example.com")
+
+	u, err := b.idp.LookupUserByEmail(b.ctx, "ada.admin@example.com")
+	if err != nil {
+		t.Fatalf("lookup: %v", err)
+	}
+	if u.ID != sub || u.Email != "ada.admin@example.com" || !u.Enabled {
+		t.Errorf("got %+v, want id %s, the email, enabled", u, sub)
+	}
+	if n := b.proxy.Lookups("ada.admin@example.com"); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+}
+
+func TestLookupUserByEmail_DisabledUserIsFoundNotEnabled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sub := cognitolocal.CreateUser(t, b.admin, b.pool, "gone@example.com")
+	cognitolocal.DisableUser(t, b.admin, b.pool, "gone@example.com")
+
+	u, err := b.idp.LookupUserByEmail(b.ctx, "gone@example.com")
+	if err != nil {
+		t.Fatalf("lookup: %v", err)
+	}
+	if u.ID != sub || u.Enabled {
+		t.Errorf("got %+v, want id %s and not enabled", u, sub)
+	}
+}
+
+func TestLookupUserByEmail_MissingUserIsNotFound(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cognitolocal.CreateUser(t, b.admin, b.pool, "someone@example.com")
+
+	_, err := b.idp.LookupUserByEmail(b.ctx, "nobody@example.com")
+	if !errors.Is(err, flip.ErrUserNotFound) || errors.Is(err, flip.ErrIdentityProviderUnavailable) {
+		t.Fatalf("err = %v, want ErrUserNotFound only", err)
+	}
+	// cognito-local 5.3.0, like Cognito, answers an empty list; the
+	// UserNotFoundException path is covered with a fake in cognito_test.go.
+	var ipe *flip.IdentityProviderError
+	if !errors.As(err, &ipe) || ipe.Status != 200 {
+		t.Errorf("err = %#v, want a 200 answer without the user", ipe)
+	}
+	if n := b.proxy.Lookups("nobody@example.com"); n != 1 {
+		t.Errorf("%d requests, want 1 (not found is not retried)", n)
+	}
+}
+
+func TestLookupUserByEmail_InvalidEmailIsNeverSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, email := range []string{
+		`a"b@example.com`,
+		`a\b@example.com`,
+		`x" or email = "y@example.com`,
+		``,
+		` padded@example.com`,
+		`no-at-sign.example.com`,
+		"new\nline@example.com",
+	} {
+		_, err := b.idp.LookupUserByEmail(b.ctx, email)
+		if !errors.Is(err, flip.ErrInvalidIdentifier) {
+			t.Errorf("%q: err = %v, want ErrInvalidIdentifier", email, err)
+		}
+	}
+	if n := b.proxy.TotalLookups(); n != 0 {
+		t.Errorf("the proxy saw %d lookups, want none", n)
+	}
+}
+
+func TestLookupUserByEmail_ClassifiesFaults(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		fault     cognitolocal.Fault
+		transient bool
+		status    int
+		code      string
+		requests  int // with WithMaxAttempts(2)
+	}{
+		{cognitolocal.Fault500, true, 500, "InternalErrorException", 2},
+		{cognitolocal.Fault503, true, 503, "ServiceUnavailableException", 2},
+		{cognitolocal.Fault429, true, 429, "TooManyRequestsException", 2},
+		{cognitolocal.FaultThrottle400, true, 400, "TooManyRequestsException", 2},
+		{cognitolocal.Fault502HTML, true, 502, "", 2},
+		{cognitolocal.FaultDrop, true, 0, "", 2},
+		{cognitolocal.Fault400, false, 400, "InvalidParameterException", 1},
+		{cognitolocal.Fault403, false, 403, "NotAuthorizedException", 1},
+	}
+	for _, c := range cases {
+		t.Run(string(c.fault), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			cognitolocal.CreateUser(t, b.admin, b.pool, "faulty@example.com")
+			cognitolocal.CreateUser(t, b.admin, b.pool, "fine@example.com")
+			b.proxy.Fail("faulty@example.com", c.fault)
+
+			_, err := b.idp.LookupUserByEmail(b.ctx, "faulty@example.com")
+			if err == nil {
+				t.Fatal("lookup succeeded")
+			}
+			if !errors.Is(err, flip.ErrIdentityProvider) || errors.Is(err, flip.ErrIdentityProviderUnavailable) != c.transient {
+				t.Errorf("err = %v; want transient=%v", err, c.transient)
+			}
+			if errors.Is(err, flip.ErrUserNotFound) {
+				t.Errorf("err = %v is ErrUserNotFound", err)
+			}
+			var ipe *flip.IdentityProviderError
+			if !errors.As(err, &ipe) || ipe.Status != c.status || ipe.Code != c.code || ipe.Transient() != c.transient {
+				t.Errorf("err = %#v, want status %d code %q", ipe, c.status, c.code)
+			}
+			if n := b.proxy.Lookups("faulty@example.com"); n != c.requests {
+				t.Errorf("%d requests, want %d", n, c.requests)
+			}
+			if _, err := b.idp.LookupUserByEmail(b.ctx, "fine@example.com"); err != nil {
+				t.Errorf("another user's lookup failed: %v", err)
+			}
+		})
+	}
+}
+
+func TestLookupUserByEmail_SlowAnswerPastDeadlineIsTransient(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cognitolocal.CreateUser(t, b.admin, b.pool, "slow@example.com")
+	b.proxy.Fail("slow@example.com", cognitolocal.FaultSlow)
+
+	ctx, cancel := context.WithTimeout(b.ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := b.idp.LookupUserByEmail(ctx, "slow@example.com")
+	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want ErrIdentityProviderUnavailable wrapping context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v after a 300ms deadline", d)
+	}
+}
+
+func TestLookupUserByEmail_ConnectionRefusedIsTransient(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+
+	idp := cognito.New(cognitolocal.NewClient("http://"+addr), "local_pool",
+		cognito.WithMaxAttempts(2), cognito.WithMaxBackoff(5*time.Millisecond))
+	_, err = idp.LookupUserByEmail(context.Background(), "anyone@example.com")
+	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) {
+		t.Fatalf("err = %v, want ErrIdentityProviderUnavailable", err)
+	}
+	var ipe *flip.IdentityProviderError
+	if !errors.As(err, &ipe) || ipe.Status != 0 {
+		t.Errorf("err = %#v, want status 0", ipe)
+	}
+}
+
+func TestLookupUserByEmail_RetriesAreBoundedAndConfigurable(t *testing.T) {
+	t.Parallel()
+	for _, attempts := range []int{1, 4} {
+		b := setup(t, cognito.WithMaxAttempts(attempts))
+		b.proxy.Fail("busy@example.com", cognitolocal.Fault503)
+		_, err := b.idp.LookupUserByEmail(b.ctx, "busy@example.com")
+		if !errors.Is(err, flip.ErrIdentityProviderUnavailable) {
+			t.Fatalf("err = %v", err)
+		}
+		if n := b.proxy.Lookups("busy@example.com"); n != attempts {
+			t.Errorf("WithMaxAttempts(%d): %d requests", attempts, n)
+		}
+	}
+}
+
+func TestNewFromConfig_UsesConfigEndpoint(t *testing.T) {
+	t.Parallel()
+	emu := cognitolocal.Shared(t)
+	pool := cognitolocal.NewUserPool(t, emu.Client())
+	sub := cognitolocal.CreateUser(t, emu.Client(), pool, "cfg@example.com")
+	cfg := aws.Config{
+		Region:       cognitolocal.Region,
+		BaseEndpoint: aws.String(emu.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider(cognitolocal.AccessKeyID, cognitolocal.SecretAccessKey, ""),
+	}
+	idp := cognito.NewFromConfig(cfg, pool)
+	if idp.UserPoolID() != pool {
+		t.Errorf("UserPoolID() = %q", idp.UserPoolID())
+	}
+	u, err := idp.LookupUserByEmail(context.Background(), "cfg@example.com")
+	if err != nil || u.ID != sub {
+		t.Fatalf("lookup = %+v, %v; want id %s", u, err, sub)
+	}
+}

@@ -1,0 +1,93 @@
+package cognitolocal
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+	"github.com/google/uuid"
+)
+
+// Static credentials for the emulator, which accepts any. Tests check that
+// the secret never shows up in logs or reports.
+const (
+	AccessKeyID     = "AKIAFLIPTESTEMULATOR"
+	SecretAccessKey = "flip-test-secret-never-logged"
+	Region          = "eu-west-2"
+)
+
+// NewClient returns a Cognito client for the emulator (or a proxy in front
+// of it) at endpoint, with static credentials. opts adjust it further,
+// e.g. its retryer.
+func NewClient(endpoint string, opts ...func(*cip.Options)) *cip.Client {
+	return cip.New(cip.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
+	}, opts...)
+}
+
+// Client returns a client talking to the emulator directly.
+func (e *Emulator) Client(opts ...func(*cip.Options)) *cip.Client { return NewClient(e.URL, opts...) }
+
+// NewUserPool creates a user pool with a unique name for this test (pools
+// isolate tests sharing one emulator) and returns its id.
+func NewUserPool(t testing.TB, c *cip.Client) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := c.CreateUserPool(ctx, &cip.CreateUserPoolInput{PoolName: aws.String("flip-test-" + hex.EncodeToString(b[:]))})
+	if err != nil {
+		t.Fatalf("cognitolocal: create user pool: %v", err)
+	}
+	return aws.ToString(out.UserPool.Id)
+}
+
+// CreateUser adds a confirmed user with this email to the pool, sending no
+// message, and returns the sub the emulator gave it.
+func CreateUser(t testing.TB, c *cip.Client, poolID, email string) uuid.UUID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := c.AdminCreateUser(ctx, &cip.AdminCreateUserInput{
+		UserPoolId:    aws.String(poolID),
+		Username:      aws.String(email),
+		MessageAction: types.MessageActionTypeSuppress,
+		UserAttributes: []types.AttributeType{
+			{Name: aws.String("email"), Value: aws.String(email)},
+			{Name: aws.String("email_verified"), Value: aws.String("true")},
+		},
+	})
+	if err != nil {
+		t.Fatalf("cognitolocal: create user %s: %v", email, err)
+	}
+	for _, a := range out.User.Attributes {
+		if aws.ToString(a.Name) == "sub" {
+			id, err := uuid.Parse(aws.ToString(a.Value))
+			if err != nil {
+				t.Fatalf("cognitolocal: user %s has sub %q: %v", email, aws.ToString(a.Value), err)
+			}
+			return id
+		}
+	}
+	t.Fatalf("cognitolocal: user %s was created without a sub", email)
+	return uuid.Nil
+}
+
+// DisableUser disables the user with this email (its username).
+func DisableUser(t testing.TB, c *cip.Client, poolID, email string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.AdminDisableUser(ctx, &cip.AdminDisableUserInput{UserPoolId: aws.String(poolID), Username: aws.String(email)}); err != nil {
+		t.Fatalf("cognitolocal: disable user %s: %v", email, err)
+	}
+}

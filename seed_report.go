@@ -1,0 +1,141 @@
+package flip
+
+import (
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// SeedResult is what seeding did for one main user.
+type SeedResult string
+
+// The results of seeding one user. A user whose profile was created and
+// who was granted a role in the same run is SeedCreated, with
+// UserOutcome.RoleGranted set.
+const (
+	// SeedCreated: the user_profile row was inserted.
+	SeedCreated SeedResult = "created"
+	// SeedUpdated: the profile existed with another name or organisation
+	// and was updated (updated_at bumped).
+	SeedUpdated SeedResult = "updated"
+	// SeedGranted: the profile was already right; the user had no role and
+	// was granted the configured one.
+	SeedGranted SeedResult = "granted"
+	// SeedUnchanged: nothing was written.
+	SeedUnchanged SeedResult = "unchanged"
+	// SeedSkippedNotFound: the identity provider has no user with this
+	// email; nothing was written.
+	SeedSkippedNotFound SeedResult = "skipped-not-found"
+	// SeedSkippedTransient: the identity provider could not answer (see
+	// ErrIdentityProviderUnavailable); nothing was written. The next run
+	// tries again.
+	SeedSkippedTransient SeedResult = "skipped-transient"
+)
+
+// UserOutcome is the result of seeding one configured main user.
+type UserOutcome struct {
+	Email  string     `json:"email"`
+	Role   string     `json:"role"`
+	Result SeedResult `json:"result"`
+	// UserID is the identity provider's id for the user; zero when the
+	// user was skipped.
+	UserID uuid.UUID `json:"user_id,omitzero"`
+	// ProfileCreated, ProfileUpdated and RoleGranted say what was written.
+	ProfileCreated bool `json:"profile_created,omitempty"`
+	ProfileUpdated bool `json:"profile_updated,omitempty"`
+	RoleGranted    bool `json:"role_granted,omitempty"`
+	// Status and Code are the identity provider's HTTP status and error
+	// code for a skipped user, when it answered.
+	Status int    `json:"status,omitempty"`
+	Code   string `json:"code,omitempty"`
+	// Cause is why the user was skipped; Reason is its text, for JSON.
+	Cause  error  `json:"-"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Skipped reports whether the user was skipped (not found, or the provider
+// was unavailable).
+func (o UserOutcome) Skipped() bool {
+	return o.Result == SeedSkippedNotFound || o.Result == SeedSkippedTransient
+}
+
+// SeedReport lists the outcome of every main user seeding reached, in
+// configuration order. When SeedMainUsers stops with an error, the users
+// after the one that failed are absent.
+type SeedReport struct {
+	Users []UserOutcome `json:"users"`
+}
+
+// Count returns how many users had result r.
+func (r SeedReport) Count(result SeedResult) int {
+	n := 0
+	for _, o := range r.Users {
+		if o.Result == result {
+			n++
+		}
+	}
+	return n
+}
+
+// Changed reports whether the run wrote anything for any user.
+func (r SeedReport) Changed() bool {
+	for _, o := range r.Users {
+		if o.ProfileCreated || o.ProfileUpdated || o.RoleGranted {
+			return true
+		}
+	}
+	return false
+}
+
+// String summarises the report in one line, e.g.
+// "3 users: 1 created, 1 unchanged, 1 skipped-not-found".
+func (r SeedReport) String() string {
+	s := fmt.Sprintf("%d users", len(r.Users))
+	sep := ": "
+	for _, res := range []SeedResult{SeedCreated, SeedUpdated, SeedGranted, SeedUnchanged, SeedSkippedNotFound, SeedSkippedTransient} {
+		if n := r.Count(res); n > 0 {
+			s += fmt.Sprintf("%s%d %s", sep, n, res)
+			sep = ", "
+		}
+	}
+	return s
+}
+
+// ErrSeedMainUsers is the base of every error SeedMainUsers returns: an
+// invalid configuration (also ErrInvalidMainUsers), a definitive identity
+// provider failure, a database error, or the context ending. A hub that
+// seeds at boot logs it and either refuses to start or starts without the
+// remaining users, as it prefers.
+var ErrSeedMainUsers error = &sentinel{msg: "seeding main users failed"}
+
+// SeedUserError says which main user seeding stopped at and why. It
+// matches ErrSeedMainUsers and its cause with errors.Is (for example
+// ErrIdentityProvider, ErrInvalidIdentifier, context.DeadlineExceeded),
+// and reaches a *IdentityProviderError with errors.As.
+type SeedUserError struct {
+	Index int    // position of the user in the configuration, from 0
+	Email string // the user's email
+	// Step is "lookup" (the identity provider failed definitively) or
+	// "write" (the database failed).
+	Step string
+	// Status and Code are the identity provider's HTTP status and error
+	// code, when it answered.
+	Status int
+	Code   string
+	Err    error
+}
+
+func (e *SeedUserError) Error() string {
+	msg := fmt.Sprintf("seed main user #%d %q: %s", e.Index+1, e.Email, e.Step)
+	if e.Status != 0 {
+		msg += fmt.Sprintf(" (HTTP %d", e.Status)
+		if e.Code != "" {
+			msg += " " + e.Code
+		}
+		msg += ")"
+	}
+	return msg + ": " + e.Err.Error()
+}
+
+// Unwrap returns ErrSeedMainUsers and the cause.
+func (e *SeedUserError) Unwrap() []error { return []error{ErrSeedMainUsers, e.Err} }

@@ -1,0 +1,337 @@
+package flip_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+)
+
+// Seeder behaviour that needs neither PostgreSQL nor the emulator, with an
+// in-memory store and a scripted identity provider. The same behaviour
+// against the real parts is in seed_emulator_test.go.
+
+// memUserStore is a flip.UserStore that records the order of its calls
+// and reports every user as created.
+type memUserStore struct {
+	mu      sync.Mutex
+	applied []uuid.UUID
+	roles   int
+	failOn  uuid.UUID
+}
+
+func (m *memUserStore) EnsureRoles(_ context.Context, _ flip.DBTX, roles []flip.Role, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.roles += len(roles)
+	return nil
+}
+
+func (m *memUserStore) ApplyMainUser(_ context.Context, _ flip.DBTX, p flip.UserProfile, _ uuid.UUID, _ time.Time) (flip.UserChange, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p.UserID == m.failOn {
+		return flip.UserChange{}, errors.New("disk full")
+	}
+	m.applied = append(m.applied, p.UserID)
+	return flip.UserChange{ProfileCreated: true, RoleGranted: true}, nil
+}
+
+func (m *memUserStore) appliedIDs() []uuid.UUID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]uuid.UUID(nil), m.applied...)
+}
+
+// scriptedIdP answers each email with a fixed user or error, after an
+// optional per-email delay, and measures how many lookups overlap.
+type scriptedIdP struct {
+	users    map[string]flip.User
+	errs     map[string]error
+	delay    func(email string) time.Duration
+	inFlight atomic.Int32
+	maxSeen  atomic.Int32
+	calls    atomic.Int32
+}
+
+func newScriptedIdP(emails ...string) *scriptedIdP {
+	p := &scriptedIdP{users: map[string]flip.User{}, errs: map[string]error{}}
+	for _, e := range emails {
+		p.users[e] = flip.User{ID: uuid.New(), Email: e, Enabled: true}
+	}
+	return p
+}
+
+func (p *scriptedIdP) LookupUserByEmail(ctx context.Context, email string) (flip.User, error) {
+	p.calls.Add(1)
+	n := p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
+	for {
+		m := p.maxSeen.Load()
+		if n <= m || p.maxSeen.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if p.delay != nil {
+		select {
+		case <-time.After(p.delay(email)):
+		case <-ctx.Done():
+			return flip.User{}, ctx.Err()
+		}
+	}
+	if err := p.errs[email]; err != nil {
+		return flip.User{}, err
+	}
+	if u, ok := p.users[email]; ok {
+		return u, nil
+	}
+	return flip.User{}, flip.ErrUserNotFound
+}
+
+func mainUsers(n int) []flip.MainUser {
+	users := make([]flip.MainUser, n)
+	for i := range users {
+		users[i] = flip.MainUser{Email: fmt.Sprintf("user%03d@example.com", i), Role: "Researcher", Name: fmt.Sprintf("User %d", i), Organisation: "Example Org"}
+	}
+	return users
+}
+
+func emailsOf(users []flip.MainUser) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = u.Email
+	}
+	return out
+}
+
+func TestSeeder_AppliesWritesInConfigurationOrder(t *testing.T) {
+	t.Parallel()
+	users := mainUsers(20)
+	idp := newScriptedIdP(emailsOf(users)...)
+	// Later users answer first, so lookups finish in reverse order.
+	idp.delay = func(email string) time.Duration {
+		var i int
+		fmt.Sscanf(email, "user%03d@", &i)
+		return time.Duration(20-i) * time.Millisecond
+	}
+	store := &memUserStore{}
+	seeder := flip.NewSeeder(store, users)
+	seeder.Concurrency = 20
+	report, err := seeder.SeedMainUsers(context.Background(), nil, idp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := store.appliedIDs()
+	for i, u := range users {
+		if applied[i] != idp.users[u.Email].ID || report.Users[i].Email != u.Email || report.Users[i].Result != flip.SeedCreated {
+			t.Fatalf("write %d is %s (%+v), want %s", i, applied[i], report.Users[i], u.Email)
+		}
+	}
+	if idp.maxSeen.Load() < 2 {
+		t.Errorf("lookups never overlapped")
+	}
+}
+
+func TestSeeder_BoundsConcurrentLookups(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ set, want int }{{0, flip.DefaultSeedConcurrency}, {1, 1}, {3, 3}} {
+		users := mainUsers(24)
+		idp := newScriptedIdP(emailsOf(users)...)
+		idp.delay = func(string) time.Duration { return 5 * time.Millisecond }
+		seeder := flip.NewSeeder(&memUserStore{}, users)
+		seeder.Concurrency = c.set
+		if _, err := seeder.SeedMainUsers(context.Background(), nil, idp); err != nil {
+			t.Fatal(err)
+		}
+		// Exactly c.want in practice; at least 2 keeps a loaded machine from
+		// failing the test while still proving that lookups overlap.
+		if got := int(idp.maxSeen.Load()); got > c.want || (c.want > 1 && got < 2) {
+			t.Errorf("Concurrency %d: %d lookups in flight at most, want %d", c.set, got, c.want)
+		}
+	}
+}
+
+func TestSeeder_SkipsNotFoundAndTransientStopsOnDefinitive(t *testing.T) {
+	t.Parallel()
+	users := mainUsers(6)
+	idp := newScriptedIdP(emailsOf(users)...)
+	delete(idp.users, users[1].Email)
+	idp.errs[users[2].Email] = &flip.IdentityProviderError{Op: "ListUsers", Status: 503, Code: "ServiceUnavailableException", Kind: flip.ErrIdentityProviderUnavailable}
+	idp.errs[users[4].Email] = &flip.IdentityProviderError{Op: "ListUsers", Status: 403, Code: "NotAuthorizedException"}
+	store := &memUserStore{}
+	report, err := flip.NewSeeder(store, users).SeedMainUsers(context.Background(), nil, idp)
+
+	var sue *flip.SeedUserError
+	if !errors.As(err, &sue) || sue.Email != users[4].Email || sue.Status != 403 || sue.Index != 4 ||
+		!errors.Is(err, flip.ErrSeedMainUsers) || !errors.Is(err, flip.ErrIdentityProvider) {
+		t.Fatalf("err = %v, want a SeedUserError for user 4 with status 403", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, users[4].Email) || !strings.Contains(msg, "403") {
+		t.Errorf("message %q does not name the user and status", msg)
+	}
+	want := []flip.SeedResult{flip.SeedCreated, flip.SeedSkippedNotFound, flip.SeedSkippedTransient, flip.SeedCreated}
+	if len(report.Users) != len(want) {
+		t.Fatalf("report = %+v", report)
+	}
+	for i, w := range want {
+		if report.Users[i].Result != w {
+			t.Errorf("user %d: %s, want %s", i, report.Users[i].Result, w)
+		}
+	}
+	if o := report.Users[2]; o.Status != 503 || o.Code != "ServiceUnavailableException" || o.Cause == nil || o.Reason == "" {
+		t.Errorf("transient outcome = %+v", o)
+	}
+	if n := len(store.appliedIDs()); n != 2 {
+		t.Errorf("%d users written, want 2 (user 5 comes after the stop)", n)
+	}
+}
+
+func TestSeeder_InvalidConfigurationStopsBeforeAnyLookup(t *testing.T) {
+	t.Parallel()
+	users := append(mainUsers(2), flip.MainUser{Email: `evil"@example.com`, Role: "Admin", Name: "E"})
+	idp := newScriptedIdP(emailsOf(users)...)
+	store := &memUserStore{}
+	_, err := flip.NewSeeder(store, users).SeedMainUsers(context.Background(), nil, idp)
+	if !errors.Is(err, flip.ErrInvalidMainUsers) || !errors.Is(err, flip.ErrInvalidIdentifier) || !errors.Is(err, flip.ErrSeedMainUsers) {
+		t.Fatalf("err = %v", err)
+	}
+	if idp.calls.Load() != 0 || store.roles != 0 {
+		t.Errorf("%d lookups and %d role writes before refusing the configuration", idp.calls.Load(), store.roles)
+	}
+}
+
+func TestSeeder_LookupTimeoutSkipsOnlyTheSlowUser(t *testing.T) {
+	t.Parallel()
+	users := mainUsers(3)
+	idp := newScriptedIdP(emailsOf(users)...)
+	idp.delay = func(email string) time.Duration {
+		if email == users[1].Email {
+			return time.Minute
+		}
+		return 0
+	}
+	seeder := flip.NewSeeder(&memUserStore{}, users)
+	seeder.LookupTimeout = 50 * time.Millisecond
+	report, err := seeder.SeedMainUsers(context.Background(), nil, idp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := report.String(); got != "3 users: 2 created, 1 skipped-transient" {
+		t.Errorf("report = %s", got)
+	}
+	if !errors.Is(report.Users[1].Cause, context.DeadlineExceeded) {
+		t.Errorf("cause = %v", report.Users[1].Cause)
+	}
+}
+
+// hangingIdP never answers and ignores its context, the worst case.
+type hangingIdP struct{ release chan struct{} }
+
+func (h hangingIdP) LookupUserByEmail(context.Context, string) (flip.User, error) {
+	<-h.release
+	return flip.User{}, errors.New("released")
+}
+
+func TestSeeder_DeadlineBoundsAProviderThatIgnoresIt(t *testing.T) {
+	t.Parallel()
+	idp := hangingIdP{release: make(chan struct{})}
+	t.Cleanup(func() { close(idp.release) })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := flip.NewSeeder(&memUserStore{}, mainUsers(3)).SeedMainUsers(ctx, nil, idp)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, flip.ErrSeedMainUsers) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("returned after %v", d)
+	}
+}
+
+type panickingIdP struct{}
+
+func (panickingIdP) LookupUserByEmail(context.Context, string) (flip.User, error) { panic("boom") }
+
+func TestSeeder_ProviderPanicIsADefinitiveError(t *testing.T) {
+	t.Parallel()
+	_, err := flip.NewSeeder(&memUserStore{}, mainUsers(1)).SeedMainUsers(context.Background(), nil, panickingIdP{})
+	if !errors.Is(err, flip.ErrIdentityProvider) || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSeeder_UserWithoutIDAndStoreFailureStopTheRun(t *testing.T) {
+	t.Parallel()
+	users := mainUsers(2)
+	idp := newScriptedIdP(emailsOf(users)...)
+	idp.users[users[0].Email] = flip.User{Email: users[0].Email}
+	_, err := flip.NewSeeder(&memUserStore{}, users).SeedMainUsers(context.Background(), nil, idp)
+	var sue *flip.SeedUserError
+	if !errors.As(err, &sue) || sue.Index != 0 || sue.Step != "lookup" {
+		t.Errorf("nil id: err = %v", err)
+	}
+
+	idp = newScriptedIdP(emailsOf(users)...)
+	store := &memUserStore{failOn: idp.users[users[0].Email].ID}
+	_, err = flip.NewSeeder(store, users).SeedMainUsers(context.Background(), nil, idp)
+	if !errors.As(err, &sue) || sue.Step != "write" || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("store failure: err = %v", err)
+	}
+}
+
+func TestSeeder_LogsSkipsWithEmailAndStatusButNoSecrets(t *testing.T) {
+	t.Parallel()
+	users := mainUsers(2)
+	idp := newScriptedIdP(emailsOf(users)...)
+	idp.errs[users[0].Email] = &flip.IdentityProviderError{Op: "ListUsers", Status: 429, Code: "TooManyRequestsException",
+		Kind: flip.ErrIdentityProviderUnavailable, Err: errors.New("rate exceeded")}
+	var buf bytes.Buffer
+	seeder := flip.NewSeeder(&memUserStore{}, users)
+	seeder.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+	if _, err := seeder.SeedMainUsers(context.Background(), nil, idp); err != nil {
+		t.Fatal(err)
+	}
+	var warn map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["level"] == "WARN" {
+			warn = rec
+		}
+	}
+	if warn == nil || warn["email"] != users[0].Email || warn["status"] != float64(429) || warn["code"] != "TooManyRequestsException" {
+		t.Errorf("warning = %v\nlog:\n%s", warn, buf.String())
+	}
+}
+
+func TestSeedReport_JSONAndSummary(t *testing.T) {
+	t.Parallel()
+	r := flip.SeedReport{Users: []flip.UserOutcome{
+		{Email: "a@example.com", Role: "Admin", Result: flip.SeedCreated, UserID: uuid.MustParse("0b5b1d1e-8c1c-4a55-9a3c-6f1d2b7e9a10"), ProfileCreated: true, RoleGranted: true},
+		{Email: "b@example.com", Role: "Viewer", Result: flip.SeedSkippedTransient, Status: 503, Reason: "identity provider unavailable"},
+	}}
+	got, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"users":[{"email":"a@example.com","role":"Admin","result":"created","user_id":"0b5b1d1e-8c1c-4a55-9a3c-6f1d2b7e9a10","profile_created":true,"role_granted":true},` +
+		`{"email":"b@example.com","role":"Viewer","result":"skipped-transient","status":503,"reason":"identity provider unavailable"}]}`
+	if string(got) != want {
+		t.Errorf("JSON:\n%s\nwant\n%s", got, want)
+	}
+	if s := r.String(); s != "2 users: 1 created, 1 skipped-transient" || !r.Changed() || r.Count(flip.SeedCreated) != 1 || !r.Users[1].Skipped() {
+		t.Errorf("String() = %q", s)
+	}
+}
