@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+)
+
+// Registrar registers a trust inside the caller's transaction;
+// *flip.Registry is the real one.
+type Registrar interface {
+	RegisterTrust(ctx context.Context, tx flip.DBTX, p flip.TrustParams) (flip.RegistrationResult, error)
+}
+
+// TrustsHandler serves POST /admin/trusts: it registers the trust in the
+// body in a transaction of the request's own, audited as the admin the
+// Authoriser names, and answers with the trust, its kit slot and both keys.
+// It commits only on success and rolls back on every error, so a refused
+// or failed request leaves nothing behind.
+type TrustsHandler struct {
+	DB         flip.TxBeginner // *sql.DB or *sqlx.DB
+	Registrar  Registrar       // usually flip.NewRegistry(store.New())
+	Authoriser Authoriser
+	// Logger receives one line per request outcome; never a key. nil
+	// discards.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds the request body; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// AfterCommit, if set, runs after a registration committed, e.g. the
+	// API-key Verifier's Purge.
+	AfterCommit func(flip.RegistrationResult)
+}
+
+// registerResponse is the 201 body. Region is null when none was given.
+type registerResponse struct {
+	ID                      uuid.UUID `json:"id"`
+	Name                    string    `json:"name"`
+	Code                    string    `json:"code"`
+	Region                  *string   `json:"region"`
+	CreatedAt               time.Time `json:"created_at"`
+	TrustAPIKey             string    `json:"trust_api_key"`
+	TrustInternalServiceKey string    `json:"trust_internal_service_key"`
+	FLKitSlot               string    `json:"fl_kit_slot"`
+	FLKitSlotNumber         int       `json:"fl_kit_slot_number"`
+}
+
+// ServeHTTP implements http.Handler. Checks run cheapest first and the
+// caller's identity before the body: method (405), credentials (401/403),
+// content type (415), body (413/400), then the registration (400/409/500).
+func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := h.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "use POST to register a trust")
+		return
+	}
+	adminID, err := h.Authoriser.AuthoriseAdmin(r)
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, http.StatusUnauthorized, "authentication required")
+		return
+	case err != nil:
+		writeError(w, http.StatusForbidden, "only FLIP admins may register trusts")
+		return
+	case adminID == uuid.Nil:
+		// An authoriser that grants without naming the admin would leave
+		// the audit trail blank, as if no person had acted.
+		log.ErrorContext(r.Context(), "authoriser granted access without an admin id")
+		writeError(w, http.StatusInternalServerError, internalErrorMessage)
+		return
+	}
+	if err := checkContentType(r); err != nil {
+		writeRequestError(w, err)
+		return
+	}
+	limit := h.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	req, err := decodeRegisterRequest(w, r, limit)
+	if err != nil {
+		writeRequestError(w, err)
+		return
+	}
+	p := flip.TrustParams{Name: req.Name, Code: req.Code, Region: req.Region, AuditUserID: adminID}
+	res, err := h.register(r.Context(), p)
+	if err != nil {
+		status, msg := registrationStatus(err)
+		level := slog.LevelInfo
+		if status == http.StatusInternalServerError {
+			level = slog.LevelError
+		}
+		log.Log(r.Context(), level, "trust registration failed",
+			slog.Int("status", status), slog.String("admin_id", adminID.String()), slog.Any("error", err))
+		writeError(w, status, msg)
+		return
+	}
+	log.InfoContext(r.Context(), "trust registered", slog.Any("result", res), slog.String("admin_id", adminID.String()))
+	if h.AfterCommit != nil {
+		h.AfterCommit(res)
+	}
+	w.Header().Set("Location", "/admin/trusts/"+res.Trust.ID.String())
+	writeJSON(w, http.StatusCreated, newRegisterResponse(res))
+}
+
+// register runs the registration in a transaction of its own: committed on
+// success, rolled back on any error (the deferred Rollback is a no-op after
+// Commit).
+func (h *TrustsHandler) register(ctx context.Context, p flip.TrustParams) (flip.RegistrationResult, error) {
+	tx, err := h.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return flip.RegistrationResult{}, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := h.Registrar.RegisterTrust(ctx, tx, p)
+	if err != nil {
+		return flip.RegistrationResult{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return flip.RegistrationResult{}, err
+	}
+	return res, nil
+}
+
+func writeRequestError(w http.ResponseWriter, err error) {
+	var re *requestError
+	if errors.As(err, &re) {
+		writeError(w, re.status, re.msg)
+		return
+	}
+	writeError(w, http.StatusBadRequest, "bad request")
+}
+
+func newRegisterResponse(res flip.RegistrationResult) registerResponse {
+	out := registerResponse{
+		ID: res.Trust.ID, Name: res.Trust.Name, Code: res.Trust.Code, CreatedAt: res.Trust.CreatedAt,
+		TrustAPIKey: res.APIKey, TrustInternalServiceKey: res.InternalServiceKey,
+		FLKitSlot: res.KitSlot.Name, FLKitSlotNumber: res.KitSlot.Number,
+	}
+	if res.Trust.Region != "" {
+		region := res.Trust.Region
+		out.Region = &region
+	}
+	return out
+}

@@ -1,0 +1,398 @@
+package fliptest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+)
+
+// TestStore runs flip's registration behaviour suite against the store a
+// Harness wraps, each case in a parallel subtest with a harness of its own.
+// This package runs it against both Store and store.Store on PostgreSQL,
+// so the fake behaves as the real store does; run it against your own
+// flip.Store implementation the same way:
+//
+//	func TestMyStore(t *testing.T) {
+//		t.Parallel()
+//		fliptest.TestStore(t, func(t *testing.T) fliptest.Harness { return myHarness(t) })
+//	}
+func TestStore(t *testing.T, newHarness func(t *testing.T) Harness) {
+	t.Helper()
+	for _, c := range storeCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, newSuite(t, newHarness(t)))
+		})
+	}
+}
+
+// suite is one case's harness plus helpers that fail the test on setup
+// errors.
+type suite struct {
+	Harness
+	t   *testing.T
+	ctx context.Context
+	reg *flip.Registry
+}
+
+func newSuite(t *testing.T, h Harness) *suite {
+	return &suite{Harness: h, t: t, ctx: t.Context(), reg: flip.NewRegistry(h.Store)}
+}
+
+func (s *suite) addSlots(specs ...string) {
+	s.t.Helper()
+	if err := s.AddSlots(s.ctx, specs...); err != nil {
+		s.t.Fatalf("add slots: %v", err)
+	}
+}
+
+func (s *suite) begin() StoreTx {
+	s.t.Helper()
+	tx, err := s.Begin(s.ctx)
+	if err != nil {
+		s.t.Fatalf("begin: %v", err)
+	}
+	return tx
+}
+
+// register runs one registration in a transaction of its own, committed on
+// success and rolled back on error, as the hub does.
+func (s *suite) register(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
+	tx, err := s.Begin(s.ctx)
+	if err != nil {
+		return flip.RegistrationResult{}, err
+	}
+	res, err := reg.RegisterTrust(s.ctx, tx, p)
+	if err != nil {
+		_ = tx.Rollback()
+		return res, err
+	}
+	return res, tx.Commit()
+}
+
+func (s *suite) mustRegister(p flip.TrustParams) flip.RegistrationResult {
+	s.t.Helper()
+	res, err := s.register(s.reg, p)
+	if err != nil {
+		s.t.Fatalf("register %q: %v", p.Name, err)
+	}
+	return res
+}
+
+func (s *suite) snapshot() Snapshot {
+	s.t.Helper()
+	snap, err := s.Snapshot(s.ctx)
+	if err != nil {
+		s.t.Fatalf("snapshot: %v", err)
+	}
+	return snap
+}
+
+// wantNothingRegistered fails unless no trust, audit row or slot
+// assignment is committed.
+func (s *suite) wantNothingRegistered() {
+	s.t.Helper()
+	snap := s.snapshot()
+	if len(snap.Trusts) != 0 || len(snap.Audits) != 0 {
+		s.t.Errorf("want nothing registered, have %d trusts and %d audit rows", len(snap.Trusts), len(snap.Audits))
+	}
+	for _, sl := range snap.Slots {
+		if sl.AssignedTo != uuid.Nil {
+			s.t.Errorf("slot %s is assigned to %s, want free", sl.Name, sl.AssignedTo)
+		}
+	}
+}
+
+func wantErrIs(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error = %v, want one matching %v", err, target)
+	}
+}
+
+// failingSlots is a SlotStore whose ClaimSlot fails after the trust row
+// was inserted, to prove the savepoint undoes it.
+type failingSlots struct{ err error }
+
+func (f failingSlots) ClaimSlot(context.Context, flip.DBTX, uuid.UUID, time.Time) (flip.KitSlot, error) {
+	return flip.KitSlot{}, f.err
+}
+
+// failingAudit fails the last step of a registration, after the trust and
+// the slot were written.
+type failingAudit struct {
+	flip.Store
+	err error
+}
+
+func (f failingAudit) InsertAudit(context.Context, flip.DBTX, flip.TrustAudit) error { return f.err }
+
+var errInjected = errors.New("fliptest: injected failure")
+
+var storeCases = []struct {
+	name string
+	run  func(t *testing.T, s *suite)
+}{
+	{"ClaimsLowestNumberThenName", func(t *testing.T, s *suite) {
+		s.addSlots("Zed", "Trust_010", "Trust_002", "Alpha_002")
+		var got []string
+		for i := range 4 {
+			res := s.mustRegister(flip.TrustParams{Name: fmt.Sprint("Trust ", i), Code: fmt.Sprint("T", i)})
+			got = append(got, fmt.Sprintf("%s/%d", res.KitSlot.Name, res.KitSlot.Number))
+		}
+		want := []string{"Alpha_002/2", "Trust_002/2", "Trust_010/10", "Zed/10000"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("slots claimed = %v, want %v", got, want)
+		}
+		_, err := s.register(s.reg, flip.TrustParams{Name: "One too many", Code: "X"})
+		wantErrIs(t, err, flip.ErrNoFreeKitSlot)
+	}},
+	{"StoresTrustHashSlotAndAudit", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001")
+		admin := uuid.New()
+		res := s.mustRegister(flip.TrustParams{Name: " Guy's and St Thomas' ", Code: "GSTT", Region: " London ", AuditUserID: admin})
+		snap := s.snapshot()
+		if len(snap.Trusts) != 1 {
+			t.Fatalf("have %d trusts, want 1", len(snap.Trusts))
+		}
+		got := snap.Trusts[0]
+		if got.ID != res.Trust.ID || got.Name != "Guy's and St Thomas'" || got.Code != "GSTT" || got.Region != "London" || !got.CreatedAt.Equal(res.Trust.CreatedAt) {
+			t.Errorf("stored trust = %+v, returned %+v", got, res.Trust)
+		}
+		if h := snap.Hashes[got.ID]; h != flip.HashAPIKey(res.APIKey) || h == flip.HashAPIKey(res.InternalServiceKey) {
+			t.Errorf("stored api_key_hash is not HashAPIKey of the API key")
+		}
+		if sl := snap.Slots[0]; sl.AssignedTo != got.ID || !sl.AssignedAt.Equal(got.CreatedAt) {
+			t.Errorf("slot = %+v, want assigned to %s at %v", sl, got.ID, got.CreatedAt)
+		}
+		if len(snap.Audits) != 1 {
+			t.Fatalf("have %d audit rows, want 1", len(snap.Audits))
+		}
+		a := snap.Audits[0]
+		if a.TrustID != got.ID || a.TrustName != got.Name || a.Action != flip.AuditRegistered || a.ModifiedBy != admin || a.Subject != uuid.Nil || !a.AuditDate.Equal(got.CreatedAt) {
+			t.Errorf("audit row = %+v", a)
+		}
+	}},
+	{"BlankRegionAndNoAdminAreNull", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001")
+		s.mustRegister(flip.TrustParams{Name: "Deploy", Code: "DEP", Region: "  "})
+		snap := s.snapshot()
+		if snap.Trusts[0].Region != "" || snap.Audits[0].ModifiedBy != uuid.Nil {
+			t.Errorf("region = %q, modified_by = %s; want both empty", snap.Trusts[0].Region, snap.Audits[0].ModifiedBy)
+		}
+	}},
+	{"DuplicateNameIsExact", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001..Trust_003")
+		s.mustRegister(flip.TrustParams{Name: "Alpha", Code: "A1"})
+		_, err := s.register(s.reg, flip.TrustParams{Name: "Alpha", Code: "A2"})
+		var dup *flip.DuplicateTrustError
+		if !errors.As(err, &dup) || dup.Field != "name" || !errors.Is(err, flip.ErrDuplicateTrust) {
+			t.Fatalf("error = %v, want a DuplicateTrustError on name", err)
+		}
+		s.mustRegister(flip.TrustParams{Name: "alpha", Code: "A3"})
+		if n := len(s.snapshot().Trusts); n != 2 {
+			t.Errorf("have %d trusts, want 2", n)
+		}
+	}},
+	{"DuplicateCodeIgnoresCase", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001..Trust_002")
+		s.mustRegister(flip.TrustParams{Name: "Alpha", Code: "gstt"})
+		_, err := s.register(s.reg, flip.TrustParams{Name: "Beta", Code: "GSTT"})
+		var dup *flip.DuplicateTrustError
+		if !errors.As(err, &dup) || dup.Field != "code" {
+			t.Fatalf("error = %v, want a DuplicateTrustError on code", err)
+		}
+	}},
+	{"FailedRegistrationLeavesTxUsable", func(t *testing.T, s *suite) {
+		tx := s.begin()
+		defer tx.Rollback()
+		_, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "No slot", Code: "NS"})
+		wantErrIs(t, err, flip.ErrNoFreeKitSlot)
+		s.addSlots("Trust_001")
+		if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "Second try", Code: "ST"}); err != nil {
+			t.Fatalf("register in the same transaction after a failure: %v", err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		snap := s.snapshot()
+		if len(snap.Trusts) != 1 || snap.Trusts[0].Name != "Second try" || len(snap.Audits) != 1 {
+			t.Errorf("trusts = %+v, audits = %d; want only the second registration", snap.Trusts, len(snap.Audits))
+		}
+	}},
+	{"FailureAfterInsertUndoesTrust", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001")
+		reg := flip.NewRegistry(s.Store, flip.WithSlotStore(failingSlots{errInjected}))
+		tx := s.begin()
+		_, err := reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"})
+		wantErrIs(t, err, errInjected)
+		wantErrIs(t, err, flip.ErrTrustRegistration)
+		if err := tx.Commit(); err != nil { // committing anyway must persist nothing
+			t.Fatal(err)
+		}
+		s.wantNothingRegistered()
+	}},
+	{"FailureAtAuditUndoesTrustAndSlot", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001")
+		reg := flip.NewRegistry(failingAudit{Store: s.Store, err: errInjected})
+		tx := s.begin()
+		_, err := reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"})
+		wantErrIs(t, err, errInjected)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		s.wantNothingRegistered()
+		s.mustRegister(flip.TrustParams{Name: "A", Code: "A"}) // the slot is free again
+	}},
+	{"CallerRollbackLeavesNothing", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001")
+		tx := s.begin()
+		if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		s.wantNothingRegistered()
+	}},
+	{"EarlierWorkInTxSurvivesAFailure", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001..Trust_002")
+		tx := s.begin()
+		defer tx.Rollback()
+		if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "B"})
+		wantErrIs(t, err, flip.ErrDuplicateTrust)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		snap := s.snapshot()
+		if len(snap.Trusts) != 1 || len(snap.Audits) != 1 || snap.Slots[1].AssignedTo != uuid.Nil {
+			t.Errorf("want exactly the first registration, have %d trusts, %d audits, slots %+v", len(snap.Trusts), len(snap.Audits), snap.Slots)
+		}
+	}},
+	{"SameNameWaitsForOpenTransaction", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001..Trust_002")
+		for _, commitFirst := range []bool{false, true} {
+			name := fmt.Sprint("Contested ", commitFirst)
+			tx := s.begin()
+			if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: name, Code: name}); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := s.register(s.reg, flip.TrustParams{Name: name, Code: "other " + name})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				t.Fatalf("second registration of %q finished while the first was open: %v", name, err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			end := tx.Rollback
+			if commitFirst {
+				end = tx.Commit
+			}
+			if err := end(); err != nil {
+				t.Fatal(err)
+			}
+			err := <-done
+			if commitFirst {
+				wantErrIs(t, err, flip.ErrDuplicateTrust)
+			} else if err != nil {
+				t.Fatalf("second registration after the first rolled back: %v", err)
+			}
+		}
+	}},
+	{"ConcurrentRegistrationsTakeDistinctSlots", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001..Trust_010")
+		errs := make([]error, 20)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() {
+				_, errs[i] = s.register(s.reg, flip.TrustParams{Name: fmt.Sprint("Trust ", i), Code: fmt.Sprint("C", i)})
+			})
+		}
+		wg.Wait()
+		ok, full := 0, 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, flip.ErrNoFreeKitSlot):
+				full++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 10 || full != 10 {
+			t.Errorf("%d registered and %d refused for lack of a slot; want 10 and 10", ok, full)
+		}
+		holders := map[uuid.UUID]bool{}
+		for _, sl := range s.snapshot().Slots {
+			if sl.AssignedTo == uuid.Nil || holders[sl.AssignedTo] {
+				t.Errorf("slot %s assigned to %s: want every slot held by a different trust", sl.Name, sl.AssignedTo)
+			}
+			holders[sl.AssignedTo] = true
+		}
+	}},
+	{"ConcurrentSameNameOneWins", func(t *testing.T, s *suite) {
+		s.addSlots("Trust_001..Trust_008")
+		errs := make([]error, 8)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() {
+				_, errs[i] = s.register(s.reg, flip.TrustParams{Name: "Same", Code: fmt.Sprint("C", i)})
+			})
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, flip.ErrDuplicateTrust) {
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if n := len(s.snapshot().Trusts); ok != 1 || n != 1 {
+			t.Errorf("%d registrations succeeded, %d trusts stored; want 1 and 1", ok, n)
+		}
+	}},
+	{"LookupFindsCommittedKeysOnly", func(t *testing.T, s *suite) {
+		if s.Lookup == nil {
+			t.Skip("harness has no APIKeyLookup")
+		}
+		s.addSlots("Trust_001")
+		tx := s.begin()
+		defer tx.Rollback()
+		res, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := flip.NewVerifier(s.Lookup)
+		if _, err := v.Verify(s.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+			t.Errorf("verify before commit: error = %v, want ErrUnknownAPIKey", err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Verify(s.ctx, res.APIKey)
+		if err != nil || got.ID != res.Trust.ID || got.Name != "A" || !got.CreatedAt.Equal(res.Trust.CreatedAt) {
+			t.Errorf("verify after commit = %+v, %v; want trust %s", got, err, res.Trust.ID)
+		}
+		if _, err := v.Verify(s.ctx, res.InternalServiceKey); !errors.Is(err, flip.ErrMalformedKey) {
+			t.Errorf("verify the internal-service key: error = %v, want ErrMalformedKey", err)
+		}
+		other, _ := flip.RandomKeyMinter{}.MintKey(flip.TrustAPIKey)
+		if _, err := v.Verify(s.ctx, other); !errors.Is(err, flip.ErrUnknownAPIKey) {
+			t.Errorf("verify an unknown key: error = %v, want ErrUnknownAPIKey", err)
+		}
+	}},
+}

@@ -1,0 +1,182 @@
+package flip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// API-key verification
+//
+// A trust authenticates to the hub with the trust API key RegisterTrust
+// returned. The hub stores only HashAPIKey(key), so verifying a key means
+// hashing it, finding the trust that holds that hash with one indexed
+// lookup, and comparing the hashes in constant time. Verifier does exactly
+// that, refuses malformed keys before any lookup, and can keep recent grants
+// in memory for a short time.
+
+// ErrUnauthorized is the base of every error Verifier.Verify returns for a
+// key that does not identify a trust: malformed, unknown, or matching no
+// stored hash. The hub answers it with HTTP 401 and a
+// "WWW-Authenticate: ApiKey" header. Errors that are not ErrUnauthorized
+// (the database is unreachable) are the hub's problem, not the caller's:
+// answer 503 or 500, never 401, so a trust does not conclude that its key
+// was revoked.
+var ErrUnauthorized error = &sentinel{msg: "unauthorized"}
+
+// ErrUnknownAPIKey is returned by Verifier.Verify for a well-formed key that
+// no trust holds. It is also an ErrUnauthorized (HTTP 401).
+var ErrUnknownAPIKey error = &sentinel{msg: "no trust holds this API key", parent: ErrUnauthorized}
+
+// APIKeyRecord is what an APIKeyLookup finds: a trust and the hash stored
+// in its trust.api_key_hash.
+type APIKeyRecord struct {
+	Trust      Trust
+	APIKeyHash string
+}
+
+// APIKeyLookup finds the trust that holds an API-key hash. store.APIKeyLookup
+// implements it for PostgreSQL with an indexed query; fliptest.Store
+// implements it in memory. Implementations must be safe for concurrent use.
+type APIKeyLookup interface {
+	// LookupAPIKeyHash returns the trust whose stored API-key hash equals
+	// hash (64 lowercase hex characters, see HashAPIKey). found is false,
+	// with a nil error, when no trust holds it. err is reserved for failures
+	// to look (the database is down), which must not read as "unknown key".
+	LookupAPIKeyHash(ctx context.Context, hash string) (rec APIKeyRecord, found bool, err error)
+}
+
+// Verifier checks trust API keys presented to the hub. Create one at
+// start-up and share it: it is safe for concurrent use.
+//
+//	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithCache(time.Minute, 10_000))
+//	trust, err := v.Verify(ctx, r.Header.Get("X-API-Key"))
+//	if errors.Is(err, flip.ErrUnauthorized) { /* 401 */ }
+//
+// With WithCache, a verified key is remembered for at most the cache's TTL,
+// so a revoked key keeps working for up to that long unless the code that
+// revokes it calls Invalidate or Purge. Refusals are never cached: a key the
+// database does not know is looked up again on every request, and a grant
+// is only ever remembered from a lookup that found the trust.
+type Verifier struct {
+	lookup APIKeyLookup
+	now    func() time.Time
+	cache  *grantCache // nil without WithCache
+}
+
+// VerifierOption configures a Verifier.
+type VerifierOption func(*Verifier)
+
+// WithCache keeps successful verifications in memory for up to ttl, in at
+// most maxEntries entries (the oldest go first when it is full). It saves a
+// database round trip per request for trusts that call often. A ttl or
+// maxEntries of zero or less leaves caching off. Only hashes of keys are
+// kept, never the keys themselves.
+func WithCache(ttl time.Duration, maxEntries int) VerifierOption {
+	return func(v *Verifier) {
+		if ttl <= 0 || maxEntries <= 0 {
+			v.cache = nil
+			return
+		}
+		v.cache = newGrantCache(ttl, maxEntries)
+	}
+}
+
+// WithVerifierClock sets the clock the cache's expiry is measured with
+// (default time.Now); tests use it to step past the TTL.
+func WithVerifierClock(now func() time.Time) VerifierOption {
+	return func(v *Verifier) { v.now = now }
+}
+
+// NewVerifier returns a Verifier that finds trusts through lookup, usually
+// store.NewAPIKeyLookup(db) on the hub's connection pool. Caching is off
+// unless WithCache is given.
+func NewVerifier(lookup APIKeyLookup, opts ...VerifierOption) *Verifier {
+	v := &Verifier{lookup: lookup, now: time.Now}
+	for _, opt := range opts {
+		opt(v)
+	}
+	return v
+}
+
+// Verify returns the trust that holds key.
+//
+// A key that is not well formed for a trust API key (wrong length, prefix,
+// alphabet or checksum; see CheckKey) is refused with an error matching
+// ErrMalformedKey and ErrUnauthorized without any lookup. A well-formed key
+// no trust holds returns ErrUnknownAPIKey (also ErrUnauthorized). A failed
+// lookup returns its error, which does not match ErrUnauthorized. No error
+// contains the key or its hash.
+func (v *Verifier) Verify(ctx context.Context, key string) (Trust, error) {
+	if err := CheckKey(TrustAPIKey, key); err != nil {
+		return Trust{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	if v.lookup == nil {
+		return Trust{}, errNilLookup
+	}
+	hash := HashAPIKey(key)
+	var (
+		gen     uint64
+		started time.Time
+	)
+	if v.cache != nil {
+		started = v.now()
+		t, ok, g := v.cache.get(hash, started)
+		if ok {
+			return t, nil
+		}
+		gen = g
+	}
+	rec, found, err := v.lookup.LookupAPIKeyHash(ctx, hash)
+	if err != nil {
+		return Trust{}, fmt.Errorf("verify trust API key: %w", err)
+	}
+	// The lookup matched on the hash already; comparing again in constant
+	// time guards against a lookup that returns the wrong row (a
+	// case-insensitive collation, a bug) and costs one SHA-256.
+	if !found || !APIKeyMatchesHash(key, rec.APIKeyHash) {
+		return Trust{}, ErrUnknownAPIKey
+	}
+	if v.cache != nil {
+		// Dated from before the lookup: the grant expires no later than
+		// ttl after the database confirmed it.
+		v.cache.put(hash, rec.Trust, started, gen)
+	}
+	return rec.Trust, nil
+}
+
+// Invalidate forgets cached grants for trustID. Call it after committing a
+// change that must take effect at once for that trust (its deletion, a new
+// API key). Without a cache it does nothing.
+func (v *Verifier) Invalidate(trustID uuid.UUID) {
+	if v.cache != nil {
+		v.cache.invalidate(func(t Trust) bool { return t.ID == trustID })
+	}
+}
+
+// Purge forgets every cached grant. The hub calls it after committing any
+// change to the trust table, registrations included. (A registration alone
+// cannot make a cached grant wrong, as only grants are cached and a new
+// trust's key is new; purging on every change keeps the rule simple: no
+// grant survives a change this process made.) Without a cache it does
+// nothing.
+func (v *Verifier) Purge() {
+	if v.cache != nil {
+		v.cache.invalidate(func(Trust) bool { return true })
+	}
+}
+
+// CachedGrants returns how many grants the cache holds (expired ones not
+// yet dropped included), for metrics and tests; 0 without a cache.
+func (v *Verifier) CachedGrants() int {
+	if v.cache == nil {
+		return 0
+	}
+	return v.cache.len()
+}
+
+// errNilLookup keeps a zero Verifier from panicking on a nil interface.
+var errNilLookup = errors.New("flip: Verifier has no APIKeyLookup; create it with NewVerifier")
