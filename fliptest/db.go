@@ -13,7 +13,9 @@
 // The server is found through DATABASE_URL (default
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable); the role needs
 // CREATEDB. Databases are cloned from a template built once per migration
-// set, so a new one costs a CREATE DATABASE, not a migration run. When no
+// set, so a new one costs a CREATE DATABASE, not a migration run; the
+// templates (flip_tmpl_v<version>_<hash>) stay on the server as that cache,
+// and a changed migration replaces its stale template. When no
 // server answers, the test is skipped, except under CI=true, where it
 // fails: a CI run must never pass by skipping its database tests.
 package fliptest
@@ -217,7 +219,32 @@ func templateFor(ctx context.Context, admin *sql.DB, version int) (string, error
 		return "", err
 	}
 	templates.Store(version, name)
+	dropStaleTemplates(ctx, conn, version, name)
 	return name, nil
+}
+
+// dropStaleTemplates removes templates of the same version built from other
+// migration files, so that changing a migration does not leave a database
+// behind on every developer's server. Failures are ignored: a stale
+// template costs disk, not correctness.
+func dropStaleTemplates(ctx context.Context, conn *sql.Conn, version int, keep string) {
+	rows, err := conn.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2`,
+		fmt.Sprintf("flip\\_tmpl\\_v%d\\_%%", version), keep)
+	if err != nil {
+		return
+	}
+	var stale []string
+	for rows.Next() {
+		var n string
+		if rows.Scan(&n) == nil {
+			stale = append(stale, n)
+		}
+	}
+	rows.Close()
+	for _, n := range stale {
+		_, _ = conn.ExecContext(ctx, `ALTER DATABASE `+quoteIdent(n)+` WITH IS_TEMPLATE false`)
+		_, _ = conn.ExecContext(ctx, `DROP DATABASE IF EXISTS `+quoteIdent(n)+` WITH (FORCE)`)
+	}
 }
 
 func randomSuffix() string {
