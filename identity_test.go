@@ -1,7 +1,6 @@
 package flip_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -55,20 +54,4 @@ func TestIdentityProviderError_MatchesItsKindAndCause(t *testing.T) {
 	if definitive.Transient() || !errors.Is(definitive, flip.ErrIdentityProvider) || errors.Is(definitive, flip.ErrIdentityProviderUnavailable) {
 		t.Errorf("a zero Kind must be a definitive ErrIdentityProvider: %v", definitive)
 	}
-}
-
-// mapIdP is an IdentityProvider answering from a map; it doubles as a
-// compile-time check that a map-backed fake satisfies the interface.
-type mapIdP map[string]flip.User
-
-var _ flip.IdentityProvider = mapIdP(nil)
-
-func (m mapIdP) LookupUserByEmail(_ context.Context, email string) (flip.User, error) {
-	if err := flip.ValidateEmail(email); err != nil {
-		return flip.User{}, err
-	}
-	if u, ok := m[email]; ok {
-		return u, nil
-	}
-	return flip.User{}, flip.ErrUserNotFound
 }

@@ -18,6 +18,16 @@
 // and a changed migration replaces its stale template. When no
 // server answers, the test is skipped, except under CI=true, where it
 // fails: a CI run must never pass by skipping its database tests.
+//
+// For tests that need behaviour rather than a database, the package has
+// in-memory fakes of every interface flip defines, each with knobs to make
+// the next call fail: Store (flip.Store and flip.APIKeyLookup), KeyMinter,
+// IdentityProvider and UserStore. They need no server, and importing
+// fliptest never pulls in the AWS SDK (only lib/pq, for NewDB). The
+// behaviour suites TestStore, TestIdentityProvider and
+// TestUserStore run against both the fakes and the real implementations
+// (PostgreSQL, the Cognito adapter on an emulator), so the fakes cannot
+// drift from what they stand in for.
 package fliptest
 
 import (

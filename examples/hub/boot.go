@@ -5,23 +5,133 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/cognito"
 	"github.com/londonaicentre/flip/store"
 )
 
 // SeedFunc is the boot step that seeds the platform's main users, e.g.
-//
-//	func(ctx context.Context) error {
-//		_, err := flip.NewSeeder(store.New(), users).SeedMainUsers(ctx, db, idp)
-//		return err
-//	}
-//
-// It runs after migration and before the first request is served. nil
-// skips seeding.
+// NewSeedFunc(db, flip.NewSeeder(store.New(), users), idp), or SeedFromEnv
+// for the whole configuration. It runs after migration and before the
+// first request is served. nil skips seeding.
 type SeedFunc func(ctx context.Context) error
+
+// The environment SeedFromEnv reads, besides flip.EnvMainUsers
+// (FLIP_MAIN_USERS) and flip.EnvMainUsersFile (FLIP_MAIN_USERS_FILE).
+const (
+	// EnvUserPoolID names the Cognito user pool the main users are looked
+	// up in; required when main users are configured.
+	EnvUserPoolID = "COGNITO_USER_POOL_ID"
+	// EnvCognitoEndpoint, when set, is the Cognito endpoint URL, e.g. the
+	// cognito-local emulator's; unset means AWS.
+	EnvCognitoEndpoint = "COGNITO_ENDPOINT"
+)
+
+// SeedTimeout bounds the seeding step, so that a hub whose identity
+// provider hangs fails to boot instead of waiting for ever. Each lookup is
+// bounded too (flip.DefaultLookupTimeout), and one that times out only
+// skips its user.
+const SeedTimeout = 2 * time.Minute
+
+// placeholderRegion is the region used with EnvCognitoEndpoint when the
+// AWS configuration names none: an emulator accepts any.
+const placeholderRegion = "eu-west-2"
+
+// NewSeedFunc returns the boot step that runs seeder through idp, writing
+// on db (the hub's pool: one short transaction per user). Users the
+// provider does not know or cannot answer for are skipped with a warning
+// in seeder's log and the hub still starts; a definitive failure (an HTTP
+// 400 or 403 from the provider, a database error) is returned, and stops
+// the boot.
+func NewSeedFunc(db flip.DBTX, seeder *flip.Seeder, idp flip.IdentityProvider) SeedFunc {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, SeedTimeout)
+		defer cancel()
+		_, err := seeder.SeedMainUsers(ctx, db, idp)
+		return err
+	}
+}
+
+// SeedFromEnv builds the boot step that seeds the main users from the
+// environment, read through getenv (os.Getenv in main):
+//
+//   - the main users from FLIP_MAIN_USERS (JSON) or FLIP_MAIN_USERS_FILE
+//     (see flip.MainUsersFromEnv); with neither set, the step only logs
+//     that seeding is skipped;
+//   - the Cognito user pool COGNITO_USER_POOL_ID, reached at
+//     COGNITO_ENDPOINT when that is set (the emulator), else at AWS, with
+//     region and credentials from the standard AWS configuration chain
+//     (AWS_REGION, AWS_ACCESS_KEY_ID, shared files, instance role). With
+//     COGNITO_ENDPOINT and no AWS_ACCESS_KEY_ID, placeholder credentials
+//     are used, which the emulator accepts.
+//
+// A configuration that cannot work (unreadable main users, users but no
+// pool, no region for AWS) is an error here, before anything is migrated,
+// so the hub refuses to start with a message saying what to set.
+func SeedFromEnv(ctx context.Context, getenv func(string) string, db flip.DBTX, log *slog.Logger) (SeedFunc, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	users, err := flip.MainUsersFromEnv(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("main users: %w", err)
+	}
+	if len(users) == 0 {
+		return func(context.Context) error {
+			log.Info("no main users configured; seeding skipped",
+				slog.String("set", flip.EnvMainUsers+" or "+flip.EnvMainUsersFile))
+			return nil
+		}, nil
+	}
+	idp, err := CognitoFromEnv(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	seeder := flip.NewSeeder(store.New(), users)
+	seeder.Logger = log
+	log.Info("main users will be seeded", slog.Int("users", len(users)), slog.String("user_pool_id", idp.UserPoolID()))
+	return NewSeedFunc(db, seeder, idp), nil
+}
+
+// CognitoFromEnv builds the Cognito identity provider SeedFromEnv uses, from
+// COGNITO_USER_POOL_ID, COGNITO_ENDPOINT and the AWS configuration chain.
+func CognitoFromEnv(ctx context.Context, getenv func(string) string) (*cognito.Provider, error) {
+	poolID, endpoint := getenv(EnvUserPoolID), getenv(EnvCognitoEndpoint)
+	if poolID == "" {
+		return nil, fmt.Errorf("main users are configured but %s is not set", EnvUserPoolID)
+	}
+	var opts []func(*config.LoadOptions) error
+	if endpoint != "" {
+		opts = append(opts, config.WithBaseEndpoint(endpoint))
+		if getenv("AWS_ACCESS_KEY_ID") == "" {
+			// The emulator accepts any signature; spare the default chain
+			// its slow search for credentials that do not exist.
+			opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+		}
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		if endpoint == "" {
+			return nil, errors.New("no AWS region configured for Cognito: set AWS_REGION")
+		}
+		cfg.Region = placeholderRegion
+	}
+	if endpoint != "" {
+		cfg.BaseEndpoint = aws.String(endpoint)
+	}
+	return cognito.NewFromConfig(cfg, poolID), nil
+}
 
 // ShutdownTimeout is how long Serve waits for requests in flight once its
 // context ends.

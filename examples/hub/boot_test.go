@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cognitolocal"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -91,4 +96,185 @@ func listen(t *testing.T) net.Listener {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln
+}
+
+// seedEnv is an environment for SeedFromEnv.
+type seedEnv map[string]string
+
+func (e seedEnv) get(name string) string { return e[name] }
+
+// mainUsersJSON is a FLIP_MAIN_USERS value: Ada (Admin) and Rita
+// (Researcher).
+const mainUsersJSON = `{"main_users": [
+	{"email": "ada.admin@example.com", "role": "Admin", "name": "Ada Admin", "organisation": "Example Trust"},
+	{"email": "rita.research@example.com", "role": "Researcher", "name": "Rita Research", "organisation": "Example University"}
+]}`
+
+// seededUsers returns the main-user rows as sorted lines: "<user> <name>
+// <organisation> <role>" per grant, with updated_at so that a rewrite
+// shows.
+func seededUsers(t *testing.T, db *fliptest.DB) []string {
+	t.Helper()
+	var rows []string
+	err := db.SelectContext(t.Context(), &rows, `
+		SELECT p.user_id::text || ' ' || p.name || ' ' || p.organisation || ' ' || coalesce(r.name, '-') || ' ' || p.updated_at::text
+		FROM user_profile p LEFT JOIN user_role ur ON ur.user_id = p.user_id LEFT JOIN roles r ON r.id = ur.role_id
+		ORDER BY 1`)
+	if err != nil {
+		t.Fatalf("read seeded users: %v", err)
+	}
+	return rows
+}
+
+// The real boot path: the main users from the environment, looked up in
+// the cognito-local emulator by the Cognito adapter, written by the real
+// Seeder into a database on the hub's own schema, which Prepare migrates
+// first. A second boot writes nothing.
+func TestPrepare_SeedsMainUsersFromEnvThroughCognito(t *testing.T) {
+	t.Parallel()
+	emu := cognitolocal.Shared(t)
+	pool := cognitolocal.NewUserPool(t, emu.Client())
+	ada := cognitolocal.CreateUser(t, emu.Client(), pool, "ada.admin@example.com") // Rita has no account yet
+	db := fliptest.NewDB(t, fliptest.AtVersion(1))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	env := seedEnv{flip.EnvMainUsers: mainUsersJSON, EnvUserPoolID: pool, EnvCognitoEndpoint: emu.URL}
+
+	seed, err := SeedFromEnv(t.Context(), env.get, db.DB.DB, log)
+	if err != nil {
+		t.Fatalf("SeedFromEnv: %v", err)
+	}
+	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+		t.Fatalf("Prepare: %v\n%s", err, logs)
+	}
+	first := seededUsers(t, db)
+	if len(first) != 1 || !strings.HasPrefix(first[0], ada.String()+" Ada Admin Example Trust Admin ") {
+		t.Fatalf("seeded = %q, want Ada as Admin only", first)
+	}
+	for _, want := range []string{"rita.research@example.com", "skipped-not-found", "1 created"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+
+	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+		t.Fatalf("second Prepare: %v", err)
+	}
+	if again := seededUsers(t, db); !slices.Equal(again, first) {
+		t.Errorf("second boot changed the rows:\n%q\nwant %q", again, first)
+	}
+}
+
+// A definitive answer from Cognito (403 here, through the fault proxy)
+// stops the boot before anything is served, naming the user and status.
+func TestBoot_CognitoRefusalStopsTheBoot(t *testing.T) {
+	t.Parallel()
+	emu := cognitolocal.Shared(t)
+	pool := cognitolocal.NewUserPool(t, emu.Client())
+	cognitolocal.CreateUser(t, emu.Client(), pool, "ada.admin@example.com")
+	proxy := cognitolocal.NewProxy(t, emu.URL)
+	proxy.Fail("ada.admin@example.com", cognitolocal.Fault403)
+	db := fliptest.NewDB(t)
+	env := seedEnv{flip.EnvMainUsers: mainUsersJSON, EnvUserPoolID: pool, EnvCognitoEndpoint: proxy.URL}
+
+	seed, err := SeedFromEnv(t.Context(), env.get, db.DB.DB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Boot returns (rather than serving until its context ends) only when
+	// a step before Serve failed.
+	err = Boot(t.Context(), db.DB.DB, seed, &http.Server{Handler: http.NotFoundHandler()}, listen(t))
+	var ipe *flip.IdentityProviderError
+	if !errors.Is(err, flip.ErrSeedMainUsers) || !errors.As(err, &ipe) || ipe.Status != http.StatusForbidden ||
+		!strings.Contains(err.Error(), "ada.admin@example.com") {
+		t.Fatalf("Boot = %v, want a seeding error naming Ada and the 403", err)
+	}
+	if rows := seededUsers(t, db); len(rows) != 0 {
+		t.Errorf("rows %q; want nothing", rows)
+	}
+	if n := proxy.Lookups("ada.admin@example.com"); n != 1 {
+		t.Errorf("%d lookups of Ada, want 1 (a 403 is not retried)", n)
+	}
+}
+
+// The same boot step with the fliptest fakes of the identity provider on
+// the real database: a transient failure skips its user and the hub still
+// starts; the next boot seeds that user.
+func TestPrepare_TransientLookupFailureSkipsTheUserOnly(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	idp := fliptest.NewIdentityProvider()
+	ada := idp.AddUser("ada.admin@example.com")
+	rita := idp.AddUser("rita.research@example.com")
+	idp.FailEmail(rita.Email, fliptest.IdentityError(http.StatusServiceUnavailable, "ServiceUnavailableException"))
+	users, err := flip.ParseMainUsers([]byte(mainUsersJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	seeder := flip.NewSeeder(store.New(), users)
+	seeder.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	seed := NewSeedFunc(db.DB.DB, seeder, idp)
+
+	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+		t.Fatalf("Prepare with Rita's lookup failing transiently: %v", err)
+	}
+	if got := seededUsers(t, db); len(got) != 1 || !strings.HasPrefix(got[0], ada.ID.String()) {
+		t.Fatalf("seeded = %q, want Ada only", got)
+	}
+	if !strings.Contains(logs.String(), "skipped-transient") || !strings.Contains(logs.String(), "503") {
+		t.Errorf("logs do not report Rita's skip with its status:\n%s", logs)
+	}
+
+	idp.FailEmail(rita.Email, nil)
+	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+		t.Fatal(err)
+	}
+	if got := seededUsers(t, db); len(got) != 2 {
+		t.Errorf("after the next boot: %q, want Ada and Rita", got)
+	}
+}
+
+func TestSeedFromEnv_NoMainUsersSkipsSeedingWithALogLine(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	logs := &syncBuffer{}
+	seed, err := SeedFromEnv(t.Context(), seedEnv{}.get, db.DB.DB, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatalf("SeedFromEnv without main users: %v", err)
+	}
+	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "no main users configured; seeding skipped") {
+		t.Errorf("logs = %q, want the skip announced", logs)
+	}
+	if n := countRows(t, db, "user_profile"); n != 0 {
+		t.Errorf("%d profiles written", n)
+	}
+}
+
+func TestSeedFromEnv_RefusesAConfigurationThatCannotWork(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		env  seedEnv
+		want string
+	}{
+		{"NoUserPool", seedEnv{flip.EnvMainUsers: mainUsersJSON}, EnvUserPoolID},
+		{"UnreadableUsers", seedEnv{flip.EnvMainUsers: `{"main_users": [{"email": "ada@example.com", "organization": "typo"}]}`, EnvUserPoolID: "p"}, "invalid main-user configuration"},
+		{"InvalidEmail", seedEnv{flip.EnvMainUsers: `[{"email": "a\"b@example.com", "role": "Admin", "name": "A"}]`, EnvUserPoolID: "p"}, "main user #1"},
+		{"BothSources", seedEnv{flip.EnvMainUsers: mainUsersJSON, flip.EnvMainUsersFile: dir + "/users.json", EnvUserPoolID: "p"}, "not both"},
+		{"MissingFile", seedEnv{flip.EnvMainUsersFile: dir + "/missing.json", EnvUserPoolID: "p"}, "missing.json"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			seed, err := SeedFromEnv(t.Context(), c.env.get, nil, nil)
+			if err == nil || seed != nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("SeedFromEnv = %v, %v; want an error mentioning %q", seed != nil, err, c.want)
+			}
+		})
+	}
 }

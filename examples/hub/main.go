@@ -10,15 +10,28 @@
 //	     -H 'Content-Type: application/json' -d '{"name":"Guy'\''s and St Thomas'\''","code":"GSTT","region":"London"}'
 //	curl localhost:8080/trust/me -H 'X-API-Key: flip_ak_…'
 //
-// At start it migrates the database, runs the seeding step and only then
+// At start it migrates the database, seeds the main users and only then
 // listens (HUB_ADDR, default 127.0.0.1:8080). Add kit slots first, e.g.
 // with go run ./examples/register-trust --add-slots Trust_001..Trust_050.
 // Without FLIP_HUB_ADMIN_TOKEN every admin request is answered 401.
+//
+// Seeding looks the main users of FLIP_MAIN_USERS (JSON) or
+// FLIP_MAIN_USERS_FILE up in the Cognito user pool COGNITO_USER_POOL_ID,
+// with region and credentials from the usual AWS configuration; set
+// COGNITO_ENDPOINT to use the cognito-local emulator instead of AWS. With
+// no main users configured, seeding is skipped with a log line. A user
+// Cognito does not know, or cannot answer for, is skipped with a warning;
+// a 400 or 403 from Cognito stops the boot (see SeedFromEnv):
+//
+//	FLIP_MAIN_USERS='[{"email":"ada.admin@example.com","role":"Admin","name":"Ada Admin","organisation":"Example Trust"}]' \
+//	COGNITO_USER_POOL_ID=local_abc123 COGNITO_ENDPOINT=http://127.0.0.1:9229 \
+//	go run ./examples/hub
 package main
 
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -65,11 +78,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 		log.Warn("FLIP_HUB_ADMIN_TOKEN is not set: every admin request will be refused")
 	}
 
-	// The hub's seeding step: replace with flip's SeedMainUsers over the
-	// configured main users and the Cognito identity provider.
-	seed := func(ctx context.Context) error {
-		log.Info("no main users configured; seeding skipped")
-		return nil
+	seed, err := SeedFromEnv(ctx, os.Getenv, db, log)
+	if err != nil {
+		return fmt.Errorf("boot: seeding configuration: %w", err)
 	}
 
 	ln, err := net.Listen("tcp", getenv("HUB_ADDR", "127.0.0.1:8080"))

@@ -1,0 +1,463 @@
+package fliptest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/store"
+)
+
+// UserStoreHarness adapts one flip.UserStore, and the storage behind it, to
+// TestUserStore. FakeUserStoreHarness and PostgresUserStoreHarness build
+// the two this module ships.
+type UserStoreHarness struct {
+	// Store is the implementation under test.
+	Store flip.UserStore
+	// DB is what a Seeder is given to write through Store: the connection
+	// pool for PostgreSQL, nil for the fake.
+	DB flip.DBTX
+	// Run calls fn with the tx to pass to Store's methods, in a transaction
+	// of its own that is committed when fn returns nil and rolled back
+	// otherwise, and returns fn's error.
+	Run func(ctx context.Context, fn func(tx flip.DBTX) error) error
+	// PutProfile writes a profile directly, as the hub does at sign-up.
+	PutProfile func(ctx context.Context, p ProfileRow) error
+	// Grant grants a role directly, as an administrator does in the hub;
+	// a trust-scoped grant's trust is created if missing.
+	Grant func(ctx context.Context, g RoleGrant) error
+	// Snapshot reads the committed roles, profiles and grants.
+	Snapshot func(ctx context.Context) (UserSnapshot, error)
+}
+
+// UserSnapshot is the committed state of a UserStore's storage, in a fixed
+// order so that two implementations can be compared.
+type UserSnapshot struct {
+	Roles    []flip.Role  // by id
+	Profiles []ProfileRow // by user id, times in UTC
+	Grants   []RoleGrant  // by user, role, trust
+}
+
+// FakeUserStoreHarness returns a UserStoreHarness over a new UserStore.
+func FakeUserStoreHarness(t testing.TB) UserStoreHarness {
+	t.Helper()
+	s := NewUserStore()
+	return UserStoreHarness{
+		Store: s,
+		Run:   func(_ context.Context, fn func(flip.DBTX) error) error { return fn(nil) },
+		PutProfile: func(_ context.Context, p ProfileRow) error {
+			s.PutProfile(p)
+			return nil
+		},
+		Grant: func(_ context.Context, g RoleGrant) error { return s.Grant(g) },
+		Snapshot: func(context.Context) (UserSnapshot, error) {
+			return UserSnapshot{Roles: s.Roles(), Profiles: s.Profiles(), Grants: s.Grants(uuid.Nil)}, nil
+		},
+	}
+}
+
+// PostgresUserStoreHarness returns a UserStoreHarness over store.Store on a
+// database of the test's own (NewDB with opts, e.g. AtVersion(1) for the
+// hub's schema). Transactions are *sql.Tx.
+func PostgresUserStoreHarness(t testing.TB, opts ...Option) UserStoreHarness {
+	t.Helper()
+	db := NewDB(t, opts...)
+	return UserStoreHarness{
+		Store: store.New(),
+		DB:    db.DB.DB,
+		Run: func(ctx context.Context, fn func(flip.DBTX) error) error {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(tx); err != nil {
+				_ = tx.Rollback() // fn's error is the one that matters
+				return err
+			}
+			return tx.Commit()
+		},
+		PutProfile: func(ctx context.Context, p ProfileRow) error {
+			_, err := db.ExecContext(ctx, `INSERT INTO user_profile (user_id, name, organisation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, organisation = excluded.organisation, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+				p.UserID, p.Name, p.Organisation, p.CreatedAt, p.UpdatedAt)
+			return err
+		},
+		Grant: func(ctx context.Context, g RoleGrant) error {
+			trust := uuid.NullUUID{UUID: g.TrustID, Valid: g.TrustID != uuid.Nil}
+			if trust.Valid {
+				if _, err := db.ExecContext(ctx, `INSERT INTO trust (id, name, created_at) VALUES ($1, $2, now()) ON CONFLICT (id) DO NOTHING`,
+					g.TrustID, "fliptest trust "+g.TrustID.String()); err != nil {
+					return err
+				}
+			}
+			_, err := db.ExecContext(ctx, `INSERT INTO user_role (id, user_id, role_id, trust_id) VALUES ($1, $2, $3, $4)`,
+				uuid.New(), g.UserID, g.RoleID, trust)
+			return err
+		},
+		Snapshot: func(ctx context.Context) (UserSnapshot, error) { return postgresUserSnapshot(ctx, db.DB.DB) },
+	}
+}
+
+func postgresUserSnapshot(ctx context.Context, db *sql.DB) (UserSnapshot, error) {
+	var snap UserSnapshot
+	err := queryEach(ctx, db, `SELECT id, name, description FROM roles`, func(rows *sql.Rows) error {
+		var r flip.Role
+		if err := rows.Scan(&r.ID, &r.Name, &r.Description); err != nil {
+			return err
+		}
+		snap.Roles = append(snap.Roles, r)
+		return nil
+	})
+	if err != nil {
+		return UserSnapshot{}, err
+	}
+	err = queryEach(ctx, db, `SELECT user_id, name, organisation, created_at, updated_at FROM user_profile`, func(rows *sql.Rows) error {
+		var p ProfileRow
+		if err := rows.Scan(&p.UserID, &p.Name, &p.Organisation, &p.CreatedAt, &p.UpdatedAt); err != nil {
+			return err
+		}
+		p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+		snap.Profiles = append(snap.Profiles, p)
+		return nil
+	})
+	if err != nil {
+		return UserSnapshot{}, err
+	}
+	err = queryEach(ctx, db, `SELECT user_id, role_id, trust_id FROM user_role`, func(rows *sql.Rows) error {
+		var (
+			g     RoleGrant
+			trust uuid.NullUUID
+		)
+		if err := rows.Scan(&g.UserID, &g.RoleID, &trust); err != nil {
+			return err
+		}
+		g.TrustID = trust.UUID
+		snap.Grants = append(snap.Grants, g)
+		return nil
+	})
+	if err != nil {
+		return UserSnapshot{}, err
+	}
+	slices.SortFunc(snap.Roles, func(a, b flip.Role) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	slices.SortFunc(snap.Profiles, func(a, b ProfileRow) int { return bytes.Compare(a.UserID[:], b.UserID[:]) })
+	slices.SortFunc(snap.Grants, compareGrants)
+	return snap, nil
+}
+
+// TestUserStore runs flip's main-user storage behaviour suite against the
+// store a harness wraps, each case in a parallel subtest with a harness of
+// its own: roles created once by id, profiles created, updated or left
+// alone, a role granted only to a user without one (never undoing an
+// administrator's change), one grant under concurrency, and a Seeder run
+// that is idempotent. This package runs it against UserStore and
+// store.Store on PostgreSQL, so the fake decides as the real store does.
+//
+//	func TestMyUserStore(t *testing.T) {
+//		t.Parallel()
+//		fliptest.TestUserStore(t, func(t *testing.T) fliptest.UserStoreHarness { return myHarness(t) })
+//	}
+func TestUserStore(t *testing.T, newHarness func(t *testing.T) UserStoreHarness) {
+	t.Helper()
+	for _, c := range userStoreCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, newUserSuite(t, newHarness(t)))
+		})
+	}
+}
+
+// userSuite is one case's harness plus helpers that fail the test on
+// setup errors.
+type userSuite struct {
+	UserStoreHarness
+	t   *testing.T
+	ctx context.Context
+	at  time.Time // a fixed time, as PostgreSQL stores it
+}
+
+func newUserSuite(t *testing.T, h UserStoreHarness) *userSuite {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return &userSuite{UserStoreHarness: h, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
+}
+
+func (s *userSuite) ensureRoles(roles ...flip.Role) error {
+	return s.Run(s.ctx, func(tx flip.DBTX) error { return s.Store.EnsureRoles(s.ctx, tx, roles, s.at) })
+}
+
+func (s *userSuite) mustEnsureWellKnownRoles() {
+	s.t.Helper()
+	if err := s.ensureRoles(flip.WellKnownRoles()...); err != nil {
+		s.t.Fatalf("ensure roles: %v", err)
+	}
+}
+
+func (s *userSuite) apply(p flip.UserProfile, roleID uuid.UUID, at time.Time) (flip.UserChange, error) {
+	var c flip.UserChange
+	err := s.Run(s.ctx, func(tx flip.DBTX) error {
+		var err error
+		c, err = s.Store.ApplyMainUser(s.ctx, tx, p, roleID, at)
+		return err
+	})
+	return c, err
+}
+
+func (s *userSuite) mustApply(p flip.UserProfile, role flip.Role, at time.Time) flip.UserChange {
+	s.t.Helper()
+	c, err := s.apply(p, role.ID, at)
+	if err != nil {
+		s.t.Fatalf("apply %s: %v", p.UserID, err)
+	}
+	return c
+}
+
+func (s *userSuite) snapshot() UserSnapshot {
+	s.t.Helper()
+	snap, err := s.Snapshot(s.ctx)
+	if err != nil {
+		s.t.Fatalf("snapshot: %v", err)
+	}
+	return snap
+}
+
+// user returns the committed profile and grants of id.
+func (s *userSuite) user(id uuid.UUID) (*ProfileRow, []RoleGrant) {
+	s.t.Helper()
+	snap := s.snapshot()
+	var p *ProfileRow
+	for i := range snap.Profiles {
+		if snap.Profiles[i].UserID == id {
+			p = &snap.Profiles[i]
+		}
+	}
+	var grants []RoleGrant
+	for _, g := range snap.Grants {
+		if g.UserID == id {
+			grants = append(grants, g)
+		}
+	}
+	return p, grants
+}
+
+func (s *userSuite) wantChange(got, want flip.UserChange) {
+	s.t.Helper()
+	if got != want {
+		s.t.Errorf("change = %+v, want %+v", got, want)
+	}
+}
+
+func wellKnownRolesByID() []flip.Role {
+	roles := flip.WellKnownRoles()
+	slices.SortFunc(roles, func(a, b flip.Role) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return roles
+}
+
+var userStoreCases = []struct {
+	name string
+	run  func(t *testing.T, s *userSuite)
+}{
+	{"EnsureRolesCreatesMissingRolesByIDOnce", func(t *testing.T, s *userSuite) {
+		if err := s.ensureRoles(flip.RoleAdmin); err != nil {
+			t.Fatal(err)
+		}
+		edited := flip.RoleAdmin
+		edited.Description = "changed by an administrator"
+		if err := s.ensureRoles(edited); err != nil {
+			t.Fatal(err)
+		}
+		s.mustEnsureWellKnownRoles()
+		s.mustEnsureWellKnownRoles()
+		if got, want := s.snapshot().Roles, wellKnownRolesByID(); !slices.Equal(got, want) {
+			t.Errorf("roles = %+v\nwant %+v (the first Admin's description kept)", got, want)
+		}
+	}},
+	{"EnsureRolesRefusesANameHeldByAnotherID", func(t *testing.T, s *userSuite) {
+		s.mustEnsureWellKnownRoles()
+		impostor := flip.Role{ID: uuid.New(), Name: flip.RoleAdmin.Name, Description: "same name, other id"}
+		if err := s.ensureRoles(impostor); err == nil || !strings.Contains(err.Error(), flip.RoleAdmin.Name) {
+			t.Errorf("err = %v, want an error naming the role", err)
+		}
+		if got := s.snapshot().Roles; !slices.Equal(got, wellKnownRolesByID()) {
+			t.Errorf("roles = %+v, want the well-known roles only", got)
+		}
+	}},
+	{"ApplyCreatesThenWritesNothing", func(t *testing.T, s *userSuite) {
+		s.mustEnsureWellKnownRoles()
+		p := flip.UserProfile{UserID: uuid.New(), Name: "Ada Admin", Organisation: "Example Trust"}
+		s.wantChange(s.mustApply(p, flip.RoleAdmin, s.at), flip.UserChange{ProfileCreated: true, RoleGranted: true})
+		s.wantChange(s.mustApply(p, flip.RoleAdmin, s.at.Add(time.Hour)), flip.UserChange{})
+		s.wantChange(s.mustApply(p, flip.RoleViewer, s.at.Add(2*time.Hour)), flip.UserChange{})
+		got, grants := s.user(p.UserID)
+		want := ProfileRow{UserProfile: p, CreatedAt: s.at, UpdatedAt: s.at}
+		if got == nil || *got != want {
+			t.Errorf("profile = %+v, want %+v", got, want)
+		}
+		if g := []RoleGrant{{UserID: p.UserID, RoleID: flip.RoleAdmin.ID}}; !slices.Equal(grants, g) {
+			t.Errorf("grants = %+v, want %+v", grants, g)
+		}
+	}},
+	{"ApplyUpdatesOnlyADriftedProfile", func(t *testing.T, s *userSuite) {
+		s.mustEnsureWellKnownRoles()
+		p := flip.UserProfile{UserID: uuid.New(), Name: "Ada Admin", Organisation: "Example Trust"}
+		s.mustApply(p, flip.RoleAdmin, s.at)
+		later := s.at.Add(time.Hour)
+		for _, drifted := range []flip.UserProfile{
+			{UserID: p.UserID, Name: "Ada Lovelace", Organisation: p.Organisation},
+			{UserID: p.UserID, Name: "Ada Lovelace", Organisation: ""},
+		} {
+			later = later.Add(time.Minute)
+			s.wantChange(s.mustApply(drifted, flip.RoleAdmin, later), flip.UserChange{ProfileUpdated: true})
+			got, grants := s.user(p.UserID)
+			want := ProfileRow{UserProfile: drifted, CreatedAt: s.at, UpdatedAt: later}
+			if got == nil || *got != want {
+				t.Errorf("profile = %+v, want %+v", got, want)
+			}
+			if len(grants) != 1 {
+				t.Errorf("grants = %+v, want the first one only", grants)
+			}
+		}
+	}},
+	{"ApplyGrantsToAProfileWithoutRole", func(t *testing.T, s *userSuite) {
+		s.mustEnsureWellKnownRoles()
+		p := flip.UserProfile{UserID: uuid.New(), Name: "Signed Up", Organisation: "Example Trust"}
+		if err := s.PutProfile(s.ctx, ProfileRow{UserProfile: p, CreatedAt: s.at, UpdatedAt: s.at}); err != nil {
+			t.Fatal(err)
+		}
+		s.wantChange(s.mustApply(p, flip.RoleResearcher, s.at.Add(time.Hour)), flip.UserChange{RoleGranted: true})
+		got, grants := s.user(p.UserID)
+		if got == nil || !got.UpdatedAt.Equal(s.at) {
+			t.Errorf("profile = %+v, want it untouched", got)
+		}
+		if g := []RoleGrant{{UserID: p.UserID, RoleID: flip.RoleResearcher.ID}}; !slices.Equal(grants, g) {
+			t.Errorf("grants = %+v, want %+v", grants, g)
+		}
+	}},
+	{"ApplyNeverUndoesAnExistingRole", func(t *testing.T, s *userSuite) {
+		s.mustEnsureWellKnownRoles()
+		global := RoleGrant{UserID: uuid.New(), RoleID: flip.RoleViewer.ID}
+		scoped := RoleGrant{UserID: uuid.New(), RoleID: flip.RoleTrustAdmin.ID, TrustID: uuid.New()}
+		for _, g := range []RoleGrant{global, scoped} {
+			if err := s.Grant(s.ctx, g); err != nil {
+				t.Fatal(err)
+			}
+			s.wantChange(s.mustApply(flip.UserProfile{UserID: g.UserID, Name: "Demoted"}, flip.RoleAdmin, s.at), flip.UserChange{ProfileCreated: true})
+			if _, grants := s.user(g.UserID); !slices.Equal(grants, []RoleGrant{g}) {
+				t.Errorf("grants = %+v, want only the administrator's %+v", grants, g)
+			}
+		}
+	}},
+	{"ApplyWithAnUnknownRoleFailsNamingItAndWritesNothing", func(t *testing.T, s *userSuite) {
+		s.mustEnsureWellKnownRoles()
+		missing := uuid.New()
+		p := flip.UserProfile{UserID: uuid.New(), Name: "N"}
+		_, err := s.apply(p, missing, s.at)
+		if err == nil || !strings.Contains(err.Error(), "no such role") || !strings.Contains(err.Error(), missing.String()) {
+			t.Errorf("err = %v, want one naming role %s", err, missing)
+		}
+		if got, grants := s.user(p.UserID); got != nil || len(grants) != 0 {
+			t.Errorf("after the failure: profile %+v, grants %+v; want nothing", got, grants)
+		}
+	}},
+	{"ConcurrentAppliesCreateAndGrantOnce", func(t *testing.T, s *userSuite) {
+		s.mustEnsureWellKnownRoles()
+		const workers = 8
+		p := flip.UserProfile{UserID: uuid.New(), Name: "Ada Admin", Organisation: "Example Trust"}
+		changes := make([]flip.UserChange, workers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range workers {
+			role := flip.RoleAdmin
+			if i%2 == 1 {
+				role = flip.RoleResearcher // different roles race too: still one grant
+			}
+			wg.Go(func() {
+				<-start
+				var err error
+				if changes[i], err = s.apply(p, role.ID, s.at); err != nil {
+					t.Errorf("apply: %v", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		created, granted := 0, 0
+		for _, c := range changes {
+			if c.ProfileCreated {
+				created++
+			}
+			if c.RoleGranted {
+				granted++
+			}
+			if c.ProfileUpdated {
+				t.Errorf("change %+v: an identical profile was updated", c)
+			}
+		}
+		if _, grants := s.user(p.UserID); created != 1 || granted != 1 || len(grants) != 1 {
+			t.Errorf("%d created, %d granted, grants %+v; want 1, 1 and one grant", created, granted, grants)
+		}
+	}},
+	{"SeederRunIsIdempotent", func(t *testing.T, s *userSuite) {
+		idp := NewIdentityProvider()
+		ada := idp.AddUser("ada.admin@example.com")
+		rita := idp.AddUser("rita.research@example.com")
+		users := []flip.MainUser{
+			{Email: ada.Email, Role: "Admin", Name: "Ada Admin", Organisation: "Example Trust"},
+			{Email: rita.Email, Role: "researcher", Name: "Rita Research"},
+			{Email: "new.starter@example.com", Role: "Viewer", Name: "New Starter"},
+		}
+		seeder := flip.NewSeeder(s.Store, users)
+		seeder.Now = func() time.Time { return s.at }
+		var reports []string
+		for range 2 {
+			report, err := seeder.SeedMainUsers(s.ctx, s.DB, idp)
+			if err != nil {
+				t.Fatalf("seed: %v", err)
+			}
+			reports = append(reports, report.String())
+		}
+		want := []string{"3 users: 2 created, 1 skipped-not-found", "3 users: 2 unchanged, 1 skipped-not-found"}
+		if !slices.Equal(reports, want) {
+			t.Errorf("reports = %q, want %q", reports, want)
+		}
+		snap := s.snapshot()
+		wantGrants := []RoleGrant{{UserID: ada.ID, RoleID: flip.RoleAdmin.ID}, {UserID: rita.ID, RoleID: flip.RoleResearcher.ID}}
+		slices.SortFunc(wantGrants, compareGrants)
+		if !slices.Equal(snap.Roles, wellKnownRolesByID()) || len(snap.Profiles) != 2 || !slices.Equal(snap.Grants, wantGrants) {
+			t.Errorf("state = %+v", snap)
+		}
+	}},
+	{"CanceledContextFailsAndWritesNothing", func(t *testing.T, s *userSuite) {
+		s.mustEnsureWellKnownRoles()
+		ctx, cancel := context.WithCancel(s.ctx)
+		cancel()
+		p := flip.UserProfile{UserID: uuid.New(), Name: "N"}
+		err := s.Run(s.ctx, func(tx flip.DBTX) error {
+			_, err := s.Store.ApplyMainUser(ctx, tx, p, flip.RoleAdmin.ID, s.at)
+			return err
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+		if got, grants := s.user(p.UserID); got != nil || len(grants) != 0 {
+			t.Errorf("after the failure: profile %+v, grants %+v; want nothing", got, grants)
+		}
+	}},
+}
+
+// String describes a grant for test failures.
+func (g RoleGrant) String() string {
+	trust := "global"
+	if g.TrustID != uuid.Nil {
+		trust = "trust " + g.TrustID.String()
+	}
+	return fmt.Sprintf("%s: role %s (%s)", g.UserID, g.RoleID, trust)
+}
