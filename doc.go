@@ -81,6 +81,20 @@
 // error naming the user. A second run writes nothing, and two replicas
 // seeding at once end with the same rows.
 //
+// # Verifying API keys
+//
+// Verifier checks the key a trust presents: CheckKey refuses a malformed
+// key without any lookup, then one indexed query by HashAPIKey finds the
+// trust and APIKeyMatchesHash compares in constant time. WithCache keeps
+// grants (never refusals) in memory for a bounded time.
+//
+// # Testing with flip
+//
+// Package fliptest gives each test its own migrated PostgreSQL database in
+// one call, and in-memory fakes of Store, KeyMinter, IdentityProvider and
+// UserStore with fault knobs, checked against the real implementations by
+// shared behaviour suites.
+//
 // # The kit slot pool
 //
 // Slots live in fl_kit_slot and are only ever added (store.AddSlots); a
