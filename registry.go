@@ -142,7 +142,10 @@ func NewRegistry(s Store, opts ...Option) *Registry {
 //
 // Run it at READ COMMITTED (PostgreSQL's default): at REPEATABLE READ or
 // above, the duplicate check sees the snapshot taken at the transaction's
-// first statement, and only a unique index can catch a concurrent duplicate.
+// first statement, and only a unique index (flip's schema has them) can
+// catch a concurrent duplicate; a conflict there surfaces as a
+// serialization failure (SQLSTATE 40001) wrapped in ErrTrustRegistration,
+// and the caller retries the transaction.
 func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (RegistrationResult, error) {
 	p, err := p.Normalize()
 	if err != nil {

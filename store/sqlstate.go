@@ -7,11 +7,10 @@ import (
 
 // PostgreSQL error codes the store reacts to.
 const (
-	codeUniqueViolation    = "23505"
-	codeNoActiveSQLTx      = "25P01"
-	codeUndefinedTable     = "42P01"
-	codeInFailedSQLTx      = "25P02"
-	codeSerializationFails = "40001"
+	codeForeignKeyViolation = "23503"
+	codeUniqueViolation     = "23505"
+	codeNoActiveSQLTx       = "25P01"
+	codeUndefinedTable      = "42P01"
 )
 
 // sqlState returns the SQLSTATE of a PostgreSQL error from any driver that

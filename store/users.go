@@ -13,9 +13,6 @@ import (
 
 var _ flip.UserStore = (*Store)(nil)
 
-// codeForeignKeyViolation is the SQLSTATE of a grant naming a missing role.
-const codeForeignKeyViolation = "23503"
-
 // The statements of main-user seeding, in the order flip.Seeder runs them.
 // Exported, like the registration's, so DBAs can read exactly what runs.
 const (
