@@ -142,10 +142,12 @@ func NewRegistry(s Store, opts ...Option) *Registry {
 //
 // Run it at READ COMMITTED (PostgreSQL's default): at REPEATABLE READ or
 // above, the duplicate check sees the snapshot taken at the transaction's
-// first statement, and only a unique index (flip's schema has them) can
-// catch a concurrent duplicate; a conflict there surfaces as a
-// serialization failure (SQLSTATE 40001) wrapped in ErrTrustRegistration,
-// and the caller retries the transaction.
+// first statement, so only a unique index can catch a concurrent duplicate:
+// flip's schema has them (the second registration still gets
+// ErrDuplicateTrust), the hub's bare schema does not. A slot claimed by a
+// transaction that committed after that snapshot surfaces there as a
+// serialization failure (SQLSTATE 40001) wrapped in ErrTrustRegistration;
+// retry the transaction.
 func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (RegistrationResult, error) {
 	p, err := p.Normalize()
 	if err != nil {

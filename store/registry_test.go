@@ -514,3 +514,32 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// At REPEATABLE READ the duplicate check reads an old snapshot; flip's
+// unique indexes still refuse the second registration of a name.
+func TestRegisterTrust_RepeatableReadDuplicateIsCaughtByTheIndex(t *testing.T) {
+	t.Parallel()
+	b := setup(t, variants[0])
+	fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
+	rr := &sql.TxOptions{Isolation: sql.LevelRepeatableRead}
+	first, err := b.db.BeginTx(b.ctx, rr)
+	must(t, err)
+	defer first.Rollback() //nolint:errcheck // no-op after Commit
+	second, err := b.db.BeginTx(b.ctx, rr)
+	must(t, err)
+	defer second.Rollback() //nolint:errcheck // test cleanup
+	var one int
+	must(t, second.QueryRowContext(b.ctx, `SELECT 1`).Scan(&one)) // take the old snapshot now
+	if _, err := b.reg.RegisterTrust(b.ctx, first, flip.TrustParams{Name: "Snapshot", Code: "S1"}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, first.Commit())
+	_, err = b.reg.RegisterTrust(b.ctx, second, flip.TrustParams{Name: "Snapshot", Code: "S2"})
+	var dup *flip.DuplicateTrustError
+	if !errors.As(err, &dup) || dup.Field != "name" || !errors.Is(err, flip.ErrTrustRegistration) {
+		t.Fatalf("second registration at REPEATABLE READ: %v", err)
+	}
+	if _, err := second.ExecContext(b.ctx, `SELECT 1`); err != nil {
+		t.Errorf("transaction unusable after the refused registration: %v", err)
+	}
+}
