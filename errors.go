@@ -55,6 +55,15 @@ var ErrNoFreeKitSlot error = &sentinel{msg: "no FL kit slots available; pre-prov
 // Registry.RegisterTrustDB, which owns its transaction.
 var ErrNotInTransaction error = &sentinel{msg: "RegisterTrust needs the caller's transaction, not a connection pool", parent: ErrTrustRegistration}
 
+// ErrRollbackRequired is returned, joined to the error that made a
+// registration fail, when the failed work could not be undone inside the
+// caller's transaction (the rollback to the savepoint failed twice, or the
+// savepoint was already gone). flip then aborts the transaction on purpose
+// so that a COMMIT cannot persist half a registration; the caller must roll
+// it back. Hubs that roll back on every error, as they should, never need
+// to test for it.
+var ErrRollbackRequired error = &sentinel{msg: "the failed registration could not be undone; roll the transaction back", parent: ErrTrustRegistration}
+
 // InvalidTrustParamError tells which field of TrustParams was refused and
 // why. It matches ErrInvalidTrustParams and ErrTrustRegistration with
 // errors.Is, and ErrEmptyTrustName or ErrEmptyTrustCode when the field was

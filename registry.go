@@ -33,7 +33,9 @@ type Savepoint interface {
 	// Release keeps the work done since the savepoint.
 	Release(ctx context.Context) error
 	// Rollback discards the work done since the savepoint and leaves the
-	// transaction usable.
+	// transaction usable. When it cannot, it must make sure the transaction
+	// can no longer commit (abort it) and return an error wrapping
+	// ErrRollbackRequired: half a registration must never be committable.
 	Rollback(ctx context.Context) error
 }
 
@@ -133,9 +135,12 @@ func NewRegistry(s Store, opts ...Option) *Registry {
 //
 // On any error tx is left exactly as it was before the call, and still
 // usable: the work runs under a savepoint that is rolled back, so a caller
-// that commits anyway persists nothing from the failed call. (If ctx is
-// cancelled while a statement runs, most drivers close the connection; the
-// server then rolls the whole transaction back and nothing is written.)
+// that commits anyway persists nothing from the failed call. Two cases end
+// the transaction instead, and never with half a registration in it: if ctx
+// is cancelled while a statement runs, most drivers close the connection
+// and the server rolls the whole transaction back; and if the savepoint
+// cannot be rolled back, the transaction is aborted on purpose and the
+// error also matches ErrRollbackRequired.
 //
 // Every error answers errors.Is(err, ErrTrustRegistration); see errors.go
 // for the specific ones and the HTTP status each maps to.
