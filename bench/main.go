@@ -1,0 +1,185 @@
+// Command bench measures flip on this machine and writes the figures, with
+// the machine they came from and the command that reproduces them, to
+// BENCHMARKS.md.
+//
+// Run it from the repository root:
+//
+//	go run ./bench                       # everything (about six minutes)
+//	go run ./bench -only registration    # one section; the others in the file are kept
+//	make bench
+//
+// It needs PostgreSQL at DATABASE_URL (default
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable) with a role that
+// may create databases and call pg_terminate_backend, and pgbench on PATH.
+// Every database it creates is named flip_bench_* and dropped before it
+// exits, even on Ctrl-C.
+//
+// # Sections
+//
+// Each section measures one thing and renders a Markdown block between
+// <!-- bench:KEY --> markers, so that a run with -only replaces its own
+// blocks and keeps the others. To add one, write a func(context.Context,
+// *env) (string, error) in a file of its own and add a line to sections
+// below.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// section is one part of BENCHMARKS.md.
+type section struct {
+	key   string // for -only and the markers
+	title string // the Markdown heading
+	run   func(ctx context.Context, e *env) (string, error)
+}
+
+// sections run in this order and appear in BENCHMARKS.md in this order.
+var sections = []section{
+	{"registration", "Registration throughput", runRegistration},
+	{"reliability", "Reliability", runReliability},
+	{"fuzz", "Fuzzing", runFuzz},
+	{"supplychain", "Supply chain", runSupplyChain},
+}
+
+func main() {
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("bench: ")
+	cfg := defaultConfig()
+	flag.StringVar(&cfg.out, "out", "BENCHMARKS.md", "file to write")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated sections to run ("+strings.Join(sectionKeys(), ", ")+"); the file keeps the others")
+	flag.DurationVar(&cfg.duration, "duration", cfg.duration, "how long each throughput run lasts (whole seconds: pgbench -T)")
+	flag.StringVar(&cfg.levelsFlag, "callers", "1,4,16", "concurrent callers per throughput level")
+	flag.IntVar(&cfg.rounds, "rounds", cfg.rounds, "throughput rounds per level; the median is reported")
+	flag.DurationVar(&cfg.fuzzTime, "fuzztime", cfg.fuzzTime, "budget per fuzz target")
+	flag.BoolVar(&cfg.soak, "soak", false, "run the reliability suite's long soak (FLIP_SOAK=1) instead of its CI form")
+	flag.StringVar(&cfg.vulndbVersion, "vulndb", cfg.vulndbVersion, "golang.org/x/vulndb version whose data/osv becomes the local vulnerability database")
+	flag.StringVar(&cfg.govulncheckVersion, "govulncheck", cfg.govulncheckVersion, "golang.org/x/vuln version to run govulncheck from")
+	flag.Parse()
+	if err := run(cfg); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func sectionKeys() []string {
+	keys := make([]string, len(sections))
+	for i, s := range sections {
+		keys[i] = s.key
+	}
+	return keys
+}
+
+func run(cfg config) error {
+	levels, err := cfg.levels()
+	if err != nil {
+		return err
+	}
+	cfg.callers = levels
+	if cfg.duration < time.Second || cfg.duration%time.Second != 0 {
+		return fmt.Errorf("-duration %v: want whole seconds, at least one", cfg.duration)
+	}
+	chosen := sections
+	if cfg.only != "" {
+		chosen = nil
+		for _, k := range strings.Split(cfg.only, ",") {
+			i := slices.IndexFunc(sections, func(s section) bool { return s.key == strings.TrimSpace(k) })
+			if i < 0 {
+				return fmt.Errorf("-only %q: no such section (have %s)", k, strings.Join(sectionKeys(), ", "))
+			}
+			chosen = append(chosen, sections[i])
+		}
+	}
+	if _, err := os.Stat("go.mod"); err != nil {
+		return errors.New("run it from the repository root (where go.mod is): go run ./bench")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e, err := newEnv(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+
+	blocks := map[string]string{}
+	var failed []string
+	for _, s := range chosen {
+		log.Printf("section %s", s.key)
+		start := time.Now()
+		body, err := s.run(ctx, e)
+		if err != nil {
+			failed = append(failed, s.key)
+			log.Printf("section %s failed: %v", s.key, err)
+			body += fmt.Sprintf("\n**This section failed:** `%s`\n", oneLine(err.Error()))
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		blocks[s.key] = fmt.Sprintf("## %s\n\n_Measured %s with `%s` (%s)._\n\n%s",
+			s.title, start.UTC().Format("2006-01-02 15:04 MST"), e.command, time.Since(start).Round(time.Second), strings.TrimSpace(body))
+	}
+	if err := writeReport(cfg.out, e, blocks); err != nil {
+		return err
+	}
+	log.Printf("wrote %s", cfg.out)
+	if len(failed) > 0 {
+		return fmt.Errorf("sections failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+var blockRE = regexp.MustCompile(`(?s)<!-- bench:([a-z0-9_-]+) -->\n(.*?)\n<!-- /bench:([a-z0-9_-]+) -->`)
+
+// writeReport writes the header and every section: the new blocks, and for
+// sections not run this time the blocks already in the file.
+func writeReport(path string, e *env, blocks map[string]string) error {
+	old := map[string]string{}
+	var oldOrder []string
+	if prev, err := os.ReadFile(path); err == nil {
+		for _, m := range blockRE.FindAllStringSubmatch(string(prev), -1) {
+			if m[1] == m[3] {
+				old[m[1]] = m[2]
+				oldOrder = append(oldOrder, m[1])
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString(e.header())
+	write := func(key, body string) {
+		fmt.Fprintf(&b, "\n<!-- bench:%s -->\n%s\n<!-- /bench:%s -->\n", key, strings.TrimSpace(body), key)
+	}
+	for _, s := range sections {
+		if body, ok := blocks[s.key]; ok {
+			write(s.key, body)
+		} else if body, ok := old[s.key]; ok {
+			write(s.key, body)
+		}
+	}
+	// Blocks of sections this version of the command does not know (added
+	// by a newer one) are kept at the end.
+	for _, key := range oldOrder {
+		if !slices.ContainsFunc(sections, func(s section) bool { return s.key == key }) {
+			write(key, old[key])
+		}
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 400 {
+		s = s[:400] + "…"
+	}
+	return strings.ReplaceAll(s, "`", "'")
+}

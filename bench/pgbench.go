@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/store"
+)
+
+// The pgbench side of the comparison runs exactly the statements a real
+// RegisterTrust sends, in the same order, inside BEGIN … COMMIT as
+// RegisterTrustDB does. They are not copied by hand: one registration is
+// recorded through a DBTX that keeps every statement and its arguments,
+// each statement with parameters is checked to be one of the store's
+// exported constants (store.LockTrustIdentitySQL, FindDuplicateSQL,
+// InsertTrustSQL, ClaimSlotSQL, InsertAuditSQL), and each $n becomes an
+// expression over pgbench variables chosen by what the recorded argument
+// was: the trust's name, code, id or key hash, a time, another id, or a
+// constant. If the library changes its statements, the script follows.
+
+// exportedStatements are the store's SQL constants RegisterTrust must send.
+var exportedStatements = map[string]string{
+	store.LockTrustIdentitySQL: "store.LockTrustIdentitySQL",
+	store.FindDuplicateSQL:     "store.FindDuplicateSQL",
+	store.InsertTrustSQL:       "store.InsertTrustSQL",
+	store.ClaimSlotSQL:         "store.ClaimSlotSQL",
+	store.InsertAuditSQL:       "store.InsertAuditSQL",
+}
+
+// recordedStmt is one statement RegisterTrust sent.
+type recordedStmt struct {
+	query string
+	args  []any
+}
+
+// recorder is a flip.DBTX that records what passes through it.
+type recorder struct {
+	tx    flip.DBTX
+	mu    sync.Mutex
+	stmts []recordedStmt
+}
+
+func (r *recorder) record(q string, args []any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stmts = append(r.stmts, recordedStmt{q, append([]any(nil), args...)})
+}
+
+func (r *recorder) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	r.record(q, args)
+	return r.tx.ExecContext(ctx, q, args...)
+}
+
+func (r *recorder) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	r.record(q, args)
+	return r.tx.QueryContext(ctx, q, args...)
+}
+
+func (r *recorder) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	r.record(q, args)
+	return r.tx.QueryRowContext(ctx, q, args...)
+}
+
+// keyRecorder remembers the trust API key it minted.
+type keyRecorder struct {
+	mu     sync.Mutex
+	apiKey string
+}
+
+func (k *keyRecorder) MintKey(kind flip.KeyKind) (string, error) {
+	key, err := flip.RandomKeyMinter{}.MintKey(kind)
+	if err == nil && kind == flip.TrustAPIKey {
+		k.mu.Lock()
+		k.apiKey = key
+		k.mu.Unlock()
+	}
+	return key, err
+}
+
+// probe is what the recorded registration was asked and returned, to tell
+// which recorded argument is which.
+type probe struct {
+	name, code, apiKeyHash string
+	trustID, auditUser     uuid.UUID
+}
+
+// benchAuditUser is the admin every benchmarked registration is audited as
+// (the hub's path; the deploy path records NULL).
+var benchAuditUser = uuid.MustParse("6d1e0f3a-2b7c-4e58-9a41-0c5b7d2e8f10")
+
+// recordRegistration runs one RegisterTrust on db through a recorder, rolls
+// it back, and returns the statements it sent.
+func recordRegistration(ctx context.Context, db *sql.DB) ([]recordedStmt, probe, error) {
+	keys := &keyRecorder{}
+	reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(keys))
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, probe{}, err
+	}
+	defer tx.Rollback() //nolint:errcheck // the probe leaves nothing behind
+	rec := &recorder{tx: tx}
+	p := probe{name: "bench probe " + uuid.NewString(), code: "probe-" + uuid.NewString()[:8], auditUser: benchAuditUser}
+	res, err := reg.RegisterTrust(ctx, rec, flip.TrustParams{Name: p.name, Code: p.code, AuditUserID: p.auditUser})
+	if err != nil {
+		return nil, probe{}, fmt.Errorf("record a registration: %w", err)
+	}
+	p.trustID = res.Trust.ID
+	p.apiKeyHash = flip.HashAPIKey(keys.apiKey)
+	return rec.stmts, p, nil
+}
+
+// pgbench expressions for the values that differ per registration. The
+// name and code are unique per transaction (client id and a 40-bit random
+// number), the trust id is derived from the same two so the three
+// statements that use it agree, and the key hash is a SHA-256 in hex, as
+// HashAPIKey computes it in the client.
+const (
+	pgbenchSet      = `\set r random(1, 1099511627775)`
+	pgbenchName     = `('pgbench ' || :client_id || '-' || :r)`
+	pgbenchCode     = `('pb' || :client_id || '-' || :r)`
+	pgbenchTrustID  = `(md5('trust ' || :client_id || '-' || :r)::uuid)`
+	pgbenchKeyHash  = `encode(sha256(convert_to('key ' || :client_id || '-' || :r, 'UTF8')), 'hex')`
+	pgbenchOtherID  = `gen_random_uuid()`
+	pgbenchNow      = `now()`
+	pgbenchNullText = `NULL`
+)
+
+var placeholderRE = regexp.MustCompile(`\$(\d+)`)
+
+// pgbenchScript turns a recorded registration into a pgbench script.
+func pgbenchScript(stmts []recordedStmt, p probe) (string, error) {
+	var b strings.Builder
+	b.WriteString("-- Generated by `go run ./bench` from the statements one real RegisterTrust sent,\n")
+	b.WriteString("-- each statement with parameters checked against the store's exported constants.\n")
+	b.WriteString("-- One transaction = one registration, as RegisterTrustDB does it.\n")
+	b.WriteString(pgbenchSet + "\n")
+	b.WriteString("BEGIN;\n")
+	sent := map[string]bool{}
+	for _, st := range stmts {
+		if len(st.args) > 0 {
+			if _, ok := exportedStatements[st.query]; !ok {
+				return "", fmt.Errorf("RegisterTrust sent a statement with parameters that the store does not export:\n%s", st.query)
+			}
+		}
+		sent[st.query] = true
+		q, err := substitute(st, p)
+		if err != nil {
+			return "", err
+		}
+		if strings.Contains(q, ";") {
+			return "", fmt.Errorf("statement contains a semicolon, which pgbench would split: %q", q)
+		}
+		b.WriteString(q)
+		b.WriteString(";\n")
+	}
+	for q, name := range exportedStatements {
+		if !sent[q] {
+			return "", fmt.Errorf("RegisterTrust did not send %s; the exported constants have drifted from the code", name)
+		}
+	}
+	b.WriteString("COMMIT;\n")
+	return b.String(), nil
+}
+
+// substitute replaces each $n of st by the pgbench expression for the
+// argument it received.
+func substitute(st recordedStmt, p probe) (string, error) {
+	highest := 0
+	for _, m := range placeholderRE.FindAllStringSubmatch(st.query, -1) {
+		n, _ := strconv.Atoi(m[1])
+		highest = max(highest, n)
+	}
+	if highest != len(st.args) {
+		return "", fmt.Errorf("statement has $1..$%d but was sent %d arguments: %q", highest, len(st.args), st.query)
+	}
+	exprs := make([]string, len(st.args))
+	for i, a := range st.args {
+		e, err := pgbenchValue(a, p)
+		if err != nil {
+			return "", fmt.Errorf("argument $%d of %q: %w", i+1, st.query, err)
+		}
+		exprs[i] = e
+	}
+	return placeholderRE.ReplaceAllStringFunc(st.query, func(m string) string {
+		n, _ := strconv.Atoi(m[1:])
+		return exprs[n-1]
+	}), nil
+}
+
+// pgbenchValue is the pgbench expression standing for a recorded argument.
+func pgbenchValue(a any, p probe) (string, error) {
+	switch v := a.(type) {
+	case nil:
+		return pgbenchNullText, nil
+	case string:
+		switch v {
+		case p.name:
+			return pgbenchName, nil
+		case p.code:
+			return pgbenchCode, nil
+		case p.apiKeyHash:
+			return "(" + pgbenchKeyHash + ")", nil
+		}
+		return quoteLiteral(v), nil
+	case uuid.UUID:
+		switch v {
+		case p.trustID:
+			return pgbenchTrustID, nil
+		case p.auditUser:
+			return quoteLiteral(v.String()), nil
+		}
+		return pgbenchOtherID, nil
+	case time.Time:
+		return pgbenchNow, nil
+	case int, int32, int64:
+		return fmt.Sprint(v), nil
+	case driver.Valuer:
+		dv, err := v.Value()
+		if err != nil {
+			return "", err
+		}
+		return pgbenchValue(dv, p)
+	}
+	return "", fmt.Errorf("no pgbench expression for a %T", a)
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// pgbenchResult is what one pgbench run reported.
+type pgbenchResult struct {
+	tps       float64
+	processed int64
+	failed    int64
+	latency   time.Duration
+	cpu       time.Duration // pgbench's own user + system time
+}
+
+var (
+	tpsRE       = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
+	processedRE = regexp.MustCompile(`(?m)^number of transactions actually processed: (\d+)`)
+	failedRE    = regexp.MustCompile(`(?m)^number of failed transactions: (\d+)`)
+	latencyRE   = regexp.MustCompile(`(?m)^latency average = ([0-9.]+) ms`)
+)
+
+// pgbenchArgs is the pgbench command line for a run (without the script
+// path and the database, which vary). mode is pgbench's -M: "prepared"
+// (parse once per connection) or "extended" (parse at every execution, as
+// an unnamed statement).
+func pgbenchArgs(mode string, clients int, d time.Duration) []string {
+	n := strconv.Itoa(clients)
+	return []string{"-n", "-M", mode, "-c", n, "-j", n, "-T", strconv.Itoa(int(d / time.Second))}
+}
+
+// runPgbench runs the script with clients connections for d on dbURL.
+func runPgbench(ctx context.Context, mode, script, dbURL string, clients int, d time.Duration) (pgbenchResult, error) {
+	f, err := os.CreateTemp("", "flip-bench-*.sql")
+	if err != nil {
+		return pgbenchResult{}, err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(script); err != nil {
+		return pgbenchResult{}, err
+	}
+	if err := f.Close(); err != nil {
+		return pgbenchResult{}, err
+	}
+	args := append(pgbenchArgs(mode, clients, d), "-f", f.Name(), dbURL)
+	cmd := exec.CommandContext(ctx, "pgbench", args...)
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if err != nil {
+		return pgbenchResult{}, fmt.Errorf("pgbench %s: %w\n%s", strings.Join(args[:len(args)-1], " "), err, tail(text, 20))
+	}
+	r, err := parsePgbench(text)
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return r, err
+}
+
+func parsePgbench(text string) (pgbenchResult, error) {
+	var r pgbenchResult
+	m := tpsRE.FindStringSubmatch(text)
+	if m == nil {
+		return r, fmt.Errorf("no tps in pgbench output:\n%s", tail(text, 20))
+	}
+	r.tps, _ = strconv.ParseFloat(m[1], 64)
+	if m := processedRE.FindStringSubmatch(text); m != nil {
+		r.processed, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := failedRE.FindStringSubmatch(text); m != nil {
+		r.failed, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := latencyRE.FindStringSubmatch(text); m != nil {
+		ms, _ := strconv.ParseFloat(m[1], 64)
+		r.latency = time.Duration(ms * float64(time.Millisecond))
+	}
+	if r.failed > 0 {
+		return r, fmt.Errorf("pgbench: %d failed transactions:\n%s", r.failed, tail(text, 20))
+	}
+	return r, nil
+}
+
+func tail(s string, lines int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(ls[max(0, len(ls)-lines):], "\n")
+}
+
+// pgbenchOK reports whether pgbench is on PATH.
+func pgbenchOK() bool {
+	_, err := exec.LookPath("pgbench")
+	return err == nil
+}
+
+// sortedStatementNames lists the exported constants for the report.
+func sortedStatementNames() []string {
+	var names []string
+	for _, n := range exportedStatements {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

@@ -1,0 +1,647 @@
+package reliability
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/store"
+)
+
+// faultKind is what goes wrong at one statement.
+type faultKind string
+
+const (
+	// faultError: the statement fails in the client and never reaches the
+	// server (a driver or network error on send).
+	faultError faultKind = "error"
+	// faultServerError: the server rejects the statement, which aborts the
+	// transaction up to the last savepoint.
+	faultServerError faultKind = "server-error"
+	// faultErrorAfter: the statement runs, then the client reports an error
+	// (a lost or unreadable reply).
+	faultErrorAfter faultKind = "error-after"
+	// faultCancelCall: the context of the call is cancelled right before the
+	// statement; the transaction was begun with another context.
+	faultCancelCall faultKind = "cancel-before"
+	// faultCancelTx: the caller began the transaction with the same context
+	// it calls with (the usual request handler), and it is cancelled right
+	// before the statement; database/sql then rolls the transaction back.
+	faultCancelTx faultKind = "cancel-tx"
+	// faultCancelDuring: the context is cancelled while the statement runs,
+	// held on a lock that a second connection takes just before it. SAVEPOINT
+	// and RELEASE cannot be held on a lock, so there the cancel races the
+	// statement instead.
+	faultCancelDuring faultKind = "cancel-during"
+	// faultKill: the backend is terminated with pg_terminate_backend from a
+	// second connection right before the statement.
+	faultKill faultKind = "kill"
+)
+
+var primaryKinds = []faultKind{faultError, faultServerError, faultErrorAfter, faultCancelCall, faultCancelTx, faultCancelDuring, faultKill}
+
+// undoKinds strike the undo path: a first fault (faultError) fails the
+// registration, a second one hits the j-th statement of the rollback to the
+// savepoint. RegisterTrust retries a failed undo once, so a client-side
+// error or a server error there still leaves the caller's transaction
+// usable; only a killed backend ends it. (An undo that fails every time is
+// covered in store's TestRegisterTrust_FailedUndoNeverLeavesHalfARegistration:
+// the transaction is then aborted on purpose, ErrRollbackRequired.)
+var undoKinds = []faultKind{faultError, faultServerError, faultKill}
+
+// errInjected is the error a fault returns in the client.
+var errInjected = errors.New("reliability: injected fault")
+
+// failingSQL is a statement every PostgreSQL rejects when it runs.
+const failingSQL = `SELECT CAST('reliability: injected fault' AS integer)`
+
+// point is one fault point: a fault at statement at, and optionally a
+// second one at undoAt (a statement of the undo path).
+type point struct {
+	kind     faultKind
+	at       int
+	undoKind faultKind
+	undoAt   int
+}
+
+func (p point) String() string {
+	s := fmt.Sprintf("%s@%d", p.kind, p.at)
+	if p.undoKind != "" {
+		s += fmt.Sprintf("+%s@%d", p.undoKind, p.undoAt)
+	}
+	return s
+}
+
+// expectation says what the caller's transaction must look like after the
+// point: usable (RegisterTrust promises it) or failed (the connection or
+// the transaction is gone by construction); when neither, either is
+// acceptable as long as nothing from the call is committed.
+type expectation int
+
+const (
+	mayEither expectation = iota
+	mustBeUsable
+	mustHaveFailed
+)
+
+func expect(p point, stmts []string) expectation {
+	if p.undoKind == faultKill {
+		return mustHaveFailed
+	}
+	if p.undoKind != "" {
+		// One failed undo statement: the retry undoes the work.
+		return mustBeUsable
+	}
+	switch p.kind {
+	case faultError, faultCancelCall:
+		return mustBeUsable
+	case faultServerError:
+		if p.at == 1 {
+			// The SAVEPOINT itself failed on the server: there is nothing to
+			// roll back to, and PostgreSQL has aborted the caller's
+			// transaction. Outside any library's control.
+			return mayEither
+		}
+		return mustBeUsable
+	case faultErrorAfter:
+		if p.at == len(stmts) {
+			// The RELEASE ran but the client saw an error: the rollback to
+			// the (released) savepoint fails and aborts the transaction.
+			return mayEither
+		}
+		return mustBeUsable
+	case faultCancelTx, faultKill:
+		return mustHaveFailed
+	default: // faultCancelDuring: drivers close the connection, or not
+		return mayEither
+	}
+}
+
+// racing reports whether the point's fault may miss: a cancel racing an
+// instant statement can come too late to fail the registration.
+func (p point) racing(h *faultHarness) bool {
+	return p.kind == faultCancelDuring && blockSQL(h.stmts[p.at-1]) == ""
+}
+
+// call is one statement as RegisterTrust issued it.
+type call struct {
+	method string // "exec", "query" or "queryrow"
+	q      string
+	args   []any
+}
+
+type result struct {
+	res  sql.Result
+	rows *sql.Rows
+	row  *sql.Row
+	err  error
+}
+
+// injector replaces the forwarding of one statement.
+type injector func(ctx context.Context, f *faultTx, c call) result
+
+// faultTx is the caller's transaction as RegisterTrust sees it: it counts
+// statements, records them, and hands statement n to at[n] when set.
+type faultTx struct {
+	tx    *sql.Tx
+	at    map[int]injector
+	stmts []string
+	fired map[int]bool
+}
+
+var _ flip.DBTX = (*faultTx)(nil)
+
+func (f *faultTx) do(ctx context.Context, c call) result {
+	f.stmts = append(f.stmts, c.q)
+	n := len(f.stmts)
+	if inj := f.at[n]; inj != nil {
+		if f.fired == nil {
+			f.fired = map[int]bool{}
+		}
+		f.fired[n] = true
+		return inj(ctx, f, c)
+	}
+	return f.forward(ctx, c)
+}
+
+func (f *faultTx) forward(ctx context.Context, c call) result {
+	switch c.method {
+	case "exec":
+		res, err := f.tx.ExecContext(ctx, c.q, c.args...)
+		return result{res: res, err: err}
+	case "query":
+		rows, err := f.tx.QueryContext(ctx, c.q, c.args...)
+		return result{rows: rows, err: err}
+	default:
+		return result{row: f.tx.QueryRowContext(ctx, c.q, c.args...)}
+	}
+}
+
+func (f *faultTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	r := f.do(ctx, call{"exec", q, args})
+	return r.res, r.err
+}
+
+func (f *faultTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	r := f.do(ctx, call{"query", q, args})
+	return r.rows, r.err
+}
+
+func (f *faultTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return f.do(ctx, call{"queryrow", q, args}).row
+}
+
+// clientError fails c without sending it. A *sql.Row cannot be built with
+// an error from outside database/sql, so a QueryRow gets one from a context
+// that is already cancelled, which database/sql checks before it touches
+// the connection.
+func clientError(_ context.Context, f *faultTx, c call) result {
+	if c.method == "queryrow" {
+		dead, cancel := context.WithCancel(context.Background())
+		cancel()
+		return result{row: f.tx.QueryRowContext(dead, c.q, c.args...)}
+	}
+	return result{err: errInjected}
+}
+
+func serverError(ctx context.Context, f *faultTx, c call) result {
+	return f.forward(ctx, call{c.method, failingSQL, nil})
+}
+
+func errorAfter(ctx context.Context, f *faultTx, c call) result {
+	if r := f.forward(ctx, call{"exec", c.q, c.args}); r.err != nil {
+		return r
+	}
+	return clientError(ctx, f, c)
+}
+
+// blockSQL returns what a second connection runs, in a transaction, to hold
+// statement q on a lock, or "" when q takes no lock that can be held (the
+// savepoint statements). Every lock is one RegisterTrust's transaction
+// does not hold yet when q starts.
+func blockSQL(q string) string {
+	switch q {
+	case store.LockTrustIdentitySQL:
+		return q // the same advisory locks, with the same name and code
+	case store.FindDuplicateSQL:
+		return `LOCK TABLE trust IN ACCESS EXCLUSIVE MODE`
+	case store.InsertTrustSQL:
+		// The transaction already holds ACCESS SHARE on trust from the
+		// duplicate check; EXCLUSIVE does not conflict with that but does
+		// with the insert's ROW EXCLUSIVE.
+		return `LOCK TABLE trust IN EXCLUSIVE MODE`
+	case store.ClaimSlotSQL:
+		return `LOCK TABLE fl_kit_slot IN EXCLUSIVE MODE`
+	case store.InsertAuditSQL:
+		return `LOCK TABLE trusts_audit IN EXCLUSIVE MODE`
+	}
+	return ""
+}
+
+// faultHarness runs fault points on one variant's database, one after
+// another (a blocker or a kill must not hit a neighbour's statement).
+type faultHarness struct {
+	b        *bundle
+	v        *violations
+	stmts    []string // the statements of a clean registration
+	undoN    int      // statements of the undo after a failure
+	auditBy  uuid.UUID
+	outcomes map[string]int
+	lastErr  map[faultKind]string
+}
+
+func TestRegisterTrust_FaultAtEveryStatement(t *testing.T) {
+	t.Parallel()
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, v, 2+adminConns) // the caller's connection, and one being replaced
+			h := &faultHarness{b: b, v: &violations{t: t}, auditBy: uuid.New(), outcomes: map[string]int{}, lastErr: map[faultKind]string{}}
+			h.addSlots(t, 10)
+			h.stmts = h.cleanRun(t)
+			h.undoN = h.countUndo(t)
+
+			var points []point
+			for range short(1, 10) {
+				for _, kind := range primaryKinds {
+					for at := 1; at <= len(h.stmts); at++ {
+						points = append(points, point{kind: kind, at: at})
+					}
+				}
+				for at := 2; at <= len(h.stmts); at++ {
+					for _, uk := range undoKinds {
+						for j := 1; j <= h.undoN; j++ {
+							points = append(points, point{kind: faultError, at: at, undoKind: uk, undoAt: j})
+						}
+					}
+				}
+			}
+			for i, p := range points {
+				if i%5 == 0 {
+					h.addSlots(t, 5) // successes use slots up; keep some free
+				}
+				h.run(t, p)
+			}
+			checkInvariants(b.ctx, h.v, b.admin, "after all fault points")
+			checkSecrets(b.ctx, h.v, b, "after all fault points")
+
+			report(t, "faults", v,
+				"statements", len(h.stmts), "undo_statements", h.undoN,
+				"points", len(points), "outcomes", counts(h.outcomes), "violations", h.v.n)
+			for _, k := range primaryKinds {
+				if e := h.lastErr[k]; e != "" {
+					t.Logf("%s, last error seen: %s", k, e)
+				}
+			}
+		})
+	}
+}
+
+func (h *faultHarness) addSlots(t *testing.T, n int) {
+	t.Helper()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "Fault_" + uuid.NewString()
+	}
+	if _, err := store.AddSlots(h.b.ctx, h.b.admin, names...); err != nil {
+		t.Fatalf("add slots: %v", err)
+	}
+}
+
+// cleanRun registers one trust through a faultTx with no faults and
+// returns the statements RegisterTrust sent, in order.
+func (h *faultHarness) cleanRun(t *testing.T) []string {
+	t.Helper()
+	ctx := h.b.ctx
+	tx, err := h.b.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	f := &faultTx{tx: tx}
+	if _, err := h.b.reg.RegisterTrust(ctx, f, flip.TrustParams{Name: "Clean " + uuid.NewString(), Code: "C" + uuid.NewString()[:8]}); err != nil {
+		t.Fatalf("clean registration: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.stmts) == 0 {
+		t.Fatal("RegisterTrust sent no statement")
+	}
+	labels := make([]string, len(f.stmts))
+	for i, q := range f.stmts {
+		labels[i] = label(q)
+	}
+	t.Logf("a clean RegisterTrust sends %d statements: %s", len(f.stmts), strings.Join(labels, ", "))
+	for _, q := range []string{store.LockTrustIdentitySQL, store.FindDuplicateSQL, store.InsertTrustSQL, store.ClaimSlotSQL, store.InsertAuditSQL} {
+		if !contains(f.stmts, q) {
+			t.Errorf("the exported statement %q is not among those RegisterTrust sends; the store's constants have drifted", label(q))
+		}
+	}
+	return f.stmts
+}
+
+// countUndo fails the registration at its second statement and counts the
+// statements that follow: the undo path.
+func (h *faultHarness) countUndo(t *testing.T) int {
+	t.Helper()
+	ctx := h.b.ctx
+	tx, err := h.b.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // test cleanup
+	f := &faultTx{tx: tx, at: map[int]injector{2: clientError}}
+	if _, err := h.b.reg.RegisterTrust(ctx, f, flip.TrustParams{Name: "Undo " + uuid.NewString(), Code: "U" + uuid.NewString()[:8]}); !errors.Is(err, errInjected) {
+		t.Fatalf("registration failing at statement 2: %v, want the injected error", err)
+	}
+	undo := f.stmts[2:]
+	labels := make([]string, len(undo))
+	for i, q := range undo {
+		labels[i] = label(q)
+	}
+	t.Logf("after a failure RegisterTrust sends %d statements: %s", len(undo), strings.Join(labels, ", "))
+	return len(undo)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// label names a statement briefly for messages.
+func label(q string) string {
+	switch q {
+	case store.LockTrustIdentitySQL:
+		return "LockTrustIdentitySQL"
+	case store.FindDuplicateSQL:
+		return "FindDuplicateSQL"
+	case store.InsertTrustSQL:
+		return "InsertTrustSQL"
+	case store.ClaimSlotSQL:
+		return "ClaimSlotSQL"
+	case store.InsertAuditSQL:
+		return "InsertAuditSQL"
+	}
+	if f := strings.Fields(q); len(f) > 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return q
+}
+
+// run tries one fault point and checks everything that must hold after it.
+func (h *faultHarness) run(t *testing.T, p point) {
+	t.Helper()
+	b, v := h.b, h.v
+	base := b.ctx
+	where := fmt.Sprintf("%s (%s)", p, label(h.stmts[p.at-1]))
+	name := "Fault " + p.String() + " " + uuid.NewString()[:8]
+	code := "F" + uuid.NewString()[:12]
+
+	// The caller: a transaction with some work of its own, then the call.
+	txCtx, cancelTx := context.WithCancel(base)
+	defer cancelTx()
+	callCtx, cancelCall := context.WithCancel(base)
+	defer cancelCall()
+	if p.kind == faultCancelTx {
+		callCtx, cancelCall = txCtx, cancelTx
+	}
+	tx, err := b.db.BeginTx(txCtx, nil)
+	if err != nil {
+		t.Fatalf("%s: begin: %v", where, err)
+	}
+	var pid int
+	if err := tx.QueryRowContext(base, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatalf("%s: backend pid: %v", where, err)
+	}
+	marker := uuid.New()
+	if _, err := tx.ExecContext(base, `INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, $2, 'before', now(), now())`, marker, "Marker "+marker.String()); err != nil {
+		t.Fatalf("%s: caller's own work: %v", where, err)
+	}
+
+	f := &faultTx{tx: tx, at: map[int]injector{}}
+	f.at[p.at] = h.injector(p.kind, pid, name, code, cancelCall, where)
+	if p.undoKind != "" {
+		f.at[p.at+p.undoAt] = h.injector(p.undoKind, pid, name, code, cancelCall, where)
+	}
+	minted := b.minter.count()
+	res, regErr := b.reg.RegisterTrust(callCtx, f, flip.TrustParams{Name: name, Code: code, AuditUserID: h.auditBy})
+	keys := b.minter.since(minted)
+
+	// The caller carries on, then commits.
+	_, errFollow := tx.ExecContext(base, `UPDATE roles SET description = 'after' WHERE id = $1`, marker)
+	var errCommit error
+	if errFollow == nil {
+		errCommit = tx.Commit()
+	} else {
+		_ = tx.Rollback()
+	}
+	usable := errFollow == nil && errCommit == nil
+	if err := settled(base, b.admin, pid); err != nil {
+		v.add("%s: %v", where, err)
+	}
+
+	// Every planned fault must have struck.
+	for n := range f.at {
+		if !f.fired[n] {
+			v.add("%s: the fault planned for statement %d never fired (RegisterTrust sent %d statements)", where, n, len(f.stmts))
+		}
+	}
+	if p.undoKind != "" && len(f.stmts) >= p.at+p.undoAt {
+		if q := f.stmts[p.at+p.undoAt-1]; !strings.HasPrefix(q, "ROLLBACK") && !strings.HasPrefix(q, "RELEASE") {
+			v.add("%s: the undo fault hit %q, not a statement of the undo", where, label(q))
+		}
+	}
+
+	// What the call returned.
+	switch {
+	case regErr == nil && !p.racing(h):
+		v.add("%s: RegisterTrust succeeded although statement %d failed", where, p.at)
+	case regErr != nil && !errors.Is(regErr, flip.ErrTrustRegistration):
+		v.add("%s: error does not match ErrTrustRegistration: %v", where, regErr)
+	case regErr != nil && p.undoKind == "":
+		h.lastErr[p.kind] = regErr.Error()
+	}
+	if regErr != nil {
+		for _, k := range keys {
+			if strings.Contains(regErr.Error(), k.key) {
+				v.add("%s: the error message contains a plaintext %s", where, k.kind)
+			}
+		}
+		if res.APIKey != "" || res.InternalServiceKey != "" {
+			v.add("%s: a failed call returned keys", where)
+		}
+	}
+
+	// What the database holds.
+	var apiHash string
+	for _, k := range keys {
+		if k.kind == flip.TrustAPIKey {
+			apiHash = flip.HashAPIKey(k.key)
+		}
+	}
+	var trusts, audits, hashes int
+	var desc sql.NullString
+	err = b.admin.QueryRowContext(base, `SELECT
+		(SELECT count(*) FROM trust WHERE name = $1),
+		(SELECT count(*) FROM trusts_audit WHERE trust_name = $1),
+		(SELECT count(*) FROM trust WHERE api_key_hash = $2),
+		(SELECT description FROM roles WHERE id = $3)`, name, apiHash, marker).Scan(&trusts, &audits, &hashes, &desc)
+	if err != nil {
+		t.Fatalf("%s: read back: %v", where, err)
+	}
+	registered := regErr == nil && usable
+	want := 0
+	if registered {
+		want = 1
+	}
+	if trusts != want || audits != want || hashes != want {
+		v.add("%s: the database holds %d trusts, %d audit rows and %d API key hashes from the call, want %d each (returned error: %v; caller's commit: %v, %v)",
+			where, trusts, audits, hashes, want, regErr, errFollow, errCommit)
+	}
+	switch {
+	case usable && desc.String != "after":
+		v.add("%s: the caller's commit succeeded but its own work reads %q", where, desc.String)
+	case !usable && desc.Valid:
+		v.add("%s: the caller's transaction failed (%v, %v) yet its own work was committed (%q)", where, errFollow, errCommit, desc.String)
+	}
+
+	switch e := expect(p, h.stmts); {
+	case e == mustBeUsable && !usable:
+		v.add("%s: the caller's transaction is not usable after the failed call (RegisterTrust: %v; caller's next statement: %v; commit: %v)",
+			where, regErr, errFollow, errCommit)
+	case e == mustHaveFailed && usable:
+		v.add("%s: the caller's transaction survived a fault that must end it", where)
+	}
+
+	class := "failed_cleanly"
+	switch {
+	case registered:
+		class = "registered"
+	case usable:
+		class = "usable"
+	}
+	h.outcomes[class]++
+
+	checkInvariants(base, v, b.admin, where)
+	checkSecrets(base, v, b, where)
+}
+
+// injector builds the fault of kind at a statement of the transaction
+// running on backend pid.
+func (h *faultHarness) injector(kind faultKind, pid int, name, code string, cancel context.CancelFunc, where string) injector {
+	switch kind {
+	case faultError:
+		return clientError
+	case faultServerError:
+		return serverError
+	case faultErrorAfter:
+		return errorAfter
+	case faultCancelCall, faultCancelTx:
+		return func(ctx context.Context, f *faultTx, c call) result {
+			cancel()
+			return f.forward(ctx, c)
+		}
+	case faultKill:
+		return func(ctx context.Context, f *faultTx, c call) result {
+			var killed bool
+			// The timeout makes pg_terminate_backend wait for the backend
+			// to be gone.
+			if err := h.b.admin.QueryRowContext(h.b.ctx, `SELECT pg_terminate_backend($1, 30000)`, pid).Scan(&killed); err != nil || !killed {
+				h.v.add("%s: could not terminate backend %d: %v", where, pid, err)
+			}
+			return f.forward(ctx, c)
+		}
+	case faultCancelDuring:
+		return func(ctx context.Context, f *faultTx, c call) result {
+			return h.cancelDuring(ctx, f, c, pid, name, code, cancel, where)
+		}
+	}
+	panic("unknown fault kind " + kind)
+}
+
+// cancelDuring holds c on a lock from a second connection, cancels once the
+// backend waits for it, then lets go. A statement that takes no lock gets
+// the cancel racing it instead.
+func (h *faultHarness) cancelDuring(ctx context.Context, f *faultTx, c call, pid int, name, code string, cancel context.CancelFunc, where string) result {
+	lock := blockSQL(c.q)
+	if lock == "" {
+		go cancel()
+		return f.forward(ctx, c)
+	}
+	blocker, err := h.b.admin.BeginTx(h.b.ctx, nil)
+	if err != nil {
+		h.v.add("%s: begin blocker: %v", where, err)
+		return f.forward(ctx, c)
+	}
+	defer blocker.Rollback() //nolint:errcheck // releases the lock
+	var args []any
+	if lock == store.LockTrustIdentitySQL {
+		args = []any{name, code}
+	}
+	if _, err := blocker.ExecContext(h.b.ctx, lock, args...); err != nil {
+		h.v.add("%s: take blocking lock: %v", where, err)
+		return f.forward(ctx, c)
+	}
+	done := make(chan struct{})
+	waited := make(chan bool, 1)
+	go func() {
+		seen := waitForLock(h.b.ctx, h.b.admin, pid, done)
+		cancel()
+		waited <- seen
+	}()
+	r := f.forward(ctx, c)
+	close(done)
+	if !<-waited {
+		h.v.add("%s: the statement never waited on the blocking lock", where)
+	}
+	return r
+}
+
+// waitForLock polls until backend pid waits on a lock, or done closes.
+func waitForLock(ctx context.Context, admin *sql.DB, pid int, done <-chan struct{}) bool {
+	for {
+		var waiting bool
+		err := admin.QueryRowContext(ctx, `SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&waiting)
+		if err == nil && waiting {
+			return true
+		}
+		select {
+		case <-done:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// settled waits until backend pid has exited or sits idle outside any
+// transaction: a backend orphaned by a closed connection may still be
+// finishing its statement, and it holds locks until it is gone.
+func settled(ctx context.Context, admin *sql.DB, pid int) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var busy int
+		if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state <> 'idle'`, pid).Scan(&busy); err != nil {
+			return err
+		}
+		if busy == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("backend %d still busy a minute after the call", pid)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
