@@ -497,14 +497,13 @@ func TestSeedMainUsers_DeadlineBoundsAHangingProvider(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(b.ctx, 500*time.Millisecond)
 	defer cancel()
-	start := time.Now()
+	// The proxy holds the lookup until the client gives up, and the lookup
+	// timeout is an hour: returning at all proves the run's deadline ended
+	// it (a hang would trip go test's own timeout). No wall-clock bound is
+	// asserted; the machine may be slow.
 	report, err := seeder.SeedMainUsers(ctx, b.db, b.idp)
-	elapsed := time.Since(start)
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, flip.ErrSeedMainUsers) {
 		t.Fatalf("err = %v, want the deadline", err)
-	}
-	if elapsed > 2*time.Second {
-		t.Errorf("returned %v after a 500ms deadline", elapsed)
 	}
 	if len(report.Users) != 0 {
 		t.Errorf("report = %s", report)

