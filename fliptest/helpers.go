@@ -2,6 +2,7 @@ package fliptest
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/londonaicentre/flip"
@@ -38,4 +39,49 @@ func RegisterTrust(t testing.TB, db flip.TxBeginner, p flip.TrustParams) flip.Re
 		t.Fatalf("fliptest: register trust %q: %v", p.Name, err)
 	}
 	return res
+}
+
+// DumpTables returns every row of every table in db's public schema as
+// text, one row a line, as PostgreSQL's row-to-text cast renders it. Tests
+// search it for what must never be stored, such as a plaintext key:
+//
+//	if strings.Contains(fliptest.DumpTables(t, db), res.APIKey) { t.Fatal("plaintext key stored") }
+func DumpTables(t testing.TB, db flip.DBTX) string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := db.QueryContext(ctx, `SELECT quote_ident(table_name) FROM information_schema.tables
+		WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`)
+	if err != nil {
+		t.Fatalf("fliptest: list tables: %v", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatalf("fliptest: list tables: %v", err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatalf("fliptest: list tables: %v", err)
+	}
+	var b strings.Builder
+	for _, table := range tables {
+		rows, err := db.QueryContext(ctx, `SELECT t::text FROM `+table+` t`)
+		if err != nil {
+			t.Fatalf("fliptest: read %s: %v", table, err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatalf("fliptest: read %s: %v", table, err)
+			}
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatalf("fliptest: read %s: %v", table, err)
+		}
+	}
+	return b.String()
 }

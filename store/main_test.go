@@ -5,12 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx", to prove the store is driver-independent
-	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"
@@ -119,28 +117,6 @@ func checkInvariants(t *testing.T, ctx context.Context, db flip.DBTX) {
 	if bad != 0 {
 		t.Fatalf("%d invariant violations (trust without exactly one slot/audit row, dangling slot, or half-assigned slot)", bad)
 	}
-}
-
-// tableText returns every row of every table in the public schema as text,
-// to search for secrets that must not be stored.
-func tableText(t *testing.T, ctx context.Context, db *sqlx.DB) string {
-	t.Helper()
-	var tables []string
-	if err := db.SelectContext(ctx, &tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`); err != nil {
-		t.Fatalf("list tables: %v", err)
-	}
-	var b strings.Builder
-	for _, tbl := range tables {
-		var rows []string
-		if err := db.SelectContext(ctx, &rows, fmt.Sprintf(`SELECT t::text FROM %q t`, tbl)); err != nil {
-			t.Fatalf("read %s: %v", tbl, err)
-		}
-		for _, r := range rows {
-			b.WriteString(r)
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
 }
 
 // countingTx counts the statements sent through it.

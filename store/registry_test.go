@@ -55,7 +55,7 @@ func TestRegisterTrust_StoresHashAuditAndSlot(t *testing.T) {
 			t.Errorf("created_at = %v, result says %v", createdAt, res.Trust.CreatedAt)
 		}
 
-		dump := tableText(t, b.ctx, b.db.DB)
+		dump := fliptest.DumpTables(t, b.db)
 		if strings.Contains(dump, res.APIKey) {
 			t.Error("plaintext API key stored")
 		}
