@@ -6,9 +6,11 @@ export DATABASE_URL
 
 .PHONY: bench reliability soak supplychain
 
-# Writes BENCHMARKS.md: registration throughput against pgbench, the
-# reliability suite's counts, fuzzing budgets and the supply-chain scan
-# (about six minutes). BENCH_FLAGS passes options, e.g.
+# Writes BENCHMARKS.md: registration throughput against pgbench, key
+# verification (indexed lookup against a full scan), main-user seeding
+# against the Cognito emulator (needs node and npm), the reliability
+# suite's counts, fuzzing budgets and the supply-chain scan (about six
+# minutes). BENCH_FLAGS passes options, e.g.
 # make bench BENCH_FLAGS="-only registration -rounds 3".
 bench:
 	go run ./bench $(BENCH_FLAGS)

@@ -2,6 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cognitolocal"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -142,5 +149,131 @@ func TestWriteReport_KeepsSectionsNotRun(t *testing.T) {
 	}
 	if strings.Index(string(got), "## A") > strings.Index(string(got), "## Fuzz") {
 		t.Error("sections out of order")
+	}
+}
+
+func TestWithParams(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ dsn, params, want string }{
+		{"postgres://u@h/db?sslmode=disable", "binary_parameters=yes", "postgres://u@h/db?sslmode=disable&binary_parameters=yes"},
+		{"postgres://u@h/db", "binary_parameters=yes", "postgres://u@h/db?binary_parameters=yes"},
+		{"host=h dbname=db", "binary_parameters=yes&a=b", "host=h dbname=db binary_parameters=yes a=b"},
+		{"postgres://u@h/db", "", "postgres://u@h/db"},
+	} {
+		if got := withParams(c.dsn, c.params); got != c.want {
+			t.Errorf("withParams(%q, %q) = %q, want %q", c.dsn, c.params, got, c.want)
+		}
+	}
+}
+
+// The key verification section's copy of the store benchmark's setup: the
+// hashes the server computes must be those of the keys the Go side
+// presents, or every "hit" would be a miss.
+func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	ctx := t.Context()
+	if err := seedKeyedTrusts(ctx, db.DB.DB, 3); err != nil {
+		t.Fatal(err)
+	}
+	v := flip.NewVerifier(store.NewAPIKeyLookup(db))
+	for i := 1; i <= 3; i++ {
+		trust, err := v.Verify(ctx, verifyKey(i))
+		if err != nil || trust.Name != fmt.Sprintf("Keyed trust %d", i) {
+			t.Errorf("indexed, key %d: %+v, %v", i, trust, err)
+		}
+		id, found, err := verifyByScan(ctx, db.DB.DB, verifyKey(i))
+		if err != nil || !found || id != trust.ID {
+			t.Errorf("scan, key %d: %s %v, %v; want %s", i, id, found, err, trust.ID)
+		}
+	}
+	if _, err := v.Verify(ctx, verifyKey(4)); !errors.Is(err, flip.ErrUnknownAPIKey) {
+		t.Errorf("indexed, key of no trust: %v", err)
+	}
+	if _, found, err := verifyByScan(ctx, db.DB.DB, verifyKey(4)); found || err != nil {
+		t.Errorf("scan, key of no trust: found %v, %v", found, err)
+	}
+}
+
+// The seeding section counts writes by row version: an UPDATE to the same
+// values counts, a read does not.
+func TestRowVersions_CountEveryWrite(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	ctx := t.Context()
+	if err := store.New().EnsureRoles(ctx, db, flip.WellKnownRoles(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	before, err := rowVersions(ctx, db.DB.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.New().EnsureRoles(ctx, db, flip.WellKnownRoles(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	same, err := rowVersions(ctx, db.DB.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := diffVersions(before, same); c.total() != 0 {
+		t.Errorf("EnsureRoles again: %+v, want no change", c)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE roles SET name = name WHERE id = $1`, flip.RoleViewer.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `DELETE FROM roles WHERE id = $1`, flip.RoleAdmin.ID); err != nil {
+		t.Fatal(err)
+	}
+	after, err := rowVersions(ctx, db.DB.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := diffVersions(same, after); c != (rowChanges{updated: 1, deleted: 1}) {
+		t.Errorf("after an idle UPDATE and a DELETE: %+v", c)
+	}
+}
+
+// StartProxy is NewProxy without a test: it forwards, adds its latency, and
+// Close releases it.
+func TestStartProxy_ForwardsAndCloses(t *testing.T) {
+	t.Parallel()
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello "+r.URL.Path)
+	}))
+	defer target.Close()
+	p, err := cognitolocal.StartProxy(target.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetLatency(20 * time.Millisecond)
+	start := time.Now()
+	resp, err := http.Get(p.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello /health" || time.Since(start) < 20*time.Millisecond {
+		t.Errorf("got %q after %v", body, time.Since(start))
+	}
+	p.Close()
+	if _, err := http.Get(p.URL + "/health"); err == nil {
+		t.Error("the proxy still answers after Close")
+	}
+	if _, err := cognitolocal.StartProxy("not a url"); err == nil {
+		t.Error("StartProxy accepted a target that is not a URL")
+	}
+}
+
+func TestCompareGoVersions(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		a, b string
+		sign int
+	}{{"1.26.11", "1.26.9", 1}, {"1.26.9", "1.26.10", -1}, {"1.26", "1.26.0", 0}, {"1.27", "1.26.11", 1}} {
+		got := compareGoVersions(c.a, c.b)
+		if (got > 0) != (c.sign > 0) || (got < 0) != (c.sign < 0) {
+			t.Errorf("compareGoVersions(%q, %q) = %d, want sign %d", c.a, c.b, got, c.sign)
+		}
 	}
 }

@@ -32,6 +32,9 @@ type config struct {
 	soak               bool
 	vulndbVersion      string
 	govulncheckVersion string
+	seedUsers          int
+	seedLatency        time.Duration
+	seedRounds         int
 }
 
 func defaultConfig() config {
@@ -41,6 +44,9 @@ func defaultConfig() config {
 		fuzzTime:           30 * time.Second,
 		vulndbVersion:      "v0.0.0-20261105234957-e22db6528018",
 		govulncheckVersion: "v1.9.0",
+		seedUsers:          200,
+		seedLatency:        5 * time.Millisecond,
+		seedRounds:         5,
 	}
 }
 

@@ -10,9 +10,12 @@
 //
 // It needs PostgreSQL at DATABASE_URL (default
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable) with a role that
-// may create databases and call pg_terminate_backend, and pgbench on PATH.
-// Every database it creates is named flip_bench_* and dropped before it
-// exits, even on Ctrl-C.
+// may create databases and call pg_terminate_backend, pgbench on PATH, and
+// for the seeding section node and npm (it installs and starts the
+// cognito-local emulator as the tests do; COGNITO_LOCAL_URL names one
+// already running instead). Every database it creates is named
+// flip_bench_* and dropped before it exits, even on Ctrl-C; the emulator
+// it starts exits with it.
 //
 // # Sections
 //
@@ -48,6 +51,8 @@ type section struct {
 // sections run in this order and appear in BENCHMARKS.md in this order.
 var sections = []section{
 	{"registration", "Registration throughput", runRegistration},
+	{"verify", "Key verification", runVerify},
+	{"seeding", "Seeding", runSeeding},
 	{"reliability", "Reliability", runReliability},
 	{"fuzz", "Fuzzing", runFuzz},
 	{"supplychain", "Supply chain", runSupplyChain},
@@ -66,6 +71,9 @@ func main() {
 	flag.BoolVar(&cfg.soak, "soak", false, "run the reliability suite's long soak (FLIP_SOAK=1) instead of its CI form")
 	flag.StringVar(&cfg.vulndbVersion, "vulndb", cfg.vulndbVersion, "golang.org/x/vulndb version whose data/osv becomes the local vulnerability database")
 	flag.StringVar(&cfg.govulncheckVersion, "govulncheck", cfg.govulncheckVersion, "golang.org/x/vuln version to run govulncheck from")
+	flag.IntVar(&cfg.seedUsers, "seed-users", cfg.seedUsers, "main users per seeding run")
+	flag.DurationVar(&cfg.seedLatency, "seed-latency", cfg.seedLatency, "latency the fault proxy adds to every Cognito request while seeding")
+	flag.IntVar(&cfg.seedRounds, "seed-rounds", cfg.seedRounds, "seeding rounds per concurrency level; the median is reported")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		log.Fatal(err)
@@ -86,6 +94,9 @@ func run(cfg config) error {
 		return err
 	}
 	cfg.callers = levels
+	if cfg.seedUsers < 1 || cfg.seedUsers > 1000 || cfg.seedRounds < 1 || cfg.rounds < 1 || cfg.seedLatency < 0 {
+		return errors.New("-seed-users wants 1 to 1000; -seed-rounds and -rounds at least 1; -seed-latency not negative")
+	}
 	if cfg.duration < time.Second || cfg.duration%time.Second != 0 {
 		return fmt.Errorf("-duration %v: want whole seconds, at least one", cfg.duration)
 	}

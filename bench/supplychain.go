@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -261,10 +262,56 @@ func govulncheck(ctx context.Context, e *env) (string, error) {
 			fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", v.id, v.module, v.version, v.fixed, v.level, strings.ReplaceAll(v.summary, "|", "\\|"))
 		}
 		if counts["called"] > 0 && onlyStdlib(res.vulns, "called") {
-			b.WriteString("\nEvery vulnerability reachable from the code is in the standard library of the Go toolchain that ran the scan; they are fixed by building with the patched toolchain (a `toolchain` line in go.mod at the highest \"fixed in\" above, which the go command fetches through the module proxy), not by changing a dependency.\n")
+			b.WriteString("\nEvery vulnerability reachable from the code is in the standard library of the Go toolchain that ran the scan; they are fixed by building with the patched toolchain (a `toolchain` line in go.mod at the highest \"fixed in\" above, which the go command fetches through the module proxy), not by changing a dependency.")
+			b.WriteString(toolchainNote(ctx, res))
+			b.WriteString("\n")
 		}
 	}
 	return b.String(), nil
+}
+
+// toolchainNote says whether go.mod's toolchain line already covers the
+// standard library's fixes, and why the scan ran another toolchain.
+func toolchainNote(ctx context.Context, res govulnResult) string {
+	out, err := goCmd(ctx, "", nil, "mod", "edit", "-json")
+	if err != nil {
+		return ""
+	}
+	var mod struct{ Toolchain string }
+	if json.Unmarshal(out, &mod) != nil || mod.Toolchain == "" || mod.Toolchain == res.goVersion {
+		return ""
+	}
+	covers := true
+	for _, v := range res.vulns {
+		if v.module == "stdlib" && v.fixed != "" && compareGoVersions(strings.TrimPrefix(mod.Toolchain, "go"), strings.TrimPrefix(v.fixed, "v")) < 0 {
+			covers = false
+		}
+	}
+	gotoolchain := "unknown"
+	if out, err := goCmd(ctx, "", nil, "env", "GOTOOLCHAIN"); err == nil {
+		gotoolchain = strings.TrimSpace(string(out))
+	}
+	note := fmt.Sprintf(" go.mod already has `toolchain %s`, which %s; the scan ran %s because GOTOOLCHAIN is `%s` on this machine, so the go command uses the installed toolchain instead of fetching the one go.mod names.",
+		mod.Toolchain, map[bool]string{true: "is at or above every \"fixed in\" of the standard library above", false: "is below some \"fixed in\" above"}[covers], res.goVersion, gotoolchain)
+	return note
+}
+
+// compareGoVersions compares dotted release numbers ("1.26.9" < "1.26.11").
+func compareGoVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(as), len(bs)) {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x - y
+		}
+	}
+	return 0
 }
 
 type vuln struct {

@@ -28,6 +28,17 @@
 //     winner, or exactly as many winners as free slots, and the invariants.
 //   - Backends killed at random moments during RegisterTrustDB: whatever the
 //     moment, the invariants hold and a reported success is in the database.
+//   - Secrets over a full cycle: trusts registered (some refused, one rolled
+//     back by its caller, and on flip's schema one refused for an API key
+//     another trust holds), main users seeded twice, keys verified through
+//     the Verifier with its cache on (hits, cached hits, unknown keys,
+//     internal-service keys, malformed keys derived from real ones), with
+//     the registry, the seeder and a hub's own log lines (results and errors
+//     included) captured at debug level. Every table is dumped as text; no
+//     key minted or presented, nor any 16-character piece of one, may be in
+//     the dump or the log, no key's hash in the log, no internal-service
+//     key's hash in the database, and every registered trust's API-key hash
+//     must be in its own row (the search is not blind).
 //
 // Every test logs a line starting with "RELIABILITY" that counts what it
 // tried and the violations it found; `go run ./bench` quotes them in

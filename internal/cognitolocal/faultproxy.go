@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"sync"
 	"testing"
@@ -69,22 +68,11 @@ type Proxy struct {
 // closed when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	u, err := url.Parse(target)
+	p, err := StartProxy(target)
 	if err != nil {
-		t.Fatalf("cognitolocal: proxy target %q: %v", target, err)
+		t.Fatal(err)
 	}
-	p := &Proxy{
-		closing:  make(chan struct{}),
-		faults:   map[string]Fault{},
-		requests: map[string]int{},
-		rp:       &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) }},
-	}
-	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
-	p.URL = p.srv.URL
-	t.Cleanup(func() {
-		close(p.closing)
-		p.srv.Close()
-	})
+	t.Cleanup(p.Close)
 	return p
 }
 

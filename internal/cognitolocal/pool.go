@@ -2,15 +2,12 @@ package cognitolocal
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
-	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/google/uuid"
 )
 
@@ -40,15 +37,13 @@ func (e *Emulator) Client(opts ...func(*cip.Options)) *cip.Client { return NewCl
 // isolate tests sharing one emulator) and returns its id.
 func NewUserPool(t testing.TB, c *cip.Client) string {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := c.CreateUserPool(ctx, &cip.CreateUserPoolInput{PoolName: aws.String("flip-test-" + hex.EncodeToString(b[:]))})
+	id, err := CreateUserPool(ctx, c, "flip-test-")
 	if err != nil {
-		t.Fatalf("cognitolocal: create user pool: %v", err)
+		t.Fatal(err)
 	}
-	return aws.ToString(out.UserPool.Id)
+	return id
 }
 
 // CreateUser adds a confirmed user with this email to the pool, sending no
@@ -57,29 +52,11 @@ func CreateUser(t testing.TB, c *cip.Client, poolID, email string) uuid.UUID {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := c.AdminCreateUser(ctx, &cip.AdminCreateUserInput{
-		UserPoolId:    aws.String(poolID),
-		Username:      aws.String(email),
-		MessageAction: types.MessageActionTypeSuppress,
-		UserAttributes: []types.AttributeType{
-			{Name: aws.String("email"), Value: aws.String(email)},
-			{Name: aws.String("email_verified"), Value: aws.String("true")},
-		},
-	})
+	id, err := AddUser(ctx, c, poolID, email)
 	if err != nil {
-		t.Fatalf("cognitolocal: create user %s: %v", email, err)
+		t.Fatal(err)
 	}
-	for _, a := range out.User.Attributes {
-		if aws.ToString(a.Name) == "sub" {
-			id, err := uuid.Parse(aws.ToString(a.Value))
-			if err != nil {
-				t.Fatalf("cognitolocal: user %s has sub %q: %v", email, aws.ToString(a.Value), err)
-			}
-			return id
-		}
-	}
-	t.Fatalf("cognitolocal: user %s was created without a sub", email)
-	return uuid.Nil
+	return id
 }
 
 // DisableUser disables the user with this email (its username).

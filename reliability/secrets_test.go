@@ -1,0 +1,260 @@
+package reliability
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/store"
+)
+
+// TestSecrets_FullCycleLeavesNoPlaintextKey runs what a hub does with keys
+// from start to end, with every component that takes a logger logging at
+// debug level into one buffer: trusts registered (some refused, one rolled
+// back by its caller), main users seeded twice (with a user the identity
+// provider does not know and one it cannot answer for), then trust API keys
+// verified through the Verifier with its cache on: hits, cached hits, keys
+// no trust holds, internal-service keys presented as API keys, and
+// malformed keys derived from real ones, every outcome logged as a hub
+// would log it. Then every row of every table is dumped as text, and the
+// dump and the log are searched for every key minted or presented: neither
+// may hold a key, nor any 16-character piece of one; the log may not hold a
+// key's hash either (the registry and the Verifier promise as much), and
+// the database may not hold an internal-service key's hash. As a check that
+// the search sees what it should, every registered trust's API-key hash
+// must be in the dump, in its own row.
+func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
+	t.Parallel()
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, v, adminConns+2)
+			viol := &violations{t: t}
+			ctx := b.ctx
+			// Every component logs into the same buffer as the registry.
+			logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			hubLog := logger.With(slog.String("component", "hub"))
+			fliptest.AddSlots(t, b.db, "Secret_001..Secret_020")
+
+			// presented are strings offered to the Verifier that are not
+			// minted by the registry: keys of no trust.
+			var presented []string
+
+			// 1. Register.
+			var registered []flip.RegistrationResult
+			for i := range 5 {
+				res, err := b.reg.RegisterTrustDB(ctx, b.db, flip.TrustParams{
+					Name: fmt.Sprintf("Secret trust %d", i), Code: fmt.Sprintf("ST%d", i), Region: "London",
+				})
+				if err != nil {
+					t.Fatalf("register %d: %v", i, err)
+				}
+				// A hub that logs the result, the careless ways included:
+				// the keys must come out redacted.
+				hubLog.LogAttrs(ctx, slog.LevelDebug, "registered", slog.Any("result", res))
+				hubLog.Debug(fmt.Sprintf("registered %v / %+v / %#v", res, res, res))
+				registered = append(registered, res)
+			}
+			// Refused: a duplicate name, a duplicate code in other case, invalid params.
+			for _, p := range []flip.TrustParams{
+				{Name: "Secret trust 0", Code: "OTHER"},
+				{Name: "Another trust", Code: "st1"},
+				{Name: "   ", Code: "X"},
+			} {
+				_, err := b.reg.RegisterTrustDB(ctx, b.db, p)
+				if err == nil {
+					viol.add("registration of %+v succeeded; want it refused", p)
+				}
+				hubLog.LogAttrs(ctx, slog.LevelDebug, "registration refused", slog.Any("error", err))
+			}
+			// Registered inside a caller's transaction that then rolls back:
+			// its keys were returned, but the trust never existed.
+			var rolledBack flip.RegistrationResult
+			{
+				tx, err := b.db.BeginTxx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rolledBack, err = b.reg.RegisterTrust(ctx, tx, flip.TrustParams{Name: "Rolled back", Code: "RB"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Rollback(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// On flip's schema a minter that repeats an API key makes the
+			// unique index on the hash refuse the trust; the error the
+			// registry logs must not carry the hash the server reports.
+			if v.version >= 2 {
+				repeat := &repeatMinter{api: registered[0].APIKey, inner: b.minter}
+				reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(repeat), flip.WithLogger(logger))
+				_, err := reg.RegisterTrustDB(ctx, b.db, flip.TrustParams{Name: "Colliding key", Code: "CK"})
+				if err == nil {
+					viol.add("a trust with an API key another trust holds was registered")
+				}
+				hubLog.LogAttrs(ctx, slog.LevelDebug, "registration refused", slog.Any("error", err))
+			}
+
+			// 2. Seed main users, twice: the second run writes nothing and
+			// logs at debug level.
+			idp := fliptest.NewIdentityProvider()
+			users := []flip.MainUser{
+				{Email: "ada.admin@example.com", Role: "Admin", Name: "Ada Admin", Organisation: "Example Trust"},
+				{Email: "rita.research@example.com", Role: "Researcher", Name: "Rita Research", Organisation: "Example University"},
+				{Email: "nobody@example.com", Role: "Viewer", Name: "Not In Cognito"},
+				{Email: "flaky@example.com", Role: "Viewer", Name: "Flaky"},
+			}
+			idp.AddUser(users[0].Email)
+			idp.AddUser(users[1].Email)
+			idp.AddUser(users[3].Email)
+			idp.FailEmail(users[3].Email, fliptest.IdentityError(503, "ServiceUnavailableException"))
+			seeder := flip.NewSeeder(store.New(), users)
+			seeder.Logger = logger
+			for run := range 2 {
+				report, err := seeder.SeedMainUsers(ctx, b.db, idp)
+				if err != nil {
+					t.Fatalf("seed run %d: %v", run+1, err)
+				}
+				hubLog.LogAttrs(ctx, slog.LevelDebug, "seeded", slog.Any("report", report), slog.String("summary", report.String()))
+			}
+
+			// 3. Verify, with the cache on.
+			verifier := flip.NewVerifier(store.NewAPIKeyLookup(b.db), flip.WithCache(time.Minute, 100))
+			counts := map[string]int{}
+			verify := func(what, key string, wantTrust *flip.Trust) {
+				t.Helper()
+				trust, err := verifier.Verify(ctx, key)
+				counts[what]++
+				hubLog.LogAttrs(ctx, slog.LevelDebug, "verify", slog.String("what", what),
+					slog.String("trust_id", trust.ID.String()), slog.Any("error", err))
+				switch {
+				case wantTrust != nil && (err != nil || trust.ID != wantTrust.ID):
+					viol.add("verify %s: trust %s, %v; want %s", what, trust.ID, err, wantTrust.ID)
+				case wantTrust == nil && !errors.Is(err, flip.ErrUnauthorized):
+					viol.add("verify %s: trust %s, %v; want ErrUnauthorized", what, trust.ID, err)
+				}
+			}
+			stranger := flip.RandomKeyMinter{Format: v.format}
+			for _, res := range registered {
+				verify("hit", res.APIKey, &res.Trust)
+				verify("cached hit", res.APIKey, &res.Trust)
+				verify("internal-service key as API key", res.InternalServiceKey, nil)
+				k := res.APIKey
+				for _, bad := range []string{
+					k[:len(k)-1], k + "A", " " + k, k + "\n", strings.ToUpper(k), strings.ToLower(k),
+					k[:len(k)-2] + string(k[len(k)-1]) + string(k[len(k)-2]), // two characters swapped
+					k[:10], strings.Repeat(k, 2),
+				} {
+					if bad != k {
+						verify("derived from a real key", bad, nil)
+					}
+				}
+				unknown, err := stranger.MintKey(flip.TrustAPIKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				presented = append(presented, unknown)
+				verify("unknown key", unknown, nil)
+			}
+			verify("rolled-back trust's key", rolledBack.APIKey, nil)
+			verify("empty", "", nil)
+			verify("garbage", "flip_ak_not-a-key", nil)
+			if n := verifier.CachedGrants(); n != len(registered) {
+				viol.add("the cache holds %d grants, want %d (only hits are cached)", n, len(registered))
+			}
+			verifier.Invalidate(registered[0].Trust.ID)
+			verify("hit after Invalidate", registered[0].APIKey, &registered[0].Trust)
+			verifier.Purge()
+			verify("hit after Purge", registered[1].APIKey, &registered[1].Trust)
+
+			// 4. Search.
+			dump, err := tableText(ctx, b.admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := b.logs.String()
+			for _, want := range []string{`"msg":"trust registered"`, `"msg":"trust registration refused"`, `"msg":"main user seeded"`,
+				`"level":"DEBUG","msg":"main user seeded"`, `"msg":"main user skipped: not found in the identity provider"`,
+				`"msg":"main user skipped: identity provider unavailable"`, `"msg":"verify"`} {
+				if !strings.Contains(logs, want) {
+					viol.add("the captured log lacks %s: the search would miss what that component logs", want)
+				}
+			}
+			type secret struct{ what, key string }
+			var secrets []secret
+			for _, k := range b.minter.since(0) {
+				secrets = append(secrets, secret{k.kind.String(), k.key})
+			}
+			for _, k := range presented {
+				secrets = append(secrets, secret{"key of no trust, presented", k})
+			}
+			checkSecrets(ctx, viol, b, "after the full cycle")
+			pieces := 0
+			for _, s := range secrets {
+				body := strings.TrimPrefix(strings.TrimPrefix(s.key, flip.TrustAPIKey.Prefix()), flip.InternalServiceKey.Prefix())
+				for i := 0; i+16 <= len(body); i++ {
+					piece := body[i : i+16]
+					pieces++
+					if strings.Contains(dump, piece) {
+						viol.add("a piece of one %s (%q…) is stored in the database", s.what, piece[:4])
+						break
+					}
+					if strings.Contains(logs, piece) {
+						viol.add("a piece of one %s (%q…) is in the log", s.what, piece[:4])
+						break
+					}
+				}
+				if h := flip.HashAPIKey(s.key); strings.Contains(logs, h) {
+					viol.add("the hash of one %s is in the log", s.what)
+				}
+			}
+			// Sanity: the search does see the stored hashes, each in its own row.
+			for _, res := range registered {
+				h := flip.HashAPIKey(res.APIKey)
+				if !strings.Contains(dump, h) {
+					viol.add("trust %s: its API-key hash is not in the dump; the search is blind", res.Trust.Name)
+				}
+				var stored string
+				if err := b.admin.QueryRowContext(ctx, `SELECT api_key_hash FROM trust WHERE id = $1`, res.Trust.ID).Scan(&stored); err != nil || stored != h {
+					viol.add("trust %s: stored hash %q, %v; want HashAPIKey of its key", res.Trust.Name, stored, err)
+				}
+			}
+			if strings.Contains(dump, flip.HashAPIKey(rolledBack.APIKey)) {
+				viol.add("the rolled-back trust's hash is stored")
+			}
+			checkInvariants(ctx, viol, b.admin, "after the full cycle")
+
+			verifications := 0
+			for _, n := range counts {
+				verifications += n
+			}
+			var tables int
+			if err := b.admin.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`).Scan(&tables); err != nil {
+				t.Fatal(err)
+			}
+			report(t, "secrets", v, "keys", len(secrets), "pieces", pieces, "verifications", verifications,
+				"tables", tables, "rows", strings.Count(dump, "\n"), "log_records", strings.Count(logs, "\n"), "log_bytes", len(logs),
+				"violations", viol.n)
+		})
+	}
+}
+
+// repeatMinter mints trust API keys that are all api, an existing trust's
+// key, and internal-service keys from inner.
+type repeatMinter struct {
+	api   string
+	inner flip.KeyMinter
+}
+
+func (m *repeatMinter) MintKey(kind flip.KeyKind) (string, error) {
+	if kind == flip.TrustAPIKey {
+		return m.api, nil
+	}
+	return m.inner.MintKey(kind)
+}
