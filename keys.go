@@ -180,11 +180,14 @@ func CheckKey(kind KeyKind, key string) error {
 	if prefix == "" {
 		return fmt.Errorf("%w: unknown key kind %d", ErrMalformedKey, int(kind))
 	}
-	if strings.HasPrefix(key, "flip_") {
-		return checkPrefixed(kind, key)
-	}
+	// The reference format first: a random reference key begins with
+	// "flip_" about once in a billion, and must not be refused for it.
+	// Prefixed keys are longer, so no prefixed key is taken for one.
 	if len(key) == ReferenceKeyLength && isBase64URL(key) {
 		return nil
+	}
+	if strings.HasPrefix(key, "flip_") {
+		return checkPrefixed(kind, key)
 	}
 	return fmt.Errorf("%w: not a %s (expected %q followed by %d characters)", ErrMalformedKey, kind, prefix, bodyLen+checksumLen)
 }

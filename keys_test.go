@@ -103,6 +103,14 @@ func TestCheckKey_CatchesTyposWithoutLookup(t *testing.T) {
 	}
 }
 
+func TestCheckKey_AcceptsAReferenceKeyThatHappensToStartWithFlip(t *testing.T) {
+	t.Parallel()
+	key := "flip_" + strings.Repeat("Q", flip.ReferenceKeyLength-5) // 43 base64url characters
+	if err := flip.CheckKey(flip.TrustAPIKey, key); err != nil {
+		t.Errorf("a reference-format key beginning with flip_ was refused: %v", err)
+	}
+}
+
 func TestHashAPIKey_MatchesTheReferenceRule(t *testing.T) {
 	t.Parallel()
 	key := "example-key"
@@ -140,10 +148,16 @@ func FuzzCheckKey(f *testing.F) {
 			}
 			return
 		}
-		if strings.HasPrefix(key, "flip_") && (len(key) != flip.PrefixedKeyLength || !prefixedKey.MatchString(key)) {
-			t.Fatalf("accepted malformed prefixed key %q", key)
-		}
-		if !strings.HasPrefix(key, "flip_") && len(key) != flip.ReferenceKeyLength {
+		switch len(key) {
+		case flip.ReferenceKeyLength:
+			if !regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`).MatchString(key) {
+				t.Fatalf("accepted %q as a reference key", key)
+			}
+		case flip.PrefixedKeyLength:
+			if !prefixedKey.MatchString(key) || !strings.HasPrefix(key, flip.TrustAPIKey.Prefix()) {
+				t.Fatalf("accepted malformed prefixed key %q", key)
+			}
+		default:
 			t.Fatalf("accepted %q of length %d", key, len(key))
 		}
 	})
