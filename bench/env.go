@@ -18,6 +18,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", the second driver measured
 	_ "github.com/lib/pq"              // "postgres", the admin connection and the first driver measured
+	"github.com/londonaicentre/flip/store"
 )
 
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -136,6 +137,25 @@ func (e *env) createDB(ctx context.Context, suffix, template string) (name, dbUR
 		return "", "", fmt.Errorf("create database %s: %w", name, err)
 	}
 	return name, databaseURL(e.serverURL, name), nil
+}
+
+// createMigratedDB creates an empty scratch database, opens it with lib/pq
+// and brings it to the latest migration. The caller closes db; the
+// database itself is dropped at close like every scratch database.
+func (e *env) createMigratedDB(ctx context.Context, suffix string) (name string, db *sql.DB, err error) {
+	name, dbURL, err := e.createDB(ctx, suffix, "")
+	if err != nil {
+		return "", nil, err
+	}
+	db, err = sql.Open("postgres", dbURL)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := store.Migrate(ctx, db); err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("migrate %s: %w", name, err)
+	}
+	return name, db, nil
 }
 
 // dropDB drops a scratch database now rather than at close.

@@ -323,18 +323,11 @@ func runRegistration(ctx context.Context, e *env) (string, error) {
 // prepareTemplate creates the database every run is copied from: migrated,
 // with slots free kit slots, vacuumed and analysed.
 func prepareTemplate(ctx context.Context, e *env, slots int) (string, error) {
-	name, dbURL, err := e.createDB(ctx, "tmpl", "")
-	if err != nil {
-		return "", err
-	}
-	db, err := sql.Open("postgres", dbURL)
+	name, db, err := e.createMigratedDB(ctx, "tmpl")
 	if err != nil {
 		return "", err
 	}
 	defer db.Close()
-	if err := store.Migrate(ctx, db); err != nil {
-		return "", fmt.Errorf("migrate template: %w", err)
-	}
 	names := make([]string, slots)
 	for i := range names {
 		names[i] = fmt.Sprintf("Bench_%06d", i+1)

@@ -79,18 +79,11 @@ func runSeeding(ctx context.Context, e *env) (string, error) {
 	proxy.SetLatency(latency)
 	idp := cognito.New(cognitolocal.NewClient(proxy.URL), pool)
 
-	_, dbURL, err := e.createDB(ctx, "seeding", "")
-	if err != nil {
-		return "", err
-	}
-	db, err := sql.Open("postgres", dbURL)
+	_, db, err := e.createMigratedDB(ctx, "seeding")
 	if err != nil {
 		return "", err
 	}
 	defer db.Close()
-	if err := store.Migrate(ctx, db); err != nil {
-		return "", fmt.Errorf("migrate: %w", err)
-	}
 
 	// The in-memory identity provider, for the floor the database sets.
 	memIdP := fliptest.NewIdentityProvider()

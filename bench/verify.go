@@ -102,19 +102,12 @@ func runVerify(ctx context.Context, e *env) (string, error) {
 	}()
 	for _, n := range verifySizes {
 		log.Printf("verify: database with %d keyed trusts", n)
-		_, dbURL, err := e.createDB(ctx, fmt.Sprintf("verify_%d", n), "")
-		if err != nil {
-			return "", err
-		}
-		db, err := sql.Open("postgres", dbURL)
+		_, db, err := e.createMigratedDB(ctx, fmt.Sprintf("verify_%d", n))
 		if err != nil {
 			return "", err
 		}
 		db.SetMaxOpenConns(1) // one caller, one connection, as in the store benchmark
 		dbs[n] = db
-		if err := store.Migrate(ctx, db); err != nil {
-			return "", fmt.Errorf("migrate: %w", err)
-		}
 		if err := seedKeyedTrusts(ctx, db, n); err != nil {
 			return "", err
 		}
