@@ -15,7 +15,9 @@
 // CREATEDB. Databases are cloned from a template built once per migration
 // set, so a new one costs a CREATE DATABASE, not a migration run; the
 // templates (flip_tmpl_v<version>_<hash>) stay on the server as that cache,
-// and a changed migration replaces its stale template. When no
+// and a changed migration replaces its stale template. FromSQL starts a
+// database from SQL of the test's choosing (the hub's own schema, say)
+// before flip's migrations, with a template per fixture. When no
 // server answers, the test is skipped, except under CI=true, where it
 // fails: a CI run must never pass by skipping its database tests.
 //
@@ -62,6 +64,7 @@ type DB struct {
 type config struct {
 	version int
 	driver  string
+	sql     []string // run before migrating, in order
 }
 
 // Option adjusts NewDB.
@@ -69,8 +72,26 @@ type Option func(*config)
 
 // AtVersion migrates the test database only up to version instead of the
 // latest. Version 1 is the FLIP hub's own schema without flip's extra
-// indexes, for proving code works on a database the hub created.
+// indexes, for proving code works on a database the hub created. Version
+// 0 is a database flip never touched: no migration runs at all, so not
+// even flip's tracking table exists.
 func AtVersion(version int) Option { return func(c *config) { c.version = version } }
+
+// FromSQL starts the test database from the given SQL, each string run as
+// one multi-statement script in order, before flip's migrations (up to
+// AtVersion's version, the latest by default) are applied on top. It is for
+// databases flip finds rather than makes, such as the hub's own:
+//
+//	db := fliptest.NewDB(t, fliptest.FromSQL(hubSchema), fliptest.AtVersion(0)) // the hub as it is
+//	db := fliptest.NewDB(t, fliptest.FromSQL(hubSchema, legacyRows))            // the hub after flip's migrations
+//
+// The SQL is part of the template's identity: each distinct fixture gets
+// a template of its own (flip_tmpl_v<version>f<sql hash>_<hash>), built
+// once and cloned per test like the others. Repeated FromSQL options add
+// to the list.
+func FromSQL(sql ...string) Option {
+	return func(c *config) { c.sql = append(c.sql, sql...) }
+}
 
 // WithDriver opens the test database with another registered database/sql
 // driver name (e.g. "pgx" after importing github.com/jackc/pgx/v5/stdlib).
@@ -139,7 +160,7 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 	}
 	admin := RequireServer(t)
 	ctx := context.Background()
-	tmpl, err := templateFor(ctx, admin, cfg.version)
+	tmpl, err := templateFor(ctx, admin, cfg.version, cfg.sql)
 	if err != nil {
 		t.Fatalf("fliptest: template database: %v", err)
 	}
@@ -170,24 +191,47 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 	return &DB{DB: db, Name: name, URL: u}
 }
 
-var templates sync.Map // version → template name, once built by this process
+// templates maps a template's family and hash to its name once this
+// process has built or found it.
+var templates sync.Map
 
-// templateFor returns the template database for version, building it
-// once per migration set and server. A session advisory lock on the admin
-// database makes concurrent test binaries wait for one builder.
-func templateFor(ctx context.Context, admin *sql.DB, version int) (string, error) {
-	if name, ok := templates.Load(version); ok {
-		return name.(string), nil
-	}
+// templateFormat is mixed into every template's hash; bump it when what a
+// template holds changes for reasons other than the migrations or the
+// fixture SQL (it did when version 0 stopped creating flip's tracking
+// table).
+const templateFormat = "fliptest-template-2"
+
+// templateFor returns the template database for version on top of the
+// fixture SQL, building it once per migration set, fixture and server. A
+// session advisory lock on the admin database makes concurrent test
+// binaries wait for one builder.
+func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []string) (string, error) {
 	migs, err := store.Migrations()
 	if err != nil {
 		return "", err
 	}
+	if version < 0 || version > len(migs) {
+		return "", fmt.Errorf("no migration version %d (latest is %d)", version, len(migs))
+	}
+	// The family is what templates of one kind share (version and fixture);
+	// within a family, a template of another migration hash is stale.
+	family := fmt.Sprintf("flip_tmpl_v%d", version)
+	if len(fixture) > 0 {
+		fh := sha256.New()
+		for _, s := range fixture {
+			fmt.Fprintf(fh, "%d\x00%s", len(s), s)
+		}
+		family += "f" + hex.EncodeToString(fh.Sum(nil))[:8]
+	}
 	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00", templateFormat)
 	for _, m := range migs[:version] {
 		fmt.Fprintf(h, "%d\x00%s\x00%s\x00", m.Version, m.Name, m.Up)
 	}
-	name := fmt.Sprintf("flip_tmpl_v%d_%s", version, hex.EncodeToString(h.Sum(nil))[:12])
+	name := family + "_" + hex.EncodeToString(h.Sum(nil))[:12]
+	if _, ok := templates.Load(name); ok {
+		return name, nil
+	}
 
 	conn, err := admin.Conn(ctx)
 	if err != nil {
@@ -204,7 +248,7 @@ func templateFor(ctx context.Context, admin *sql.DB, version int) (string, error
 	err = conn.QueryRowContext(ctx, `SELECT datistemplate FROM pg_database WHERE datname = $1`, name).Scan(&isTemplate)
 	switch {
 	case err == nil && isTemplate:
-		templates.Store(version, name)
+		templates.Store(name, true)
 		return name, nil
 	case err == nil: // a builder died half-way; start again
 		if _, err := conn.ExecContext(ctx, `DROP DATABASE `+quoteIdent(name)+` WITH (FORCE)`); err != nil {
@@ -216,30 +260,45 @@ func templateFor(ctx context.Context, admin *sql.DB, version int) (string, error
 	if _, err := conn.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(name)); err != nil {
 		return "", err
 	}
-	db, err := sql.Open("postgres", databaseURL(ServerURL(), name))
-	if err != nil {
-		return "", err
-	}
-	err = store.MigrateTo(ctx, db, version)
-	db.Close()
-	if err != nil {
-		return "", fmt.Errorf("migrate template %s: %w", name, err)
+	if err := buildTemplate(ctx, name, version, fixture); err != nil {
+		return "", fmt.Errorf("build template %s: %w", name, err)
 	}
 	if _, err := conn.ExecContext(ctx, `ALTER DATABASE `+quoteIdent(name)+` WITH IS_TEMPLATE true ALLOW_CONNECTIONS false`); err != nil {
 		return "", err
 	}
-	templates.Store(version, name)
-	dropStaleTemplates(ctx, conn, version, name)
+	templates.Store(name, true)
+	dropStaleTemplates(ctx, conn, family, name)
 	return name, nil
 }
 
-// dropStaleTemplates removes templates of the same version built from other
-// migration files, so that changing a migration does not leave a database
-// behind on every developer's server. Failures are ignored: a stale
-// template costs disk, not correctness.
-func dropStaleTemplates(ctx context.Context, conn *sql.Conn, version int, keep string) {
+// buildTemplate runs the fixture SQL, then flip's migrations up to
+// version, in the new database name.
+func buildTemplate(ctx context.Context, name string, version int, fixture []string) error {
+	db, err := sql.Open("postgres", databaseURL(ServerURL(), name))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for i, s := range fixture {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("fixture SQL %d: %w", i+1, err)
+		}
+	}
+	if version == 0 {
+		return nil
+	}
+	return store.MigrateTo(ctx, db, version)
+}
+
+// dropStaleTemplates removes templates of the same family (version and
+// fixture) built from other migration files, so that changing a migration
+// does not leave a database behind on every developer's server. A changed
+// fixture starts a new family and leaves its old template behind (drop
+// flip_tmpl_* databases by hand to reclaim the disk). Failures are
+// ignored: a stale template costs disk, not correctness.
+func dropStaleTemplates(ctx context.Context, conn *sql.Conn, family, keep string) {
 	rows, err := conn.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2`,
-		fmt.Sprintf("flip\\_tmpl\\_v%d\\_%%", version), keep)
+		strings.ReplaceAll(family, "_", `\_`)+`\_%`, keep)
 	if err != nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/hubfixture"
 )
 
 // The Cognito adapter runs the same suite on the cognito-local emulator,
@@ -23,12 +24,27 @@ func TestUserStore_Postgres(t *testing.T) {
 	fliptest.TestUserStore(t, func(t *testing.T) fliptest.UserStoreHarness { return fliptest.PostgresUserStoreHarness(t) })
 }
 
-// The same suite on the hub's own schema (migration 1 only) and through
-// the pgx stdlib driver.
+// The same suite on flip's migration 1 alone, on the hub's own schema
+// (internal/hubfixture, with the hub's roles rows) before and after flip's
+// migrations, and through the pgx stdlib driver.
 func TestUserStore_PostgresHubSchema(t *testing.T) {
 	t.Parallel()
 	fliptest.TestUserStore(t, func(t *testing.T) fliptest.UserStoreHarness {
 		return fliptest.PostgresUserStoreHarness(t, fliptest.AtVersion(1))
+	})
+}
+
+func TestUserStore_PostgresHubFixture(t *testing.T) {
+	t.Parallel()
+	fliptest.TestUserStore(t, func(t *testing.T) fliptest.UserStoreHarness {
+		return fliptest.PostgresUserStoreHarness(t, fliptest.FromSQL(hubfixture.Schema), fliptest.AtVersion(0))
+	})
+}
+
+func TestUserStore_PostgresHubFixtureMigrated(t *testing.T) {
+	t.Parallel()
+	fliptest.TestUserStore(t, func(t *testing.T) fliptest.UserStoreHarness {
+		return fliptest.PostgresUserStoreHarness(t, fliptest.FromSQL(hubfixture.Schema))
 	})
 }
 

@@ -66,8 +66,10 @@ func FakeUserStoreHarness(t testing.TB) UserStoreHarness {
 }
 
 // PostgresUserStoreHarness returns a UserStoreHarness over store.Store on a
-// database of the test's own (NewDB with opts, e.g. AtVersion(1) for the
-// hub's schema). Transactions are *sql.Tx.
+// database of the test's own (NewDB with opts, e.g. AtVersion(1) for flip's
+// own copy of the hub's tables, or FromSQL with the hub's schema). Roles
+// the database already holds are kept, and the suite expects them kept.
+// Transactions are *sql.Tx.
 func PostgresUserStoreHarness(t testing.TB, opts ...Option) UserStoreHarness {
 	t.Helper()
 	db := NewDB(t, opts...)
@@ -179,15 +181,42 @@ func TestUserStore(t *testing.T, newHarness func(t *testing.T) UserStoreHarness)
 // setup errors.
 type userSuite struct {
 	UserStoreHarness
-	t   *testing.T
-	ctx context.Context
-	at  time.Time // a fixed time, as PostgreSQL stores it
+	t      *testing.T
+	ctx    context.Context
+	at     time.Time   // a fixed time, as PostgreSQL stores it
+	before []flip.Role // the roles the storage held before the case, e.g. the hub's own
 }
 
 func newUserSuite(t *testing.T, h UserStoreHarness) *userSuite {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	t.Cleanup(cancel)
-	return &userSuite{UserStoreHarness: h, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
+	s := &userSuite{UserStoreHarness: h, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
+	s.before = s.snapshot().Roles
+	return s
+}
+
+// wantRoles is the role set after EnsureRoles of the well-known roles: the
+// roles held before, untouched (a hub database already has its own, under
+// its own names and descriptions), plus each well-known role whose id was
+// missing, by id.
+func (s *userSuite) wantRoles() []flip.Role {
+	roles := slices.Clone(s.before)
+	for _, r := range flip.WellKnownRoles() {
+		if !slices.ContainsFunc(s.before, func(b flip.Role) bool { return b.ID == r.ID }) {
+			roles = append(roles, r)
+		}
+	}
+	slices.SortFunc(roles, func(a, b flip.Role) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return roles
+}
+
+// sameRoles compares roles by what the roles table stores (id, name,
+// description); Role.PerTrust is a property of the well-known id that no
+// column holds.
+func sameRoles(got, want []flip.Role) bool {
+	return slices.EqualFunc(got, want, func(a, b flip.Role) bool {
+		return a.ID == b.ID && a.Name == b.Name && a.Description == b.Description
+	})
 }
 
 func (s *userSuite) ensureRoles(roles ...flip.Role) error {
@@ -255,12 +284,6 @@ func (s *userSuite) wantChange(got, want flip.UserChange) {
 	}
 }
 
-func wellKnownRolesByID() []flip.Role {
-	roles := flip.WellKnownRoles()
-	slices.SortFunc(roles, func(a, b flip.Role) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-	return roles
-}
-
 var userStoreCases = []struct {
 	name string
 	run  func(t *testing.T, s *userSuite)
@@ -276,7 +299,8 @@ var userStoreCases = []struct {
 		}
 		s.mustEnsureWellKnownRoles()
 		s.mustEnsureWellKnownRoles()
-		if got, want := s.snapshot().Roles, wellKnownRolesByID(); !slices.Equal(got, want) {
+		// wantRoles holds the first Admin: flip's, or the one held before.
+		if got, want := s.snapshot().Roles, s.wantRoles(); !sameRoles(got, want) {
 			t.Errorf("roles = %+v\nwant %+v (the first Admin's description kept)", got, want)
 		}
 	}},
@@ -286,8 +310,8 @@ var userStoreCases = []struct {
 		if err := s.ensureRoles(impostor); err == nil || !strings.Contains(err.Error(), flip.RoleAdmin.Name) {
 			t.Errorf("err = %v, want an error naming the role", err)
 		}
-		if got := s.snapshot().Roles; !slices.Equal(got, wellKnownRolesByID()) {
-			t.Errorf("roles = %+v, want the well-known roles only", got)
+		if got := s.snapshot().Roles; !sameRoles(got, s.wantRoles()) {
+			t.Errorf("roles = %+v, want the roles held before and the well-known roles only", got)
 		}
 	}},
 	{"ApplyCreatesThenWritesNothing", func(t *testing.T, s *userSuite) {
@@ -431,7 +455,7 @@ var userStoreCases = []struct {
 		snap := s.snapshot()
 		wantGrants := []RoleGrant{{UserID: ada.ID, RoleID: flip.RoleAdmin.ID}, {UserID: rita.ID, RoleID: flip.RoleResearcher.ID}}
 		slices.SortFunc(wantGrants, compareGrants)
-		if !slices.Equal(snap.Roles, wellKnownRolesByID()) || len(snap.Profiles) != 2 || !slices.Equal(snap.Grants, wantGrants) {
+		if !sameRoles(snap.Roles, s.wantRoles()) || len(snap.Profiles) != 2 || !slices.Equal(snap.Grants, wantGrants) {
 			t.Errorf("state = %+v", snap)
 		}
 	}},

@@ -29,7 +29,7 @@ func benchDB(b *testing.B, db *fliptest.DB, n int) {
 func BenchmarkRegisterTrust(b *testing.B) {
 	for _, v := range variants[:2] {
 		b.Run(v.name, func(b *testing.B) {
-			db := fliptest.NewDB(b, fliptest.AtVersion(v.version), fliptest.WithDriver(v.driver))
+			db := fliptest.NewDB(b, v.dbOptions()...)
 			reg := flip.NewRegistry(store.New())
 			ctx := context.Background()
 			benchDB(b, db, b.N)

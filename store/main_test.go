@@ -11,6 +11,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx", to prove the store is driver-independent
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -18,14 +19,29 @@ import (
 // registration suite must pass on.
 type variant struct {
 	name    string
-	version int    // migration version: 1 is the hub's schema without flip's indexes
-	driver  string // database/sql driver name
+	version int      // flip's migration version: 0 is none, 1 the hub's tables without flip's indexes
+	driver  string   // database/sql driver name
+	sql     []string // fixture the database starts from before migrating (fliptest.FromSQL)
 }
 
+// The hub variants start from the hub's own schema (internal/hubfixture),
+// not from flip's migration 1, so that a difference between the two shows:
+// once as the hub has it, flip never migrated, and once after flip's
+// migrations.
 var variants = []variant{
-	{"flip_schema/lib_pq", store.LatestVersion(), "postgres"},
-	{"hub_schema/lib_pq", 1, "postgres"},
-	{"flip_schema/pgx", store.LatestVersion(), "pgx"},
+	{"flip_schema/lib_pq", store.LatestVersion(), "postgres", nil},
+	{"hub_fixture/lib_pq", 0, "postgres", []string{hubfixture.Schema}},
+	{"hub_fixture_migrated/lib_pq", store.LatestVersion(), "postgres", []string{hubfixture.Schema}},
+	{"flip_schema/pgx", store.LatestVersion(), "pgx", nil},
+}
+
+// dbOptions are the fliptest.NewDB options that build v's database.
+func (v variant) dbOptions() []fliptest.Option {
+	opts := []fliptest.Option{fliptest.AtVersion(v.version), fliptest.WithDriver(v.driver)}
+	if len(v.sql) > 0 {
+		opts = append(opts, fliptest.FromSQL(v.sql...))
+	}
+	return opts
 }
 
 // bundle is what a registration test needs.
@@ -37,7 +53,7 @@ type bundle struct {
 
 func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
 	t.Helper()
-	db := fliptest.NewDB(t, fliptest.AtVersion(v.version), fliptest.WithDriver(v.driver))
+	db := fliptest.NewDB(t, v.dbOptions()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return bundle{ctx: ctx, db: db, reg: flip.NewRegistry(store.New(), opts...)}

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"math/rand/v2"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -102,20 +105,89 @@ func LatestVersion() int {
 	return ms[len(ms)-1].Version
 }
 
+// MigrateOption adjusts Migrate, MigrateTo and MigrateDownTo.
+type MigrateOption func(*migrateConfig)
+
+type migrateConfig struct {
+	log         *slog.Logger
+	lockTimeout time.Duration
+}
+
+// DefaultMigrationLockTimeout is how long one try of a version waits for a
+// table lock (SET LOCAL lock_timeout) unless WithLockTimeout says
+// otherwise. While a migration waits for a lock, the hub's writers of that
+// table queue behind it, so the wait is kept short and retried instead. It
+// is below PostgreSQL's default deadlock_timeout (1 s), so that where a hub
+// transaction takes the two tables in the other order, the migration gives
+// way before the deadlock detector picks a victim, which might be the hub's.
+const DefaultMigrationLockTimeout = 500 * time.Millisecond
+
+// migrationLockTries is how many times a version is tried when its
+// transaction fails for want of a lock, with a short backoff between
+// tries.
+const migrationLockTries = 5
+
+// SQLSTATEs after which a version is tried again: lock_not_available (what
+// lock_timeout raises) and deadlock_detected.
+const (
+	sqlstateLockNotAvailable = "55P03"
+	sqlstateDeadlockDetected = "40P01"
+)
+
+// WithLogger makes a migration report through l: each version applied or
+// reverted, each retry after a lock timeout, each unique index of version 2
+// that the rows forced to be a plain index and why (e.g. "3 trusts share 1
+// canonical name"), and "schema up to date" when there was nothing to do.
+// Without it nothing is logged.
+//
+//	err := store.Migrate(ctx, db, store.WithLogger(slog.Default()))
+func WithLogger(l *slog.Logger) MigrateOption {
+	return func(c *migrateConfig) { c.log = l }
+}
+
+// WithLockTimeout sets how long one try of a version may wait for a table
+// lock (default DefaultMigrationLockTimeout). A version whose locks are not
+// granted in time is rolled back and tried again, a few times, before the
+// migration fails with an error saying so.
+func WithLockTimeout(d time.Duration) MigrateOption {
+	return func(c *migrateConfig) { c.lockTimeout = d }
+}
+
+func newMigrateConfig(opts []MigrateOption) migrateConfig {
+	c := migrateConfig{lockTimeout: DefaultMigrationLockTimeout}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.lockTimeout < time.Millisecond {
+		c.lockTimeout = time.Millisecond // 0 would mean wait forever
+	}
+	return c
+}
+
 // Migrate brings db's schema to the latest version. It is safe to run at
 // every start-up and from several processes at once: a session advisory
 // lock makes them take turns, each version runs in its own transaction
 // together with its row in flip_schema_migrations, and versions already
-// applied are skipped. On a database the hub's own migrations created, the
-// first version changes nothing (all IF NOT EXISTS).
-func Migrate(ctx context.Context, db *sql.DB) error {
-	return MigrateTo(ctx, db, LatestVersion())
+// applied are skipped.
+//
+// On a database the hub created, Migrate adds only flip's own objects
+// (named flip_…) and never adds to, alters or drops a table, index, type or
+// enum value of the hub's: version 1 creates the hub's tables only where
+// they are missing, and version 2 adds flip's indexes, each unique one only
+// where the rows allow it (otherwise a plain index, logged through
+// WithLogger). Whatever legacy rows the hub holds, Migrate succeeds.
+func Migrate(ctx context.Context, db *sql.DB, opts ...MigrateOption) error {
+	return MigrateTo(ctx, db, LatestVersion(), opts...)
 }
 
 // MigrateTo applies pending migrations up to and including version. Version
 // 1 alone is the hub's schema without flip's extra indexes; tests use it to
 // prove the code does not depend on them.
-func MigrateTo(ctx context.Context, db *sql.DB, version int) error {
+func MigrateTo(ctx context.Context, db *sql.DB, version int, opts ...MigrateOption) error {
+	cfg := newMigrateConfig(opts)
 	all, err := Migrations()
 	if err != nil {
 		return err
@@ -128,30 +200,41 @@ func MigrateTo(ctx context.Context, db *sql.DB, version int) error {
 		if err != nil {
 			return err
 		}
+		var done []int
 		for _, m := range all[:version] {
 			if applied[m.Version] {
 				continue
 			}
-			if err := runInTx(ctx, conn, func(tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, m.Up); err != nil {
-					return err
-				}
+			start := time.Now()
+			if err := cfg.run(ctx, conn, m, "apply", m.Up, func(tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx,
 					`INSERT INTO `+MigrationTable+` (version, name, applied_at) VALUES ($1, $2, $3)`,
 					m.Version, m.Name, time.Now().UTC())
 				return err
 			}); err != nil {
-				return fmt.Errorf("migrate: apply %03d_%s: %w", m.Version, m.Name, err)
+				return err
 			}
+			cfg.log.Info("flip migration applied", "version", m.Version, "name", m.Name, "elapsed", time.Since(start).Round(time.Microsecond))
+			done = append(done, m.Version)
+		}
+		if len(done) == 0 {
+			cfg.log.Info("flip schema up to date", "version", maxVersion(applied))
+			return nil
+		}
+		if slices.Contains(done, flipIndexesVersion) {
+			cfg.reportIndexFallbacks(ctx, conn)
 		}
 		return nil
 	})
 }
 
-// MigrateDownTo reverts applied migrations above version, newest first
-// (version 0 removes everything flip created, data included). It is meant
-// for tests and development databases.
-func MigrateDownTo(ctx context.Context, db *sql.DB, version int) error {
+// MigrateDownTo reverts applied migrations above version, newest first. It
+// is meant for tests and development databases. It drops only flip's own
+// objects: version 2's flip_… indexes. Version 1's down step is empty, so
+// the hub's tables and their rows stay even at version 0, where flip cannot
+// tell whether it or the hub created them.
+func MigrateDownTo(ctx context.Context, db *sql.DB, version int, opts ...MigrateOption) error {
+	cfg := newMigrateConfig(opts)
 	all, err := Migrations()
 	if err != nil {
 		return err
@@ -166,18 +249,158 @@ func MigrateDownTo(ctx context.Context, db *sql.DB, version int) error {
 			if !applied[m.Version] {
 				continue
 			}
-			if err := runInTx(ctx, conn, func(tx *sql.Tx) error {
-				if _, err := tx.ExecContext(ctx, m.Down); err != nil {
-					return err
-				}
+			if err := cfg.run(ctx, conn, m, "revert", m.Down, func(tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, `DELETE FROM `+MigrationTable+` WHERE version = $1`, m.Version)
 				return err
 			}); err != nil {
-				return fmt.Errorf("migrate: revert %03d_%s: %w", m.Version, m.Name, err)
+				return err
 			}
+			cfg.log.Info("flip migration reverted", "version", m.Version, "name", m.Name)
 		}
 		return nil
 	})
+}
+
+// run executes body and record in one transaction under SET LOCAL
+// lock_timeout, trying again with a short backoff when a lock was not
+// granted in time (or a deadlock chose the migration as its victim): a
+// busy hub table delays the migration a little instead of queueing the
+// hub's writers behind it.
+func (c migrateConfig) run(ctx context.Context, conn *sql.Conn, m Migration, verb, body string, record func(*sql.Tx) error) error {
+	timeout := fmt.Sprintf("%dms", c.lockTimeout.Milliseconds())
+	for try := 1; ; try++ {
+		err := runInTx(ctx, conn, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, timeout); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, body); err != nil {
+				return err
+			}
+			return record(tx)
+		})
+		if err == nil {
+			return nil
+		}
+		if state := sqlState(err); state != sqlstateLockNotAvailable && state != sqlstateDeadlockDetected {
+			return fmt.Errorf("migrate: %s %03d_%s: %w", verb, m.Version, m.Name, err)
+		}
+		if try == migrationLockTries {
+			return fmt.Errorf("migrate: %s %03d_%s: other transactions held a lock it needs through %d tries of lock_timeout %v (nothing was changed; run it again when they finish): %w",
+				verb, m.Version, m.Name, try, c.lockTimeout, err)
+		}
+		// 100 ms, 200 ms, 400 ms, … with up to 50% jitter, so that
+		// replicas retrying together do not return in step.
+		backoff := 100 * time.Millisecond << (try - 1)
+		backoff += rand.N(backoff / 2)
+		c.log.Warn("flip migration waiting for a table lock; retrying",
+			"version", m.Version, "name", m.Name, "try", try, "of", migrationLockTries,
+			"lock_timeout", c.lockTimeout, "backoff", backoff.Round(time.Millisecond), "error", err)
+		timer := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("migrate: %s %03d_%s: %w (while waiting to retry after: %v)", verb, m.Version, m.Name, ctx.Err(), err)
+		case <-timer.C:
+		}
+	}
+}
+
+func maxVersion(applied map[int]bool) int {
+	v := 0
+	for k := range applied {
+		v = max(v, k)
+	}
+	return v
+}
+
+// flipIndexesVersion is the migration that creates the indexes in
+// uniqueIndexes.
+const flipIndexesVersion = 2
+
+// uniqueIndexes are version 2's unique indexes, each with the plain index
+// it falls back to when the rows do not allow it, and a query counting the
+// offending groups and rows, to say why.
+var uniqueIndexes = []struct {
+	unique, plain string
+	count         string // returns (groups, rows)
+	reason        func(groups, rows int) string
+}{
+	{
+		"flip_fl_kit_slot_assigned_key", "flip_fl_kit_slot_assigned_idx",
+		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM fl_kit_slot
+			WHERE assigned_to_trust_id IS NOT NULL GROUP BY assigned_to_trust_id HAVING count(*) > 1) g`,
+		func(groups, rows int) string {
+			return plural(rows, "kit slot", "kit slots") + " held by " + plural(groups, "trust", "trusts") + " holding more than one"
+		},
+	},
+	{
+		"flip_trust_api_key_hash_key", "flip_trust_api_key_hash_idx",
+		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM trust
+			WHERE api_key_hash IS NOT NULL GROUP BY api_key_hash HAVING count(*) > 1) g`,
+		func(groups, rows int) string {
+			return plural(rows, "trust", "trusts") + " share " + plural(groups, "api_key_hash value", "api_key_hash values")
+		},
+	},
+	{
+		"flip_trust_name_key", "flip_trust_name_idx",
+		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM trust
+			GROUP BY ` + canonicalNameSQL("name") + ` HAVING count(*) > 1) g`,
+		func(groups, rows int) string {
+			return plural(rows, "trust", "trusts") + " share " + plural(groups, "canonical name", "canonical names")
+		},
+	},
+	{
+		"flip_trust_code_key", "flip_trust_code_idx",
+		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM trust
+			WHERE code IS NOT NULL GROUP BY ` + canonicalCodeSQL("code") + ` HAVING count(*) > 1) g`,
+		func(groups, rows int) string {
+			return plural(rows, "trust", "trusts") + " share " + plural(groups, "canonical code", "canonical codes")
+		},
+	},
+}
+
+// reportIndexFallbacks logs, for each unique index of version 2 that came
+// out as a plain index, which and why. PostgreSQL's RAISE NOTICE does not
+// reach database/sql, so the catalog and the rows are asked afterwards.
+// A failure here is logged, never returned: the migration has committed.
+func (c migrateConfig) reportIndexFallbacks(ctx context.Context, conn *sql.Conn) {
+	rows, err := conn.QueryContext(ctx, `SELECT c.relname FROM pg_class c
+		WHERE c.relkind = 'i' AND c.relname LIKE 'flip\_%' AND pg_table_is_visible(c.oid)`)
+	if err != nil {
+		c.log.Warn("flip migration: cannot list flip's indexes", "error", err)
+		return
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			break
+		}
+		have[name] = true
+	}
+	err = errors.Join(rows.Err(), rows.Close())
+	if err != nil {
+		c.log.Warn("flip migration: cannot list flip's indexes", "error", err)
+		return
+	}
+	for _, ix := range uniqueIndexes {
+		if have[ix.unique] || !have[ix.plain] {
+			continue
+		}
+		var groups, n int
+		reason := "the rows did not allow a unique index"
+		if err := conn.QueryRowContext(ctx, ix.count).Scan(&groups, &n); err == nil {
+			reason = ix.reason(groups, n)
+		}
+		c.log.Warn("flip index created without uniqueness", "index", ix.plain, "instead_of", ix.unique, "reason", reason)
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // AppliedVersion returns the highest version Migrate recorded in db, or 0.

@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	defer db.Close()
 	if opts.migrate {
-		if err := store.Migrate(ctx, db); err != nil {
+		if err := store.Migrate(ctx, db, store.WithLogger(log)); err != nil {
 			return fail("migration failed", err)
 		}
 	}

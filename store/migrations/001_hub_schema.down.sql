@@ -1,9 +1,6 @@
--- Drops everything version 1 creates. On a database the hub owns this
--- destroys the hub's data: it exists for test databases only.
-DROP TABLE IF EXISTS user_role;
-DROP TABLE IF EXISTS user_profile;
-DROP TABLE IF EXISTS roles;
-DROP TABLE IF EXISTS trusts_audit;
-DROP TABLE IF EXISTS fl_kit_slot;
-DROP TABLE IF EXISTS trust;
-DROP TYPE IF EXISTS trustauditaction;
+-- Intentionally empty. Version 1 creates the hub's own tables only where
+-- they are missing, and once they exist flip cannot tell whether it or the
+-- hub created them, nor whether the hub keeps data in them now. Dropping
+-- them could destroy the hub's data, so migrating down to 0 leaves every
+-- table, index, type and row of version 1 in place; Migrate up again is a
+-- no-op for them. A development database that wants them gone is dropped.

@@ -1,0 +1,44 @@
+package store
+
+import (
+	"io/fs"
+	"strings"
+	"testing"
+)
+
+// The store's duplicate checks compare canonicalNameSQL("name") and
+// canonicalCodeSQL("code"); flip's indexes serve them only if migration
+// 002 builds its indexes on exactly these expressions. 002 is plain SQL
+// (so that a DBA can read and apply it), so the expressions are pasted
+// into it; this keeps the copy honest when canonical.go or Go's Unicode
+// tables change. To refresh 002, print the two expressions and paste them
+// over the old ones.
+func TestMigration002_BuildsOnTheCanonicalExpressions(t *testing.T) {
+	t.Parallel()
+	body, err := fs.ReadFile(MigrationsFS(), "002_flip_indexes.up.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := string(body)
+	for _, c := range []struct{ index, expr string }{
+		{"flip_trust_name_key", canonicalNameSQL("name")},
+		{"flip_trust_name_idx", canonicalNameSQL("name")},
+		{"flip_trust_code_key", canonicalCodeSQL("code")},
+		{"flip_trust_code_idx", canonicalCodeSQL("code")},
+	} {
+		if !strings.Contains(up, c.index+" ON trust (("+c.expr+"))") {
+			t.Errorf("002 does not build %s on the expression the store queries:\n%s", c.index, c.expr)
+		}
+		if !strings.Contains(up, "GROUP BY "+c.expr+" HAVING") {
+			t.Errorf("002's duplicate check for %s does not group by the expression the store queries", c.index)
+		}
+	}
+}
+
+// CanonicalNameSQL and CanonicalCodeSQL expose the expressions to the
+// external tests (package store_test), which check that the planner serves
+// them from flip's indexes.
+var (
+	CanonicalNameSQL = canonicalNameSQL
+	CanonicalCodeSQL = canonicalCodeSQL
+)
