@@ -26,15 +26,25 @@ import (
 // once.
 type IdentityProvider interface {
 	// LookupUserByEmail returns the user whose email address is exactly
-	// email. It returns an error that answers errors.Is for:
+	// email (byte for byte: no case folding). It returns an error that
+	// answers errors.Is for:
 	//   - ErrUserNotFound when no user has that address;
 	//   - ErrInvalidIdentifier when email cannot be a lookup key (see
 	//     ValidateEmail); nothing is sent to the provider;
 	//   - ErrIdentityProviderUnavailable when the provider failed in a way
-	//     that may pass (HTTP 5xx, throttling after retries, timeouts,
-	//     refused or dropped connections);
-	//   - ErrIdentityProvider for every failure, including definitive ones
-	//     (HTTP 400 or 403 other than not-found, a malformed answer).
+	//     that may pass: HTTP 5xx, throttling (HTTP 429, or a throttling
+	//     error code such as TooManyRequestsException with 400) after
+	//     retries, a timeout or the caller's context ending, a refused,
+	//     reset or dropped connection to a host that resolves, a DNS
+	//     timeout or temporary failure of the resolver;
+	//   - ErrIdentityProvider for every failure, including the definitive
+	//     ones, which are neither of the two above: HTTP 400 or 403 other
+	//     than not-found and throttling, a malformed answer, an address
+	//     two or more accounts hold (Code CodeAmbiguousEmail), and the
+	//     configuration faults: a host that does not resolve (wrong region
+	//     or endpoint), a TLS failure (an untrusted or mismatched
+	//     certificate, a refused handshake), missing or refused
+	//     credentials, an unknown user pool.
 	// A *IdentityProviderError carries the HTTP status and error code when
 	// the provider answered.
 	LookupUserByEmail(ctx context.Context, email string) (User, error)
@@ -74,9 +84,13 @@ var ErrInvalidIdentifier error = &sentinel{msg: "invalid user identifier", paren
 
 // ErrIdentityProviderUnavailable is returned when the identity provider
 // could not answer but might if asked again later: HTTP 5xx, throttling
-// that outlasted the bounded retries, a timeout, a refused or dropped
-// connection. Seeding logs a warning, skips the user and carries on; a hub
-// answering a request maps it to 503.
+// that outlasted the bounded retries, a timeout, a refused, reset or
+// dropped connection to a host that resolves. A configuration fault (a
+// host that does not resolve, a TLS failure, missing or refused
+// credentials, an unknown user pool) is not unavailability: it is a
+// definitive ErrIdentityProvider, so that a misconfigured hub fails at
+// boot instead of skipping every user. Seeding logs a warning, skips the
+// user and carries on; a hub answering a request maps it to 503.
 var ErrIdentityProviderUnavailable error = &sentinel{msg: "identity provider unavailable", parent: ErrIdentityProvider}
 
 // IdentityProviderError describes a failed lookup: the HTTP status and
@@ -91,10 +105,14 @@ type IdentityProviderError struct {
 	// Op is the provider operation that failed, e.g. "ListUsers".
 	Op string
 	// Status is the HTTP status of the provider's answer, or 0 when there
-	// was none (connection refused or dropped, timeout).
+	// was none (connection refused or dropped, timeout, and the
+	// configuration faults without an answer: a host that does not
+	// resolve, a TLS failure, a failing credential chain).
 	Status int
 	// Code is the provider's error code (e.g. "TooManyRequestsException",
-	// "NotAuthorizedException"), or "" when the answer had none.
+	// "NotAuthorizedException"), or one the adapter names for a fault it
+	// found in a successful answer (CodeAmbiguousEmail), or "" when there
+	// was none.
 	Code string
 	// Kind is the sentinel the error answers to: ErrUserNotFound,
 	// ErrIdentityProviderUnavailable (transient) or ErrIdentityProvider
@@ -103,6 +121,12 @@ type IdentityProviderError struct {
 	// Err is the underlying error, e.g. the SDK's.
 	Err error
 }
+
+// CodeAmbiguousEmail is the IdentityProviderError.Code of a lookup whose
+// address two or more accounts of the identity provider hold (Status 200,
+// definitive): the address does not say which account is meant, so
+// seeding stops instead of granting a role to either.
+const CodeAmbiguousEmail = "AmbiguousEmail"
 
 func (e *IdentityProviderError) Error() string {
 	var b strings.Builder

@@ -182,7 +182,7 @@ func (s *Seeder) seedOne(ctx context.Context, db DBTX, i int, u mainUser, r look
 			s.logger().LogAttrs(ctx, slog.LevelWarn, "main user skipped: not found in the identity provider",
 				slog.String("email", u.Email), slog.String("role", u.Role))
 			return out, nil
-		case errors.Is(r.err, ErrIdentityProviderUnavailable), errors.Is(r.err, context.DeadlineExceeded):
+		case transientLookupError(r.err):
 			out.Result = SeedSkippedTransient
 			s.logger().LogAttrs(ctx, slog.LevelWarn, "main user skipped: identity provider unavailable",
 				slog.String("email", u.Email), slog.Int("status", out.Status), slog.String("code", out.Code),
@@ -286,6 +286,19 @@ func (s *Seeder) lookup(ctx context.Context, idp IdentityProvider, email string)
 	}()
 	u, err := idp.LookupUserByEmail(ctx, email)
 	return lookupResult{user: u, err: err}
+}
+
+// transientLookupError reports whether a failed lookup may pass at the
+// next boot. The provider's own verdict decides (IdentityProviderError's
+// Kind): a configuration fault stays definitive even when its text
+// mentions a timeout. Without one, the lookup's own deadline counts as
+// transient.
+func transientLookupError(err error) bool {
+	var ipe *IdentityProviderError
+	if errors.As(err, &ipe) {
+		return ipe.Transient()
+	}
+	return errors.Is(err, ErrIdentityProviderUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func (s *Seeder) concurrency() int {

@@ -31,7 +31,7 @@ func BenchmarkSeedMainUsers(b *testing.B) {
 	}
 	proxy := cognitolocal.NewProxy(b, emu.URL)
 	proxy.SetLatency(5 * time.Millisecond)
-	idp := cognito.New(cognitolocal.NewClient(proxy.URL), pool)
+	idp := cognito.New(cognitolocal.NewClient(proxy.URL), pool, cognito.WithRateLimit(0, 0)) // no quota on the emulator
 	ctx := context.Background()
 
 	for _, concurrency := range []int{1, flip.DefaultSeedConcurrency, 16} {

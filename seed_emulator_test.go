@@ -48,8 +48,12 @@ func seedSetup(t *testing.T) *seedBundle {
 	t.Cleanup(cancel)
 	return &seedBundle{
 		ctx: ctx, db: db, admin: admin, pool: pool, proxy: proxy,
+		// A rate limit that never binds: these tests inject throttling
+		// for single emails, which would slow every lookup of the
+		// Provider, and some bound lookups to 500ms (the limiter has its
+		// own tests in cognito/).
 		idp: cognito.New(cognitolocal.NewClient(proxy.URL), pool,
-			cognito.WithMaxAttempts(2), cognito.WithMaxBackoff(5*time.Millisecond)),
+			cognito.WithMaxAttempts(2), cognito.WithMaxBackoff(5*time.Millisecond), cognito.WithRateLimit(1000, 100)),
 		logs: &syncBuffer{},
 		subs: map[string]uuid.UUID{},
 	}
@@ -106,7 +110,7 @@ func dbState(t *testing.T, ctx context.Context, db *sqlx.DB, versions bool) stri
 var (
 	ada  = flip.MainUser{Email: "ada.admin@example.com", Role: "Admin", Name: "Ada Admin", Organisation: "Example Trust"}
 	rita = flip.MainUser{Email: "rita.research@example.com", Role: "Researcher", Name: "Rita Research", Organisation: "Example University"}
-	tom  = flip.MainUser{Email: "tom.trust@example.com", Role: "Trust Admin", Name: "Tom Trust", Organisation: "Example Trust"}
+	tom  = flip.MainUser{Email: "tom.trust@example.com", Role: "Viewer", Name: "Tom Trust", Organisation: "Example Trust"}
 )
 
 func TestSeedMainUsers_SeedsAllUsersOnAFreshDatabase(t *testing.T) {

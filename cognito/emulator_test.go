@@ -3,7 +3,10 @@ package cognito_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,5 +234,122 @@ func TestNewFromConfig_UsesConfigEndpoint(t *testing.T) {
 	u, err := idp.LookupUserByEmail(context.Background(), "cfg@example.com")
 	if err != nil || u.ID != sub {
 		t.Fatalf("lookup = %+v, %v; want id %s", u, err, sub)
+	}
+}
+
+func TestLookupUserByEmail_TwoAccountsWithOneEmailAreAmbiguous(t *testing.T) {
+	t.Parallel()
+	// A pool whose usernames are not emails (UsernameAttributes empty), as
+	// Cognito allows: there, two accounts can hold one address.
+	emu := cognitolocal.SharedPlainUsernames(t)
+	admin := emu.Client()
+	pool := cognitolocal.NewUserPool(t, admin)
+	proxy := cognitolocal.NewProxy(t, emu.URL)
+	idp := cognito.New(cognitolocal.NewClient(proxy.URL), pool, cognito.WithMaxAttempts(2), cognito.WithMaxBackoff(5*time.Millisecond))
+	cognitolocal.CreateUserNamed(t, admin, pool, "ada-old", "ada.admin@example.com")
+	cognitolocal.CreateUserNamed(t, admin, pool, "ada-new", "ada.admin@example.com")
+	cognitolocal.CreateUserNamed(t, admin, pool, "ada-upper", "Ada.Admin@example.com")
+	bob := cognitolocal.CreateUserNamed(t, admin, pool, "bob", "bob.viewer@example.com")
+
+	_, err := idp.LookupUserByEmail(t.Context(), "ada.admin@example.com")
+	var ipe *flip.IdentityProviderError
+	if !errors.As(err, &ipe) || ipe.Code != flip.CodeAmbiguousEmail || ipe.Transient() ||
+		!errors.Is(err, flip.ErrIdentityProvider) || errors.Is(err, flip.ErrIdentityProviderUnavailable) {
+		t.Fatalf("err = %v, want a definitive %s", err, flip.CodeAmbiguousEmail)
+	}
+	// Exactly the two holders of the address: the emulator ignores Limit,
+	// and the other spelling is another address.
+	for _, want := range []string{`"ada.admin@example.com" belongs to 2 accounts`, `"ada-old"`, `"ada-new"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %q, want it to say %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "ada-upper") {
+		t.Errorf("err = %q counts the account with another spelling", err)
+	}
+	if n := proxy.Lookups("ada.admin@example.com"); n != 1 {
+		t.Errorf("%d requests, want 1 (not retried)", n)
+	}
+	// A username other than the email is no obstacle to a lookup.
+	if u, err := idp.LookupUserByEmail(t.Context(), "bob.viewer@example.com"); err != nil || u.ID != bob {
+		t.Errorf("bob: %+v, %v; want id %s", u, err, bob)
+	}
+	// The other spelling is one account of its own.
+	if _, err := idp.LookupUserByEmail(t.Context(), "Ada.Admin@example.com"); err != nil {
+		t.Errorf("Ada.Admin: %v", err)
+	}
+}
+
+func TestLookupUserByEmail_UnknownUserPoolIsAConfigurationError(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	idp := cognito.New(cognitolocal.NewClient(b.proxy.URL), "eu-west-2_NoSuchPool", cognito.WithMaxAttempts(2))
+	_, err := idp.LookupUserByEmail(b.ctx, "ada.admin@example.com")
+	ce := configError(t, err)
+	var ipe *flip.IdentityProviderError
+	if !errors.As(err, &ipe) || ipe.Status != 400 || ipe.Code != "ResourceNotFoundException" {
+		t.Errorf("err = %#v, want 400 ResourceNotFoundException", ipe)
+	}
+	if !strings.Contains(ce.Check, "user pool id") {
+		t.Errorf("check %q, want it to name the user pool id", ce.Check)
+	}
+	if n := b.proxy.Lookups("ada.admin@example.com"); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+}
+
+func TestLookupUserByEmail_RefusedCredentialsAreAConfigurationError(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.proxy.Fail("ada.admin@example.com", cognitolocal.FaultUnrecognizedClient)
+	_, err := b.idp.LookupUserByEmail(b.ctx, "ada.admin@example.com")
+	ce := configError(t, err)
+	if !strings.Contains(ce.Check, "AWS credentials") {
+		t.Errorf("check %q, want it to name the credentials", ce.Check)
+	}
+	if n := b.proxy.Lookups("ada.admin@example.com"); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+}
+
+func TestWithRateLimit_HoldsConcurrentLookupsOnTheEmulator(t *testing.T) {
+	t.Parallel()
+	clock := cognito.NewFakeClock(t0)
+	b := setup(t, cognito.WithFakeClock(clock))
+	const n = 12
+	for i := range n {
+		cognitolocal.CreateUser(t, b.admin, b.pool, fmt.Sprintf("user%02d@example.com", i))
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := b.idp.LookupUserByEmail(b.ctx, fmt.Sprintf("user%02d@example.com", i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := b.proxy.TotalLookups(); got != n {
+		t.Errorf("%d requests, want %d", got, n)
+	}
+	grants := clock.Grants()
+	if len(grants) != n {
+		t.Fatalf("%d grants, want %d", len(grants), n)
+	}
+	checkSpacing(t, grants, cognito.DefaultRateLimit, cognito.DefaultRateBurst)
+}
+
+func TestWithRateLimit_ThrottlingFromTheProxyHalvesTheRate(t *testing.T) {
+	t.Parallel()
+	clock := cognito.NewFakeClock(t0)
+	b := setup(t, cognito.WithFakeClock(clock))
+	b.proxy.Fail("busy@example.com", cognitolocal.FaultThrottle400)
+	_, err := b.idp.LookupUserByEmail(b.ctx, "busy@example.com")
+	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) {
+		t.Fatalf("err = %v, want transient", err)
+	}
+	// Two throttled attempts (WithMaxAttempts(2)): 10 → 5 → 2.5 a second.
+	if r := b.idp.RateAt(clock.Now()); r != cognito.DefaultRateLimit/4 {
+		t.Errorf("rate = %v, want %v", r, cognito.DefaultRateLimit/4)
 	}
 }

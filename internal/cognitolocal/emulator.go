@@ -10,6 +10,9 @@
 // the test binary exits, however it exits, the emulator removes its
 // directory and quits, so no TestMain is needed to clean up.
 //
+// SharedPlainUsernames gives a second emulator, whose pools take any
+// username (CreateUserNamed), so that two accounts can hold one email.
+//
 // When node or npm is missing, or the emulator does not start, Shared skips
 // the test, except under CI=true, where it fails it: a CI run must never
 // pass by skipping. COGNITO_LOCAL_URL names an emulator that is already
@@ -26,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -58,7 +62,17 @@ require(process.argv[1]);
 
 // Start installs cognito-local if needed and starts it on a free loopback
 // port in a new temporary directory, returning once it answers /health.
-func Start(ctx context.Context) (*Emulator, error) {
+func Start(ctx context.Context) (*Emulator, error) { return StartWithConfig(ctx, nil) }
+
+// PlainUsernames is an emulator configuration (.cognito/config.json) under
+// which new user pools have no username attributes: a user's username is
+// whatever AdminCreateUser names, not its email, so that two accounts can
+// hold one email, as in a Cognito pool created that way.
+const PlainUsernames = `{"UserPoolDefaults":{"UsernameAttributes":[]}}`
+
+// StartWithConfig is Start with config (JSON, e.g. PlainUsernames) written
+// to .cognito/config.json before the emulator starts; nil writes none.
+func StartWithConfig(ctx context.Context, config []byte) (*Emulator, error) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		return nil, fmt.Errorf("node is needed to run cognito-local: %w", err)
@@ -69,7 +83,7 @@ func Start(ctx context.Context) (*Emulator, error) {
 	}
 	var errs []error
 	for range 3 { // a free port can be taken between choosing and binding it
-		e, err := start(ctx, node, startScript(dir))
+		e, err := start(ctx, node, startScript(dir), config)
 		if err == nil {
 			return e, nil
 		}
@@ -81,7 +95,7 @@ func Start(ctx context.Context) (*Emulator, error) {
 	return nil, errors.Join(errs...)
 }
 
-func start(ctx context.Context, node, script string) (*Emulator, error) {
+func start(ctx context.Context, node, script string, config []byte) (*Emulator, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -89,6 +103,16 @@ func start(ctx context.Context, node, script string) (*Emulator, error) {
 	work, err := os.MkdirTemp("", "cognito-local-")
 	if err != nil {
 		return nil, err
+	}
+	if config != nil {
+		err := os.Mkdir(filepath.Join(work, ".cognito"), 0o700)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(work, ".cognito", "config.json"), config, 0o600)
+		}
+		if err != nil {
+			os.RemoveAll(work)
+			return nil, err
+		}
 	}
 	e := &Emulator{URL: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{}), log: &bytes.Buffer{}}
 	e.cmd = exec.Command(node, "-e", watchdog, script)
@@ -165,11 +189,14 @@ func (e *Emulator) Log() string {
 	return w.w.String()
 }
 
-var shared struct {
+// sharedEmulator is an emulator a test binary starts once.
+type sharedEmulator struct {
 	once sync.Once
 	emu  *Emulator
 	err  error
 }
+
+var shared, sharedPlain sharedEmulator
 
 // Shared returns the test binary's emulator, starting it on first use. It
 // skips t when the emulator cannot run, or fails it under CI=true.
@@ -181,17 +208,37 @@ func Shared(t testing.TB) *Emulator {
 			shared.emu, shared.err = e, e.waitHealthy(context.Background(), 10*time.Second)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		shared.emu, shared.err = Start(ctx)
+		shared.start(nil)
 	})
-	if shared.err != nil {
+	return shared.get(t)
+}
+
+// SharedPlainUsernames returns the test binary's second emulator, started
+// on first use with the PlainUsernames configuration, for tests that need
+// a username other than the email (CreateUserNamed). It is always started
+// here (COGNITO_LOCAL_URL names an emulator whose configuration is
+// unknown); it skips or fails t as Shared does.
+func SharedPlainUsernames(t testing.TB) *Emulator {
+	t.Helper()
+	sharedPlain.once.Do(func() { sharedPlain.start([]byte(PlainUsernames)) })
+	return sharedPlain.get(t)
+}
+
+func (s *sharedEmulator) start(config []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s.emu, s.err = StartWithConfig(ctx, config)
+}
+
+func (s *sharedEmulator) get(t testing.TB) *Emulator {
+	t.Helper()
+	if s.err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("cognitolocal: the Cognito emulator is required under CI=true: %v", shared.err)
+			t.Fatalf("cognitolocal: the Cognito emulator is required under CI=true: %v", s.err)
 		}
-		t.Skipf("cognitolocal: Cognito emulator unavailable (install node and npm, or set COGNITO_LOCAL_URL): %v", shared.err)
+		t.Skipf("cognitolocal: Cognito emulator unavailable (install node and npm, or set COGNITO_LOCAL_URL): %v", s.err)
 	}
-	return shared.emu
+	return s.emu
 }
 
 func freePort() (int, error) {

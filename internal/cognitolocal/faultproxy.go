@@ -38,6 +38,10 @@ const (
 	Fault400 Fault = "400 InvalidParameterException"
 	// Fault403 answers 403 NotAuthorizedException.
 	Fault403 Fault = "403 NotAuthorizedException"
+	// FaultUnrecognizedClient answers 400 UnrecognizedClientException,
+	// how AWS refuses an access key it does not know (the emulator
+	// accepts any).
+	FaultUnrecognizedClient Fault = "400 UnrecognizedClientException"
 	// FaultSlow holds the request until the client gives up (or the
 	// proxy closes), then forwards it.
 	FaultSlow Fault = "slow"
@@ -178,6 +182,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			status, code = 400, "InvalidParameterException"
 		case Fault403:
 			status, code = 403, "NotAuthorizedException"
+		case FaultUnrecognizedClient:
+			status, code = 400, "UnrecognizedClientException"
 		}
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		w.Header().Set("X-Amzn-Errortype", code)

@@ -59,6 +59,21 @@ func CreateUser(t testing.TB, c *cip.Client, poolID, email string) uuid.UUID {
 	return id
 }
 
+// CreateUserNamed adds a confirmed user with this username and email, as
+// CreateUser does, and returns its sub. The username can differ from the
+// email only in a pool of an emulator started with PlainUsernames
+// (SharedPlainUsernames); there, several users may hold one email.
+func CreateUserNamed(t testing.TB, c *cip.Client, poolID, username, email string) uuid.UUID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := AddUserNamed(ctx, c, poolID, username, email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // DisableUser disables the user with this email (its username).
 func DisableUser(t testing.TB, c *cip.Client, poolID, email string) {
 	t.Helper()

@@ -68,9 +68,15 @@ func CreateUserPool(ctx context.Context, c *cip.Client, prefix string) (string, 
 // message, and returns the sub the emulator gave it, as CreateUser does for
 // a test.
 func AddUser(ctx context.Context, c *cip.Client, poolID, email string) (uuid.UUID, error) {
+	return AddUserNamed(ctx, c, poolID, email, email)
+}
+
+// AddUserNamed adds a confirmed user with this username and email, as
+// CreateUserNamed does for a test.
+func AddUserNamed(ctx context.Context, c *cip.Client, poolID, username, email string) (uuid.UUID, error) {
 	out, err := c.AdminCreateUser(ctx, &cip.AdminCreateUserInput{
 		UserPoolId:    aws.String(poolID),
-		Username:      aws.String(email),
+		Username:      aws.String(username),
 		MessageAction: types.MessageActionTypeSuppress,
 		UserAttributes: []types.AttributeType{
 			{Name: aws.String("email"), Value: aws.String(email)},
