@@ -5,10 +5,11 @@
 // Two guarantees shape the whole package:
 //
 //   - Everything happens in your transaction. RegisterTrust takes the
-//     *sql.Tx, *sqlx.Tx or *sql.Conn you are already using, never commits
-//     or rolls it back, and on any error leaves it exactly as it was and
-//     still usable. Your commit makes the registration visible; your
-//     rollback makes it vanish.
+//     *sql.Tx or *sqlx.Tx you are already using (or a *sql.Conn on which
+//     you began one), never begins, commits or rolls back a transaction,
+//     and on any error leaves yours exactly as it was and still usable.
+//     Your commit makes the registration visible; your rollback makes it
+//     vanish.
 //   - Keys are returned once and stored only as hashes. The trust API key
 //     and the internal-service key appear in plaintext in
 //     RegistrationResult and nowhere else: the database holds the API
@@ -35,6 +36,7 @@
 //	switch {
 //	case errors.Is(err, flip.ErrInvalidTrustParams): // 400 (blank name or code, bad input)
 //	case errors.Is(err, flip.ErrDuplicateTrust), errors.Is(err, flip.ErrNoFreeKitSlot): // 409
+//	case errors.Is(err, flip.ErrRetryable): // 503 + Retry-After: deadlock, lock timeout, busy pool
 //	case err != nil: // 500
 //	}
 //	err = tx.Commit()

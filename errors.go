@@ -1,6 +1,7 @@
 package flip
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -12,10 +13,20 @@ import (
 type sentinel struct {
 	msg    string
 	parent error
+	also   error // a second class the error belongs to, e.g. ErrRetryable
 }
 
 func (e *sentinel) Error() string { return e.msg }
-func (e *sentinel) Unwrap() error { return e.parent }
+
+func (e *sentinel) Unwrap() []error {
+	switch {
+	case e.parent == nil:
+		return nil
+	case e.also == nil:
+		return []error{e.parent}
+	}
+	return []error{e.parent, e.also}
+}
 
 // ErrTrustRegistration is the base of every error RegisterTrust returns:
 // errors.Is(err, ErrTrustRegistration) holds for all of them, including
@@ -49,11 +60,31 @@ var ErrDuplicateTrust error = &sentinel{msg: "trust already exists", parent: Err
 // to HTTP 409.
 var ErrNoFreeKitSlot error = &sentinel{msg: "no FL kit slots available; pre-provision more FL kits", parent: ErrTrustRegistration}
 
+// ErrKitSlotsBusy is returned when the pool has free FL kit slots but
+// every one of them is row-locked by a concurrent registration whose
+// transaction has not ended yet: the pool is busy, not empty. It is also
+// an ErrRetryable (roll back, wait briefly, try again) and never an
+// ErrNoFreeKitSlot. The hub maps it to HTTP 503 with Retry-After.
+var ErrKitSlotsBusy error = &sentinel{msg: "every free FL kit slot is being claimed by another registration; retry", parent: ErrTrustRegistration, also: ErrRetryable}
+
+// ErrRetryable matches a failure that says nothing about the request and
+// is likely to pass if the whole transaction is rolled back and run again:
+// a serialization failure (SQLSTATE 40001), a deadlock (40P01), a lock
+// that could not be had within lock_timeout (55P03), a statement cancelled
+// by statement_timeout (57014) while the caller's context was still live,
+// and ErrKitSlotsBusy. It is matched whatever the driver (any error with a
+// SQLState() method). It is not a child of ErrTrustRegistration: a
+// registration error that is retryable matches both. The hub maps it to
+// HTTP 503 with Retry-After.
+var ErrRetryable error = &sentinel{msg: "transient database conflict; roll back and retry the transaction"}
+
 // ErrNotInTransaction is returned when RegisterTrust is handed a connection
-// pool (*sql.DB, *sqlx.DB) or an executor with no open transaction. Nothing
-// is written. Pass a *sql.Tx, *sqlx.Tx or a *sql.Conn, or call
+// pool (*sql.DB, *sqlx.DB) or an executor with no open transaction, such as
+// a *sql.Conn in autocommit mode. Nothing is written: flip never begins or
+// commits a transaction behind the caller. Pass a *sql.Tx, a *sqlx.Tx or a
+// *sql.Conn on which you began a transaction, or call
 // Registry.RegisterTrustDB, which owns its transaction.
-var ErrNotInTransaction error = &sentinel{msg: "RegisterTrust needs the caller's transaction, not a connection pool", parent: ErrTrustRegistration}
+var ErrNotInTransaction error = &sentinel{msg: "RegisterTrust needs the caller's open transaction", parent: ErrTrustRegistration}
 
 // ErrRollbackRequired is returned, joined to the error that made a
 // registration fail, when the failed work could not be undone inside the
@@ -126,11 +157,40 @@ func NewDuplicateTrustError(field, name, code string, cause error) *DuplicateTru
 }
 
 // registrationError wraps an unexpected failure (a database or minting
-// error) so that it answers errors.Is for ErrTrustRegistration while keeping
-// the cause reachable.
-func registrationError(step string, cause error) error {
+// error) so that it answers errors.Is for ErrTrustRegistration while
+// keeping the cause reachable. When ctx has ended it also matches ctx's
+// error, whatever the driver reported (lib/pq, for one, answers a
+// cancelled statement with SQLSTATE 57014): the caller gave up, and that
+// is what the error says. Otherwise, when the database says the
+// transaction lost a race, it also matches ErrRetryable.
+func registrationError(ctx context.Context, step string, cause error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(cause, ctxErr) {
+		return fmt.Errorf("%w: %s: %w (%w)", ErrTrustRegistration, step, cause, ctxErr)
+	}
 	if errors.Is(cause, ErrTrustRegistration) {
 		return cause
 	}
+	if retryableSQLState(cause) {
+		return fmt.Errorf("%w: %s: %w: %w", ErrTrustRegistration, step, ErrRetryable, cause)
+	}
 	return fmt.Errorf("%w: %s: %w", ErrTrustRegistration, step, cause)
+}
+
+// retryableSQLState reports whether err carries one of the SQLSTATEs that
+// ErrRetryable stands for. Drivers expose the code through a SQLState()
+// method (lib/pq's *pq.Error and pgx's *pgconn.PgError both do), which
+// keeps this package free of any driver import.
+func retryableSQLState(err error) bool {
+	var coded interface{ SQLState() string }
+	if !errors.As(err, &coded) {
+		return false
+	}
+	switch coded.SQLState() {
+	case "40001", // serialization_failure
+		"40P01", // deadlock_detected
+		"55P03", // lock_not_available (lock_timeout, NOWAIT)
+		"57014": // query_canceled: statement_timeout, or a cancel request
+		return true
+	}
+	return false
 }

@@ -29,9 +29,10 @@ type MainUser struct {
 	// Email is the address the user signs in with; it is looked up in the
 	// identity provider exactly as given (after trimming).
 	Email string `json:"email"`
-	// Role names a well-known role ("Admin", "Researcher", "Viewer",
-	// "Trust Admin"; case-insensitive). It is granted globally, and only
-	// when the user has no role yet.
+	// Role names a well-known global role ("Admin", "Researcher" or
+	// "Viewer"; case-insensitive). It is granted globally, and only when
+	// the user has no role yet. "Trust Admin" is refused: the hub grants
+	// that role only for a trust (see Role.PerTrust).
 	Role string `json:"role"`
 	// Name is the display name stored in user_profile.name (required, at
 	// most 255 characters).
@@ -130,12 +131,19 @@ func normalizeMainUser(i int, u MainUser) (mainUser, error) {
 		return m, refuse("email", "is not a usable address: "+strings.TrimPrefix(err.Error(), ErrInvalidIdentifier.Error()+": "), err)
 	}
 	role, ok := RoleByName(u.Role)
-	if !ok {
-		names := make([]string, 0, 4)
+	if !ok || role.PerTrust() {
+		names := make([]string, 0, 3)
 		for _, r := range WellKnownRoles() {
-			names = append(names, r.Name)
+			if !r.PerTrust() {
+				names = append(names, r.Name)
+			}
 		}
-		return m, refuse("role", fmt.Sprintf("%q is not one of %s", u.Role, strings.Join(names, ", ")), nil)
+		reason := fmt.Sprintf("%q is not one of %s", u.Role, strings.Join(names, ", "))
+		if ok {
+			reason = fmt.Sprintf("%q is a per-trust role: the hub grants it only together with a trust, never globally; "+
+				"give the user one of %s here and grant %s for a trust in the admin UI", role.Name, strings.Join(names, ", "), role.Name)
+		}
+		return m, refuse("role", reason, nil)
 	}
 	m.role, m.Role = role, role.Name
 	var err error

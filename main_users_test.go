@@ -13,12 +13,12 @@ import (
 
 const usersJSON = `{"main_users": [
   {"email": " ada.admin@example.com ", "role": "admin", "name": " Ada Admin ", "organisation": "Example Trust"},
-  {"email": "rita.research@example.com", "role": "Trust Admin", "name": "Rita Research", "organisation": ""}
+  {"email": "rita.research@example.com", "role": "researcher", "name": "Rita Research", "organisation": ""}
 ]}`
 
 var wantUsers = []flip.MainUser{
 	{Email: " ada.admin@example.com ", Role: "admin", Name: " Ada Admin ", Organisation: "Example Trust"},
-	{Email: "rita.research@example.com", Role: "Trust Admin", Name: "Rita Research"},
+	{Email: "rita.research@example.com", Role: "researcher", Name: "Rita Research"},
 }
 
 func TestParseMainUsers_ObjectAndArrayForms(t *testing.T) {
@@ -72,7 +72,11 @@ func TestValidateMainUsers_NamesTheEntryAndField(t *testing.T) {
 		{flip.MainUser{Email: `bad"quote@example.com`, Role: "Admin", Name: "B"}, "email", true, "double quote"},
 		{flip.MainUser{Email: `back\slash@example.com`, Role: "Admin", Name: "B"}, "email", true, "backslash"},
 		{flip.MainUser{Email: "  ", Role: "Admin", Name: "B"}, "email", true, "empty"},
-		{flip.MainUser{Email: "b@example.com", Role: "Owner", Name: "B"}, "role", false, "Trust Admin"},
+		{flip.MainUser{Email: "b@example.com", Role: "Owner", Name: "B"}, "role", false, "Admin, Researcher, Viewer"},
+		// The hub grants Trust Admin only with a trust: never as a main
+		// user's global role.
+		{flip.MainUser{Email: "b@example.com", Role: "Trust Admin", Name: "B"}, "role", false, "per-trust role"},
+		{flip.MainUser{Email: "b@example.com", Role: " trust admin", Name: "B"}, "role", false, `"b@example.com"`},
 		{flip.MainUser{Email: "b@example.com", Role: "Admin", Name: " "}, "name", false, "blank"},
 		{flip.MainUser{Email: "b@example.com", Role: "Admin", Name: strings.Repeat("n", 256)}, "name", false, "limit"},
 		{flip.MainUser{Email: "b@example.com", Role: "Admin", Name: "B", Organisation: "x\x00"}, "organisation", false, "NUL"},

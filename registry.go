@@ -43,10 +43,9 @@ type Savepoint interface {
 // and nowhere else; none commits. store.Store implements it for PostgreSQL.
 type TrustStore interface {
 	// Savepoint marks tx so that a failed registration can be undone. When
-	// tx is not in a transaction it returns an error wrapping
-	// ErrNotInTransaction, unless it can open one that its Release commits
-	// (a *sql.Conn in autocommit mode, where every statement would commit
-	// by itself anyway).
+	// tx is not in a transaction (a *sql.Conn in autocommit mode) it returns
+	// an error wrapping ErrNotInTransaction and writes nothing; it never
+	// begins a transaction itself.
 	Savepoint(ctx context.Context, tx DBTX) (Savepoint, error)
 	// LockTrustIdentity makes concurrent registrations of the same name, or
 	// of the same code compared case-insensitively, wait for each other
@@ -122,37 +121,48 @@ func NewRegistry(s Store, opts ...Option) *Registry {
 	return r
 }
 
-// RegisterTrust registers a new trust inside the caller's transaction tx and
-// never commits or rolls it back: the registration becomes visible when the
-// caller commits, and disappears if the caller rolls back.
+// RegisterTrust registers a new trust inside the caller's open
+// transaction tx and never begins, commits or rolls back a transaction:
+// the registration becomes visible when the caller commits, and
+// disappears if the caller rolls back. tx is a *sql.Tx, a *sqlx.Tx, or a
+// *sql.Conn on which the caller has begun a transaction; a connection pool
+// or a connection in autocommit mode is refused with ErrNotInTransaction
+// before anything is written (use RegisterTrustDB there).
 //
-// It trims and validates p before any statement is sent; serialises
-// registrations of the same name or code so exactly one of them wins; mints
-// the trust API key and the internal-service key; stores the trust with
-// only HashAPIKey of the API key; claims the lowest-numbered free kit slot;
-// and writes a REGISTERED row to trusts_audit naming p.AuditUserID. The two
-// plaintext keys are returned here and nowhere else.
+// It puts p in canonical form and validates it before any statement is
+// sent (see TrustParams.Normalize); serialises registrations of the same
+// name or code so exactly one of them wins; refuses a trust whose name or
+// code has the same canonical form as an existing one; mints the trust API
+// key and the internal-service key; stores the trust with only HashAPIKey
+// of the API key; claims the lowest-numbered free kit slot; and writes a
+// REGISTERED row to trusts_audit naming p.AuditUserID. The two plaintext
+// keys are returned here and nowhere else.
 //
 // On any error tx is left exactly as it was before the call, and still
 // usable: the work runs under a savepoint that is rolled back, so a caller
-// that commits anyway persists nothing from the failed call. Two cases end
-// the transaction instead, and never with half a registration in it: if ctx
-// is cancelled while a statement runs, most drivers close the connection
-// and the server rolls the whole transaction back; and if the savepoint
-// cannot be rolled back, the transaction is aborted on purpose and the
-// error also matches ErrRollbackRequired.
+// that commits anyway persists nothing from the failed call. Two cases are
+// different, and neither leaves half a registration committable: if ctx
+// ends while a statement runs, database/sql rolls the whole transaction
+// back (the error then matches ctx's error, context.Canceled or
+// context.DeadlineExceeded, and the caller's Commit fails); and if the
+// savepoint cannot be rolled back while the transaction lives on, the
+// transaction is aborted on purpose and the error also matches
+// ErrRollbackRequired.
 //
 // Every error answers errors.Is(err, ErrTrustRegistration); see errors.go
-// for the specific ones and the HTTP status each maps to.
+// for the specific ones and the HTTP status each maps to. Errors that say
+// "try again" rather than "no" (a deadlock, a serialization failure, a
+// lock or statement timeout, a pool whose free slots are all being
+// claimed at this moment) also match ErrRetryable: roll back and run the
+// transaction again.
 //
 // Run it at READ COMMITTED (PostgreSQL's default): at REPEATABLE READ or
 // above, the duplicate check sees the snapshot taken at the transaction's
 // first statement, so only a unique index can catch a concurrent duplicate:
-// flip's schema has them (the second registration still gets
-// ErrDuplicateTrust), the hub's bare schema does not. A slot claimed by a
-// transaction that committed after that snapshot surfaces there as a
-// serialization failure (SQLSTATE 40001) wrapped in ErrTrustRegistration;
-// retry the transaction.
+// flip's schema has them where the data allows (the second registration
+// still gets ErrDuplicateTrust), the hub's bare schema does not. A slot
+// claimed by a transaction that committed after that snapshot surfaces
+// there as a serialization failure (SQLSTATE 40001), an ErrRetryable.
 func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (RegistrationResult, error) {
 	p, err := p.Normalize()
 	if err != nil {
@@ -168,22 +178,22 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 	// cost a round trip or hold a lock.
 	apiKey, err := r.minter.MintKey(TrustAPIKey)
 	if err != nil {
-		return RegistrationResult{}, registrationError("mint trust API key", err)
+		return RegistrationResult{}, registrationError(ctx, "mint trust API key", err)
 	}
 	serviceKey, err := r.minter.MintKey(InternalServiceKey)
 	if err != nil {
-		return RegistrationResult{}, registrationError("mint internal-service key", err)
+		return RegistrationResult{}, registrationError(ctx, "mint internal-service key", err)
 	}
 
 	sp, err := r.trusts.Savepoint(ctx, tx)
 	if err != nil {
-		return RegistrationResult{}, registrationError("open savepoint", err)
+		return RegistrationResult{}, registrationError(ctx, "open savepoint", err)
 	}
 	res, err := r.register(ctx, tx, p, apiKey)
 	if err == nil {
 		err = sp.Release(ctx)
 		if err != nil {
-			err = registrationError("release savepoint", err)
+			err = registrationError(ctx, "release savepoint", err)
 		}
 	}
 	if err != nil {
@@ -193,11 +203,14 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if rbErr := sp.Rollback(undoCtx); rbErr != nil {
-			err = errors.Join(err, fmt.Errorf("roll back to savepoint: %w", rbErr))
+			err = errors.Join(err, fmt.Errorf("undo the failed registration: %w", rbErr))
 		}
 		level := slog.LevelError // the database or a collaborator failed
-		if errors.Is(err, ErrDuplicateTrust) || errors.Is(err, ErrNoFreeKitSlot) {
+		switch {
+		case errors.Is(err, ErrDuplicateTrust), errors.Is(err, ErrNoFreeKitSlot):
 			level = slog.LevelInfo // an answer, not a fault
+		case errors.Is(err, ErrRetryable), ctx.Err() != nil:
+			level = slog.LevelWarn // passes if tried again
 		}
 		r.logger.LogAttrs(ctx, level, "trust registration refused",
 			slog.String("trust_name", p.Name), slog.String("trust_code", p.Code), slog.Any("error", err))
@@ -213,11 +226,11 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 // register runs the registration's statements; the caller owns the savepoint.
 func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
 	if err := r.trusts.LockTrustIdentity(ctx, tx, p.Name, p.Code); err != nil {
-		return RegistrationResult{}, registrationError("lock trust name and code", err)
+		return RegistrationResult{}, registrationError(ctx, "lock trust name and code", err)
 	}
 	existing, field, err := r.trusts.FindDuplicate(ctx, tx, p.Name, p.Code)
 	if err != nil {
-		return RegistrationResult{}, registrationError("check for duplicate trust", err)
+		return RegistrationResult{}, registrationError(ctx, "check for duplicate trust", err)
 	}
 	if existing != nil {
 		return RegistrationResult{}, &DuplicateTrustError{Field: field, Name: p.Name, Code: p.Code, Existing: existing}
@@ -226,18 +239,18 @@ func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey 
 	now := r.now().UTC().Truncate(time.Microsecond)
 	trust := Trust{ID: uuid.New(), Name: p.Name, Code: p.Code, Region: p.Region, CreatedAt: now}
 	if err := r.trusts.InsertTrust(ctx, tx, trust, HashAPIKey(apiKey)); err != nil {
-		return RegistrationResult{}, registrationError("insert trust", err)
+		return RegistrationResult{}, registrationError(ctx, "insert trust", err)
 	}
 	slot, err := r.slots.ClaimSlot(ctx, tx, trust.ID, now)
 	if err != nil {
-		return RegistrationResult{}, registrationError("claim kit slot", err)
+		return RegistrationResult{}, registrationError(ctx, "claim kit slot", err)
 	}
 	audit := TrustAudit{
 		ID: uuid.New(), TrustID: trust.ID, TrustName: trust.Name, Action: AuditRegistered,
 		ModifiedBy: p.AuditUserID, AuditDate: now,
 	}
 	if err := r.trusts.InsertAudit(ctx, tx, audit); err != nil {
-		return RegistrationResult{}, registrationError("insert audit row", err)
+		return RegistrationResult{}, registrationError(ctx, "insert audit row", err)
 	}
 	return RegistrationResult{Trust: trust, KitSlot: slot}, nil
 }
@@ -245,14 +258,15 @@ func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey 
 // RegisterTrustDB is RegisterTrust in a transaction of its own on db (a
 // *sql.DB, *sqlx.DB or *sql.Conn): it begins, registers, and commits, or
 // rolls back on any error. Use it where no caller transaction exists, as
-// in a deploy command.
+// in a deploy command. An error that matches ErrRetryable has left nothing
+// behind; calling again is safe.
 func (r *Registry) RegisterTrustDB(ctx context.Context, db TxBeginner, p TrustParams) (RegistrationResult, error) {
 	if err := p.Validate(); err != nil {
 		return RegistrationResult{}, err
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return RegistrationResult{}, registrationError("begin transaction", err)
+		return RegistrationResult{}, registrationError(ctx, "begin transaction", err)
 	}
 	defer func() { _ = tx.Rollback() }() // no-op after Commit
 	res, err := r.RegisterTrust(ctx, tx, p)
@@ -260,7 +274,7 @@ func (r *Registry) RegisterTrustDB(ctx context.Context, db TxBeginner, p TrustPa
 		return RegistrationResult{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return RegistrationResult{}, registrationError("commit", err)
+		return RegistrationResult{}, registrationError(ctx, "commit", err)
 	}
 	return res, nil
 }

@@ -15,6 +15,11 @@ type Role struct {
 	Description string    `json:"description"`
 }
 
+// PerTrust reports whether the hub grants r only together with a trust
+// (user_role.trust_id set), as it does Trust Admin. Such a role is never
+// granted globally, so it cannot be a main user's role.
+func (r Role) PerTrust() bool { return r.ID == RoleTrustAdmin.ID }
+
 // The well-known roles, with the ids the FLIP hub expects. Seeding creates
 // any that are missing (by id) and never changes one that exists, so a
 // description edited by an administrator stays as it is.
@@ -34,6 +39,9 @@ var (
 		Name:        "Viewer",
 		Description: "Reads projects and results without changing them",
 	}
+	// RoleTrustAdmin is per-trust: the hub always grants it with a
+	// trust_id. The hub first created it as "Trust Owner"; seeding finds it
+	// by id whatever its name.
 	RoleTrustAdmin = Role{
 		ID:          uuid.MustParse("8a3d6f14-9b52-4e07-a6c8-1d4f7b2e9053"),
 		Name:        "Trust Admin",

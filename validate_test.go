@@ -8,16 +8,73 @@ import (
 	"unicode/utf8"
 
 	"github.com/londonaicentre/flip"
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestTrustParamsNormalize_Trims(t *testing.T) {
 	t.Parallel()
-	got, err := flip.TrustParams{Name: "\u00a0 Barts Health \u2003", Code: "\tBH\n", Region: "\ufeffLondon\u200b"}.Normalize()
+	got, err := flip.TrustParams{Name: "\u00a0 Barts Health \u2003", Code: "\tBH\n", Region: " London\u3000"}.Normalize()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Name != "Barts Health" || got.Code != "BH" || got.Region != "London" {
 		t.Errorf("Normalize = %+v", got)
+	}
+}
+
+// Spellings a person cannot tell apart must come out as one canonical
+// name, or be refused: never a second trust.
+func TestTrustParamsNormalize_OneIdentityForLookAlikes(t *testing.T) {
+	t.Parallel()
+	same := []struct{ in, want string }{
+		{"Cafe\u0301 Hospital", "Café Hospital"}, // NFD → NFC
+		{"Café Hospital", "Café Hospital"},
+		{"Guy's and\u00a0St Thomas'", "Guy's and St Thomas'"},  // no-break space
+		{"Guy's  and St\u2002Thomas'", "Guy's and St Thomas'"}, // runs of spaces
+	}
+	for _, c := range same {
+		got, err := flip.TrustParams{Name: c.in, Code: "C"}.Normalize()
+		if err != nil || got.Name != c.want {
+			t.Errorf("name %+q = %+q, %v; want %+q", c.in, got.Name, err, c.want)
+		}
+	}
+	refused := map[string]string{
+		"zero-width joiner at the end":    "GSTT\u200d",
+		"zero-width space inside":         "GS\u200bTT",
+		"left-to-right mark":              "GSTT\u200e",
+		"soft hyphen at the start":        "\u00adGSTT",
+		"right-to-left override":          "GSTT\u202e",
+		"zero-width non-joiner in a name": "Guy's and St\u200c Thomas'",
+		"override inside a name":          "Evil \u202eTSGG",
+		"isolate":                         "A\u2067B",
+		"word joiner":                     "A\u2060B",
+		"byte-order mark":                 "\ufeffGSTT",
+		"replacement character":           "G\ufffdSTT", // what encoding/json makes of "\ud800"
+	}
+	for what, in := range refused {
+		for _, p := range []flip.TrustParams{{Name: in, Code: "C"}, {Name: "N", Code: in}, {Name: "N", Code: "C", Region: in}} {
+			err := p.Validate()
+			var invalid *flip.InvalidTrustParamError
+			if !errors.Is(err, flip.ErrInvalidTrustParams) || !errors.As(err, &invalid) {
+				t.Errorf("%s (%+v): err = %v, want ErrInvalidTrustParams", what, p, err)
+			}
+		}
+	}
+}
+
+func TestTrustParamsNormalize_CodeIsSafeAsAFileName(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"GSTT", "rj1", "R-J1_2", "0abc"} {
+		if err := (flip.TrustParams{Name: "N", Code: ok}).Validate(); err != nil {
+			t.Errorf("code %q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"../../etc/passwd", `a/b\c`, "..", ".", "G S T T", "GSTT🏥", "-rf", "_x", "x.y", "GSTÉ", "Ｇ"} {
+		err := flip.TrustParams{Name: "N", Code: bad}.Validate()
+		var invalid *flip.InvalidTrustParamError
+		if !errors.As(err, &invalid) || invalid.Field != "code" || !errors.Is(err, flip.ErrInvalidTrustParams) {
+			t.Errorf("code %q: err = %v, want an invalid code", bad, err)
+		}
 	}
 }
 
@@ -86,6 +143,8 @@ func FuzzTrustParamsNormalize(f *testing.F) {
 		{strings.Repeat("x", 256), "C", ""},
 		{"N", strings.Repeat("c", 65), ""},
 		{"Ysbyty Gwynedd", "BCU", "Cymru"},
+		{"Cafe\u0301  Hospital", "../x", "\ufffd"},
+		{"GS\u200bTT", "G\u202eS", "\u00a0r"},
 	} {
 		f.Add(seed[0], seed[1], seed[2])
 	}
@@ -107,6 +166,17 @@ func FuzzTrustParamsNormalize(f *testing.F) {
 			if v != strings.TrimSpace(v) {
 				t.Fatalf("%s %q not trimmed", field, v)
 			}
+			if strings.ContainsFunc(v, func(r rune) bool { return unicode.Is(unicode.Cf, r) || r == utf8.RuneError }) {
+				t.Fatalf("%s %q accepted with a format or replacement character", field, v)
+			}
+			if !norm.NFC.IsNormalString(v) {
+				t.Fatalf("%s %q accepted outside NFC", field, v)
+			}
+		}
+		if strings.ContainsFunc(p.Code, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) {
+			t.Fatalf("code %q accepted with a character unsafe in a file name", p.Code)
 		}
 		if p.Name == "" || p.Code == "" {
 			t.Fatalf("blank name or code accepted: %+v", p)

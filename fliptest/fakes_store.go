@@ -329,7 +329,9 @@ func (s *Store) InsertTrust(ctx context.Context, tx flip.DBTX, t flip.Trust, api
 }
 
 // ClaimSlot implements flip.SlotStore: the lowest-numbered free slot, ties
-// by name, skipping slots that open transactions have claimed.
+// by name, skipping slots that open transactions have claimed; with none
+// left, flip.ErrKitSlotsBusy while another open transaction holds a claim,
+// else flip.ErrNoFreeKitSlot.
 func (s *Store) ClaimSlot(ctx context.Context, tx flip.DBTX, trustID uuid.UUID, at time.Time) (flip.KitSlot, error) {
 	if err := s.faults.enter(ctx, MethodClaimSlot); err != nil {
 		return flip.KitSlot{}, err
@@ -347,6 +349,13 @@ func (s *Store) ClaimSlot(ctx context.Context, tx flip.DBTX, trustID uuid.UUID, 
 		}
 	}
 	if best == nil {
+		// A slot claimed by a transaction still open is free to everyone
+		// else's reads, as in PostgreSQL: the pool is busy, not empty.
+		for _, r := range s.slots {
+			if r.pending != nil && r.pending != st {
+				return flip.KitSlot{}, flip.ErrKitSlotsBusy
+			}
+		}
 		return flip.KitSlot{}, flip.ErrNoFreeKitSlot
 	}
 	best.slot.AssignedTo, best.slot.AssignedAt, best.pending = trustID, at, st

@@ -283,12 +283,13 @@ var storeCases = []struct {
 		for _, commitFirst := range []bool{false, true} {
 			name := fmt.Sprint("Contested ", commitFirst)
 			tx := s.begin()
-			if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: name, Code: name}); err != nil {
+			code := fmt.Sprint("Contested-", commitFirst)
+			if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: name, Code: code}); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
 			go func() {
-				_, err := s.register(s.reg, flip.TrustParams{Name: name, Code: "other " + name})
+				_, err := s.register(s.reg, flip.TrustParams{Name: name, Code: "other-" + code})
 				done <- err
 			}()
 			select {
@@ -322,7 +323,10 @@ var storeCases = []struct {
 		}
 		wg.Wait()
 		ok, full := 0, 0
-		for _, err := range errs {
+		for i, err := range errs {
+			if errors.Is(err, flip.ErrKitSlotsBusy) { // a winner had not committed yet: retry
+				_, err = s.register(s.reg, flip.TrustParams{Name: fmt.Sprint("Retry ", i), Code: fmt.Sprint("R", i)})
+			}
 			switch {
 			case err == nil:
 				ok++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -107,7 +108,7 @@ func TestRegisterTrust_TrimsAndStoresBlankRegionAsNull(t *testing.T) {
 	t.Parallel()
 	b := setup(t, variants[0])
 	fliptest.AddSlots(t, b.db, "Trust_001")
-	res := b.mustRegister(t, flip.TrustParams{Name: " \t King's College\u00a0\n", Code: "\u200bKCH ", Region: "  \u3000 "})
+	res := b.mustRegister(t, flip.TrustParams{Name: " \t King's College\u00a0\n", Code: "\u2003KCH ", Region: "  \u3000 "})
 	if res.Trust.Name != "King's College" || res.Trust.Code != "KCH" || res.Trust.Region != "" {
 		t.Errorf("result = %q %q %q", res.Trust.Name, res.Trust.Code, res.Trust.Region)
 	}
@@ -137,7 +138,10 @@ func TestRegisterTrust_RejectsBadInputBeforeAnyStatement(t *testing.T) {
 		{"empty name", flip.TrustParams{Name: "", Code: "C"}, flip.ErrEmptyTrustName, "name"},
 		{"blank name", flip.TrustParams{Name: " \t\u2003\n", Code: "C"}, flip.ErrEmptyTrustName, "name"},
 		{"empty code", flip.TrustParams{Name: "N", Code: ""}, flip.ErrEmptyTrustCode, "code"},
-		{"blank code", flip.TrustParams{Name: "N", Code: "\ufeff "}, flip.ErrEmptyTrustCode, "code"},
+		{"blank code", flip.TrustParams{Name: "N", Code: "\u3000 "}, flip.ErrEmptyTrustCode, "code"},
+		{"format character in code", flip.TrustParams{Name: "N", Code: "\ufeffC"}, flip.ErrInvalidTrustParams, "code"},
+		{"path in code", flip.TrustParams{Name: "N", Code: "../../etc/passwd"}, flip.ErrInvalidTrustParams, "code"},
+		{"override in name", flip.TrustParams{Name: "Evil \u202eTSGG", Code: "C"}, flip.ErrInvalidTrustParams, "name"},
 		{"NUL in name", flip.TrustParams{Name: "a\x00b", Code: "C"}, flip.ErrInvalidTrustParams, "name"},
 		{"NUL in code", flip.TrustParams{Name: "N", Code: "C\x00"}, flip.ErrInvalidTrustParams, "code"},
 		{"invalid UTF-8", flip.TrustParams{Name: "caf\xe9", Code: "C"}, flip.ErrInvalidTrustParams, "name"},
@@ -217,8 +221,14 @@ func TestRegisterTrust_PoolExhaustionUnderConcurrency(t *testing.T) {
 		results := runConcurrently(t, b, callers, func(i int) flip.TrustParams {
 			return flip.TrustParams{Name: "Trust " + uuid.NewString(), Code: uuid.NewString()[:8]}
 		})
+		// A loser finds the pool empty, or busy (every free slot locked by a
+		// winner that has not committed yet); retried, a busy one finds it
+		// empty.
 		ok, noSlot := 0, 0
-		for _, err := range results {
+		for i, err := range results {
+			if errors.Is(err, flip.ErrKitSlotsBusy) && errors.Is(err, flip.ErrRetryable) && !errors.Is(err, flip.ErrNoFreeKitSlot) {
+				_, err = b.register(t, flip.TrustParams{Name: fmt.Sprintf("Retry %d", i), Code: fmt.Sprintf("R%d", i)})
+			}
 			switch {
 			case err == nil:
 				ok++
@@ -452,19 +462,25 @@ func TestRegisterTrust_AcceptsTxConnAndSqlxTx(t *testing.T) {
 	if _, err := store.TrustByName(b.ctx, b.db, "Via sql.Conn in tx"); !errors.Is(err, store.ErrTrustNotFound) {
 		t.Errorf("rolled-back registration on *sql.Conn is visible: %v", err)
 	}
-	// A connection in autocommit mode: the registration is one atomic unit.
-	if _, err := b.reg.RegisterTrust(b.ctx, conn, flip.TrustParams{Name: "Via sql.Conn autocommit", Code: "T4"}); err != nil {
-		t.Fatalf("*sql.Conn in autocommit: %v", err)
+	// A connection in autocommit mode: RegisterTrust never begins or
+	// commits a transaction of its own, so it refuses, writing nothing.
+	before := snapshot(t, b.ctx, b.db)
+	if _, err := b.reg.RegisterTrust(b.ctx, conn, flip.TrustParams{Name: "Via sql.Conn autocommit", Code: "T4"}); !errors.Is(err, flip.ErrNotInTransaction) {
+		t.Fatalf("*sql.Conn in autocommit: err = %v, want ErrNotInTransaction", err)
 	}
-	if _, err := b.reg.RegisterTrust(b.ctx, conn, flip.TrustParams{Name: "Via sql.Conn autocommit", Code: "T5"}); !errors.Is(err, flip.ErrDuplicateTrust) {
-		t.Fatalf("duplicate on autocommit *sql.Conn: %v", err)
+	if after := snapshot(t, b.ctx, b.db); after != before {
+		t.Errorf("a refused autocommit registration wrote %+v (before %+v)", after, before)
 	}
-	// After the failed call the connection is back in autocommit mode: a
-	// statement's transaction starts with the statement.
+	// The connection is still in autocommit mode: a statement's
+	// transaction starts with the statement.
 	var autocommit bool
 	must(t, conn.QueryRowContext(b.ctx, `SELECT now() = statement_timestamp()`).Scan(&autocommit))
 	if !autocommit {
-		t.Error("a failed registration left the autocommit connection inside a transaction")
+		t.Error("a refused registration left the autocommit connection inside a transaction")
+	}
+	// RegisterTrustDB owns a transaction on the same connection.
+	if _, err := b.reg.RegisterTrustDB(b.ctx, conn, flip.TrustParams{Name: "Via sql.Conn autocommit", Code: "T4"}); err != nil {
+		t.Fatalf("RegisterTrustDB on *sql.Conn: %v", err)
 	}
 
 	// The convenience that owns its transaction.

@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
+	"strings"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 )
 
@@ -15,69 +17,77 @@ const savepointName = "flip_register_trust"
 // in the aborted state: every later statement fails and COMMIT rolls back.
 const abortSQL = `DO $$ BEGIN RAISE EXCEPTION 'flip: a failed trust registration could not be undone; roll this transaction back'; END $$`
 
-// Savepoint implements flip.TrustStore. Inside a transaction it issues
-// SAVEPOINT; on a *sql.Conn or *sqlx.Conn with no transaction open it
-// begins one, which Release commits: such a connection would have
-// committed every statement on its own, and this keeps the registration
-// atomic instead. Any other executor outside a transaction (a pool) gets
-// flip.ErrNotInTransaction.
+// Savepoint implements flip.TrustStore: it issues SAVEPOINT in the
+// caller's transaction. Outside a transaction (a pool, or a *sql.Conn in
+// autocommit mode, where every statement would commit on its own) it
+// returns flip.ErrNotInTransaction and nothing is written: flip never
+// begins or commits a transaction behind a caller's back.
 func (*Store) Savepoint(ctx context.Context, tx DBTX) (flip.Savepoint, error) {
 	_, err := tx.ExecContext(ctx, "SAVEPOINT "+savepointName)
-	if err == nil {
-		// Rolling back to a savepoint keeps it defined; releasing it after
-		// leaves the caller's transaction exactly as it found it.
-		return savepoint{tx: tx,
-			release:  []string{"RELEASE SAVEPOINT " + savepointName},
-			rollback: []string{"ROLLBACK TO SAVEPOINT " + savepointName, "RELEASE SAVEPOINT " + savepointName},
-			abort:    abortSQL,
-		}, nil
+	if sqlState(err) == codeNoActiveSQLTx {
+		return nil, fmt.Errorf("%w: the connection has no open transaction (begin one, or call RegisterTrustDB): %w", flip.ErrNotInTransaction, err)
 	}
-	if sqlState(err) != codeNoActiveSQLTx {
+	if err != nil {
 		return nil, err
 	}
-	switch tx.(type) {
-	case *sql.Conn, *sqlx.Conn:
-		if _, err := tx.ExecContext(ctx, "BEGIN"); err != nil {
-			return nil, err
-		}
-		return savepoint{tx: tx, release: []string{"COMMIT"}, rollback: []string{"ROLLBACK"}}, nil
-	}
-	return nil, fmt.Errorf("%w: %w", flip.ErrNotInTransaction, err)
+	return savepoint{tx: tx}, nil
 }
 
-type savepoint struct {
-	tx                DBTX
-	release, rollback []string
-	abort             string // aborts the caller's transaction; "" when flip owns it
+type savepoint struct{ tx DBTX }
+
+func (s savepoint) Release(ctx context.Context) error {
+	_, err := s.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+savepointName)
+	return err
 }
 
-func (s savepoint) Release(ctx context.Context) error { return s.exec(ctx, s.release) }
-
-// Rollback undoes the registration's work. A failure is tried once more
-// (ROLLBACK TO SAVEPOINT may be repeated). If the work still cannot be
-// undone, for instance because the savepoint is gone after a RELEASE whose
-// answer was lost, the transaction is aborted on purpose, so that the
-// caller's COMMIT fails instead of persisting a registration whose keys
-// nobody received.
+// Rollback undoes the registration's work; rolling back to a savepoint
+// keeps it defined, and releasing it after leaves the caller's transaction
+// exactly as it was. A failure is tried once more. If the work still
+// cannot be undone, for instance because the savepoint is gone after a
+// RELEASE whose answer was lost, the transaction is aborted on purpose so
+// that the caller's COMMIT fails instead of persisting a registration
+// whose keys nobody received, and the error wraps flip.ErrRollbackRequired.
+//
+// When the transaction itself is already over (database/sql rolled it back
+// because its context ended, or the connection died and the server rolled
+// it back) nothing of it can be committed any more: that is reported as
+// such, without ErrRollbackRequired.
 func (s savepoint) Rollback(ctx context.Context) error {
-	err := s.exec(ctx, s.rollback)
-	if err == nil {
+	var err error
+	for range 2 {
+		if err = s.undo(ctx); err == nil || transactionGone(err) {
+			break
+		}
+	}
+	switch {
+	case err == nil:
 		return nil
+	case transactionGone(err):
+		return fmt.Errorf("the transaction had already ended and was rolled back; nothing of it was committed: %w", err)
 	}
-	if s.exec(ctx, s.rollback) == nil {
-		return nil
-	}
-	if s.abort != "" {
-		_, _ = s.tx.ExecContext(ctx, s.abort) // fails by design
-	}
+	_, _ = s.tx.ExecContext(ctx, abortSQL) // fails by design
 	return fmt.Errorf("%w: %w", flip.ErrRollbackRequired, err)
 }
 
-func (s savepoint) exec(ctx context.Context, stmts []string) error {
-	for _, q := range stmts {
+func (s savepoint) undo(ctx context.Context) error {
+	for _, q := range [...]string{"ROLLBACK TO SAVEPOINT " + savepointName, "RELEASE SAVEPOINT " + savepointName} {
 		if _, err := s.tx.ExecContext(ctx, q); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// transactionGone reports whether err says the transaction can no longer
+// commit anything: database/sql ended it (sql.ErrTxDone, after its
+// context was cancelled), the connection is broken (driver.ErrBadConn, a
+// connection exception, SQLSTATE class 08), or the server ended the
+// session (57P01–57P03, e.g. pg_terminate_backend). In each case the
+// server has rolled the whole transaction back.
+func transactionGone(err error) bool {
+	if errors.Is(err, sql.ErrTxDone) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	state := sqlState(err)
+	return strings.HasPrefix(state, "08") || state == "57P01" || state == "57P02" || state == "57P03"
 }

@@ -50,13 +50,28 @@ FROM free
 WHERE s.slot_name = free.slot_name
 RETURNING s.slot_name, s.slot_number, s.assigned_to_trust_id, s.assigned_at`
 
-// ClaimSlot implements flip.SlotStore.
+// AnyFreeSlotSQL asks, after ClaimSlotSQL found nothing, whether the pool
+// still has free slots that concurrent transactions hold locked: a plain
+// read neither waits for nor skips row locks.
+const AnyFreeSlotSQL = `SELECT EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL)`
+
+// ClaimSlot implements flip.SlotStore. When no slot can be claimed it
+// tells an empty pool (flip.ErrNoFreeKitSlot: add slots) from a busy one
+// (flip.ErrKitSlotsBusy: every free slot is locked by a registration in
+// flight; retry), at the cost of one more statement on that path only.
 func (*Store) ClaimSlot(ctx context.Context, tx DBTX, trustID uuid.UUID, at time.Time) (flip.KitSlot, error) {
 	slot, err := scanSlot(tx.QueryRowContext(ctx, ClaimSlotSQL, trustID, at))
-	if errors.Is(err, sql.ErrNoRows) {
-		return flip.KitSlot{}, flip.ErrNoFreeKitSlot
+	if !errors.Is(err, sql.ErrNoRows) {
+		return slot, err
 	}
-	return slot, err
+	var busy bool
+	if err := tx.QueryRowContext(ctx, AnyFreeSlotSQL).Scan(&busy); err != nil {
+		return flip.KitSlot{}, fmt.Errorf("no free slot could be claimed, and checking for locked ones failed: %w", err)
+	}
+	if busy {
+		return flip.KitSlot{}, flip.ErrKitSlotsBusy
+	}
+	return flip.KitSlot{}, flip.ErrNoFreeKitSlot
 }
 
 const slotColumns = `slot_name, slot_number, assigned_to_trust_id, assigned_at`

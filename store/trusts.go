@@ -21,14 +21,6 @@ const (
 	LockTrustIdentitySQL = `SELECT pg_advisory_xact_lock(hashtextextended('flip.trust.name:' || $1::text, 0)),
        pg_advisory_xact_lock(hashtextextended('flip.trust.code:' || lower($2::text), 0))`
 
-	// FindDuplicateSQL finds a trust with the exact name, else one with the
-	// same code case-insensitively. $1 name, $2 code.
-	FindDuplicateSQL = `SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, name = $1::text AS same_name
-FROM trust
-WHERE name = $1::text OR lower(code) = lower($2::text)
-ORDER BY same_name DESC
-LIMIT 1`
-
 	// InsertTrustSQL stores a trust; an empty region is stored as NULL.
 	InsertTrustSQL = `INSERT INTO trust (id, name, code, region, api_key_hash, created_at)
 VALUES ($1, $2, $3, NULLIF($4::text, ''), $5, $6)`
@@ -37,6 +29,19 @@ VALUES ($1, $2, $3, NULLIF($4::text, ''), $5, $6)`
 	InsertAuditSQL = `INSERT INTO trusts_audit (id, trust_id, trust_name, action, modified_by_user_id, audit_date, subject_user_id)
 VALUES ($1, $2, $3, $4::trustauditaction, $5, $6, $7)`
 )
+
+// FindDuplicateSQL finds a trust whose name has the same canonical form as
+// $1, else one whose code has the same canonical form as $2
+// case-insensitively (see canonicalNameSQL: stored rows written before
+// flip, with invisible characters or decomposed accents, still collide).
+// $1 and $2 are canonical already (flip.TrustParams.Normalize). flip's
+// name and code indexes (migration 002) are built on the same
+// expressions, so the check is two index probes.
+var FindDuplicateSQL = `SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, ` + canonicalNameSQL("name") + ` = $1::text AS same_name
+FROM trust
+WHERE ` + canonicalNameSQL("name") + ` = $1::text OR ` + canonicalCodeSQL("code") + ` = lower($2::text)
+ORDER BY same_name DESC, created_at
+LIMIT 1`
 
 // LockTrustIdentity implements flip.TrustStore.
 func (*Store) LockTrustIdentity(ctx context.Context, tx DBTX, name, code string) error {
@@ -107,18 +112,20 @@ func scanTrust(row interface{ Scan(...any) error }) (flip.Trust, error) {
 // ErrTrustNotFound is returned by the trust lookups when no trust matches.
 var ErrTrustNotFound = errors.New("trust not found")
 
-// TrustByName returns the trust with exactly that name, or
-// ErrTrustNotFound. Pass a name cleaned by TrustParams.Normalize to match
-// what RegisterTrust stored. The deploy command uses it to report an
-// existing trust without re-keying it.
+// TrustByName returns the trust whose name has the same canonical form as
+// name, the oldest if several do, or ErrTrustNotFound. Pass a name cleaned
+// by TrustParams.Normalize: it matches what RegisterTrust stored and the
+// legacy rows RegisterTrust would refuse as duplicates. The deploy command
+// uses it to report an existing trust without re-keying it.
 func TrustByName(ctx context.Context, db DBTX, name string) (flip.Trust, error) {
-	return trustWhere(ctx, db, `name = $1`, name)
+	return trustWhere(ctx, db, canonicalNameSQL("name")+` = $1::text`, name)
 }
 
-// TrustByCode returns the trust whose code equals code case-insensitively,
-// or ErrTrustNotFound.
+// TrustByCode returns the trust whose code has the same canonical form as
+// code, compared case-insensitively (the oldest if several do), or
+// ErrTrustNotFound.
 func TrustByCode(ctx context.Context, db DBTX, code string) (flip.Trust, error) {
-	return trustWhere(ctx, db, `lower(code) = lower($1::text)`, code)
+	return trustWhere(ctx, db, canonicalCodeSQL("code")+` = lower($1::text)`, code)
 }
 
 // TrustByID returns the trust with that id, or ErrTrustNotFound.

@@ -1,0 +1,218 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+)
+
+// holdTrustLock opens a transaction that holds an EXCLUSIVE lock on trust
+// (readers pass, every registration's INSERT waits) until the test ends or
+// release is called.
+func holdTrustLock(t *testing.T, b bundle) (release func()) {
+	t.Helper()
+	holder, err := b.db.BeginTx(b.ctx, nil)
+	must(t, err)
+	_, err = holder.ExecContext(b.ctx, `LOCK TABLE trust IN EXCLUSIVE MODE`)
+	must(t, err)
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			_ = holder.Rollback()
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// A registration that times out on a lock, or on statement_timeout, is a
+// retryable error, and the caller's transaction survives it.
+func TestRegisterTrust_LockAndStatementTimeoutsAreRetryable(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		for _, setting := range []string{"lock_timeout", "statement_timeout"} {
+			t.Run(setting, func(t *testing.T) {
+				b := setup(t, v)
+				fliptest.AddSlots(t, b.db, "Trust_001")
+				holdTrustLock(t, b)
+				before := snapshot(t, b.ctx, b.db)
+				tx, err := b.db.BeginTx(b.ctx, nil)
+				must(t, err)
+				defer tx.Rollback() //nolint:errcheck // test cleanup
+				_, err = tx.ExecContext(b.ctx, `SET LOCAL `+setting+` = '100ms'`)
+				must(t, err)
+				_, err = b.reg.RegisterTrust(b.ctx, tx, flip.TrustParams{Name: "Waits", Code: "W"})
+				if e := isOnly(err, flip.ErrRetryable, flip.ErrTrustRegistration); e != nil {
+					t.Fatal(e)
+				}
+				if errors.Is(err, flip.ErrRollbackRequired) || errors.Is(err, flip.ErrNoFreeKitSlot) {
+					t.Errorf("a timeout is reported as %v", err)
+				}
+				if _, err := tx.ExecContext(b.ctx, `SELECT 1`); err != nil {
+					t.Errorf("transaction unusable after a %s: %v", setting, err)
+				}
+				must(t, tx.Commit())
+				if after := snapshot(t, b.ctx, b.db); after != before {
+					t.Errorf("committing after the timeout persisted %+v (before %+v)", after, before)
+				}
+			})
+		}
+	})
+}
+
+// At REPEATABLE READ a slot taken by a transaction that committed after
+// the snapshot is a serialization failure: retryable.
+func TestRegisterTrust_SerializationFailureIsRetryable(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		fliptest.AddSlots(t, b.db, "Trust_001")
+		tx, err := b.db.BeginTx(b.ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+		must(t, err)
+		defer tx.Rollback()                                                //nolint:errcheck // test cleanup
+		_, err = tx.ExecContext(b.ctx, `SELECT count(*) FROM fl_kit_slot`) // takes the snapshot
+		must(t, err)
+		b.mustRegister(t, flip.TrustParams{Name: "First", Code: "F"})
+		_, err = b.reg.RegisterTrust(b.ctx, tx, flip.TrustParams{Name: "Second", Code: "S"})
+		if e := isOnly(err, flip.ErrRetryable, flip.ErrTrustRegistration); e != nil {
+			t.Fatal(e)
+		}
+		if _, err := tx.ExecContext(b.ctx, `SELECT 1`); err != nil {
+			t.Errorf("transaction unusable after a serialization failure: %v", err)
+		}
+	})
+}
+
+// A deadlock between the caller's own work and another transaction is
+// retryable, and the caller's transaction survives it.
+func TestRegisterTrust_DeadlockIsRetryable(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		fliptest.AddSlots(t, b.db, "Trust_001")
+		b.db.SetMaxOpenConns(4)
+		roleID := flip.RoleAdmin.ID
+		_, err := b.db.ExecContext(b.ctx, `INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, 'Admin', 'x', now(), now()) ON CONFLICT DO NOTHING`, roleID)
+		must(t, err)
+
+		// other holds the advisory lock of the name "Contended", then wants
+		// the row the caller locked: a cycle.
+		other, err := b.db.BeginTx(b.ctx, nil)
+		must(t, err)
+		defer other.Rollback()                                                  //nolint:errcheck // test cleanup
+		_, err = other.ExecContext(b.ctx, `SET LOCAL deadlock_timeout = '60s'`) // the caller detects it
+		must(t, err)
+		_, err = other.ExecContext(b.ctx, `SELECT pg_advisory_xact_lock(hashtextextended('flip.trust.name:' || 'Contended', 0))`)
+		must(t, err)
+		var otherPID int
+		must(t, other.QueryRowContext(b.ctx, `SELECT pg_backend_pid()`).Scan(&otherPID))
+
+		tx, err := b.db.BeginTx(b.ctx, nil)
+		must(t, err)
+		defer tx.Rollback() //nolint:errcheck // test cleanup
+		_, err = tx.ExecContext(b.ctx, `SET LOCAL deadlock_timeout = '500ms'`)
+		must(t, err)
+		_, err = tx.ExecContext(b.ctx, `SELECT 1 FROM roles WHERE id = $1 FOR UPDATE`, roleID)
+		must(t, err)
+
+		otherDone := make(chan error, 1)
+		go func() {
+			_, err := other.ExecContext(b.ctx, `SELECT 1 FROM roles WHERE id = $1 FOR UPDATE`, roleID)
+			otherDone <- err
+		}()
+		// Only once other waits for the caller's row does the caller's wait
+		// close the cycle, so that its own deadlock check finds it.
+		for waiting := false; !waiting; {
+			must(t, b.db.QueryRowContext(b.ctx, `SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1`, otherPID).Scan(&waiting))
+		}
+		_, err = b.reg.RegisterTrust(b.ctx, tx, flip.TrustParams{Name: "Contended", Code: "CT"})
+		if e := isOnly(err, flip.ErrRetryable, flip.ErrTrustRegistration); e != nil {
+			t.Fatal(e)
+		}
+		if _, err := tx.ExecContext(b.ctx, `SELECT 1`); err != nil {
+			t.Errorf("transaction unusable after a deadlock: %v", err)
+		}
+		must(t, tx.Rollback())
+		if err := <-otherDone; err != nil {
+			t.Errorf("the other transaction: %v", err)
+		}
+	})
+}
+
+// A context that ends while the registration waits is reported as the
+// context's error, never as a half-registration that must be rolled back,
+// and nothing is committed.
+func TestRegisterTrust_ContextDeadlineMatchesAndNothingCommits(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		fliptest.AddSlots(t, b.db, "Trust_001")
+		release := holdTrustLock(t, b)
+		before := snapshot(t, b.ctx, b.db)
+		ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
+		defer cancel()
+		tx, err := b.db.BeginTx(ctx, nil)
+		must(t, err)
+		defer tx.Rollback() //nolint:errcheck // test cleanup
+		_, err = b.reg.RegisterTrust(ctx, tx, flip.TrustParams{Name: "Too slow", Code: "TS"})
+		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
+			t.Fatal(e)
+		}
+		if errors.Is(err, flip.ErrRollbackRequired) {
+			t.Errorf("nothing could be committed, yet the error says so: %v", err)
+		}
+		_ = tx.Commit() // fails: database/sql has rolled it back
+		release()
+		if after := snapshot(t, b.ctx, b.db); after != before {
+			t.Errorf("a registration whose context ended persisted %+v (before %+v)", after, before)
+		}
+		// RegisterTrustDB says the same.
+		holdTrustLock(t, b)
+		ctx2, cancel2 := context.WithTimeout(b.ctx, 200*time.Millisecond)
+		defer cancel2()
+		_, err = b.reg.RegisterTrustDB(ctx2, b.db, flip.TrustParams{Name: "Too slow", Code: "TS"})
+		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
+			t.Fatal(e)
+		}
+	})
+}
+
+// Free slots that other registrations hold locked make the pool busy, not
+// empty: ErrKitSlotsBusy is retryable and is not ErrNoFreeKitSlot.
+func TestRegisterTrust_BusyPoolIsNotAnEmptyPool(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
+		var open []*sql.Tx
+		for _, code := range []string{"A1", "A2"} {
+			tx, err := b.db.BeginTx(b.ctx, nil)
+			must(t, err)
+			defer tx.Rollback() //nolint:errcheck // test cleanup
+			if _, err := b.reg.RegisterTrust(b.ctx, tx, flip.TrustParams{Name: "In flight " + code, Code: code}); err != nil {
+				t.Fatal(err)
+			}
+			open = append(open, tx)
+		}
+		_, err := b.register(t, flip.TrustParams{Name: "Third", Code: "T3"})
+		if e := isOnly(err, flip.ErrKitSlotsBusy, flip.ErrRetryable, flip.ErrTrustRegistration); e != nil {
+			t.Fatal(e)
+		}
+		if errors.Is(err, flip.ErrNoFreeKitSlot) {
+			t.Errorf("a busy pool is reported as an empty one: %v", err)
+		}
+		for _, tx := range open {
+			must(t, tx.Commit())
+		}
+		_, err = b.register(t, flip.TrustParams{Name: "Third", Code: "T3"})
+		if e := isOnly(err, flip.ErrNoFreeKitSlot, flip.ErrTrustRegistration); e != nil || errors.Is(err, flip.ErrRetryable) {
+			t.Fatalf("empty pool: %v (%v)", err, e)
+		}
+	})
+}
