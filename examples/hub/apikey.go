@@ -51,7 +51,7 @@ func RequireTrustAPIKey(v *flip.Verifier, log *slog.Logger, next http.Handler) h
 			return
 		case err != nil:
 			log.ErrorContext(r.Context(), "trust API key could not be verified", slog.Any("error", err))
-			w.Header().Set("Retry-After", "5")
+			w.Header().Set("Retry-After", retryAfter)
 			writeError(w, http.StatusServiceUnavailable, "the key could not be checked; retry later")
 			return
 		}

@@ -137,11 +137,12 @@ func CognitoFromEnv(ctx context.Context, getenv func(string) string) (*cognito.P
 // context ends.
 const ShutdownTimeout = 10 * time.Second
 
-// Prepare readies db for serving: it migrates the schema (store.Migrate,
-// safe when several replicas boot at once) and then runs seed. It returns
-// the first error, naming the step.
-func Prepare(ctx context.Context, db *sql.DB, seed SeedFunc) error {
-	if err := store.Migrate(ctx, db); err != nil {
+// Prepare readies db for serving: it migrates the schema (store.Migrate
+// with migrate's options, e.g. store.WithLogger; safe when several
+// replicas boot at once) and then runs seed. It returns the first error,
+// naming the step.
+func Prepare(ctx context.Context, db *sql.DB, seed SeedFunc, migrate ...store.MigrateOption) error {
+	if err := store.Migrate(ctx, db, migrate...); err != nil {
 		return fmt.Errorf("boot: migrate: %w", err)
 	}
 	if seed != nil {
@@ -179,8 +180,8 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 // with a schema or main users it does not have. ln may be bound before the
 // call: connections made meanwhile wait in its backlog and are answered
 // once Prepare is done, so a readiness probe simply times out until then.
-func Boot(ctx context.Context, db *sql.DB, seed SeedFunc, srv *http.Server, ln net.Listener) error {
-	if err := Prepare(ctx, db, seed); err != nil {
+func Boot(ctx context.Context, db *sql.DB, seed SeedFunc, srv *http.Server, ln net.Listener, migrate ...store.MigrateOption) error {
+	if err := Prepare(ctx, db, seed, migrate...); err != nil {
 		return err
 	}
 	return Serve(ctx, srv, ln)

@@ -72,9 +72,23 @@ type response struct {
 
 func do(t *testing.T, method, url, contentType, body string, header map[string]string) response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	r, err := tryDo(t.Context(), method, url, contentType, body, header)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// tryDo is do for goroutines: it returns the transport error (no reply, a
+// connection closed) instead of failing the test. A request that has had
+// no answer after a minute fails: a bound against a hung hub, not a
+// measurement.
+func tryDo(ctx context.Context, method, url, contentType, body string, header map[string]string) (response, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return response{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -84,16 +98,16 @@ func do(t *testing.T, method, url, contentType, body string, header map[string]s
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return r, nil
 }
 
 var asAdmin = map[string]string{"X-Test-Role": "admin"}
@@ -122,6 +136,19 @@ func wantNothingWritten(t *testing.T, db flip.DBTX) {
 	}
 	if n, a := countRows(t, db, "trust"), countRows(t, db, "trusts_audit"); n+a+assigned != 0 {
 		t.Errorf("%d trusts, %d audit rows, %d slots assigned; want nothing written", n, a, assigned)
+	}
+}
+
+// wantRetryLater fails unless r is a 503 with Retry-After whose body
+// shows no internal detail.
+func wantRetryLater(t *testing.T, r response) {
+	t.Helper()
+	wantStatus(t, r, http.StatusServiceUnavailable)
+	if r.header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After: %v", r.header)
+	}
+	if msg, _ := r.body["error"].(string); msg == "" || strings.Contains(msg, "pq:") || strings.Contains(msg, "SQLSTATE") {
+		t.Errorf("error message = %q", msg)
 	}
 }
 

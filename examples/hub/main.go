@@ -10,6 +10,53 @@
 //	     -H 'Content-Type: application/json' -d '{"name":"Guy'\''s and St Thomas'\''","code":"GSTT","region":"London"}'
 //	curl localhost:8080/trust/me -H 'X-API-Key: flip_ak_…'
 //
+// # Pools, bounds and timeouts
+//
+// Registrations must never stop a trust's requests from being answered,
+// and a registration must never commit after its client has been given up
+// on (the trust would exist with keys nobody holds). The hub gets both from
+// four small measures, all defined in server.go:
+//
+//   - Two connection pools (OpenPools): key verification and /healthz use
+//     a pool of VerifyPoolSize (20) connections that nothing able to wait
+//     on a lock touches; registrations use their own pool of AdminPoolSize
+//     (4). A lock that blocks registrations can use up only the admin pool.
+//     This is the measure that isolates; the others make failures fast.
+//   - A bound on registrations in flight, equal to the admin pool's size:
+//     one more is answered 503 with Retry-After at once instead of queueing
+//     for a connection.
+//   - lock_timeout (DefaultLockTimeout, 2s) set with SET LOCAL in every
+//     registration transaction: a held lock becomes a fast, retryable 503.
+//   - A deadline on every registration, RegistrationTimeout(WriteTimeout):
+//     the server's WriteTimeout (30s) less a margin (5s). RegisterTrust and
+//     the commit both run under it; once it has passed database/sql rolls
+//     the transaction back and refuses the commit, and the client still
+//     gets its 503. The commit is the last thing before the 201 is written.
+//     NewServer derives both values from one setting.
+//
+// /healthz pings the verification pool within HealthTimeout (1s): 200 when
+// trusts' keys can be checked, 503 when they cannot. Use it as the
+// readiness probe.
+//
+// # Status codes of POST /admin/trusts
+//
+//	201 registered; the body holds both keys, the only copy
+//	400 bad input (blank, malformed or hostile name, code or region; bad JSON)
+//	401, 403 no credentials, or not an admin
+//	409 duplicate trust, or no free kit slot (add slots)
+//	413, 415 body too large, not application/json
+//	503 + Retry-After: nothing was registered, try again: too many
+//	    registrations in flight, every free kit slot being claimed
+//	    (flip.ErrKitSlotsBusy), a retryable conflict or lock timeout
+//	    (flip.ErrRetryable), or the deadline passed
+//	500 anything else, with no detail; also a commit whose outcome is
+//	    unknown (the connection broke during COMMIT)
+//
+// GET /trust/me answers 401 for a missing or unknown key and 503 when the
+// key cannot be checked.
+//
+// # Running it
+//
 // At start it migrates the database, seeds the main users and only then
 // listens (HUB_ADDR, default 127.0.0.1:8080). Add kit slots first, e.g.
 // with go run ./examples/register-trust --add-slots Trust_001..Trust_050.
@@ -30,18 +77,16 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/google/uuid"
 	_ "github.com/lib/pq" // the "postgres" driver
+	"github.com/londonaicentre/flip/store"
 )
 
 // defaultDatabaseURL is used when DATABASE_URL is not set: the local
@@ -59,13 +104,12 @@ func main() {
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
-	dbURL := getenv("DATABASE_URL", defaultDatabaseURL)
-	db, err := sql.Open("postgres", dbURL)
+	verifyDB, adminDB, err := OpenPools(getenv("DATABASE_URL", defaultDatabaseURL))
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(20)
+	defer verifyDB.Close()
+	defer adminDB.Close()
 
 	tokens := map[string]uuid.UUID{}
 	if tok := os.Getenv("FLIP_HUB_ADMIN_TOKEN"); tok != "" {
@@ -78,7 +122,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 		log.Warn("FLIP_HUB_ADMIN_TOKEN is not set: every admin request will be refused")
 	}
 
-	seed, err := SeedFromEnv(ctx, os.Getenv, db, log)
+	seed, err := SeedFromEnv(ctx, os.Getenv, adminDB, log)
 	if err != nil {
 		return fmt.Errorf("boot: seeding configuration: %w", err)
 	}
@@ -87,15 +131,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           NewHandler(Config{DB: db, Authoriser: NewStaticTokenAuthoriser(tokens), Logger: log}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := NewServer(Config{DB: verifyDB, AdminDB: adminDB, Authoriser: NewStaticTokenAuthoriser(tokens), Logger: log})
 	log.Info("hub starting", slog.String("addr", ln.Addr().String()))
-	return Boot(ctx, db, seed, srv, ln)
+	return Boot(ctx, verifyDB, seed, srv, ln, store.WithLogger(log))
 }
 
 func getenv(name, fallback string) string {

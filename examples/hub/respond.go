@@ -5,6 +5,10 @@ import (
 	"net/http"
 )
 
+// retryAfter is the Retry-After header (seconds) of every 503: the hub
+// is busy or a dependency is, and the same request may pass soon.
+const retryAfter = "5"
+
 // errorBody is the JSON body of every error response.
 type errorBody struct {
 	Error string `json:"error"`

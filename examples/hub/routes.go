@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"log/slog"
 	"net/http"
@@ -10,9 +11,15 @@ import (
 	"github.com/londonaicentre/flip/store"
 )
 
-// Config is what NewHandler wires together.
+// Config is what NewHandler and NewServer wire together.
 type Config struct {
-	DB         *sql.DB
+	// DB is the pool key verification and /healthz use (OpenPools'
+	// verify pool). Nothing that can wait on a lock should use it.
+	DB *sql.DB
+	// AdminDB is the separate, small pool registrations use (OpenPools'
+	// admin pool). nil means DB, which only tests should do: registrations
+	// could then take the connections key verification needs.
+	AdminDB    *sql.DB
 	Authoriser Authoriser
 	// Registry defaults to flip.NewRegistry(store.New()); the handler logs
 	// each outcome itself.
@@ -21,13 +28,23 @@ type Config struct {
 	// cache of up to 10,000 grants.
 	Verifier *flip.Verifier
 	Logger   *slog.Logger // nil discards
+	// WriteTimeout is the server's WriteTimeout (default
+	// DefaultWriteTimeout); registrations get RegistrationTimeout of it.
+	// NewServer sets both from this one value.
+	WriteTimeout time.Duration
+	// MaxRegistrations bounds the registrations in flight (default
+	// AdminPoolSize); one more is answered 503 at once.
+	MaxRegistrations int
+	// LockTimeout is each registration transaction's lock_timeout
+	// (default DefaultLockTimeout).
+	LockTimeout time.Duration
 }
 
 // NewHandler returns the example hub's routes:
 //
 //	POST /admin/trusts  register a trust (admin only; see TrustsHandler)
 //	GET  /trust/me      the calling trust, by its API key (RequireTrustAPIKey)
-//	GET  /healthz       200 once serving
+//	GET  /healthz       200 while key verification can get a connection, else 503
 //
 // Every registration purges the Verifier's cache after it commits.
 func NewHandler(cfg Config) http.Handler {
@@ -43,16 +60,50 @@ func NewHandler(cfg Config) http.Handler {
 	if verifier == nil {
 		verifier = flip.NewVerifier(store.NewAPIKeyLookup(cfg.DB), flip.WithCache(time.Minute, 10_000))
 	}
+	admin := cfg.AdminDB
+	if admin == nil {
+		admin = cfg.DB
+	}
+	write := cfg.WriteTimeout
+	if write <= 0 {
+		write = DefaultWriteTimeout
+	}
+	inFlight := cfg.MaxRegistrations
+	if inFlight <= 0 {
+		inFlight = AdminPoolSize
+	}
+	lockTimeout := cfg.LockTimeout
+	if lockTimeout <= 0 {
+		lockTimeout = DefaultLockTimeout
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/admin/trusts", &TrustsHandler{
-		DB: cfg.DB, Registrar: reg, Authoriser: cfg.Authoriser, Logger: log,
+		DB: admin, Registrar: reg, Authoriser: cfg.Authoriser, Logger: log,
+		Timeout: RegistrationTimeout(write), MaxInFlight: inFlight, LockTimeout: lockTimeout,
 		AfterCommit: func(flip.RegistrationResult) { verifier.Purge() },
 	})
 	mux.Handle("GET /trust/me", RequireTrustAPIKey(verifier, log, http.HandlerFunc(whoAmI)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /healthz", healthz(cfg.DB, log))
+	return mux
+}
+
+// healthz answers 200 when a connection of db (the verification pool) can
+// be had and answers a ping within HealthTimeout, else 503: a hub whose
+// trusts cannot be verified is not healthy, whatever else still works. Use
+// it as the readiness probe. Registrations' own pool is not checked: a
+// registration backlog is an admin's problem, not the trusts'.
+func healthz(db *sql.DB, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
+		defer cancel()
+		if err := db.PingContext(ctx); err != nil {
+			log.WarnContext(r.Context(), "health check: the verification pool is unavailable", slog.Any("error", err))
+			w.Header().Set("Retry-After", retryAfter)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	return mux
 }
 
 // whoAmI answers with the trust the API key identified: the smallest

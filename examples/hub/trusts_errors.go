@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -10,8 +11,13 @@ import (
 // registrationStatus maps a RegisterTrust error to the HTTP status and the
 // message shown to the caller, as DESIGN.md prescribes: bad input 400,
 // duplicate trust or no free kit slot 409, anything else 500 with no
-// detail. Messages are built from flip's typed errors, never from err's
-// full text, which may carry a driver error.
+// detail; and, for a registration that was not made but may pass if sent
+// again, 503 (the caller adds Retry-After): every free kit slot being
+// claimed at this moment, a retryable database conflict (deadlock,
+// serialization failure, lock or statement timeout), or the deadline. 503
+// rather than 504 because nothing was committed: the hub is busy, the
+// outcome is not in doubt. Messages are built from flip's typed errors,
+// never from err's full text, which may carry a driver error.
 func registrationStatus(err error) (int, string) {
 	var (
 		invalid *flip.InvalidTrustParamError
@@ -28,6 +34,12 @@ func registrationStatus(err error) (int, string) {
 		return http.StatusConflict, flip.ErrDuplicateTrust.Error()
 	case errors.Is(err, flip.ErrNoFreeKitSlot):
 		return http.StatusConflict, flip.ErrNoFreeKitSlot.Error()
+	case errors.Is(err, flip.ErrKitSlotsBusy):
+		return http.StatusServiceUnavailable, flip.ErrKitSlotsBusy.Error()
+	case errors.Is(err, flip.ErrRetryable):
+		return http.StatusServiceUnavailable, "the registration met a concurrent change and was not made; retry"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, "the registration did not finish in time and was not made; retry"
 	}
 	return http.StatusInternalServerError, internalErrorMessage
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +38,22 @@ type TrustsHandler struct {
 	// AfterCommit, if set, runs after a registration committed, e.g. the
 	// API-key Verifier's Purge.
 	AfterCommit func(flip.RegistrationResult)
+	// Timeout bounds each request, from the start of ServeHTTP to the
+	// commit; 0 means none. It must end before the server's WriteTimeout
+	// (NewHandler sets RegistrationTimeout of it), so that nothing commits
+	// once the client can no longer be given the keys.
+	Timeout time.Duration
+	// MaxInFlight bounds the registrations running at once; one more is
+	// answered 503 with Retry-After at once rather than queueing for a
+	// connection. 0 means no bound.
+	MaxInFlight int
+	// LockTimeout, if set, is the registration transaction's lock_timeout:
+	// a lock held elsewhere fails the registration with a retryable error
+	// (503) after this long.
+	LockTimeout time.Duration
+
+	inFlightOnce sync.Once
+	inFlight     chan struct{} // a token per registration running
 }
 
 // registerResponse is the 201 body. Region is null when none was given.
@@ -51,11 +71,17 @@ type registerResponse struct {
 
 // ServeHTTP implements http.Handler. Checks run cheapest first and the
 // caller's identity before the body: method (405), credentials (401/403),
-// content type (415), body (413/400), then the registration (400/409/500).
+// content type (415), body (413/400), the bound on registrations in flight
+// (503), then the registration (400/409/503/500).
 func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if h.Timeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), h.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -91,13 +117,25 @@ func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, err)
 		return
 	}
+	if !h.enter() {
+		log.WarnContext(r.Context(), "trust registration refused: too many in flight",
+			slog.Int("max_in_flight", h.MaxInFlight), slog.String("admin_id", adminID.String()))
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusServiceUnavailable, "too many registrations in progress; nothing was registered; retry shortly")
+		return
+	}
+	defer h.leave()
 	p := flip.TrustParams{Name: req.Name, Code: req.Code, Region: req.Region, AuditUserID: adminID}
 	res, err := h.register(r.Context(), p)
 	if err != nil {
 		status, msg := registrationStatus(err)
 		level := slog.LevelInfo
-		if status == http.StatusInternalServerError {
+		switch status {
+		case http.StatusInternalServerError:
 			level = slog.LevelError
+		case http.StatusServiceUnavailable:
+			level = slog.LevelWarn
+			w.Header().Set("Retry-After", retryAfter)
 		}
 		log.Log(r.Context(), level, "trust registration failed",
 			slog.Int("status", status), slog.String("admin_id", adminID.String()), slog.Any("error", err))
@@ -114,21 +152,65 @@ func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // register runs the registration in a transaction of its own: committed on
 // success, rolled back on any error (the deferred Rollback is a no-op after
-// Commit).
+// Commit). Everything runs under ctx, the commit too: once ctx has ended,
+// database/sql rolls the transaction back and refuses the commit, so a
+// registration past its deadline leaves nothing behind.
 func (h *TrustsHandler) register(ctx context.Context, p flip.TrustParams) (flip.RegistrationResult, error) {
 	tx, err := h.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return flip.RegistrationResult{}, err
+		return flip.RegistrationResult{}, contextCause(ctx, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if h.LockTimeout > 0 {
+		ms := strconv.FormatInt(max(h.LockTimeout.Milliseconds(), 1), 10)
+		if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms+"ms"); err != nil {
+			return flip.RegistrationResult{}, contextCause(ctx, err)
+		}
+	}
 	res, err := h.Registrar.RegisterTrust(ctx, tx, p)
 	if err != nil {
-		return flip.RegistrationResult{}, err
+		return flip.RegistrationResult{}, err // matches ctx's error once ctx has ended
 	}
 	if err := tx.Commit(); err != nil {
+		if errors.Is(err, sql.ErrTxDone) {
+			// database/sql rolled the transaction back when ctx ended.
+			err = contextCause(ctx, err)
+		}
+		// Any other commit error leaves the outcome unknown: a 500.
 		return flip.RegistrationResult{}, err
 	}
 	return res, nil
+}
+
+// contextCause marks err with ctx's error once ctx has ended: the deadline
+// is then why the work failed, whatever the driver reported (lib/pq calls a
+// cancelled statement "canceling statement due to user request").
+func contextCause(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
+}
+
+// enter takes a token for one registration, or reports false when
+// MaxInFlight are already running; leave gives the token back.
+func (h *TrustsHandler) enter() bool {
+	if h.MaxInFlight <= 0 {
+		return true
+	}
+	h.inFlightOnce.Do(func() { h.inFlight = make(chan struct{}, h.MaxInFlight) })
+	select {
+	case h.inFlight <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (h *TrustsHandler) leave() {
+	if h.MaxInFlight > 0 {
+		<-h.inFlight
+	}
 }
 
 func writeRequestError(w http.ResponseWriter, err error) {

@@ -115,6 +115,61 @@ func TestRegisterTrust_BadInputIs400AndWritesNothing(t *testing.T) {
 	wantNothingWritten(t, h.db)
 }
 
+// Spellings that look like another trust's, or a code that is not a safe
+// file name, are refused as bad input. Waits on the library's canonical
+// names and codes (issue 11, finding 4): until then they may be 201s.
+func TestRegisterTrust_HostileSpellingsAre400(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, "Trust_001..Trust_005")
+	t.Run("cases", func(t *testing.T) {
+		for name, body := range map[string]string{
+			"zero-width space in name": `{"name":"GS\u200bTT","code":"A"}`,
+			"zero-width space in code": `{"name":"A","code":"GS\u200bTT"}`,
+			"lone surrogate in name":   `{"name":"\ud800","code":"A"}`,
+			"path as code":             `{"name":"A","code":"../../etc/passwd"}`,
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				r := postTrust(t, h.srv.URL, body)
+				wantStatus(t, r, http.StatusBadRequest)
+				if msg, _ := r.body["error"].(string); msg == "" || strings.Contains(msg, "pq:") {
+					t.Errorf("error message = %q", msg)
+				}
+			})
+		}
+	})
+	wantNothingWritten(t, h.db)
+}
+
+// One registration more than MaxInFlight is answered 503 while the others
+// still run, without waiting for them; the token comes back afterwards.
+func TestRegisterTrust_BeyondTheInFlightBoundIs503AtOnce(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	entered, proceed := make(chan struct{}, 2), make(chan struct{})
+	url := serveHandler(t, &TrustsHandler{
+		DB: db, Authoriser: fakeAuth, MaxInFlight: 1,
+		Registrar: registrarFunc(func(ctx context.Context, tx flip.DBTX, p flip.TrustParams) (flip.RegistrationResult, error) {
+			entered <- struct{}{}
+			<-proceed
+			return flip.RegistrationResult{Trust: flip.Trust{ID: uuid.New(), Name: p.Name, Code: p.Code}}, nil
+		}),
+	})
+	first := make(chan response, 1)
+	go func() {
+		r, err := tryDo(t.Context(), http.MethodPost, url, "application/json", `{"name":"A","code":"A"}`, asAdmin)
+		if err != nil {
+			t.Error(err)
+		}
+		first <- r
+	}()
+	<-entered // the first registration holds the only token
+	wantRetryLater(t, postTrust(t, url, `{"name":"B","code":"B"}`))
+	close(proceed)
+	wantStatus(t, <-first, http.StatusCreated)
+	wantStatus(t, postTrust(t, url, `{"name":"C","code":"C"}`), http.StatusCreated)
+}
+
 func TestRegisterTrust_BlankNameMessage(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, "Trust_001")
@@ -256,6 +311,10 @@ func TestRegisterTrust_RollsBackOnEveryError(t *testing.T) {
 		{"duplicate", flip.ErrDuplicateTrust, http.StatusConflict},
 		{"no slot", errors.Join(flip.ErrNoFreeKitSlot, errSecret), http.StatusConflict},
 		{"invalid", errors.Join(flip.ErrEmptyTrustCode, errSecret), http.StatusBadRequest},
+		{"retryable", fmt.Errorf("%w: claim kit slot: %w", flip.ErrTrustRegistration, errors.Join(flip.ErrRetryable, errSecret)), http.StatusServiceUnavailable},
+		{"kit slots busy", fmt.Errorf("claim kit slot: %w", errors.Join(flip.ErrKitSlotsBusy, errSecret)), http.StatusServiceUnavailable},
+		{"deadline", fmt.Errorf("%w: insert: %w", flip.ErrTrustRegistration, errors.Join(context.DeadlineExceeded, errSecret)), http.StatusServiceUnavailable},
+		{"canceled", errors.Join(context.Canceled, errSecret), http.StatusServiceUnavailable},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -273,6 +332,9 @@ func TestRegisterTrust_RollsBackOnEveryError(t *testing.T) {
 			})
 			r := postTrust(t, url, `{"name":"A","code":"A"}`)
 			wantStatus(t, r, c.status)
+			if retry := r.header.Get("Retry-After") != ""; retry != (c.status == http.StatusServiceUnavailable) {
+				t.Errorf("Retry-After = %q on a %d", r.header.Get("Retry-After"), c.status)
+			}
 			if strings.Contains(r.raw, "password") || strings.Contains(r.raw, "10.0.0.5") || strings.Contains(r.raw, "pq:") {
 				t.Errorf("body leaks internal detail: %s", r.raw)
 			}
@@ -306,7 +368,9 @@ func TestRegisterTrust_CommitFailureIs500(t *testing.T) {
 	}
 }
 
-// postConcurrently sends n registrations at once and counts the statuses.
+// postConcurrently sends n registrations at once and counts the final
+// statuses. Each client does what a 503 asks: it sends the same request
+// again (after a short pause) until it gets another answer.
 func postConcurrently(t *testing.T, url string, n int, body func(i int) string) map[int]int {
 	t.Helper()
 	statuses := make([]int, n)
@@ -315,7 +379,17 @@ func postConcurrently(t *testing.T, url string, n int, body func(i int) string) 
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			statuses[i] = postTrust(t, url, body(i)).status
+			for t.Context().Err() == nil {
+				r, err := tryDo(t.Context(), http.MethodPost, url+"/admin/trusts", "application/json", body(i), asAdmin)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if statuses[i] = r.status; r.status != http.StatusServiceUnavailable {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 		})
 	}
 	close(start)
