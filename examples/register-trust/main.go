@@ -155,10 +155,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	defer db.Close()
 
 	if opts.migrate {
-		if err := store.Migrate(ctx, db); err != nil {
+		if err := store.Migrate(ctx, db, store.WithLogger(log)); err != nil {
 			return fail("migration failed", err)
 		}
-		log.Info("schema up to date", "version", store.LatestVersion())
 	}
 	added := 0
 	if len(opts.slots) > 0 {
@@ -205,7 +204,7 @@ func registerOrFind(ctx context.Context, db *sql.DB, log *slog.Logger, opts opti
 	}
 
 	reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(flip.RandomKeyMinter{Format: opts.keyFormat}))
-	res, err := reg.RegisterTrustDB(ctx, db, params)
+	res, err := registerRetrying(ctx, reg, db, log, params)
 	var dup *flip.DuplicateTrustError
 	if errors.As(err, &dup) && dup.Field == "name" {
 		// Registered by someone else between our lookup and our attempt.
@@ -231,6 +230,28 @@ func registerOrFind(ctx context.Context, db *sql.DB, log *slog.Logger, opts opti
 		FLKitSlot:               res.KitSlot.Name,
 		FLKitSlotNumber:         &n,
 	}, nil
+}
+
+// retryBackoff is how long the command waits before each new attempt at a
+// registration that failed with flip.ErrRetryable (a deadlock, a lock
+// timeout, a pool whose free slots other registrations are claiming).
+var retryBackoff = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
+
+// registerRetrying runs RegisterTrustDB, again after a pause when it failed
+// in a way that says "try again": such a failure left nothing behind.
+func registerRetrying(ctx context.Context, reg *flip.Registry, db *sql.DB, log *slog.Logger, params flip.TrustParams) (flip.RegistrationResult, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := reg.RegisterTrustDB(ctx, db, params)
+		if !errors.Is(err, flip.ErrRetryable) || attempt == len(retryBackoff) {
+			return res, err
+		}
+		log.Warn("registration hit a transient conflict; retrying", "attempt", attempt+1, "wait", retryBackoff[attempt].String(), "error", err)
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(retryBackoff[attempt]):
+		}
+	}
 }
 
 // existingRecord builds the metadata-only record for a trust that is
@@ -401,6 +422,9 @@ func hintFor(err error) string {
 	}
 	if errors.Is(err, flip.ErrNoFreeKitSlot) {
 		return "add kit slots with --add-slots, e.g. --add-slots Trust_051..Trust_100"
+	}
+	if errors.Is(err, flip.ErrRetryable) {
+		return "other registrations held what this one needed; nothing was written, run the command again"
 	}
 	return ""
 }

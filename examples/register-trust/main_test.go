@@ -254,6 +254,57 @@ func TestNoFreeSlot(t *testing.T) {
 	}
 }
 
+// signalWriter is a stderr that closes seen the first time a line
+// containing want is written.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) && w.seen != nil {
+		close(w.seen)
+		w.seen = nil
+	}
+	return len(p), nil
+}
+
+// A pool whose only free slot another registration holds is busy, not
+// empty: the command waits and tries again instead of failing the deploy.
+func TestBusyPoolIsRetried(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	holder, err := db.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback() //nolint:errcheck // test cleanup
+	if _, err := flip.NewRegistry(store.New()).RegisterTrust(context.Background(), holder, flip.TrustParams{Name: "Holder", Code: "HLD"}); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan struct{})
+	stderr := &signalWriter{want: "retrying", seen: seen}
+	var stdout bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"--database-url", db.URL, "--name", "Waiter", "--code", "WT"}, &stdout, stderr, noEnv)
+	}()
+	<-seen // the first attempt found the pool busy
+	if err := holder.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	r := result{<-done, stdout.String(), stderr.buf.String()}
+	if rec, _ := wantOne(t, r); rec.Status != "registered" || rec.FLKitSlot != "Trust_001" {
+		t.Errorf("record = %+v", rec)
+	}
+}
+
 func TestDuplicateCode(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
@@ -273,6 +324,10 @@ func TestBadInput(t *testing.T) {
 	wantFailure(t, register(t, db, "--name", "Bad\x00Name", "--code", "B"), "NUL")
 	wantFailure(t, register(t, db, "--name", "   ", "--code", "B"), "name is required")
 	wantFailure(t, register(t, db, "--name", "Fine", "--code", "B", "--region", "two\nlines"), "control character")
+	// The code names the trust's kit files.
+	wantFailure(t, register(t, db, "--name", "Fine", "--code", "../../etc/passwd"), "kit files")
+	wantFailure(t, register(t, db, "--name", "Fine", "--code", "G S T T"), "kit files")
+	wantFailure(t, register(t, db, "--name", "Fine\u200b", "--code", "B"), "U+200B")
 	if n := countTrusts(t, db); n != 0 {
 		t.Errorf("%d trusts, want 0", n)
 	}
