@@ -44,6 +44,20 @@ func (v variant) dbOptions() []fliptest.Option {
 	return opts
 }
 
+// lockTrust opens a transaction on db that holds a lock on trust in mode
+// (EXCLUSIVE: every registration's INSERT waits, readers pass; ROW
+// EXCLUSIVE: what a writer mid-transaction holds) until it is rolled back
+// or the test ends.
+func lockTrust(t *testing.T, ctx context.Context, db *fliptest.DB, mode string) *sql.Tx {
+	t.Helper()
+	holder, err := db.BeginTx(ctx, nil)
+	must(t, err)
+	t.Cleanup(func() { _ = holder.Rollback() })
+	_, err = holder.ExecContext(ctx, `LOCK TABLE trust IN `+mode+` MODE`)
+	must(t, err)
+	return holder
+}
+
 // bundle is what a registration test needs.
 type bundle struct {
 	ctx context.Context

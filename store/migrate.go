@@ -127,13 +127,6 @@ const DefaultMigrationLockTimeout = 500 * time.Millisecond
 // tries.
 const migrationLockTries = 5
 
-// SQLSTATEs after which a version is tried again: lock_not_available (what
-// lock_timeout raises) and deadlock_detected.
-const (
-	sqlstateLockNotAvailable = "55P03"
-	sqlstateDeadlockDetected = "40P01"
-)
-
 // WithLogger makes a migration report through l: each version applied or
 // reverted, each retry after a lock timeout, each unique index of version 2
 // that the rows forced to be a plain index and why (e.g. "3 trusts share 1
@@ -281,7 +274,7 @@ func (c migrateConfig) run(ctx context.Context, conn *sql.Conn, m Migration, ver
 		if err == nil {
 			return nil
 		}
-		if state := sqlState(err); state != sqlstateLockNotAvailable && state != sqlstateDeadlockDetected {
+		if state := sqlState(err); state != codeLockNotAvailable && state != codeDeadlockDetected {
 			return fmt.Errorf("migrate: %s %03d_%s: %w", verb, m.Version, m.Name, err)
 		}
 		if try == migrationLockTries {

@@ -34,11 +34,3 @@ func TestMigration002_BuildsOnTheCanonicalExpressions(t *testing.T) {
 		}
 	}
 }
-
-// CanonicalNameSQL and CanonicalCodeSQL expose the expressions to the
-// external tests (package store_test), which check that the planner serves
-// them from flip's indexes.
-var (
-	CanonicalNameSQL = canonicalNameSQL
-	CanonicalCodeSQL = canonicalCodeSQL
-)

@@ -456,37 +456,6 @@ func TestMigrate_EachUniqueIndexFallsBackOnlyForItsOwnDuplicates(t *testing.T) {
 	}
 }
 
-// With flip's indexes in place the store's canonical duplicate checks are
-// served by them: the index expressions are the queries' expressions.
-func TestMigrate_CanonicalIndexesServeTheCanonicalExpressions(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := migHubDB(t, false, store.LatestVersion())
-	conn, err := db.Conn(ctx)
-	must(t, err)
-	defer conn.Close()
-	_, err = conn.ExecContext(ctx, `SET enable_seqscan = off`)
-	must(t, err)
-	for index, expr := range map[string]string{
-		"flip_trust_name_key": store.CanonicalNameSQL("name"),
-		"flip_trust_code_key": store.CanonicalCodeSQL("code"),
-	} {
-		var plan []string
-		rows, err := conn.QueryContext(ctx, `EXPLAIN SELECT id FROM trust WHERE `+expr+` = $1`, "x")
-		must(t, err)
-		for rows.Next() {
-			var line string
-			must(t, rows.Scan(&line))
-			plan = append(plan, line)
-		}
-		must(t, rows.Err())
-		rows.Close()
-		if !strings.Contains(strings.Join(plan, "\n"), index) {
-			t.Errorf("the canonical lookup does not use %s:\n%s", index, strings.Join(plan, "\n"))
-		}
-	}
-}
-
 // Finding 2's race, made deterministic: a writer has inserted a duplicate
 // name and not committed when migration 002 starts. 002 waits for the
 // writer (its SHARE lock), then checks and sees the duplicate, so it
@@ -590,18 +559,6 @@ func TestMigrate_ConcurrentDuplicateWriterNeverLeavesAUniqueIndexOverDuplicates(
 	t.Logf("outcomes: %v", outcomes)
 }
 
-// migHoldTrustLock starts a transaction holding ROW EXCLUSIVE on trust, as a
-// hub writer in a long transaction would, and returns it.
-func migHoldTrustLock(t *testing.T, ctx context.Context, db *fliptest.DB) *sql.Tx {
-	t.Helper()
-	holder, err := db.BeginTx(ctx, nil)
-	must(t, err)
-	t.Cleanup(func() { _ = holder.Rollback() })
-	_, err = holder.ExecContext(ctx, `LOCK TABLE trust IN ROW EXCLUSIVE MODE`)
-	must(t, err)
-	return holder
-}
-
 // A lock held on trust for longer than the migration is willing to wait:
 // each try waits lock_timeout, the version is retried a few times, then
 // Migrate fails with an error saying why and changes nothing; once the
@@ -611,7 +568,7 @@ func TestMigrate_HeldLockFailsClearlyAfterBoundedTries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := migHubDB(t, false, 1)
-	holder := migHoldTrustLock(t, ctx, db)
+	holder := lockTrust(t, ctx, db, "ROW EXCLUSIVE") // as a writer mid-transaction would
 
 	log := &migLog{}
 	err := store.Migrate(ctx, db.DB.DB, store.WithLockTimeout(20*time.Millisecond), store.WithLogger(slog.New(log)))
@@ -645,7 +602,7 @@ func TestMigrate_HeldLockReleasedBetweenTriesThenSucceeds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := migHubDB(t, false, 1)
-	holder := migHoldTrustLock(t, ctx, db)
+	holder := lockTrust(t, ctx, db, "ROW EXCLUSIVE") // as a writer mid-transaction would
 
 	var once sync.Once
 	log := &migLog{}

@@ -9,27 +9,8 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/store"
 )
-
-// holdTrustLock opens a transaction that holds an EXCLUSIVE lock on trust
-// (readers pass, every registration's INSERT waits) until the test ends or
-// release is called.
-func holdTrustLock(t *testing.T, b bundle) (release func()) {
-	t.Helper()
-	holder, err := b.db.BeginTx(b.ctx, nil)
-	must(t, err)
-	_, err = holder.ExecContext(b.ctx, `LOCK TABLE trust IN EXCLUSIVE MODE`)
-	must(t, err)
-	done := false
-	release = func() {
-		if !done {
-			done = true
-			_ = holder.Rollback()
-		}
-	}
-	t.Cleanup(release)
-	return release
-}
 
 // A registration that times out on a lock, or on statement_timeout, is a
 // retryable error, and the caller's transaction survives it.
@@ -40,7 +21,7 @@ func TestRegisterTrust_LockAndStatementTimeoutsAreRetryable(t *testing.T) {
 			t.Run(setting, func(t *testing.T) {
 				b := setup(t, v)
 				fliptest.AddSlots(t, b.db, "Trust_001")
-				holdTrustLock(t, b)
+				lockTrust(t, b.ctx, b.db, "EXCLUSIVE")
 				before := snapshot(t, b.ctx, b.db)
 				tx, err := b.db.BeginTx(b.ctx, nil)
 				must(t, err)
@@ -153,7 +134,7 @@ func TestRegisterTrust_ContextDeadlineMatchesAndNothingCommits(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, v variant) {
 		b := setup(t, v)
 		fliptest.AddSlots(t, b.db, "Trust_001")
-		release := holdTrustLock(t, b)
+		holder := lockTrust(t, b.ctx, b.db, "EXCLUSIVE")
 		before := snapshot(t, b.ctx, b.db)
 		ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
 		defer cancel()
@@ -168,12 +149,12 @@ func TestRegisterTrust_ContextDeadlineMatchesAndNothingCommits(t *testing.T) {
 			t.Errorf("nothing could be committed, yet the error says so: %v", err)
 		}
 		_ = tx.Commit() // fails: database/sql has rolled it back
-		release()
+		must(t, holder.Rollback())
 		if after := snapshot(t, b.ctx, b.db); after != before {
 			t.Errorf("a registration whose context ended persisted %+v (before %+v)", after, before)
 		}
 		// RegisterTrustDB says the same.
-		holdTrustLock(t, b)
+		lockTrust(t, b.ctx, b.db, "EXCLUSIVE")
 		ctx2, cancel2 := context.WithTimeout(b.ctx, 200*time.Millisecond)
 		defer cancel2()
 		_, err = b.reg.RegisterTrustDB(ctx2, b.db, flip.TrustParams{Name: "Too slow", Code: "TS"})
@@ -213,6 +194,44 @@ func TestRegisterTrust_BusyPoolIsNotAnEmptyPool(t *testing.T) {
 		_, err = b.register(t, flip.TrustParams{Name: "Third", Code: "T3"})
 		if e := isOnly(err, flip.ErrNoFreeKitSlot, flip.ErrTrustRegistration); e != nil || errors.Is(err, flip.ErrRetryable) {
 			t.Fatalf("empty pool: %v (%v)", err, e)
+		}
+	})
+}
+
+// failingFreeCheck turns the busy-or-empty check that follows a missed
+// slot claim into a statement that fails on the server.
+type failingFreeCheck struct{ flip.DBTX }
+
+func (f failingFreeCheck) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if q == store.AnyFreeSlotSQL {
+		return f.DBTX.QueryRowContext(ctx, `SELECT 1/0`)
+	}
+	return f.DBTX.QueryRowContext(ctx, q, args...)
+}
+
+// When the check that tells a busy pool from an empty one fails, the
+// answer is neither (a plain registration error), and the caller's
+// transaction is as before and usable.
+func TestRegisterTrust_FailedBusyCheckIsNeitherBusyNorEmpty(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		before := snapshot(t, b.ctx, b.db)
+		tx, err := b.db.BeginTx(b.ctx, nil)
+		must(t, err)
+		defer tx.Rollback() //nolint:errcheck // test cleanup
+		_, err = b.reg.RegisterTrust(b.ctx, failingFreeCheck{tx}, flip.TrustParams{Name: "Unlucky", Code: "UL"})
+		if e := isOnly(err, flip.ErrTrustRegistration); e != nil {
+			t.Fatal(e)
+		}
+		if errors.Is(err, flip.ErrNoFreeKitSlot) || errors.Is(err, flip.ErrKitSlotsBusy) || errors.Is(err, flip.ErrRollbackRequired) {
+			t.Errorf("a failed check is reported as %v", err)
+		}
+		_, err = tx.ExecContext(b.ctx, `SELECT 1`)
+		must(t, err)
+		must(t, tx.Commit())
+		if after := snapshot(t, b.ctx, b.db); after != before {
+			t.Errorf("committing after the failed call persisted %+v (before %+v)", after, before)
 		}
 	})
 }

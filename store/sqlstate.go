@@ -8,6 +8,8 @@ import (
 // PostgreSQL error codes the store reacts to.
 const (
 	codeForeignKeyViolation = "23503"
+	codeDeadlockDetected    = "40P01"
+	codeLockNotAvailable    = "55P03" // what lock_timeout raises
 	codeUniqueViolation     = "23505"
 	codeNoActiveSQLTx       = "25P01"
 	codeUndefinedTable      = "42P01"
