@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -471,6 +472,13 @@ func (h *faultHarness) run(t *testing.T, p point) {
 		v.add("%s: error does not match ErrTrustRegistration: %v", where, regErr)
 	case regErr != nil && p.undoKind == "":
 		h.lastErr[p.kind] = regErr.Error()
+	}
+	// ErrRollbackRequired says a committable half-registration may remain;
+	// it is false where the transaction was already over (cancelled,
+	// killed), which only tells the operator to look for damage that
+	// cannot exist.
+	if errors.Is(regErr, flip.ErrRollbackRequired) && (errors.Is(errFollow, sql.ErrTxDone) || errors.Is(errFollow, driver.ErrBadConn)) {
+		v.add("%s: the error says the registration could not be undone, but the transaction was already over: %v", where, regErr)
 	}
 	if regErr != nil {
 		for _, k := range keys {
