@@ -188,6 +188,9 @@ func MigrateTo(ctx context.Context, db *sql.DB, version int, opts ...MigrateOpti
 	if version < 0 || version > len(all) {
 		return fmt.Errorf("migrate: no version %d (latest is %d)", version, len(all))
 	}
+	if err := requireUTF8(ctx, db); err != nil {
+		return err
+	}
 	return withMigrationLock(ctx, db, func(conn *sql.Conn) error {
 		applied, err := appliedVersions(ctx, conn)
 		if err != nil {
@@ -296,6 +299,22 @@ func (c migrateConfig) run(ctx context.Context, conn *sql.Conn, m Migration, ver
 		case <-timer.C:
 		}
 	}
+}
+
+// requireUTF8 refuses, before anything is written, a database whose
+// encoding is not UTF8: the canonical forms flip compares trust names and
+// codes in (store/canonical.go) use PostgreSQL's normalize(), which works
+// only there, and a hub should not find that out from a failing
+// registration.
+func requireUTF8(ctx context.Context, db *sql.DB) error {
+	var enc string
+	if err := db.QueryRowContext(ctx, `SHOW server_encoding`).Scan(&enc); err != nil {
+		return fmt.Errorf("migrate: read server_encoding: %w", err)
+	}
+	if enc != "UTF8" {
+		return fmt.Errorf("migrate: the database's encoding is %s; flip needs UTF8 (it compares trust names in Unicode NFC with normalize(), which PostgreSQL offers only in UTF8 databases); nothing was changed", enc)
+	}
+	return nil
 }
 
 func maxVersion(applied map[int]bool) int {

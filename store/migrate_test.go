@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
@@ -734,5 +736,34 @@ func TestMigrate_HubWithLegacyRowsKeepsRegistering(t *testing.T) {
 	}
 	if _, err := flipRegistry().RegisterTrustDB(ctx, db, flipParams("Twin Hospital", "TW9")); err == nil {
 		t.Error("registered another Twin Hospital")
+	}
+}
+
+// A database in another encoding is refused before anything is written,
+// with an error that says why, instead of failing half-way through 002.
+func TestMigrate_RefusesANonUTF8DatabaseUntouched(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin := fliptest.RequireServer(t)
+	name := "flip_test_ascii_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	_, err := admin.ExecContext(ctx, `CREATE DATABASE `+name+` TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'`)
+	must(t, err)
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`)
+	})
+	u, err := url.Parse(fliptest.ServerURL())
+	must(t, err)
+	u.Path = "/" + name
+	db, err := sql.Open("postgres", u.String())
+	must(t, err)
+	defer db.Close()
+	err = store.Migrate(ctx, db)
+	if err == nil || !strings.Contains(err.Error(), "SQL_ASCII") || !strings.Contains(err.Error(), "UTF8") {
+		t.Fatalf("Migrate on SQL_ASCII = %v, want an error naming the encoding", err)
+	}
+	var tables int
+	must(t, db.QueryRowContext(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables))
+	if tables != 0 {
+		t.Errorf("%d tables created in a database Migrate refused", tables)
 	}
 }
