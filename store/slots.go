@@ -112,23 +112,32 @@ func SlotNumber(name string) int {
 	return int(n)
 }
 
-// AddSlots adds kit slots to the pool and returns how many were new. It
-// only ever adds: names already in the pool are left exactly as they are,
-// assigned or not, so it is safe to run with the whole list at every
-// deploy and from several processes at once. Names are trimmed; a blank or
-// malformed name fails the call before anything is written.
-func AddSlots(ctx context.Context, db DBTX, names ...string) (int, error) {
+// AddSlots adds kit slots to the pool and returns how many were new. Each
+// argument is a slot name or a range of them, "Trust_001..Trust_050" (see
+// SlotRange), the same spelling register-trust --add-slots and
+// fliptest.AddSlots take. It only ever adds: names already in the pool are
+// left exactly as they are, assigned or not, so it is safe to run with the
+// whole list at every deploy and from several processes at once. Names are
+// trimmed; a blank or malformed name, or a malformed range, fails the call
+// before anything is written.
+func AddSlots(ctx context.Context, db DBTX, namesOrRanges ...string) (int, error) {
 	type row struct {
 		Name   string `json:"name"`
 		Number int    `json:"number"`
 	}
-	rows := make([]row, 0, len(names))
-	for _, raw := range names {
-		name, err := cleanSlotName(raw)
+	rows := make([]row, 0, len(namesOrRanges))
+	for _, spec := range namesOrRanges {
+		names, err := SlotRange(spec)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("%w: %w", ErrInvalidSlotName, err)
 		}
-		rows = append(rows, row{name, SlotNumber(name)})
+		for _, raw := range names {
+			name, err := cleanSlotName(raw)
+			if err != nil {
+				return 0, err
+			}
+			rows = append(rows, row{name, SlotNumber(name)})
+		}
 	}
 	if len(rows) == 0 {
 		return 0, nil

@@ -73,10 +73,26 @@ func TestAddSlots_OnlyEverAdds(t *testing.T) {
 	}
 }
 
+// store.AddSlots reads a range the way --add-slots and fliptest.AddSlots
+// do: "Trust_001..Trust_003" is three slots, never one slot of that name.
+func TestAddSlots_ExpandsRangesLikeEveryOtherEntryPoint(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	n, err := store.AddSlots(context.Background(), db, "Trust_001..Trust_003", "Spare")
+	if err != nil || n != 4 {
+		t.Fatalf("AddSlots = %d, %v; want 4", n, err)
+	}
+	free, err := store.FreeSlots(context.Background(), db, 0)
+	if err != nil || len(free) != 4 || free[0].Name != "Trust_001" || free[2].Name != "Trust_003" || free[2].Number != 3 {
+		t.Errorf("FreeSlots = %+v, %v", free, err)
+	}
+}
+
 func TestAddSlots_RefusesBadNamesAtomically(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
-	for _, bad := range []string{"", "  ", "a\x00b", "tab\tinside", "bad\xff", strings.Repeat("s", store.MaxSlotNameLength+1)} {
+	for _, bad := range []string{"", "  ", "a\x00b", "tab\tinside", "bad\xff", strings.Repeat("s", store.MaxSlotNameLength+1),
+		"Trust_005..Trust_001", "Trust_001..Other_002", "a..b"} {
 		_, err := store.AddSlots(context.Background(), db, "Good_1", bad)
 		if !errors.Is(err, store.ErrInvalidSlotName) {
 			t.Errorf("AddSlots(%q) = %v", bad, err)

@@ -143,7 +143,7 @@ const ShutdownTimeout = 10 * time.Second
 // naming the step.
 func Prepare(ctx context.Context, db *sql.DB, seed SeedFunc, migrate ...store.MigrateOption) error {
 	if err := store.Migrate(ctx, db, migrate...); err != nil {
-		return fmt.Errorf("boot: migrate: %w", err)
+		return fmt.Errorf("boot: %w", err) // store's errors start with "migrate: "
 	}
 	if seed != nil {
 		if err := seed(ctx); err != nil {

@@ -83,6 +83,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -107,18 +108,23 @@ func main() {
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
-	verifyDB, adminDB, err := OpenPools(getenv("DATABASE_URL", defaultDatabaseURL))
+	dbURL := getenv("DATABASE_URL", defaultDatabaseURL)
+	verifyDB, adminDB, err := OpenPools(dbURL)
 	if err != nil {
-		return err
+		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer verifyDB.Close()
 	defer adminDB.Close()
+	if err := verifyDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("cannot connect to the database at DATABASE_URL (%s; unset means %s): check that PostgreSQL is running there and the URL is right: %w",
+			redactURL(dbURL), defaultDatabaseURL, err)
+	}
 
 	tokens := map[string]uuid.UUID{}
 	if tok := os.Getenv("FLIP_HUB_ADMIN_TOKEN"); tok != "" {
 		id, err := uuid.Parse(os.Getenv("FLIP_HUB_ADMIN_ID"))
 		if err != nil {
-			return err
+			return fmt.Errorf("FLIP_HUB_ADMIN_TOKEN is set, so FLIP_HUB_ADMIN_ID must be that admin's Cognito sub (a UUID, recorded in trusts_audit): %q: %w", os.Getenv("FLIP_HUB_ADMIN_ID"), err)
 		}
 		tokens[tok] = id
 	} else {
@@ -144,4 +150,13 @@ func getenv(name, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// redactURL hides the password of a database URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return u.Redacted()
 }

@@ -87,6 +87,7 @@ type options struct {
 	name, code, region string
 	requireExisting    bool
 	databaseURL        string
+	databaseURLFrom    string // where databaseURL came from, for error messages
 	migrate            bool
 	slots              []string // expanded --add-slots names
 	printMigrations    bool
@@ -153,6 +154,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail("cannot open database", err)
 	}
 	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return fail("cannot connect to the database at "+redactURL(opts.databaseURL)+", taken from "+opts.databaseURLFrom+
+			"; check that PostgreSQL is running there and the URL is right", err)
+	}
 
 	if opts.migrate {
 		if err := store.Migrate(ctx, db, store.WithLogger(log)); err != nil {
@@ -345,11 +350,12 @@ new trust). Exit 0 registered or existing, 1 failed, 2 usage error.
 		}
 		opts.slots = slots
 	}
+	opts.databaseURLFrom = "--database-url"
 	if opts.databaseURL == "" {
-		opts.databaseURL = getenv("DATABASE_URL")
+		opts.databaseURL, opts.databaseURLFrom = getenv("DATABASE_URL"), "DATABASE_URL"
 	}
 	if opts.databaseURL == "" {
-		opts.databaseURL = defaultDatabaseURL
+		opts.databaseURL, opts.databaseURLFrom = defaultDatabaseURL, "the default (neither --database-url nor DATABASE_URL is set)"
 	}
 	return opts, nil
 }
