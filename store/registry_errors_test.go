@@ -9,6 +9,7 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/faultdb"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -198,17 +199,6 @@ func TestRegisterTrust_BusyPoolIsNotAnEmptyPool(t *testing.T) {
 	})
 }
 
-// failingFreeCheck turns the busy-or-empty check that follows a missed
-// slot claim into a statement that fails on the server.
-type failingFreeCheck struct{ flip.DBTX }
-
-func (f failingFreeCheck) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	if q == store.AnyFreeSlotSQL {
-		return f.DBTX.QueryRowContext(ctx, `SELECT 1/0`)
-	}
-	return f.DBTX.QueryRowContext(ctx, q, args...)
-}
-
 // When the check that tells a busy pool from an empty one fails, the
 // answer is neither (a plain registration error), and the caller's
 // transaction is as before and usable.
@@ -220,7 +210,10 @@ func TestRegisterTrust_FailedBusyCheckIsNeitherBusyNorEmpty(t *testing.T) {
 		tx, err := b.db.BeginTx(b.ctx, nil)
 		must(t, err)
 		defer tx.Rollback() //nolint:errcheck // test cleanup
-		_, err = b.reg.RegisterTrust(b.ctx, failingFreeCheck{tx}, flip.TrustParams{Name: "Unlucky", Code: "UL"})
+		// The busy-or-empty check that follows a missed claim fails on the
+		// server.
+		failingCheck := &faultdb.DB{Next: tx, Fault: faultdb.Matching(store.AnyFreeSlotSQL, 1, faultdb.Fault{Query: faultdb.ServerError})}
+		_, err = b.reg.RegisterTrust(b.ctx, failingCheck, flip.TrustParams{Name: "Unlucky", Code: "UL"})
 		if e := isOnly(err, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
 		}
