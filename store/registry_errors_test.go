@@ -228,3 +228,28 @@ func TestRegisterTrust_FailedBusyCheckIsNeitherBusyNorEmpty(t *testing.T) {
 		}
 	})
 }
+
+// A registration waiting for another open registration of the same name
+// gives up when its context ends, with the context's error.
+func TestRegisterTrust_WaitForTheSameNameEndsWithTheContext(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
+		first, err := b.db.BeginTx(b.ctx, nil)
+		must(t, err)
+		defer first.Rollback() //nolint:errcheck // test cleanup
+		if _, err := b.reg.RegisterTrust(b.ctx, first, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 100*time.Millisecond)
+		defer cancel()
+		second, err := b.db.BeginTx(b.ctx, nil)
+		must(t, err)
+		defer second.Rollback() //nolint:errcheck // test cleanup
+		_, err = b.reg.RegisterTrust(ctx, second, flip.TrustParams{Name: "A", Code: "B"})
+		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
+			t.Fatalf("the wait for the name lock: %v", e)
+		}
+	})
+}
