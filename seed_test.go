@@ -21,8 +21,9 @@ import (
 )
 
 // Seeder behaviour that needs neither PostgreSQL nor the emulator, with an
-// in-memory store and a scripted identity provider. The same behaviour
-// against the real parts is in seed_emulator_test.go.
+// in-memory store and a scripted identity provider (the last test, a
+// database failure injected at the executor, runs on PostgreSQL). The same
+// behaviour against the real parts is in seed_emulator_test.go.
 
 // memUserStore is a flip.UserStore that records the order of its calls
 // and reports every user as created.
