@@ -211,29 +211,10 @@ const templateFormat = "fliptest-template-2"
 // session advisory lock on the admin database makes concurrent test
 // binaries wait for one builder.
 func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []string) (string, error) {
-	migs, err := store.Migrations()
+	family, name, err := templateName(version, fixture)
 	if err != nil {
 		return "", err
 	}
-	if version < 0 || version > len(migs) {
-		return "", fmt.Errorf("no migration version %d (latest is %d)", version, len(migs))
-	}
-	// The family is what templates of one kind share (version and fixture);
-	// within a family, a template of another migration hash is stale.
-	family := fmt.Sprintf("flip_tmpl_v%d", version)
-	if len(fixture) > 0 {
-		fh := sha256.New()
-		for _, s := range fixture {
-			fmt.Fprintf(fh, "%d\x00%s", len(s), s)
-		}
-		family += "f" + hex.EncodeToString(fh.Sum(nil))[:8]
-	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00", templateFormat)
-	for _, m := range migs[:version] {
-		fmt.Fprintf(h, "%d\x00%s\x00%s\x00", m.Version, m.Name, m.Up)
-	}
-	name := family + "_" + hex.EncodeToString(h.Sum(nil))[:12]
 	if _, ok := templates.Load(name); ok {
 		return name, nil
 	}
@@ -274,6 +255,34 @@ func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []stri
 	templates.Store(name, true)
 	dropStaleTemplates(ctx, conn, family, name)
 	return name, nil
+}
+
+// templateName returns the family and name of the template for version
+// on top of the fixture SQL. The family is what templates of one kind
+// share (version and fixture); within a family, a template of another
+// migration hash is stale.
+func templateName(version int, fixture []string) (family, name string, err error) {
+	migs, err := store.Migrations()
+	if err != nil {
+		return "", "", err
+	}
+	if version < 0 || version > len(migs) {
+		return "", "", fmt.Errorf("no migration version %d (latest is %d)", version, len(migs))
+	}
+	family = fmt.Sprintf("flip_tmpl_v%d", version)
+	if len(fixture) > 0 {
+		fh := sha256.New()
+		for _, s := range fixture {
+			fmt.Fprintf(fh, "%d\x00%s", len(s), s)
+		}
+		family += "f" + hex.EncodeToString(fh.Sum(nil))[:8]
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00", templateFormat)
+	for _, m := range migs[:version] {
+		fmt.Fprintf(h, "%d\x00%s\x00%s\x00", m.Version, m.Name, m.Up)
+	}
+	return family, family + "_" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // buildTemplate runs the fixture SQL, then flip's migrations up to
