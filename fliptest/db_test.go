@@ -9,6 +9,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for WithDriver
 
+	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"
 )
@@ -88,4 +89,22 @@ func TestNewDB_FailingChild(t *testing.T) {
 	}
 	fliptest.NewDB(t)
 	t.Error("failing on purpose")
+}
+
+func TestDumpTables_RendersEveryRowOfEveryTable(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	if n := fliptest.AddSlots(t, db, "Trust_001..Trust_002", "Spare"); n != 3 {
+		t.Fatalf("AddSlots added %d slots, want 3", n)
+	}
+	res := fliptest.RegisterTrust(t, db, flip.TrustParams{Name: "Dumped Trust", Code: "DT"})
+	dump := fliptest.DumpTables(t, db)
+	for _, want := range []string{"Dumped Trust", flip.HashAPIKey(res.APIKey), "Trust_002", "Spare", "REGISTERED", res.Trust.ID.String()} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("the dump lacks %q:\n%s", want, dump)
+		}
+	}
+	if strings.Contains(dump, res.APIKey) || strings.Contains(dump, res.InternalServiceKey) {
+		t.Error("a plaintext key is stored")
+	}
 }
