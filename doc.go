@@ -93,9 +93,11 @@
 // # Testing with flip
 //
 // Package fliptest gives each test its own migrated PostgreSQL database in
-// one call, and in-memory fakes of Store, KeyMinter, IdentityProvider and
-// UserStore with fault knobs, checked against the real implementations by
-// shared behaviour suites.
+// one call (about 43 ms: a clone of a template migrated once), helpers to
+// add kit slots, register a trust and dump every table, and small fakes of
+// what is not PostgreSQL: an IdentityProvider holding a directory of users,
+// and a KeyMinter. There is no in-memory store: what depends on
+// PostgreSQL's locks and visibility is tested on PostgreSQL.
 //
 // # The kit slot pool
 //

@@ -5,23 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/londonaicentre/flip"
-	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/store"
 )
 
-// Register a trust inside the caller's transaction. The example runs on
-// fliptest's in-memory store; in the hub the store is store.New() and the
-// transaction comes from db.BeginTx, with exactly the same calls.
+// Register a trust inside the caller's transaction: nothing is stored
+// until the caller commits, and the two plaintext keys are returned here
+// and nowhere else.
 func ExampleRegistry_RegisterTrust() {
 	ctx := context.Background()
-	s := fliptest.NewStore() // in production: store.New()
-	_, _ = s.AddSlots("Trust_001..Trust_050")
-	reg := flip.NewRegistry(s, flip.WithKeyMinter(fliptest.NewKeyMinter("example"))) // in production: no minter option
+	db := exampleDB()
+	if _, err := store.AddSlots(ctx, db, "Trust_001", "Trust_002"); err != nil { // the kit slot pool, once
+		fmt.Println("add slots:", err)
+		return
+	}
+	reg := flip.NewRegistry(store.New()) // keys from crypto/rand
 
-	tx := s.Begin() // in production: tx, err := db.BeginTx(ctx, nil)
-	defer tx.Rollback()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		fmt.Println("begin:", err)
+		return
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	res, err := reg.RegisterTrust(ctx, tx, flip.TrustParams{
 		Name: "Guy's and St Thomas'", Code: "GSTT", Region: "London",
 		// AuditUserID: the admin's Cognito sub, recorded in trusts_audit.
@@ -46,12 +52,16 @@ func ExampleRegistry_RegisterTrust() {
 }
 
 // Map registration errors to HTTP statuses with errors.Is, as the hub's
-// POST /admin/trusts does.
+// POST /admin/trusts does. RegisterTrustDB owns its transaction; inside a
+// transaction of yours, RegisterTrust returns the same errors.
 func ExampleRegistry_RegisterTrust_errors() {
 	ctx := context.Background()
-	s := fliptest.NewStore()
-	_, _ = s.AddSlots("Trust_001")
-	reg := flip.NewRegistry(s, flip.WithClock(func() time.Time { return time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC) }))
+	db := exampleDB()
+	if _, err := store.AddSlots(ctx, db, "Trust_001"); err != nil {
+		fmt.Println("add slots:", err)
+		return
+	}
+	reg := flip.NewRegistry(store.New())
 
 	status := func(err error) int {
 		switch {
@@ -72,13 +82,7 @@ func ExampleRegistry_RegisterTrust_errors() {
 		{Name: "King's College", Code: "gstt"},
 		{Name: "King's College", Code: "KCH"},
 	} {
-		tx := s.Begin()
-		_, err := reg.RegisterTrust(ctx, tx, p)
-		if err == nil {
-			_ = tx.Commit()
-		} else {
-			_ = tx.Rollback()
-		}
+		_, err := reg.RegisterTrustDB(ctx, db, p)
 		fmt.Println(status(err), err)
 	}
 	// Output:

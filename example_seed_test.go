@@ -4,31 +4,26 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
-	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/store"
 )
 
 // Seed the main users at boot, twice: the second run finds everything in
-// place and writes nothing. The example uses the in-memory fakes of
-// package fliptest, which decide as the real parts do; in the hub the
-// identity provider is
-// cognito.New(cognitoidentityprovider.NewFromConfig(cfg), userPoolID), the
-// store is store.New() and db is the hub's *sql.DB.
+// place and writes nothing. Ada and Rita have accounts in the identity
+// provider; New Starter has none yet, and is skipped until the next boot.
 func ExampleSeeder_SeedMainUsers() {
 	ctx := context.Background()
+	db := exampleDB()
+	idp := exampleIdentityProvider()
 	users := []flip.MainUser{ // or flip.MainUsersFromEnv(os.Getenv)
 		{Email: "ada.admin@example.com", Role: "Admin", Name: "Ada Admin", Organisation: "Example Trust"},
 		{Email: "rita.research@example.com", Role: "Researcher", Name: "Rita Research", Organisation: "Example University"},
 		{Email: "new.starter@example.com", Role: "Viewer", Name: "New Starter"},
 	}
-	idp := fliptest.NewIdentityProvider() // new.starter has no account yet
-	idp.AddUserWithID("ada.admin@example.com", uuid.MustParse("3f1c2b6e-6a0e-4d7e-9a51-2f0d8c1b7e11"))
-	idp.AddUserWithID("rita.research@example.com", uuid.MustParse("8b2e4c1d-0f3a-4b6c-8d7e-1a2b3c4d5e6f"))
-	seeder := flip.NewSeeder(fliptest.NewUserStore(), users) // in production: store.New()
+	seeder := flip.NewSeeder(store.New(), users)
 
 	for run := 1; run <= 2; run++ {
-		report, err := seeder.SeedMainUsers(ctx, nil /* in production: db */, idp)
+		report, err := seeder.SeedMainUsers(ctx, db, idp)
 		if err != nil { // a 400/403 from the provider, an invalid email, the database
 			fmt.Println("seeding stopped:", err)
 			return

@@ -11,69 +11,80 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/store"
 )
 
-// stepStore records the calls RegisterTrust makes and fails the one named
-// in failAt. It is the smallest flip.Store that lets these tests see the
-// orchestration; fliptest has a full in-memory one.
-type stepStore struct {
-	calls  []string
-	failAt string
-	dup    *flip.Trust
-}
+// The orchestration of RegisterTrust on the real database: which
+// statements it sends, in which order, and how it undoes a failure. The
+// statements are named after the store's; internal/faultdb records them
+// and fails the one a test picks.
 
 var errStep = errors.New("injected failure")
 
-func (s *stepStore) step(name string) error {
-	s.calls = append(s.calls, name)
-	if s.failAt == name {
-		return errStep
+// stepOf names a statement RegisterTrust sends after the step of the
+// registration it belongs to.
+func stepOf(q string) string {
+	switch {
+	case strings.HasPrefix(q, "SAVEPOINT"):
+		return "savepoint"
+	case strings.HasPrefix(q, "RELEASE SAVEPOINT"):
+		return "release"
+	case strings.HasPrefix(q, "ROLLBACK TO SAVEPOINT"):
+		return "rollback"
 	}
-	return nil
+	return map[string]string{
+		store.LockTrustIdentitySQL: "lock", store.FindDuplicateSQL: "find", store.InsertTrustSQL: "insert",
+		store.ClaimSlotSQL: "claim", store.InsertAuditSQL: "audit",
+	}[q]
 }
 
-func (s *stepStore) Savepoint(context.Context, flip.DBTX) (flip.Savepoint, error) {
-	return stepSavepoint{s}, s.step("savepoint")
+func stepsOf(db *faultdb.DB) string {
+	var steps []string
+	for _, q := range db.Queries() {
+		steps = append(steps, stepOf(q))
+	}
+	return strings.Join(steps, ",")
 }
 
-func (s *stepStore) LockTrustIdentity(context.Context, flip.DBTX, string, string) error {
-	return s.step("lock")
+// registryDB returns a database of the test's own with n free kit slots.
+func registryDB(t *testing.T, n int) *fliptest.DB {
+	t.Helper()
+	db := fliptest.NewDB(t)
+	if n > 0 {
+		fliptest.AddSlots(t, db, fmt.Sprintf("Trust_001..Trust_%03d", n))
+	}
+	return db
 }
 
-func (s *stepStore) FindDuplicate(context.Context, flip.DBTX, string, string) (*flip.Trust, string, error) {
-	return s.dup, "name", s.step("find")
-}
-
-func (s *stepStore) InsertTrust(context.Context, flip.DBTX, flip.Trust, string) error {
-	return s.step("insert")
-}
-
-func (s *stepStore) ClaimSlot(_ context.Context, _ flip.DBTX, id uuid.UUID, at time.Time) (flip.KitSlot, error) {
-	return flip.KitSlot{Name: "Trust_001", Number: 1, AssignedTo: id, AssignedAt: at}, s.step("claim")
-}
-
-func (s *stepStore) InsertAudit(context.Context, flip.DBTX, flip.TrustAudit) error {
-	return s.step("audit")
-}
-
-type stepSavepoint struct{ s *stepStore }
-
-func (p stepSavepoint) Release(context.Context) error  { return p.s.step("release") }
-func (p stepSavepoint) Rollback(context.Context) error { return p.s.step("rollback") }
-
-// fakeTx stands in for a transaction; stepStore never uses it.
-type fakeTx struct{ flip.DBTX }
-
-func TestRegisterTrust_RunsStepsInOrderUnderASavepoint(t *testing.T) {
-	t.Parallel()
-	s := &stepStore{}
-	res, err := flip.NewRegistry(s).RegisterTrust(context.Background(), fakeTx{}, flip.TrustParams{Name: "N", Code: "C"})
+// registerThrough runs RegisterTrust in a transaction of its own on db,
+// through a faultdb.DB asking fault about each statement, and commits
+// when it succeeds.
+func registerThrough(t *testing.T, reg *flip.Registry, db *fliptest.DB, fault func(context.Context, faultdb.Stmt) faultdb.Fault, p flip.TrustParams) (*faultdb.DB, flip.RegistrationResult, error) {
+	t.Helper()
+	tx, err := db.BeginTx(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(s.calls, ","); got != "savepoint,lock,find,insert,claim,audit,release" {
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	fdb := &faultdb.DB{Next: tx, Fault: fault}
+	res, err := reg.RegisterTrust(t.Context(), fdb, p)
+	if err == nil {
+		err = tx.Commit()
+	}
+	return fdb, res, err
+}
+
+func TestRegisterTrust_RunsStepsInOrderUnderASavepoint(t *testing.T) {
+	t.Parallel()
+	db := registryDB(t, 1)
+	fdb, res, err := registerThrough(t, flip.NewRegistry(store.New()), db, nil, flip.TrustParams{Name: "N", Code: "C"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stepsOf(fdb); got != "savepoint,lock,find,insert,claim,audit,release" {
 		t.Errorf("steps = %s", got)
 	}
 	if res.KitSlot.AssignedTo != res.Trust.ID || res.APIKey == "" || res.InternalServiceKey == "" {
@@ -83,47 +94,72 @@ func TestRegisterTrust_RunsStepsInOrderUnderASavepoint(t *testing.T) {
 
 func TestRegisterTrust_RollsBackToTheSavepointOnEveryFailure(t *testing.T) {
 	t.Parallel()
+	db := registryDB(t, 1)
+	reg := flip.NewRegistry(store.New())
 	for _, step := range []string{"lock", "find", "insert", "claim", "audit", "release"} {
-		s := &stepStore{failAt: step}
-		_, err := flip.NewRegistry(s).RegisterTrust(context.Background(), fakeTx{}, flip.TrustParams{Name: "N", Code: "C"})
+		failed := false // only the step's first statement: the undo sends a RELEASE too
+		fail := func(_ context.Context, s faultdb.Stmt) faultdb.Fault {
+			if stepOf(s.Query) == step && !failed {
+				failed = true
+				return faultdb.Fault{Err: errStep}
+			}
+			return faultdb.Fault{}
+		}
+		fdb, _, err := registerThrough(t, reg, db, fail, flip.TrustParams{Name: "N", Code: "C"})
 		if !errors.Is(err, errStep) || !errors.Is(err, flip.ErrTrustRegistration) {
 			t.Errorf("failure at %s: %v", step, err)
 		}
-		if last := s.calls[len(s.calls)-1]; last != "rollback" {
-			t.Errorf("failure at %s: last step %s, want rollback", step, last)
+		if steps := stepsOf(fdb); !strings.HasSuffix(steps, step+",rollback,release") {
+			t.Errorf("failure at %s: steps %s, want the rollback to the savepoint last", step, steps)
 		}
 	}
-	s := &stepStore{failAt: "savepoint"}
-	if _, err := flip.NewRegistry(s).RegisterTrust(context.Background(), fakeTx{}, flip.TrustParams{Name: "N", Code: "C"}); !errors.Is(err, errStep) {
+	fdb, _, err := registerThrough(t, reg, db, faultdb.At(1, faultdb.Fault{Err: errStep}), flip.TrustParams{Name: "N", Code: "C"})
+	if !errors.Is(err, errStep) {
 		t.Errorf("savepoint failure: %v", err)
 	}
-	if len(s.calls) != 1 {
-		t.Errorf("after a failed savepoint: %v", s.calls)
+	if steps := stepsOf(fdb); steps != "savepoint" {
+		t.Errorf("after a failed savepoint: %v", steps)
 	}
 }
 
 func TestRegisterTrust_ValidatesBeforeTouchingTheStore(t *testing.T) {
 	t.Parallel()
-	s := &stepStore{}
+	// No statement may reach the database, so there need not be one.
+	fdb := &faultdb.DB{Fault: func(context.Context, faultdb.Stmt) faultdb.Fault { return faultdb.Fault{Err: errStep} }}
+	reg := flip.NewRegistry(store.New())
 	for _, p := range []flip.TrustParams{{Name: "", Code: "C"}, {Name: "N", Code: " "}, {Name: "N\x00", Code: "C"}} {
-		if _, err := flip.NewRegistry(s).RegisterTrust(context.Background(), fakeTx{}, p); !errors.Is(err, flip.ErrInvalidTrustParams) {
+		if _, err := reg.RegisterTrust(context.Background(), fdb, p); !errors.Is(err, flip.ErrInvalidTrustParams) {
 			t.Errorf("%+v: %v", p, err)
 		}
 	}
-	if _, err := flip.NewRegistry(s).RegisterTrust(context.Background(), nil, flip.TrustParams{Name: "N", Code: "C"}); !errors.Is(err, flip.ErrNotInTransaction) {
+	if _, err := reg.RegisterTrust(context.Background(), nil, flip.TrustParams{Name: "N", Code: "C"}); !errors.Is(err, flip.ErrNotInTransaction) {
 		t.Errorf("nil tx: %v", err)
 	}
-	if len(s.calls) != 0 {
-		t.Errorf("store called before validation passed: %v", s.calls)
+	if n := len(fdb.Stmts()); n != 0 {
+		t.Errorf("%d statements sent before validation passed: %v", n, fdb.Queries())
+	}
+}
+
+// A minter that fails costs no round trip: the keys come before any
+// statement.
+func TestRegisterTrust_MinterFailureSendsNoStatement(t *testing.T) {
+	t.Parallel()
+	fdb := &faultdb.DB{Fault: func(context.Context, faultdb.Stmt) faultdb.Fault { return faultdb.Fault{Err: errStep} }}
+	minter := &fliptest.KeyMinter{MintKeyFn: func(flip.KeyKind) (string, error) { return "", errors.New("no entropy") }}
+	_, err := flip.NewRegistry(store.New(), flip.WithKeyMinter(minter)).RegisterTrust(context.Background(), fdb, flip.TrustParams{Name: "A", Code: "A"})
+	if !errors.Is(err, flip.ErrTrustRegistration) || len(fdb.Stmts()) != 0 {
+		t.Errorf("error = %v, statements = %d; want a registration error before the database is touched", err, len(fdb.Stmts()))
 	}
 }
 
 func TestRegisterTrust_DuplicateCarriesTheExistingTrust(t *testing.T) {
 	t.Parallel()
-	existing := &flip.Trust{ID: uuid.New(), Name: "N", Code: "C"}
-	_, err := flip.NewRegistry(&stepStore{dup: existing}).RegisterTrust(context.Background(), fakeTx{}, flip.TrustParams{Name: "N", Code: "X"})
+	db := registryDB(t, 2)
+	existing := fliptest.RegisterTrust(t, db, flip.TrustParams{Name: "N", Code: "C"})
+	_, err := flip.NewRegistry(store.New()).RegisterTrustDB(context.Background(), db, flip.TrustParams{Name: "N", Code: "X"})
 	var dup *flip.DuplicateTrustError
-	if !errors.As(err, &dup) || dup.Existing != existing || dup.Field != "name" || err.Error() != `a trust named "N" already exists` {
+	if !errors.As(err, &dup) || dup.Existing == nil || dup.Existing.ID != existing.Trust.ID || dup.Existing.Name != "N" ||
+		dup.Field != "name" || err.Error() != `a trust named "N" already exists` {
 		t.Errorf("duplicate: %v (%+v)", err, dup)
 	}
 }
@@ -132,8 +168,8 @@ func TestRegistrationResult_KeepsKeysOutOfLogsAndJSON(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	res, err := flip.NewRegistry(&stepStore{}, flip.WithLogger(logger)).
-		RegisterTrust(context.Background(), fakeTx{}, flip.TrustParams{Name: "N", Code: "C"})
+	res, err := flip.NewRegistry(store.New(), flip.WithLogger(logger)).
+		RegisterTrustDB(context.Background(), registryDB(t, 1), flip.TrustParams{Name: "N", Code: "C"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,8 +189,8 @@ func TestRegistrationResult_KeepsKeysOutOfLogsAndJSON(t *testing.T) {
 func TestRegisterTrust_UsesTheClockInUTCMicroseconds(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("X", 3600))
-	res, err := flip.NewRegistry(&stepStore{}, flip.WithClock(func() time.Time { return at })).
-		RegisterTrust(context.Background(), fakeTx{}, flip.TrustParams{Name: "N", Code: "C"})
+	res, err := flip.NewRegistry(store.New(), flip.WithClock(func() time.Time { return at })).
+		RegisterTrustDB(context.Background(), registryDB(t, 1), flip.TrustParams{Name: "N", Code: "C"})
 	if err != nil {
 		t.Fatal(err)
 	}

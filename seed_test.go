@@ -15,11 +15,15 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/store"
 )
 
 // Seeder behaviour that needs neither PostgreSQL nor the emulator, with an
-// in-memory store and a scripted identity provider. The same behaviour
-// against the real parts is in seed_emulator_test.go.
+// in-memory store and a scripted identity provider (the last test, a
+// database failure injected at the executor, runs on PostgreSQL). The same
+// behaviour against the real parts is in seed_emulator_test.go.
 
 // memUserStore is a flip.UserStore that records the order of its calls
 // and reports every user as created.
@@ -329,5 +333,44 @@ func TestSeedReport_JSONAndSummary(t *testing.T) {
 	}
 	if s := r.String(); s != "2 users: 1 created, 1 skipped-transient" || !r.Changed() || r.Count(flip.SeedCreated) != 1 || !r.Users[1].Skipped() {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// A database failure while the roles are ensured stops seeding before any
+// user is looked up or written; the next run seeds everyone. The failure
+// is injected at the executor, on PostgreSQL.
+func TestSeedMainUsers_FailedRoleSetupStopsBeforeAnyUser(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	idp := fliptest.NewIdentityProvider()
+	idp.AddUser("ada@example.com")
+	seeder := flip.NewSeeder(store.New(), []flip.MainUser{{Email: "ada@example.com", Role: "Admin", Name: "Ada"}})
+	boom := errors.New("connection reset")
+	seed := func(fault func(context.Context, faultdb.Stmt) faultdb.Fault) (flip.SeedReport, []string, error) {
+		tx, err := db.BeginTx(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+		fdb := &faultdb.DB{Next: tx, Fault: fault}
+		report, err := seeder.SeedMainUsers(t.Context(), fdb, idp)
+		if err == nil {
+			err = tx.Commit()
+		}
+		return report, fdb.Queries(), err
+	}
+
+	report, sent, err := seed(faultdb.Matching("INSERT INTO roles", 1, faultdb.Fault{Err: boom}))
+	if !errors.Is(err, boom) || !errors.Is(err, flip.ErrSeedMainUsers) || len(report.Users) != 0 {
+		t.Fatalf("report %v, err = %v; want the injected EnsureRoles failure and no user", report, err)
+	}
+	for _, q := range sent {
+		if strings.Contains(q, "user_profile") || strings.Contains(q, "user_role") {
+			t.Errorf("a user was written after the roles failed: %s", q)
+		}
+	}
+	report, _, err = seed(nil)
+	if err != nil || report.Count(flip.SeedCreated) != 1 {
+		t.Fatalf("next run: report %v, %v; want Ada created", report, err)
 	}
 }

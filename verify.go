@@ -39,8 +39,8 @@ type APIKeyRecord struct {
 }
 
 // APIKeyLookup finds the trust that holds an API-key hash. store.APIKeyLookup
-// implements it for PostgreSQL with an indexed query; fliptest.Store
-// implements it in memory. Implementations must be safe for concurrent use.
+// implements it for PostgreSQL with an indexed query. Implementations must
+// be safe for concurrent use.
 type APIKeyLookup interface {
 	// LookupAPIKeyHash returns the trust whose stored API-key hash equals
 	// hash (64 lowercase hex characters, see HashAPIKey). found is false,

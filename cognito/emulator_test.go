@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/cognito"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
@@ -46,7 +47,7 @@ func TestLookupUserByEmail_ReturnsSubAndEmail(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	sub := cognitolocal.CreateUser(t, b.admin, b.pool, "ada.admin@example.com")
-	cognitolocal.CreateUser(t, b.admin, b.pool, "bob.viewer@example.com")
+	bob := cognitolocal.CreateUser(t, b.admin, b.pool, "bob.viewer@example.com")
 
 	u, err := b.idp.LookupUserByEmail(b.ctx, "ada.admin@example.com")
 	if err != nil {
@@ -57,6 +58,12 @@ func TestLookupUserByEmail_ReturnsSubAndEmail(t *testing.T) {
 	}
 	if n := b.proxy.Lookups("ada.admin@example.com"); n != 1 {
 		t.Errorf("%d requests, want 1", n)
+	}
+	if u, err := b.idp.LookupUserByEmail(b.ctx, "bob.viewer@example.com"); err != nil || u.ID != bob || u.Email != "bob.viewer@example.com" || !u.Enabled {
+		t.Errorf("bob = %+v, %v; want id %s, the email, enabled", u, err, bob)
+	}
+	if sub == bob || sub == uuid.Nil {
+		t.Errorf("ids %s and %s: want two distinct non-zero ids", sub, bob)
 	}
 }
 
@@ -70,8 +77,8 @@ func TestLookupUserByEmail_DisabledUserIsFoundNotEnabled(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lookup: %v", err)
 	}
-	if u.ID != sub || u.Enabled {
-		t.Errorf("got %+v, want id %s and not enabled", u, sub)
+	if u.ID != sub || u.Email != "gone@example.com" || u.Enabled {
+		t.Errorf("got %+v, want id %s, the email and not enabled", u, sub)
 	}
 }
 
@@ -81,9 +88,7 @@ func TestLookupUserByEmail_MissingUserIsNotFound(t *testing.T) {
 	cognitolocal.CreateUser(t, b.admin, b.pool, "someone@example.com")
 
 	_, err := b.idp.LookupUserByEmail(b.ctx, "nobody@example.com")
-	if !errors.Is(err, flip.ErrUserNotFound) || errors.Is(err, flip.ErrIdentityProviderUnavailable) {
-		t.Fatalf("err = %v, want ErrUserNotFound only", err)
-	}
+	wantNotFound(t, err)
 	// cognito-local 5.3.0, like Cognito, answers an empty list; the
 	// UserNotFoundException path is covered with a fake in cognito_test.go.
 	var ipe *flip.IdentityProviderError
@@ -92,6 +97,25 @@ func TestLookupUserByEmail_MissingUserIsNotFound(t *testing.T) {
 	}
 	if n := b.proxy.Lookups("nobody@example.com"); n != 1 {
 		t.Errorf("%d requests, want 1 (not found is not retried)", n)
+	}
+}
+
+// wantNotFound fails unless err is ErrUserNotFound and nothing else.
+func wantNotFound(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, flip.ErrUserNotFound) || !errors.Is(err, flip.ErrIdentityProvider) ||
+		errors.Is(err, flip.ErrIdentityProviderUnavailable) || errors.Is(err, flip.ErrInvalidIdentifier) {
+		t.Errorf("err = %v, want ErrUserNotFound only", err)
+	}
+}
+
+func TestLookupUserByEmail_OnlyTheExactAddressMatches(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cognitolocal.CreateUser(t, b.admin, b.pool, "ada@example.com")
+	for _, email := range []string{"da@example.com", "ada@example.co", "ada@example.com.evil.example", "xada@example.com"} {
+		_, err := b.idp.LookupUserByEmail(b.ctx, email)
+		wantNotFound(t, err)
 	}
 }
 
@@ -106,10 +130,15 @@ func TestLookupUserByEmail_InvalidEmailIsNeverSent(t *testing.T) {
 		` padded@example.com`,
 		`no-at-sign.example.com`,
 		"new\nline@example.com",
+		"two@at@example.com",
 	} {
 		_, err := b.idp.LookupUserByEmail(b.ctx, email)
-		if !errors.Is(err, flip.ErrInvalidIdentifier) {
+		if !errors.Is(err, flip.ErrInvalidIdentifier) || !errors.Is(err, flip.ErrIdentityProvider) ||
+			errors.Is(err, flip.ErrIdentityProviderUnavailable) || errors.Is(err, flip.ErrUserNotFound) {
 			t.Errorf("%q: err = %v, want ErrInvalidIdentifier", email, err)
+		}
+		if want := flip.ValidateEmail(email); err == nil || want == nil || err.Error() != want.Error() {
+			t.Errorf("%q: err = %v, want exactly flip.ValidateEmail's %v", email, err, want)
 		}
 	}
 	if n := b.proxy.TotalLookups(); n != 0 {
@@ -139,8 +168,8 @@ func TestLookupUserByEmail_ClassifiesFaults(t *testing.T) {
 		t.Run(string(c.fault), func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			cognitolocal.CreateUser(t, b.admin, b.pool, "faulty@example.com")
-			cognitolocal.CreateUser(t, b.admin, b.pool, "fine@example.com")
+			faulty := cognitolocal.CreateUser(t, b.admin, b.pool, "faulty@example.com")
+			fine := cognitolocal.CreateUser(t, b.admin, b.pool, "fine@example.com")
 			b.proxy.Fail("faulty@example.com", c.fault)
 
 			_, err := b.idp.LookupUserByEmail(b.ctx, "faulty@example.com")
@@ -160,8 +189,16 @@ func TestLookupUserByEmail_ClassifiesFaults(t *testing.T) {
 			if n := b.proxy.Lookups("faulty@example.com"); n != c.requests {
 				t.Errorf("%d requests, want %d", n, c.requests)
 			}
-			if _, err := b.idp.LookupUserByEmail(b.ctx, "fine@example.com"); err != nil {
-				t.Errorf("another user's lookup failed: %v", err)
+			if errors.Is(err, flip.ErrInvalidIdentifier) {
+				t.Errorf("err = %v is ErrInvalidIdentifier", err)
+			}
+			if u, err := b.idp.LookupUserByEmail(b.ctx, "fine@example.com"); err != nil || u.ID != fine {
+				t.Errorf("another user's lookup = %+v, %v; want id %s", u, err, fine)
+			}
+			// Once the fault is gone, the lookup works again.
+			b.proxy.Fail("faulty@example.com", cognitolocal.Forward)
+			if u, err := b.idp.LookupUserByEmail(b.ctx, "faulty@example.com"); err != nil || u.ID != faulty {
+				t.Errorf("after clearing the fault: %+v, %v; want id %s", u, err, faulty)
 			}
 		})
 	}
@@ -179,6 +216,48 @@ func TestLookupUserByEmail_SlowAnswerPastDeadlineIsTransient(t *testing.T) {
 	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrIdentityProviderUnavailable wrapping context.DeadlineExceeded", err)
 	}
+	var ipe *flip.IdentityProviderError
+	if !errors.As(err, &ipe) || ipe.Status != 0 || !ipe.Transient() {
+		t.Errorf("err = %#v, want a transient IdentityProviderError without status", ipe)
+	}
+}
+
+func TestLookupUserByEmail_EndedContextIsTransientAndNotSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cognitolocal.CreateUser(t, b.admin, b.pool, "late@example.com")
+	ctx, cancel := context.WithCancel(b.ctx)
+	cancel()
+	_, err := b.idp.LookupUserByEmail(ctx, "late@example.com")
+	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want ErrIdentityProviderUnavailable wrapping context.Canceled", err)
+	}
+	if n := b.proxy.Lookups("late@example.com"); n != 0 {
+		t.Errorf("%d requests with a canceled context, want none", n)
+	}
+}
+
+func TestLookupUserByEmail_ConcurrentLookupsEachGetTheirUser(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const n = 8
+	ids := make([]uuid.UUID, n)
+	for i := range ids {
+		ids[i] = cognitolocal.CreateUser(t, b.admin, b.pool, fmt.Sprintf("user%d@example.com", i))
+	}
+	var wg sync.WaitGroup
+	for round := range 3 {
+		for i := range ids {
+			wg.Go(func() {
+				email := fmt.Sprintf("user%d@example.com", i)
+				u, err := b.idp.LookupUserByEmail(b.ctx, email)
+				if err != nil || u.ID != ids[i] || u.Email != email {
+					t.Errorf("round %d: lookup %s = %+v, %v; want id %s", round, email, u, err, ids[i])
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 func TestLookupUserByEmail_ConnectionRefusedIsTransient(t *testing.T) {

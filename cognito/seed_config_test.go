@@ -10,6 +10,7 @@ import (
 	"github.com/londonaicentre/flip/cognito"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
+	"github.com/londonaicentre/flip/store"
 )
 
 // Seeding through the Cognito adapter on a misconfigured hub: the boot
@@ -26,8 +27,8 @@ var seedUsers = []flip.MainUser{
 // says what.
 func seedFails(t *testing.T, idp flip.IdentityProvider, says ...string) {
 	t.Helper()
-	users := fliptest.NewUserStore()
-	report, err := flip.NewSeeder(users, seedUsers).SeedMainUsers(t.Context(), nil, idp)
+	db := fliptest.NewDB(t)
+	report, err := flip.NewSeeder(store.New(), seedUsers).SeedMainUsers(t.Context(), db, idp)
 	if err == nil {
 		t.Fatalf("seeding succeeded: %s", report)
 	}
@@ -43,8 +44,12 @@ func seedFails(t *testing.T, idp flip.IdentityProvider, says ...string) {
 			t.Errorf("err = %q, want it to say %q", err, want)
 		}
 	}
-	if report.Count(flip.SeedSkippedTransient) != 0 || len(users.Profiles()) != 0 {
-		t.Errorf("report %s, %d profiles: nothing should be skipped or written", report, len(users.Profiles()))
+	var profiles int
+	if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM user_profile`).Scan(&profiles); err != nil {
+		t.Fatal(err)
+	}
+	if report.Count(flip.SeedSkippedTransient) != 0 || profiles != 0 {
+		t.Errorf("report %s, %d profiles: nothing should be skipped or written", report, profiles)
 	}
 }
 
@@ -81,10 +86,9 @@ func TestSeedMainUsers_RefusedConnectionStillSkips(t *testing.T) {
 	t.Parallel()
 	// The contrast: a host that resolves but refuses is transient, so
 	// seeding skips every user and returns no error.
-	users := fliptest.NewUserStore()
 	idp := cognito.New(cognitolocal.NewClient("http://"+closedPort(t)), "eu-west-2_AbCdEf123",
 		cognito.WithMaxAttempts(2), cognito.WithMaxBackoff(time.Millisecond))
-	report, err := flip.NewSeeder(users, seedUsers).SeedMainUsers(t.Context(), nil, idp)
+	report, err := flip.NewSeeder(store.New(), seedUsers).SeedMainUsers(t.Context(), fliptest.NewDB(t), idp)
 	if err != nil {
 		t.Fatalf("seeding failed: %v", err)
 	}

@@ -7,9 +7,7 @@ import (
 )
 
 // Other teams import fliptest into their tests; it must not pull the AWS
-// SDK (or the cognito adapter) into their builds. The fakes of the
-// identity provider copy the adapter's rules instead, and the cognito
-// package's tests check that the copies agree.
+// SDK (or the cognito adapter) into their builds.
 func TestFliptest_DoesNotImportTheAWSSDK(t *testing.T) {
 	t.Parallel()
 	goTool, err := exec.LookPath("go")

@@ -1,113 +1,120 @@
 package fliptest
 
-// In-memory fakes
-//
-// Store and KeyMinter stand in for store.Store and flip.RandomKeyMinter in
-// tests that need flip's behaviour but no PostgreSQL:
-//
-//	s := fliptest.NewStore()
-//	s.AddSlots("Trust_001..Trust_010")
-//	reg := flip.NewRegistry(s, flip.WithKeyMinter(fliptest.NewKeyMinter()))
-//	tx := s.Begin()
-//	res, err := reg.RegisterTrust(ctx, tx, flip.TrustParams{Name: "A", Code: "A"})
-//	// … tx.Commit() or tx.Rollback()
-//
-// Each fake can be told to fail: FailNext(method, err) makes the next call of
-// one method return err, and OnCall installs a hook consulted before every
-// call. TestStore runs one behaviour suite against both Store and the
-// PostgreSQL store, so the fake cannot drift from the real thing.
-
 import (
+	"bytes"
 	"context"
-	"database/sql"
-	"database/sql/driver"
-	"errors"
+	"crypto/sha256"
+	"encoding/binary"
+	"net/http"
 	"sync"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
 )
 
-// Method names a method of a fake, for FailNext, OnCall and Calls.
-type Method string
-
-// The methods of Store and KeyMinter that faults can be injected into.
-const (
-	MethodSavepoint         Method = "Savepoint"
-	MethodLockTrustIdentity Method = "LockTrustIdentity"
-	MethodFindDuplicate     Method = "FindDuplicate"
-	MethodInsertTrust       Method = "InsertTrust"
-	MethodClaimSlot         Method = "ClaimSlot"
-	MethodInsertAudit       Method = "InsertAudit"
-	MethodLookupAPIKeyHash  Method = "LookupAPIKeyHash"
-	MethodMintKey           Method = "MintKey"
-)
-
-// faults holds a fake's injected failures and call counts. Its zero value
-// is ready; it is safe for concurrent use.
-type faults struct {
+// IdentityProvider is a flip.IdentityProvider over a directory held in
+// memory, for seeding without Cognito: AddUser puts a user in it, and
+// FailEmail makes every lookup of one address fail with the error of your
+// choice. Like the Cognito adapter, it refuses an address flip.ValidateEmail
+// refuses, answers an unknown one with flip.ErrUserNotFound, and fails a
+// lookup whose context has ended as a transient error. The zero value is
+// ready; it is safe for concurrent use.
+//
+//	idp := fliptest.NewIdentityProvider()
+//	ada := idp.AddUser("ada.admin@example.com") // ada.ID is her sub
+//	idp.FailEmail("rita@example.com", &flip.IdentityProviderError{Status: 503, Kind: flip.ErrIdentityProviderUnavailable})
+//	report, err := flip.NewSeeder(store.New(), users).SeedMainUsers(ctx, db, idp)
+type IdentityProvider struct {
 	mu    sync.Mutex
-	next  map[Method][]error
-	hook  func(ctx context.Context, m Method) error
-	calls map[Method]int
+	users map[string]flip.User
+	errs  map[string]error
 }
 
-// failNext queues err as the result of the next call of m.
-func (f *faults) failNext(m Method, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.next == nil {
-		f.next = map[Method][]error{}
+var _ flip.IdentityProvider = (*IdentityProvider)(nil)
+
+// NewIdentityProvider returns an empty IdentityProvider.
+func NewIdentityProvider() *IdentityProvider { return &IdentityProvider{} }
+
+// AddUser adds an enabled user with this email and a new random id, and
+// returns it; a user already holding the email is replaced.
+func (p *IdentityProvider) AddUser(email string) flip.User {
+	u := flip.User{ID: uuid.New(), Email: email, Enabled: true}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.users == nil {
+		p.users = map[string]flip.User{}
 	}
-	f.next[m] = append(f.next[m], err)
+	p.users[email] = u
+	return u
 }
 
-func (f *faults) onCall(hook func(ctx context.Context, m Method) error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.hook = hook
-}
-
-// enter counts a call of m and returns the failure injected for it, if
-// any: a queued FailNext error first, else the hook's answer.
-func (f *faults) enter(ctx context.Context, m Method) error {
-	f.mu.Lock()
-	if f.calls == nil {
-		f.calls = map[Method]int{}
+// FailEmail makes every lookup of email return err, until FailEmail(email,
+// nil). A *flip.IdentityProviderError with a Kind is classified by the
+// seeder as the adapter's errors are.
+func (p *IdentityProvider) FailEmail(email string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.errs == nil {
+		p.errs = map[string]error{}
 	}
-	f.calls[m]++
-	if q := f.next[m]; len(q) > 0 {
-		err := q[0]
-		f.next[m] = q[1:]
-		f.mu.Unlock()
-		return err
-	}
-	hook := f.hook
-	f.mu.Unlock()
-	if hook != nil {
-		return hook(ctx, m)
-	}
-	return nil
+	p.errs[email] = err
 }
 
-func (f *faults) count(m Method) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[m]
+// LookupUserByEmail implements flip.IdentityProvider.
+func (p *IdentityProvider) LookupUserByEmail(ctx context.Context, email string) (flip.User, error) {
+	if err := flip.ValidateEmail(email); err != nil {
+		return flip.User{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return flip.User{}, &flip.IdentityProviderError{Op: "ListUsers", Kind: flip.ErrIdentityProviderUnavailable, Err: err}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.errs[email]; err != nil {
+		return flip.User{}, err
+	}
+	u, ok := p.users[email]
+	if !ok {
+		return flip.User{}, &flip.IdentityProviderError{Op: "ListUsers", Status: http.StatusOK, Kind: flip.ErrUserNotFound}
+	}
+	return u, nil
 }
 
-// ErrFakeSQL is returned by the SQL methods of a fake transaction: the
-// fakes keep their data in memory, so code that sends SQL through a Tx
-// from Store.Begin has reached for a real database by mistake.
-var ErrFakeSQL = errors.New("fliptest: a fake transaction runs no SQL; use fliptest.NewDB for code that does")
+// KeyMinter is a flip.KeyMinter for tests. MintKey calls MintKeyFn when
+// it is set (to fail, or to hand out keys of the test's choosing);
+// otherwise it mints keys that are the same in every run: well-formed
+// (flip.CheckKey accepts them), encoded by flip.RandomKeyMinter from bytes
+// derived from Seed and a counter instead of crypto/rand. Never use it in
+// production, where such keys would be guessable.
+//
+// Two KeyMinters with one Seed mint the same keys, and a database refuses
+// a second trust with an API-key hash it holds already: give each minter
+// that shares a database its own Seed (t.Name() will do). The zero value
+// mints flip.PrefixedKeys; a KeyMinter is safe for concurrent use.
+//
+//	reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(&fliptest.KeyMinter{Seed: t.Name()}))
+type KeyMinter struct {
+	Seed      string
+	Format    flip.KeyFormat
+	MintKeyFn func(kind flip.KeyKind) (string, error)
 
-// noSQL is a *sql.DB whose every connection attempt fails with ErrFakeSQL;
-// it exists to hand out a *sql.Row carrying that error from
-// Tx.QueryRowContext, which database/sql offers no other way to build.
-var noSQL = sql.OpenDB(noSQLConnector{})
+	mu sync.Mutex
+	n  uint64
+}
 
-type noSQLConnector struct{}
+var _ flip.KeyMinter = (*KeyMinter)(nil)
 
-func (noSQLConnector) Connect(context.Context) (driver.Conn, error) { return nil, ErrFakeSQL }
-func (noSQLConnector) Driver() driver.Driver                        { return noSQLDriver{} }
-
-type noSQLDriver struct{}
-
-func (noSQLDriver) Open(string) (driver.Conn, error) { return nil, ErrFakeSQL }
+// MintKey implements flip.KeyMinter.
+func (m *KeyMinter) MintKey(kind flip.KeyKind) (string, error) {
+	if m.MintKeyFn != nil {
+		return m.MintKeyFn(kind)
+	}
+	m.mu.Lock()
+	m.n++
+	n := m.n
+	m.mu.Unlock()
+	h := sha256.New()
+	h.Write([]byte("fliptest.KeyMinter\x00" + m.Seed + "\x00"))
+	_ = binary.Write(h, binary.BigEndian, n)
+	return flip.RandomKeyMinter{Format: m.Format, Rand: bytes.NewReader(h.Sum(nil))}.MintKey(kind)
+}

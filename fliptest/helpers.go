@@ -48,40 +48,37 @@ func RegisterTrust(t testing.TB, db flip.TxBeginner, p flip.TrustParams) flip.Re
 //	if strings.Contains(fliptest.DumpTables(t, db), res.APIKey) { t.Fatal("plaintext key stored") }
 func DumpTables(t testing.TB, db flip.DBTX) string {
 	t.Helper()
-	ctx := context.Background()
-	rows, err := db.QueryContext(ctx, `SELECT quote_ident(table_name) FROM information_schema.tables
+	tables := queryStrings(t, db, "list tables", `SELECT quote_ident(table_name) FROM information_schema.tables
 		WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`)
-	if err != nil {
-		t.Fatalf("fliptest: list tables: %v", err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatalf("fliptest: list tables: %v", err)
-		}
-		tables = append(tables, name)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatalf("fliptest: list tables: %v", err)
-	}
 	var b strings.Builder
 	for _, table := range tables {
-		rows, err := db.QueryContext(ctx, `SELECT t::text FROM `+table+` t`)
-		if err != nil {
-			t.Fatalf("fliptest: read %s: %v", table, err)
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatalf("fliptest: read %s: %v", table, err)
-			}
+		for _, line := range queryStrings(t, db, "read "+table, `SELECT t::text FROM `+table+` t`) {
 			b.WriteString(line)
 			b.WriteByte('\n')
 		}
-		if err := rows.Close(); err != nil {
-			t.Fatalf("fliptest: read %s: %v", table, err)
-		}
 	}
 	return b.String()
+}
+
+// queryStrings returns the one text column of every row q returns,
+// failing the test with what on error.
+func queryStrings(t testing.TB, db flip.DBTX, what, q string) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), q)
+	if err != nil {
+		t.Fatalf("fliptest: %s: %v", what, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatalf("fliptest: %s: %v", what, err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("fliptest: %s: %v", what, err)
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/internal/faultdb"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -58,9 +59,6 @@ var undoKinds = []faultKind{faultError, faultServerError, faultKill}
 
 // errInjected is the error a fault returns in the client.
 var errInjected = errors.New("reliability: injected fault")
-
-// failingSQL is a statement every PostgreSQL rejects when it runs.
-const failingSQL = `SELECT CAST('reliability: injected fault' AS integer)`
 
 // point is one fault point: a fault at statement at, and optionally a
 // second one at undoAt (a statement of the undo path).
@@ -130,96 +128,41 @@ func (p point) racing(h *faultHarness) bool {
 	return p.kind == faultCancelDuring && blockSQL(h.stmts[p.at-1]) == ""
 }
 
-// call is one statement as RegisterTrust issued it.
-type call struct {
-	method string // "exec", "query" or "queryrow"
-	q      string
-	args   []any
-}
+// injector decides the fault of one statement, right before it is sent.
+type injector func(ctx context.Context, s faultdb.Stmt) faultdb.Fault
 
-type result struct {
-	res  sql.Result
-	rows *sql.Rows
-	row  *sql.Row
-	err  error
-}
-
-// injector replaces the forwarding of one statement.
-type injector func(ctx context.Context, f *faultTx, c call) result
-
-// faultTx is the caller's transaction as RegisterTrust sees it: it counts
-// statements, records them, and hands statement n to at[n] when set.
-type faultTx struct {
-	tx    *sql.Tx
+// plan strikes statement n of those RegisterTrust sends with at[n], and
+// records which of them fired.
+type plan struct {
 	at    map[int]injector
-	stmts []string
 	fired map[int]bool
 }
 
-var _ flip.DBTX = (*faultTx)(nil)
-
-func (f *faultTx) do(ctx context.Context, c call) result {
-	f.stmts = append(f.stmts, c.q)
-	n := len(f.stmts)
-	if inj := f.at[n]; inj != nil {
-		if f.fired == nil {
-			f.fired = map[int]bool{}
-		}
-		f.fired[n] = true
-		return inj(ctx, f, c)
+func (p *plan) fault(ctx context.Context, s faultdb.Stmt) faultdb.Fault {
+	inj := p.at[s.N]
+	if inj == nil {
+		return faultdb.Fault{}
 	}
-	return f.forward(ctx, c)
-}
-
-func (f *faultTx) forward(ctx context.Context, c call) result {
-	switch c.method {
-	case "exec":
-		res, err := f.tx.ExecContext(ctx, c.q, c.args...)
-		return result{res: res, err: err}
-	case "query":
-		rows, err := f.tx.QueryContext(ctx, c.q, c.args...)
-		return result{rows: rows, err: err}
-	default:
-		return result{row: f.tx.QueryRowContext(ctx, c.q, c.args...)}
+	if p.fired == nil {
+		p.fired = map[int]bool{}
 	}
+	p.fired[s.N] = true
+	return inj(ctx, s)
 }
 
-func (f *faultTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	r := f.do(ctx, call{"exec", q, args})
-	return r.res, r.err
+// clientError fails the statement without sending it.
+func clientError(context.Context, faultdb.Stmt) faultdb.Fault {
+	return faultdb.Fault{Err: errInjected}
 }
 
-func (f *faultTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	r := f.do(ctx, call{"query", q, args})
-	return r.rows, r.err
+// serverError sends a statement the server rejects instead.
+func serverError(context.Context, faultdb.Stmt) faultdb.Fault {
+	return faultdb.Fault{Query: faultdb.ServerError}
 }
 
-func (f *faultTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return f.do(ctx, call{"queryrow", q, args}).row
-}
-
-// clientError fails c without sending it. A *sql.Row cannot be built with
-// an error from outside database/sql, so a QueryRow gets one from a context
-// that is already cancelled, which database/sql checks before it touches
-// the connection.
-func clientError(_ context.Context, f *faultTx, c call) result {
-	if c.method == "queryrow" {
-		dead, cancel := context.WithCancel(context.Background())
-		cancel()
-		return result{row: f.tx.QueryRowContext(dead, c.q, c.args...)}
-	}
-	return result{err: errInjected}
-}
-
-func serverError(ctx context.Context, f *faultTx, c call) result {
-	return f.forward(ctx, call{c.method, failingSQL, nil})
-}
-
-func errorAfter(ctx context.Context, f *faultTx, c call) result {
-	if r := f.forward(ctx, call{"exec", c.q, c.args}); r.err != nil {
-		return r
-	}
-	return clientError(ctx, f, c)
+// errorAfter runs the statement, then reports an error in the client.
+func errorAfter(context.Context, faultdb.Stmt) faultdb.Fault {
+	return faultdb.Fault{ErrAfter: errInjected}
 }
 
 // blockSQL returns what a second connection runs, in a transaction, to hold
@@ -315,7 +258,7 @@ func (h *faultHarness) addSlots(t *testing.T, n int) {
 	}
 }
 
-// cleanRun registers one trust through a faultTx with no faults and
+// cleanRun registers one trust through a faultdb.DB with no faults and
 // returns the statements RegisterTrust sent, in order.
 func (h *faultHarness) cleanRun(t *testing.T) []string {
 	t.Helper()
@@ -325,27 +268,28 @@ func (h *faultHarness) cleanRun(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	f := &faultTx{tx: tx}
+	f := &faultdb.DB{Next: tx}
 	if _, err := h.b.reg.RegisterTrust(ctx, f, flip.TrustParams{Name: "Clean " + uuid.NewString(), Code: "C" + uuid.NewString()[:8]}); err != nil {
 		t.Fatalf("clean registration: %v", err)
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.stmts) == 0 {
+	stmts := f.Queries()
+	if len(stmts) == 0 {
 		t.Fatal("RegisterTrust sent no statement")
 	}
-	labels := make([]string, len(f.stmts))
-	for i, q := range f.stmts {
+	labels := make([]string, len(stmts))
+	for i, q := range stmts {
 		labels[i] = label(q)
 	}
-	t.Logf("a clean RegisterTrust sends %d statements: %s", len(f.stmts), strings.Join(labels, ", "))
+	t.Logf("a clean RegisterTrust sends %d statements: %s", len(stmts), strings.Join(labels, ", "))
 	for _, q := range []string{store.LockTrustIdentitySQL, store.FindDuplicateSQL, store.InsertTrustSQL, store.ClaimSlotSQL, store.InsertAuditSQL} {
-		if !contains(f.stmts, q) {
+		if !contains(stmts, q) {
 			t.Errorf("the exported statement %q is not among those RegisterTrust sends; the store's constants have drifted", label(q))
 		}
 	}
-	return f.stmts
+	return stmts
 }
 
 // countUndo fails the registration at its second statement and counts the
@@ -358,11 +302,11 @@ func (h *faultHarness) countUndo(t *testing.T) int {
 		t.Fatal(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // test cleanup
-	f := &faultTx{tx: tx, at: map[int]injector{2: clientError}}
+	f := &faultdb.DB{Next: tx, Fault: faultdb.At(2, faultdb.Fault{Err: errInjected})}
 	if _, err := h.b.reg.RegisterTrust(ctx, f, flip.TrustParams{Name: "Undo " + uuid.NewString(), Code: "U" + uuid.NewString()[:8]}); !errors.Is(err, errInjected) {
 		t.Fatalf("registration failing at statement 2: %v, want the injected error", err)
 	}
-	undo := f.stmts[2:]
+	undo := f.Queries()[2:]
 	labels := make([]string, len(undo))
 	for i, q := range undo {
 		labels[i] = label(q)
@@ -430,11 +374,12 @@ func (h *faultHarness) run(t *testing.T, p point) {
 		t.Fatalf("%s: caller's own work: %v", where, err)
 	}
 
-	f := &faultTx{tx: tx, at: map[int]injector{}}
-	f.at[p.at] = h.injector(p.kind, pid, name, code, cancelCall, where)
+	pl := &plan{at: map[int]injector{}}
+	pl.at[p.at] = h.injector(p.kind, pid, name, code, cancelCall, where)
 	if p.undoKind != "" {
-		f.at[p.at+p.undoAt] = h.injector(p.undoKind, pid, name, code, cancelCall, where)
+		pl.at[p.at+p.undoAt] = h.injector(p.undoKind, pid, name, code, cancelCall, where)
 	}
+	f := &faultdb.DB{Next: tx, Fault: pl.fault}
 	minted := b.minter.count()
 	res, regErr := b.reg.RegisterTrust(callCtx, f, flip.TrustParams{Name: name, Code: code, AuditUserID: h.auditBy})
 	keys := b.minter.since(minted)
@@ -453,13 +398,14 @@ func (h *faultHarness) run(t *testing.T, p point) {
 	}
 
 	// Every planned fault must have struck.
-	for n := range f.at {
-		if !f.fired[n] {
-			v.add("%s: the fault planned for statement %d never fired (RegisterTrust sent %d statements)", where, n, len(f.stmts))
+	sent := f.Queries()
+	for n := range pl.at {
+		if !pl.fired[n] {
+			v.add("%s: the fault planned for statement %d never fired (RegisterTrust sent %d statements)", where, n, len(sent))
 		}
 	}
-	if p.undoKind != "" && len(f.stmts) >= p.at+p.undoAt {
-		if q := f.stmts[p.at+p.undoAt-1]; !strings.HasPrefix(q, "ROLLBACK") && !strings.HasPrefix(q, "RELEASE") {
+	if p.undoKind != "" && len(sent) >= p.at+p.undoAt {
+		if q := sent[p.at+p.undoAt-1]; !strings.HasPrefix(q, "ROLLBACK") && !strings.HasPrefix(q, "RELEASE") {
 			v.add("%s: the undo fault hit %q, not a statement of the undo", where, label(q))
 		}
 	}
@@ -556,50 +502,50 @@ func (h *faultHarness) injector(kind faultKind, pid int, name, code string, canc
 	case faultErrorAfter:
 		return errorAfter
 	case faultCancelCall, faultCancelTx:
-		return func(ctx context.Context, f *faultTx, c call) result {
+		return func(context.Context, faultdb.Stmt) faultdb.Fault {
 			cancel()
-			return f.forward(ctx, c)
+			return faultdb.Fault{}
 		}
 	case faultKill:
-		return func(ctx context.Context, f *faultTx, c call) result {
+		return func(context.Context, faultdb.Stmt) faultdb.Fault {
 			var killed bool
 			// The timeout makes pg_terminate_backend wait for the backend
 			// to be gone.
 			if err := h.b.admin.QueryRowContext(h.b.ctx, `SELECT pg_terminate_backend($1, 30000)`, pid).Scan(&killed); err != nil || !killed {
 				h.v.add("%s: could not terminate backend %d: %v", where, pid, err)
 			}
-			return f.forward(ctx, c)
+			return faultdb.Fault{}
 		}
 	case faultCancelDuring:
-		return func(ctx context.Context, f *faultTx, c call) result {
-			return h.cancelDuring(ctx, f, c, pid, name, code, cancel, where)
+		return func(_ context.Context, s faultdb.Stmt) faultdb.Fault {
+			return h.cancelDuring(s, pid, name, code, cancel, where)
 		}
 	}
 	panic("unknown fault kind " + kind)
 }
 
-// cancelDuring holds c on a lock from a second connection, cancels once the
-// backend waits for it, then lets go. A statement that takes no lock gets
-// the cancel racing it instead.
-func (h *faultHarness) cancelDuring(ctx context.Context, f *faultTx, c call, pid int, name, code string, cancel context.CancelFunc, where string) result {
-	lock := blockSQL(c.q)
+// cancelDuring holds s on a lock from a second connection, cancels once
+// the backend waits for it, and lets go once s is done. A statement that
+// takes no lock gets the cancel racing it instead.
+func (h *faultHarness) cancelDuring(s faultdb.Stmt, pid int, name, code string, cancel context.CancelFunc, where string) faultdb.Fault {
+	lock := blockSQL(s.Query)
 	if lock == "" {
 		go cancel()
-		return f.forward(ctx, c)
+		return faultdb.Fault{}
 	}
 	blocker, err := h.b.admin.BeginTx(h.b.ctx, nil)
 	if err != nil {
 		h.v.add("%s: begin blocker: %v", where, err)
-		return f.forward(ctx, c)
+		return faultdb.Fault{}
 	}
-	defer blocker.Rollback() //nolint:errcheck // releases the lock
 	var args []any
 	if lock == store.LockTrustIdentitySQL {
 		args = []any{name, code}
 	}
 	if _, err := blocker.ExecContext(h.b.ctx, lock, args...); err != nil {
 		h.v.add("%s: take blocking lock: %v", where, err)
-		return f.forward(ctx, c)
+		_ = blocker.Rollback()
+		return faultdb.Fault{}
 	}
 	done := make(chan struct{})
 	waited := make(chan bool, 1)
@@ -608,12 +554,13 @@ func (h *faultHarness) cancelDuring(ctx context.Context, f *faultTx, c call, pid
 		cancel()
 		waited <- seen
 	}()
-	r := f.forward(ctx, c)
-	close(done)
-	if !<-waited {
-		h.v.add("%s: the statement never waited on the blocking lock", where)
-	}
-	return r
+	return faultdb.Fault{Then: func() {
+		close(done)
+		if !<-waited {
+			h.v.add("%s: the statement never waited on the blocking lock", where)
+		}
+		_ = blocker.Rollback() // releases the lock
+	}}
 }
 
 // waitForLock polls until backend pid waits on a lock, or done closes.

@@ -113,7 +113,8 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			idp.AddUser(users[0].Email)
 			idp.AddUser(users[1].Email)
 			idp.AddUser(users[3].Email)
-			idp.FailEmail(users[3].Email, fliptest.IdentityError(503, "ServiceUnavailableException"))
+			idp.FailEmail(users[3].Email, &flip.IdentityProviderError{Op: "ListUsers", Status: 503,
+				Code: "ServiceUnavailableException", Kind: flip.ErrIdentityProviderUnavailable})
 			seeder := flip.NewSeeder(store.New(), users)
 			seeder.Logger = logger
 			for run := range 2 {

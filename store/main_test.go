@@ -149,27 +149,6 @@ func checkInvariants(t *testing.T, ctx context.Context, db flip.DBTX) {
 	}
 }
 
-// countingTx counts the statements sent through it.
-type countingTx struct {
-	flip.DBTX
-	n int
-}
-
-func (c *countingTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	c.n++
-	return c.DBTX.ExecContext(ctx, q, args...)
-}
-
-func (c *countingTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	c.n++
-	return c.DBTX.QueryContext(ctx, q, args...)
-}
-
-func (c *countingTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	c.n++
-	return c.DBTX.QueryRowContext(ctx, q, args...)
-}
-
 func isOnly(err error, targets ...error) error {
 	for _, target := range targets {
 		if !errors.Is(err, target) {

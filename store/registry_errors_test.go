@@ -9,6 +9,7 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/faultdb"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -198,17 +199,6 @@ func TestRegisterTrust_BusyPoolIsNotAnEmptyPool(t *testing.T) {
 	})
 }
 
-// failingFreeCheck turns the busy-or-empty check that follows a missed
-// slot claim into a statement that fails on the server.
-type failingFreeCheck struct{ flip.DBTX }
-
-func (f failingFreeCheck) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	if q == store.AnyFreeSlotSQL {
-		return f.DBTX.QueryRowContext(ctx, `SELECT 1/0`)
-	}
-	return f.DBTX.QueryRowContext(ctx, q, args...)
-}
-
 // When the check that tells a busy pool from an empty one fails, the
 // answer is neither (a plain registration error), and the caller's
 // transaction is as before and usable.
@@ -220,7 +210,10 @@ func TestRegisterTrust_FailedBusyCheckIsNeitherBusyNorEmpty(t *testing.T) {
 		tx, err := b.db.BeginTx(b.ctx, nil)
 		must(t, err)
 		defer tx.Rollback() //nolint:errcheck // test cleanup
-		_, err = b.reg.RegisterTrust(b.ctx, failingFreeCheck{tx}, flip.TrustParams{Name: "Unlucky", Code: "UL"})
+		// The busy-or-empty check that follows a missed claim fails on the
+		// server.
+		failingCheck := &faultdb.DB{Next: tx, Fault: faultdb.Matching(store.AnyFreeSlotSQL, 1, faultdb.Fault{Query: faultdb.ServerError})}
+		_, err = b.reg.RegisterTrust(b.ctx, failingCheck, flip.TrustParams{Name: "Unlucky", Code: "UL"})
 		if e := isOnly(err, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
 		}
@@ -232,6 +225,31 @@ func TestRegisterTrust_FailedBusyCheckIsNeitherBusyNorEmpty(t *testing.T) {
 		must(t, tx.Commit())
 		if after := snapshot(t, b.ctx, b.db); after != before {
 			t.Errorf("committing after the failed call persisted %+v (before %+v)", after, before)
+		}
+	})
+}
+
+// A registration waiting for another open registration of the same name
+// gives up when its context ends, with the context's error.
+func TestRegisterTrust_WaitForTheSameNameEndsWithTheContext(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
+		first, err := b.db.BeginTx(b.ctx, nil)
+		must(t, err)
+		defer first.Rollback() //nolint:errcheck // test cleanup
+		if _, err := b.reg.RegisterTrust(b.ctx, first, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 100*time.Millisecond)
+		defer cancel()
+		second, err := b.db.BeginTx(b.ctx, nil)
+		must(t, err)
+		defer second.Rollback() //nolint:errcheck // test cleanup
+		_, err = b.reg.RegisterTrust(ctx, second, flip.TrustParams{Name: "A", Code: "B"})
+		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
+			t.Fatalf("the wait for the name lock: %v", e)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/faultdb"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -158,7 +159,7 @@ func TestRegisterTrust_RejectsBadInputBeforeAnyStatement(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tx.Rollback() //nolint:errcheck // test cleanup
-			counter := &countingTx{DBTX: tx}
+			counter := &faultdb.DB{Next: tx}
 			_, err = b.reg.RegisterTrust(b.ctx, counter, tc.p)
 			if e := isOnly(err, tc.target, flip.ErrInvalidTrustParams, flip.ErrTrustRegistration); e != nil {
 				t.Fatal(e)
@@ -167,8 +168,8 @@ func TestRegisterTrust_RejectsBadInputBeforeAnyStatement(t *testing.T) {
 			if !errors.As(err, &invalid) || invalid.Field != tc.field {
 				t.Errorf("errors.As InvalidTrustParamError = %+v, want field %q", invalid, tc.field)
 			}
-			if counter.n != 0 {
-				t.Errorf("%d statements sent before validation failed", counter.n)
+			if n := len(counter.Stmts()); n != 0 {
+				t.Errorf("%d statements sent before validation failed", n)
 			}
 			if strings.Contains(err.Error(), "pq:") || strings.Contains(err.Error(), "SQLSTATE") {
 				t.Errorf("driver error leaked: %v", err)
@@ -347,13 +348,16 @@ func TestRegisterTrust_CallerTransactionSurvivesEveryError(t *testing.T) {
 			reg    *flip.Registry
 			p      flip.TrustParams
 			target error
+			fault  func(context.Context, faultdb.Stmt) faultdb.Fault // on the caller's transaction, when set
 		}{
-			{"invalid", b.reg, flip.TrustParams{Name: "", Code: "X"}, flip.ErrEmptyTrustName},
-			{"duplicate name", b.reg, flip.TrustParams{Name: "Taken", Code: "X"}, flip.ErrDuplicateTrust},
-			{"duplicate code", b.reg, flip.TrustParams{Name: "Fresh", Code: "tkn"}, flip.ErrDuplicateTrust},
-			{"no free slot", b.reg, flip.TrustParams{Name: "Fresh", Code: "FRS"}, flip.ErrNoFreeKitSlot},
-			{"minter fails", flip.NewRegistry(store.New(), flip.WithKeyMinter(failingMinter{})), flip.TrustParams{Name: "Fresh", Code: "FRS"}, errMint},
-			{"store fails mid-way", flip.NewRegistry(store.New(), flip.WithSlotStore(failingSlots{})), flip.TrustParams{Name: "Fresh", Code: "FRS"}, errSlots},
+			{"invalid", b.reg, flip.TrustParams{Name: "", Code: "X"}, flip.ErrEmptyTrustName, nil},
+			{"duplicate name", b.reg, flip.TrustParams{Name: "Taken", Code: "X"}, flip.ErrDuplicateTrust, nil},
+			{"duplicate code", b.reg, flip.TrustParams{Name: "Fresh", Code: "tkn"}, flip.ErrDuplicateTrust, nil},
+			{"no free slot", b.reg, flip.TrustParams{Name: "Fresh", Code: "FRS"}, flip.ErrNoFreeKitSlot, nil},
+			{"minter fails", flip.NewRegistry(store.New(), flip.WithKeyMinter(failingMinter{})), flip.TrustParams{Name: "Fresh", Code: "FRS"}, errMint, nil},
+			// The claim runs (the pool is empty: it updates nothing), then
+			// its answer is lost: a failure after the trust was written.
+			{"store fails mid-way", b.reg, flip.TrustParams{Name: "Fresh", Code: "FRS"}, errSlots, failClaim(faultdb.Fault{ErrAfter: errSlots})},
 		}
 		for _, f := range failing {
 			t.Run(f.name, func(t *testing.T) {
@@ -368,7 +372,11 @@ func TestRegisterTrust_CallerTransactionSurvivesEveryError(t *testing.T) {
 				if _, err := tx.ExecContext(b.ctx, `INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, $2, 'marker', now(), now())`, marker, "Marker "+f.name); err != nil {
 					t.Fatal(err)
 				}
-				_, err = f.reg.RegisterTrust(b.ctx, tx, f.p)
+				var caller flip.DBTX = tx
+				if f.fault != nil {
+					caller = &faultdb.DB{Next: tx, Fault: f.fault}
+				}
+				_, err = f.reg.RegisterTrust(b.ctx, caller, f.p)
 				if e := isOnly(err, f.target, flip.ErrTrustRegistration); e != nil {
 					t.Fatal(e)
 				}
@@ -400,14 +408,9 @@ type failingMinter struct{}
 
 func (failingMinter) MintKey(flip.KeyKind) (string, error) { return "", errMint }
 
-type failingSlots struct{}
-
-func (failingSlots) ClaimSlot(ctx context.Context, tx flip.DBTX, id uuid.UUID, at time.Time) (flip.KitSlot, error) {
-	// Touch the database first, so the failure comes after real writes.
-	if _, err := tx.ExecContext(ctx, `UPDATE fl_kit_slot SET slot_number = slot_number`); err != nil {
-		return flip.KitSlot{}, err
-	}
-	return flip.KitSlot{}, errSlots
+// failClaim applies f to the first slot claim a registration sends.
+func failClaim(f faultdb.Fault) func(context.Context, faultdb.Stmt) faultdb.Fault {
+	return faultdb.Matching(store.ClaimSlotSQL, 1, f)
 }
 
 func TestRegisterTrust_CallerRollbackLeavesNothing(t *testing.T) {

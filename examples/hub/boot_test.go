@@ -197,8 +197,8 @@ func TestBoot_CognitoRefusalStopsTheBoot(t *testing.T) {
 	}
 }
 
-// The same boot step with the fliptest fakes of the identity provider on
-// the real database: a transient failure skips its user and the hub still
+// The same boot step with fliptest's fake of the identity provider on the
+// real database: a transient failure skips its user and the hub still
 // starts; the next boot seeds that user.
 func TestPrepare_TransientLookupFailureSkipsTheUserOnly(t *testing.T) {
 	t.Parallel()
@@ -206,7 +206,8 @@ func TestPrepare_TransientLookupFailureSkipsTheUserOnly(t *testing.T) {
 	idp := fliptest.NewIdentityProvider()
 	ada := idp.AddUser("ada.admin@example.com")
 	rita := idp.AddUser("rita.research@example.com")
-	idp.FailEmail(rita.Email, fliptest.IdentityError(http.StatusServiceUnavailable, "ServiceUnavailableException"))
+	idp.FailEmail(rita.Email, &flip.IdentityProviderError{Op: "ListUsers", Status: http.StatusServiceUnavailable,
+		Code: "ServiceUnavailableException", Kind: flip.ErrIdentityProviderUnavailable})
 	users, err := flip.ParseMainUsers([]byte(mainUsersJSON))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,8 @@
-package fliptest
+package store_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -14,183 +15,177 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
 )
 
-// UserStoreHarness adapts one flip.UserStore, and the storage behind it, to
-// TestUserStore. FakeUserStoreHarness and PostgresUserStoreHarness build
-// the two this module ships.
-type UserStoreHarness struct {
-	// Store is the implementation under test.
-	Store flip.UserStore
-	// DB is what a Seeder is given to write through Store: the connection
-	// pool for PostgreSQL, nil for the fake.
-	DB flip.DBTX
-	// Run calls fn with the tx to pass to Store's methods, in a transaction
-	// of its own that is committed when fn returns nil and rolled back
-	// otherwise, and returns fn's error.
-	Run func(ctx context.Context, fn func(tx flip.DBTX) error) error
-	// PutProfile writes a profile directly, as the hub does at sign-up.
-	PutProfile func(ctx context.Context, p ProfileRow) error
-	// Grant grants a role directly, as an administrator does in the hub;
-	// a trust-scoped grant's trust is created if missing.
-	Grant func(ctx context.Context, g RoleGrant) error
-	// Snapshot reads the committed roles, profiles and grants.
-	Snapshot func(ctx context.Context) (UserSnapshot, error)
+// The main-user storage behaviour suite: roles created once by id,
+// profiles created, updated or left alone, a role granted only to a user
+// without one (never undoing an administrator's change), one grant under
+// concurrency, and a Seeder run that is idempotent. It once kept an
+// in-memory fake honest; now it runs on the real store only: on flip's
+// schema, on flip's migration 1 alone, on the hub's own schema
+// (internal/hubfixture, with the hub's roles rows) before and after flip's
+// migrations, and through the pgx stdlib driver. Roles a database already
+// holds are kept, and the suite expects them kept.
+
+var userSuiteVariants = []struct {
+	name string
+	opts []fliptest.Option
+}{
+	{"flip_schema/lib_pq", nil},
+	{"flip_migration_1/lib_pq", []fliptest.Option{fliptest.AtVersion(1)}},
+	{"hub_fixture/lib_pq", []fliptest.Option{fliptest.FromSQL(hubfixture.Schema), fliptest.AtVersion(0)}},
+	{"hub_fixture_migrated/lib_pq", []fliptest.Option{fliptest.FromSQL(hubfixture.Schema)}},
+	{"flip_schema/pgx", []fliptest.Option{fliptest.WithDriver("pgx")}},
 }
 
-// UserSnapshot is the committed state of a UserStore's storage, in a fixed
-// order so that two implementations can be compared.
-type UserSnapshot struct {
-	Roles    []flip.Role  // by id
-	Profiles []ProfileRow // by user id, times in UTC
-	Grants   []RoleGrant  // by user, role, trust
-}
-
-// FakeUserStoreHarness returns a UserStoreHarness over a new UserStore.
-func FakeUserStoreHarness(t testing.TB) UserStoreHarness {
-	t.Helper()
-	s := NewUserStore()
-	return UserStoreHarness{
-		Store: s,
-		Run:   func(_ context.Context, fn func(flip.DBTX) error) error { return fn(nil) },
-		PutProfile: func(_ context.Context, p ProfileRow) error {
-			s.PutProfile(p)
-			return nil
-		},
-		Grant: func(_ context.Context, g RoleGrant) error { return s.Grant(g) },
-		Snapshot: func(context.Context) (UserSnapshot, error) {
-			return UserSnapshot{Roles: s.Roles(), Profiles: s.Profiles(), Grants: s.Grants(uuid.Nil)}, nil
-		},
-	}
-}
-
-// PostgresUserStoreHarness returns a UserStoreHarness over store.Store on a
-// database of the test's own (NewDB with opts, e.g. AtVersion(1) for flip's
-// own copy of the hub's tables, or FromSQL with the hub's schema). Roles
-// the database already holds are kept, and the suite expects them kept.
-// Transactions are *sql.Tx.
-func PostgresUserStoreHarness(t testing.TB, opts ...Option) UserStoreHarness {
-	t.Helper()
-	db := NewDB(t, opts...)
-	return UserStoreHarness{
-		Store: store.New(),
-		DB:    db.DB.DB,
-		Run: func(ctx context.Context, fn func(flip.DBTX) error) error {
-			tx, err := db.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			if err := fn(tx); err != nil {
-				_ = tx.Rollback() // fn's error is the one that matters
-				return err
-			}
-			return tx.Commit()
-		},
-		PutProfile: func(ctx context.Context, p ProfileRow) error {
-			_, err := db.ExecContext(ctx, `INSERT INTO user_profile (user_id, name, organisation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, organisation = excluded.organisation, created_at = excluded.created_at, updated_at = excluded.updated_at`,
-				p.UserID, p.Name, p.Organisation, p.CreatedAt, p.UpdatedAt)
-			return err
-		},
-		Grant: func(ctx context.Context, g RoleGrant) error {
-			trust := uuid.NullUUID{UUID: g.TrustID, Valid: g.TrustID != uuid.Nil}
-			if trust.Valid {
-				if _, err := db.ExecContext(ctx, `INSERT INTO trust (id, name, created_at) VALUES ($1, $2, now()) ON CONFLICT (id) DO NOTHING`,
-					g.TrustID, "fliptest trust "+g.TrustID.String()); err != nil {
-					return err
-				}
-			}
-			_, err := db.ExecContext(ctx, `INSERT INTO user_role (id, user_id, role_id, trust_id) VALUES ($1, $2, $3, $4)`,
-				uuid.New(), g.UserID, g.RoleID, trust)
-			return err
-		},
-		Snapshot: func(ctx context.Context) (UserSnapshot, error) { return postgresUserSnapshot(ctx, db.DB.DB) },
-	}
-}
-
-func postgresUserSnapshot(ctx context.Context, db *sql.DB) (UserSnapshot, error) {
-	var snap UserSnapshot
-	err := queryEach(ctx, db, `SELECT id, name, description FROM roles`, func(rows *sql.Rows) error {
-		var r flip.Role
-		if err := rows.Scan(&r.ID, &r.Name, &r.Description); err != nil {
-			return err
-		}
-		snap.Roles = append(snap.Roles, r)
-		return nil
-	})
-	if err != nil {
-		return UserSnapshot{}, err
-	}
-	err = queryEach(ctx, db, `SELECT user_id, name, organisation, created_at, updated_at FROM user_profile`, func(rows *sql.Rows) error {
-		var p ProfileRow
-		if err := rows.Scan(&p.UserID, &p.Name, &p.Organisation, &p.CreatedAt, &p.UpdatedAt); err != nil {
-			return err
-		}
-		p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
-		snap.Profiles = append(snap.Profiles, p)
-		return nil
-	})
-	if err != nil {
-		return UserSnapshot{}, err
-	}
-	err = queryEach(ctx, db, `SELECT user_id, role_id, trust_id FROM user_role`, func(rows *sql.Rows) error {
-		var (
-			g     RoleGrant
-			trust uuid.NullUUID
-		)
-		if err := rows.Scan(&g.UserID, &g.RoleID, &trust); err != nil {
-			return err
-		}
-		g.TrustID = trust.UUID
-		snap.Grants = append(snap.Grants, g)
-		return nil
-	})
-	if err != nil {
-		return UserSnapshot{}, err
-	}
-	slices.SortFunc(snap.Roles, func(a, b flip.Role) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-	slices.SortFunc(snap.Profiles, func(a, b ProfileRow) int { return bytes.Compare(a.UserID[:], b.UserID[:]) })
-	slices.SortFunc(snap.Grants, compareGrants)
-	return snap, nil
-}
-
-// TestUserStore runs flip's main-user storage behaviour suite against the
-// store a harness wraps, each case in a parallel subtest with a harness of
-// its own: roles created once by id, profiles created, updated or left
-// alone, a role granted only to a user without one (never undoing an
-// administrator's change), one grant under concurrency, and a Seeder run
-// that is idempotent. This package runs it against UserStore and
-// store.Store on PostgreSQL, so the fake decides as the real store does.
-//
-//	func TestMyUserStore(t *testing.T) {
-//		t.Parallel()
-//		fliptest.TestUserStore(t, func(t *testing.T) fliptest.UserStoreHarness { return myHarness(t) })
-//	}
-func TestUserStore(t *testing.T, newHarness func(t *testing.T) UserStoreHarness) {
-	t.Helper()
-	for _, c := range userStoreCases {
+func TestUserStoreSuite(t *testing.T) {
+	t.Parallel()
+	for _, c := range userSuiteCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			c.run(t, newUserSuite(t, newHarness(t)))
+			for _, v := range userSuiteVariants {
+				t.Run(v.name, func(t *testing.T) {
+					t.Parallel()
+					c.run(t, newUserSuite(t, v.opts...))
+				})
+			}
 		})
 	}
 }
 
-// userSuite is one case's harness plus helpers that fail the test on
-// setup errors.
+// profileRow is a user_profile row.
+type profileRow struct {
+	flip.UserProfile
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// roleGrant is a user_role row: RoleID granted to UserID, globally when
+// TrustID is uuid.Nil, else for that trust.
+type roleGrant struct {
+	UserID  uuid.UUID
+	RoleID  uuid.UUID
+	TrustID uuid.UUID
+}
+
+func compareGrants(a, b roleGrant) int {
+	return cmp.Or(bytes.Compare(a.UserID[:], b.UserID[:]), bytes.Compare(a.RoleID[:], b.RoleID[:]), bytes.Compare(a.TrustID[:], b.TrustID[:]))
+}
+
+// userState is the committed state of the user tables, in a fixed order.
+type userState struct {
+	Roles    []flip.Role  // by id
+	Profiles []profileRow // by user id, times in UTC
+	Grants   []roleGrant  // by user, role, trust
+}
+
+// Run calls fn with a transaction of its own, committed when fn returns
+// nil and rolled back otherwise, and returns fn's error.
+func (s *userSuite) Run(ctx context.Context, fn func(tx flip.DBTX) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // fn's error is the one that matters
+		return err
+	}
+	return tx.Commit()
+}
+
+// PutProfile writes a profile directly, as the hub does at sign-up.
+func (s *userSuite) PutProfile(ctx context.Context, p profileRow) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO user_profile (user_id, name, organisation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, organisation = excluded.organisation, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+		p.UserID, p.Name, p.Organisation, p.CreatedAt, p.UpdatedAt)
+	return err
+}
+
+// Grant grants a role directly, as an administrator does in the hub; a
+// trust-scoped grant's trust is created if missing.
+func (s *userSuite) Grant(ctx context.Context, g roleGrant) error {
+	trust := uuid.NullUUID{UUID: g.TrustID, Valid: g.TrustID != uuid.Nil}
+	if trust.Valid {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO trust (id, name, created_at) VALUES ($1, $2, now()) ON CONFLICT (id) DO NOTHING`,
+			g.TrustID, "test trust "+g.TrustID.String()); err != nil {
+			return err
+		}
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO user_role (id, user_id, role_id, trust_id) VALUES ($1, $2, $3, $4)`,
+		uuid.New(), g.UserID, g.RoleID, trust)
+	return err
+}
+
+// snapshot reads the committed roles, profiles and grants.
+func (s *userSuite) snapshot() userState {
+	s.t.Helper()
+	var st userState
+	s.each(`SELECT id, name, description FROM roles`, func(rows *sql.Rows) error {
+		var r flip.Role
+		err := rows.Scan(&r.ID, &r.Name, &r.Description)
+		st.Roles = append(st.Roles, r)
+		return err
+	})
+	s.each(`SELECT user_id, name, organisation, created_at, updated_at FROM user_profile`, func(rows *sql.Rows) error {
+		var p profileRow
+		err := rows.Scan(&p.UserID, &p.Name, &p.Organisation, &p.CreatedAt, &p.UpdatedAt)
+		p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+		st.Profiles = append(st.Profiles, p)
+		return err
+	})
+	s.each(`SELECT user_id, role_id, trust_id FROM user_role`, func(rows *sql.Rows) error {
+		var (
+			g     roleGrant
+			trust uuid.NullUUID
+		)
+		err := rows.Scan(&g.UserID, &g.RoleID, &trust)
+		g.TrustID = trust.UUID
+		st.Grants = append(st.Grants, g)
+		return err
+	})
+	slices.SortFunc(st.Roles, func(a, b flip.Role) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	slices.SortFunc(st.Profiles, func(a, b profileRow) int { return bytes.Compare(a.UserID[:], b.UserID[:]) })
+	slices.SortFunc(st.Grants, compareGrants)
+	return st
+}
+
+func (s *userSuite) each(q string, scan func(*sql.Rows) error) {
+	s.t.Helper()
+	rows, err := s.db.QueryContext(s.ctx, q)
+	if err != nil {
+		s.t.Fatalf("snapshot: %v", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			s.t.Fatalf("snapshot: %v", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		s.t.Fatalf("snapshot: %v", err)
+	}
+}
+
+// userSuite is one case's database and store, with helpers that fail the
+// test on setup errors.
 type userSuite struct {
-	UserStoreHarness
+	db     *fliptest.DB
+	Store  *store.Store
+	DB     flip.DBTX // what a Seeder is given: the connection pool
 	t      *testing.T
 	ctx    context.Context
 	at     time.Time   // a fixed time, as PostgreSQL stores it
 	before []flip.Role // the roles the storage held before the case, e.g. the hub's own
 }
 
-func newUserSuite(t *testing.T, h UserStoreHarness) *userSuite {
+func newUserSuite(t *testing.T, opts ...fliptest.Option) *userSuite {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	t.Cleanup(cancel)
-	s := &userSuite{UserStoreHarness: h, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
+	db := fliptest.NewDB(t, opts...)
+	s := &userSuite{db: db, Store: store.New(), DB: db.DB.DB, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
 	s.before = s.snapshot().Roles
 	return s
 }
@@ -249,26 +244,17 @@ func (s *userSuite) mustApply(p flip.UserProfile, role flip.Role, at time.Time) 
 	return c
 }
 
-func (s *userSuite) snapshot() UserSnapshot {
-	s.t.Helper()
-	snap, err := s.Snapshot(s.ctx)
-	if err != nil {
-		s.t.Fatalf("snapshot: %v", err)
-	}
-	return snap
-}
-
 // user returns the committed profile and grants of id.
-func (s *userSuite) user(id uuid.UUID) (*ProfileRow, []RoleGrant) {
+func (s *userSuite) user(id uuid.UUID) (*profileRow, []roleGrant) {
 	s.t.Helper()
 	snap := s.snapshot()
-	var p *ProfileRow
+	var p *profileRow
 	for i := range snap.Profiles {
 		if snap.Profiles[i].UserID == id {
 			p = &snap.Profiles[i]
 		}
 	}
-	var grants []RoleGrant
+	var grants []roleGrant
 	for _, g := range snap.Grants {
 		if g.UserID == id {
 			grants = append(grants, g)
@@ -284,7 +270,7 @@ func (s *userSuite) wantChange(got, want flip.UserChange) {
 	}
 }
 
-var userStoreCases = []struct {
+var userSuiteCases = []struct {
 	name string
 	run  func(t *testing.T, s *userSuite)
 }{
@@ -321,11 +307,11 @@ var userStoreCases = []struct {
 		s.wantChange(s.mustApply(p, flip.RoleAdmin, s.at.Add(time.Hour)), flip.UserChange{})
 		s.wantChange(s.mustApply(p, flip.RoleViewer, s.at.Add(2*time.Hour)), flip.UserChange{})
 		got, grants := s.user(p.UserID)
-		want := ProfileRow{UserProfile: p, CreatedAt: s.at, UpdatedAt: s.at}
+		want := profileRow{UserProfile: p, CreatedAt: s.at, UpdatedAt: s.at}
 		if got == nil || *got != want {
 			t.Errorf("profile = %+v, want %+v", got, want)
 		}
-		if g := []RoleGrant{{UserID: p.UserID, RoleID: flip.RoleAdmin.ID}}; !slices.Equal(grants, g) {
+		if g := []roleGrant{{UserID: p.UserID, RoleID: flip.RoleAdmin.ID}}; !slices.Equal(grants, g) {
 			t.Errorf("grants = %+v, want %+v", grants, g)
 		}
 	}},
@@ -341,7 +327,7 @@ var userStoreCases = []struct {
 			later = later.Add(time.Minute)
 			s.wantChange(s.mustApply(drifted, flip.RoleAdmin, later), flip.UserChange{ProfileUpdated: true})
 			got, grants := s.user(p.UserID)
-			want := ProfileRow{UserProfile: drifted, CreatedAt: s.at, UpdatedAt: later}
+			want := profileRow{UserProfile: drifted, CreatedAt: s.at, UpdatedAt: later}
 			if got == nil || *got != want {
 				t.Errorf("profile = %+v, want %+v", got, want)
 			}
@@ -353,7 +339,7 @@ var userStoreCases = []struct {
 	{"ApplyGrantsToAProfileWithoutRole", func(t *testing.T, s *userSuite) {
 		s.mustEnsureWellKnownRoles()
 		p := flip.UserProfile{UserID: uuid.New(), Name: "Signed Up", Organisation: "Example Trust"}
-		if err := s.PutProfile(s.ctx, ProfileRow{UserProfile: p, CreatedAt: s.at, UpdatedAt: s.at}); err != nil {
+		if err := s.PutProfile(s.ctx, profileRow{UserProfile: p, CreatedAt: s.at, UpdatedAt: s.at}); err != nil {
 			t.Fatal(err)
 		}
 		s.wantChange(s.mustApply(p, flip.RoleResearcher, s.at.Add(time.Hour)), flip.UserChange{RoleGranted: true})
@@ -361,20 +347,20 @@ var userStoreCases = []struct {
 		if got == nil || !got.UpdatedAt.Equal(s.at) {
 			t.Errorf("profile = %+v, want it untouched", got)
 		}
-		if g := []RoleGrant{{UserID: p.UserID, RoleID: flip.RoleResearcher.ID}}; !slices.Equal(grants, g) {
+		if g := []roleGrant{{UserID: p.UserID, RoleID: flip.RoleResearcher.ID}}; !slices.Equal(grants, g) {
 			t.Errorf("grants = %+v, want %+v", grants, g)
 		}
 	}},
 	{"ApplyNeverUndoesAnExistingRole", func(t *testing.T, s *userSuite) {
 		s.mustEnsureWellKnownRoles()
-		global := RoleGrant{UserID: uuid.New(), RoleID: flip.RoleViewer.ID}
-		scoped := RoleGrant{UserID: uuid.New(), RoleID: flip.RoleTrustAdmin.ID, TrustID: uuid.New()}
-		for _, g := range []RoleGrant{global, scoped} {
+		global := roleGrant{UserID: uuid.New(), RoleID: flip.RoleViewer.ID}
+		scoped := roleGrant{UserID: uuid.New(), RoleID: flip.RoleTrustAdmin.ID, TrustID: uuid.New()}
+		for _, g := range []roleGrant{global, scoped} {
 			if err := s.Grant(s.ctx, g); err != nil {
 				t.Fatal(err)
 			}
 			s.wantChange(s.mustApply(flip.UserProfile{UserID: g.UserID, Name: "Demoted"}, flip.RoleAdmin, s.at), flip.UserChange{ProfileCreated: true})
-			if _, grants := s.user(g.UserID); !slices.Equal(grants, []RoleGrant{g}) {
+			if _, grants := s.user(g.UserID); !slices.Equal(grants, []roleGrant{g}) {
 				t.Errorf("grants = %+v, want only the administrator's %+v", grants, g)
 			}
 		}
@@ -430,7 +416,7 @@ var userStoreCases = []struct {
 		}
 	}},
 	{"SeederRunIsIdempotent", func(t *testing.T, s *userSuite) {
-		idp := NewIdentityProvider()
+		idp := fliptest.NewIdentityProvider()
 		ada := idp.AddUser("ada.admin@example.com")
 		rita := idp.AddUser("rita.research@example.com")
 		users := []flip.MainUser{
@@ -453,7 +439,7 @@ var userStoreCases = []struct {
 			t.Errorf("reports = %q, want %q", reports, want)
 		}
 		snap := s.snapshot()
-		wantGrants := []RoleGrant{{UserID: ada.ID, RoleID: flip.RoleAdmin.ID}, {UserID: rita.ID, RoleID: flip.RoleResearcher.ID}}
+		wantGrants := []roleGrant{{UserID: ada.ID, RoleID: flip.RoleAdmin.ID}, {UserID: rita.ID, RoleID: flip.RoleResearcher.ID}}
 		slices.SortFunc(wantGrants, compareGrants)
 		if !sameRoles(snap.Roles, s.wantRoles()) || len(snap.Profiles) != 2 || !slices.Equal(snap.Grants, wantGrants) {
 			t.Errorf("state = %+v", snap)
@@ -478,7 +464,7 @@ var userStoreCases = []struct {
 }
 
 // String describes a grant for test failures.
-func (g RoleGrant) String() string {
+func (g roleGrant) String() string {
 	trust := "global"
 	if g.TrustID != uuid.Nil {
 		trust = "trust " + g.TrustID.String()

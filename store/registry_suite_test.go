@@ -1,60 +1,59 @@
-package fliptest
+package store_test
 
 import (
-	"context"
+	"cmp"
+	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/store"
 )
 
-// TestStore runs flip's registration behaviour suite against the store a
-// Harness wraps, each case in a parallel subtest with a harness of its own.
-// This package runs it against both Store and store.Store on PostgreSQL,
-// so the fake behaves as the real store does; run it against your own
-// flip.Store implementation the same way:
-//
-//	func TestMyStore(t *testing.T) {
-//		t.Parallel()
-//		fliptest.TestStore(t, func(t *testing.T) fliptest.Harness { return myHarness(t) })
-//	}
-func TestStore(t *testing.T, newHarness func(t *testing.T) Harness) {
-	t.Helper()
-	for _, c := range storeCases {
+// The registration behaviour suite: what a registration stores, what it
+// refuses, how a failure is undone inside the caller's transaction, and
+// how concurrent registrations line up. It once kept an in-memory fake of
+// the store honest; now it runs on the real thing only, on every variant
+// of the registration tests and on flip's migration 1 alone (the hub's
+// tables as flip first copied them, without flip's unique indexes).
+
+var suiteVariants = append(slices.Clone(variants), variant{"flip_migration_1/lib_pq", 1, "postgres", nil})
+
+func TestRegisterTrustSuite(t *testing.T) {
+	t.Parallel()
+	for _, c := range suiteCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			c.run(t, newSuite(t, newHarness(t)))
+			for _, v := range suiteVariants {
+				t.Run(v.name, func(t *testing.T) {
+					t.Parallel()
+					c.run(t, &suite{bundle: setup(t, v), t: t})
+				})
+			}
 		})
 	}
 }
 
-// suite is one case's harness plus helpers that fail the test on setup
-// errors.
+// suite is one case's database and registry, with helpers that fail the
+// test on setup errors.
 type suite struct {
-	Harness
-	t   *testing.T
-	ctx context.Context
-	reg *flip.Registry
+	bundle
+	t *testing.T
 }
 
-func newSuite(t *testing.T, h Harness) *suite {
-	return &suite{Harness: h, t: t, ctx: t.Context(), reg: flip.NewRegistry(h.Store)}
-}
+func (s *suite) addSlots(specs ...string) { fliptest.AddSlots(s.t, s.db, specs...) }
 
-func (s *suite) addSlots(specs ...string) {
+func (s *suite) begin() *sql.Tx {
 	s.t.Helper()
-	if err := s.AddSlots(s.ctx, specs...); err != nil {
-		s.t.Fatalf("add slots: %v", err)
-	}
-}
-
-func (s *suite) begin() StoreTx {
-	s.t.Helper()
-	tx, err := s.Begin(s.ctx)
+	tx, err := s.db.BeginTx(s.ctx, nil)
 	if err != nil {
 		s.t.Fatalf("begin: %v", err)
 	}
@@ -64,7 +63,7 @@ func (s *suite) begin() StoreTx {
 // register runs one registration in a transaction of its own, committed on
 // success and rolled back on error, as the hub does.
 func (s *suite) register(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
-	tx, err := s.Begin(s.ctx)
+	tx, err := s.db.BeginTx(s.ctx, nil)
 	if err != nil {
 		return flip.RegistrationResult{}, err
 	}
@@ -85,13 +84,78 @@ func (s *suite) mustRegister(p flip.TrustParams) flip.RegistrationResult {
 	return res
 }
 
-func (s *suite) snapshot() Snapshot {
+// suiteState is the committed state of the registration tables, in a
+// fixed order.
+type suiteState struct {
+	Trusts []flip.Trust         // by name
+	Hashes map[uuid.UUID]string // trust id → api_key_hash
+	Slots  []flip.KitSlot       // by number, then name
+	Audits []flip.TrustAudit    // by trust name, then audit date
+}
+
+func (s *suite) snapshot() suiteState {
 	s.t.Helper()
-	snap, err := s.Snapshot(s.ctx)
+	st := suiteState{Hashes: map[uuid.UUID]string{}}
+	s.each(`SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, coalesce(api_key_hash, '') FROM trust ORDER BY name COLLATE "C"`,
+		func(rows *sql.Rows) error {
+			var (
+				tr   flip.Trust
+				hash string
+			)
+			err := rows.Scan(&tr.ID, &tr.Name, &tr.Code, &tr.Region, &tr.CreatedAt, &hash)
+			tr.CreatedAt = tr.CreatedAt.UTC()
+			st.Trusts = append(st.Trusts, tr)
+			st.Hashes[tr.ID] = hash
+			return err
+		})
+	s.each(`SELECT slot_name, slot_number, assigned_to_trust_id, assigned_at FROM fl_kit_slot`,
+		func(rows *sql.Rows) error {
+			var (
+				sl flip.KitSlot
+				to uuid.NullUUID
+				at sql.NullTime
+			)
+			err := rows.Scan(&sl.Name, &sl.Number, &to, &at)
+			sl.AssignedTo, sl.AssignedAt = to.UUID, at.Time.UTC()
+			if !at.Valid {
+				sl.AssignedAt = time.Time{}
+			}
+			st.Slots = append(st.Slots, sl)
+			return err
+		})
+	slices.SortFunc(st.Slots, func(a, b flip.KitSlot) int {
+		return cmp.Or(cmp.Compare(a.Number, b.Number), strings.Compare(a.Name, b.Name))
+	})
+	s.each(`SELECT id, trust_id, trust_name, action::text, modified_by_user_id, audit_date, subject_user_id FROM trusts_audit ORDER BY trust_name COLLATE "C", audit_date`,
+		func(rows *sql.Rows) error {
+			var (
+				a       flip.TrustAudit
+				action  string
+				by, sub uuid.NullUUID
+			)
+			err := rows.Scan(&a.ID, &a.TrustID, &a.TrustName, &action, &by, &a.AuditDate, &sub)
+			a.Action, a.ModifiedBy, a.Subject, a.AuditDate = flip.AuditAction(action), by.UUID, sub.UUID, a.AuditDate.UTC()
+			st.Audits = append(st.Audits, a)
+			return err
+		})
+	return st
+}
+
+func (s *suite) each(q string, scan func(*sql.Rows) error) {
+	s.t.Helper()
+	rows, err := s.db.QueryContext(s.ctx, q)
 	if err != nil {
 		s.t.Fatalf("snapshot: %v", err)
 	}
-	return snap
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			s.t.Fatalf("snapshot: %v", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		s.t.Fatalf("snapshot: %v", err)
+	}
 }
 
 // wantNothingRegistered fails unless no trust, audit row or slot
@@ -116,26 +180,9 @@ func wantErrIs(t *testing.T, err, target error) {
 	}
 }
 
-// failingSlots is a SlotStore whose ClaimSlot fails after the trust row
-// was inserted, to prove the savepoint undoes it.
-type failingSlots struct{ err error }
+var errInjected = errors.New("injected failure")
 
-func (f failingSlots) ClaimSlot(context.Context, flip.DBTX, uuid.UUID, time.Time) (flip.KitSlot, error) {
-	return flip.KitSlot{}, f.err
-}
-
-// failingAudit fails the last step of a registration, after the trust and
-// the slot were written.
-type failingAudit struct {
-	flip.Store
-	err error
-}
-
-func (f failingAudit) InsertAudit(context.Context, flip.DBTX, flip.TrustAudit) error { return f.err }
-
-var errInjected = errors.New("fliptest: injected failure")
-
-var storeCases = []struct {
+var suiteCases = []struct {
 	name string
 	run  func(t *testing.T, s *suite)
 }{
@@ -228,9 +275,9 @@ var storeCases = []struct {
 	}},
 	{"FailureAfterInsertUndoesTrust", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
-		reg := flip.NewRegistry(s.Store, flip.WithSlotStore(failingSlots{errInjected}))
 		tx := s.begin()
-		_, err := reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"})
+		failing := &faultdb.DB{Next: tx, Fault: failClaim(faultdb.Fault{Err: errInjected})}
+		_, err := s.reg.RegisterTrust(s.ctx, failing, flip.TrustParams{Name: "A", Code: "A"})
 		wantErrIs(t, err, errInjected)
 		wantErrIs(t, err, flip.ErrTrustRegistration)
 		if err := tx.Commit(); err != nil { // committing anyway must persist nothing
@@ -240,9 +287,9 @@ var storeCases = []struct {
 	}},
 	{"FailureAtAuditUndoesTrustAndSlot", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
-		reg := flip.NewRegistry(failingAudit{Store: s.Store, err: errInjected})
 		tx := s.begin()
-		_, err := reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"})
+		failing := &faultdb.DB{Next: tx, Fault: faultdb.Matching(store.InsertAuditSQL, 1, faultdb.Fault{Err: errInjected})}
+		_, err := s.reg.RegisterTrust(s.ctx, failing, flip.TrustParams{Name: "A", Code: "A"})
 		wantErrIs(t, err, errInjected)
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
@@ -370,9 +417,6 @@ var storeCases = []struct {
 		}
 	}},
 	{"LookupFindsCommittedKeysOnly", func(t *testing.T, s *suite) {
-		if s.Lookup == nil {
-			t.Skip("harness has no APIKeyLookup")
-		}
 		s.addSlots("Trust_001")
 		tx := s.begin()
 		defer tx.Rollback()
@@ -380,7 +424,7 @@ var storeCases = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := flip.NewVerifier(s.Lookup)
+		v := flip.NewVerifier(store.NewAPIKeyLookup(s.db))
 		if _, err := v.Verify(s.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("verify before commit: error = %v, want ErrUnknownAPIKey", err)
 		}

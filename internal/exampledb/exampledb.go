@@ -1,0 +1,100 @@
+// Package exampledb gives flip's runnable examples what fliptest.NewDB
+// gives its tests: a migrated PostgreSQL database of their own. An example
+// has no *testing.T to skip or fail with, so Main decides for all of a
+// package's examples at once: without a server they are skipped (they
+// print what the database answers and cannot pass without one), and under
+// CI=true the run fails as well.
+//
+//	func TestMain(m *testing.M) { exampledb.Main(m) }
+//
+//	func exampleDB() *sql.DB { return exampledb.New().DB.DB }
+package exampledb
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/londonaicentre/flip/fliptest"
+)
+
+// Main runs m and exits with its code, dropping every database New
+// handed out once the tests and examples are done. When no PostgreSQL
+// answers at fliptest.ServerURL, it adds ^Example to -test.skip and says
+// so on stderr; under CI=true it then also fails the run.
+func Main(m *testing.M) {
+	flag.Parse()
+	noServer := ping()
+	if noServer != nil {
+		fmt.Fprintf(os.Stderr, "exampledb: no PostgreSQL (%v): skipping the examples (set DATABASE_URL)\n", noServer)
+		skip := flag.Lookup("test.skip")
+		pattern := "^Example"
+		if v := skip.Value.String(); v != "" {
+			pattern = v + "|" + pattern
+		}
+		_ = skip.Value.Set(pattern)
+	}
+	code := m.Run()
+	tb.cleanup()
+	if noServer != nil && os.Getenv("CI") == "true" {
+		fmt.Fprintln(os.Stderr, "exampledb: FAIL: under CI=true the examples must run, and they need PostgreSQL")
+		code = max(code, 1)
+	}
+	os.Exit(code)
+}
+
+func ping() error {
+	db, err := sql.Open("postgres", fliptest.ServerURL())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return db.PingContext(ctx)
+}
+
+// New returns a database of the calling example's own, migrated to
+// flip's latest version (fliptest.NewDB with opts) and dropped when Main
+// ends. A failure panics, which fails the example.
+func New(opts ...fliptest.Option) *fliptest.DB { return fliptest.NewDB(tb, opts...) }
+
+// tb is the testing.TB New hands fliptest.NewDB: it implements the methods
+// NewDB calls (Helper, Fatalf, Skipf, Errorf, Logf, Failed, Cleanup); the
+// nil embedded TB makes any other call panic, loudly.
+var tb = &exampleTB{}
+
+type exampleTB struct {
+	testing.TB
+	mu       sync.Mutex
+	cleanups []func()
+}
+
+func (*exampleTB) Helper()                           {}
+func (*exampleTB) Failed() bool                      { return false }
+func (*exampleTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (*exampleTB) Skipf(format string, args ...any)  { panic(fmt.Sprintf(format, args...)) }
+func (*exampleTB) Errorf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+func (*exampleTB) Logf(format string, args ...any)   { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
+func (e *exampleTB) Cleanup(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cleanups = append(e.cleanups, f)
+}
+
+// cleanup runs the cleanups, last first, as testing does.
+func (e *exampleTB) cleanup() {
+	e.mu.Lock()
+	fs := e.cleanups
+	e.cleanups = nil
+	e.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
