@@ -107,50 +107,31 @@ tps = 1162.496017 (without initial connection time)
 	}
 }
 
-func TestParseGovulncheck_KeepsDeepestLevelPerID(t *testing.T) {
-	t.Parallel()
-	out := `{"config":{"scanner_version":"v1.9.0","go_version":"go1.26.8","scan_level":"symbol"}}
-{"osv":{"id":"GO-1","summary":"bad thing"}}
-{"finding":{"osv":"GO-1","fixed_version":"v1.26.9","trace":[{"module":"stdlib","version":"v1.26.8"}]}}
-{"finding":{"osv":"GO-1","fixed_version":"v1.26.9","trace":[{"module":"stdlib","version":"v1.26.8","package":"net/http","function":"Get"}]}}
-{"finding":{"osv":"GO-2","fixed_version":"v2","trace":[{"module":"example.com/m","version":"v1","package":"example.com/m/p"}]}}
-`
-	r, err := parseGovulncheck([]byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	levels := map[string]string{}
-	for _, v := range r.vulns {
-		levels[v.id] = v.level
-	}
-	if levels["GO-1"] != "called" || levels["GO-2"] != "imported" || r.goVersion != "go1.26.8" {
-		t.Errorf("parsed %+v", r)
-	}
-}
-
-func TestWriteReport_KeepsSectionsNotRun(t *testing.T) {
+func TestWriteReport_KeepsSectionsNotRunAndDropsUnknownOnes(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
 	e := &env{machine: []string{"- CPUs: 2"}}
-	if err := writeReport(path, e, map[string]string{"registration": "## A\nold"}); err != nil {
+	if err := writeReport(path, e, map[string]string{"seeding": "## S\nold", "registration": "## R\nold"}); err != nil {
 		t.Fatal(err)
 	}
-	// A section unknown to this version, written by a newer one.
 	data, _ := os.ReadFile(path)
-	data = append(data, []byte("\n<!-- bench:seeding -->\n## Seeding\nkept\n<!-- /bench:seeding -->\n")...)
+	data = append(data, []byte("\n<!-- bench:fuzz -->\n## Fuzzing\nstale\n<!-- /bench:fuzz -->\n")...)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeReport(path, e, map[string]string{"fuzz": "## Fuzz\nnew"}); err != nil {
+	if err := writeReport(path, e, map[string]string{"registration": "## R\nnew"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
-	for _, want := range []string{"## A\nold", "## Fuzz\nnew", "## Seeding\nkept"} {
+	for _, want := range []string{"## R\nnew", "## S\nold"} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Index(string(got), "## A") > strings.Index(string(got), "## Fuzz") {
+	if strings.Contains(string(got), "stale") || strings.Contains(string(got), "## R\nold") {
+		t.Errorf("report keeps a stale block:\n%s", got)
+	}
+	if strings.Index(string(got), "## R") > strings.Index(string(got), "## S") {
 		t.Error("sections out of order")
 	}
 }
@@ -265,18 +246,5 @@ func TestStartProxy_ForwardsAndCloses(t *testing.T) {
 	}
 	if _, err := cognitolocal.StartProxy("not a url"); err == nil {
 		t.Error("StartProxy accepted a target that is not a URL")
-	}
-}
-
-func TestCompareGoVersions(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		a, b string
-		sign int
-	}{{"1.26.11", "1.26.9", 1}, {"1.26.9", "1.26.10", -1}, {"1.26", "1.26.0", 0}, {"1.27", "1.26.11", 1}} {
-		got := compareGoVersions(c.a, c.b)
-		if (got > 0) != (c.sign > 0) || (got < 0) != (c.sign < 0) {
-			t.Errorf("compareGoVersions(%q, %q) = %d, want sign %d", c.a, c.b, got, c.sign)
-		}
 	}
 }

@@ -1,10 +1,12 @@
-// Command bench measures flip on this machine and writes the figures, with
-// the machine they came from and the command that reproduces them, to
-// BENCHMARKS.md.
+// Command bench measures flip's performance on this machine and writes the
+// figures, with the machine they came from and the command that reproduces
+// them, to BENCHMARKS.md. It measures performance only: the reliability
+// suite, fuzzing and the supply-chain scan have scripts of their own
+// (make reliability, make fuzz, make supplychain).
 //
 // Run it from the repository root:
 //
-//	go run ./bench                       # everything (about six minutes)
+//	go run ./bench                       # everything (about four minutes)
 //	go run ./bench -only registration    # one section; the others in the file are kept
 //	make bench
 //
@@ -53,9 +55,6 @@ var sections = []section{
 	{"registration", "Registration throughput", runRegistration},
 	{"verify", "Key verification", runVerify},
 	{"seeding", "Seeding", runSeeding},
-	{"reliability", "Reliability", runReliability},
-	{"fuzz", "Fuzzing", runFuzz},
-	{"supplychain", "Supply chain", runSupplyChain},
 }
 
 func main() {
@@ -67,10 +66,6 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", cfg.duration, "how long each throughput run lasts (whole seconds: pgbench -T)")
 	flag.StringVar(&cfg.levelsFlag, "callers", "1,4,16", "concurrent callers per throughput level")
 	flag.IntVar(&cfg.rounds, "rounds", cfg.rounds, "throughput rounds per level; the median is reported")
-	flag.DurationVar(&cfg.fuzzTime, "fuzztime", cfg.fuzzTime, "budget per fuzz target")
-	flag.BoolVar(&cfg.soak, "soak", false, "run the reliability suite's long soak (FLIP_SOAK=1) instead of its CI form")
-	flag.StringVar(&cfg.vulndbVersion, "vulndb", cfg.vulndbVersion, "golang.org/x/vulndb version whose data/osv becomes the local vulnerability database")
-	flag.StringVar(&cfg.govulncheckVersion, "govulncheck", cfg.govulncheckVersion, "golang.org/x/vuln version to run govulncheck from")
 	flag.IntVar(&cfg.seedUsers, "seed-users", cfg.seedUsers, "main users per seeding run")
 	flag.DurationVar(&cfg.seedLatency, "seed-latency", cfg.seedLatency, "latency the fault proxy adds to every Cognito request while seeding")
 	flag.IntVar(&cfg.seedRounds, "seed-rounds", cfg.seedRounds, "seeding rounds per concurrency level; the median is reported")
@@ -153,35 +148,22 @@ func run(cfg config) error {
 var blockRE = regexp.MustCompile(`(?s)<!-- bench:([a-z0-9_-]+) -->\n(.*?)\n<!-- /bench:([a-z0-9_-]+) -->`)
 
 // writeReport writes the header and every section: the new blocks, and for
-// sections not run this time the blocks already in the file.
+// sections not run this time the blocks already in the file. Blocks of
+// sections this command no longer has are dropped, so that no stale figure
+// outlives its section.
 func writeReport(path string, e *env, blocks map[string]string) error {
-	old := map[string]string{}
-	var oldOrder []string
 	if prev, err := os.ReadFile(path); err == nil {
 		for _, m := range blockRE.FindAllStringSubmatch(string(prev), -1) {
-			if m[1] == m[3] {
-				old[m[1]] = m[2]
-				oldOrder = append(oldOrder, m[1])
+			if _, ok := blocks[m[1]]; !ok && m[1] == m[3] {
+				blocks[m[1]] = m[2]
 			}
 		}
 	}
 	var b strings.Builder
 	b.WriteString(e.header())
-	write := func(key, body string) {
-		fmt.Fprintf(&b, "\n<!-- bench:%s -->\n%s\n<!-- /bench:%s -->\n", key, strings.TrimSpace(body), key)
-	}
 	for _, s := range sections {
 		if body, ok := blocks[s.key]; ok {
-			write(s.key, body)
-		} else if body, ok := old[s.key]; ok {
-			write(s.key, body)
-		}
-	}
-	// Blocks of sections this version of the command does not know (added
-	// by a newer one) are kept at the end.
-	for _, key := range oldOrder {
-		if !slices.ContainsFunc(sections, func(s section) bool { return s.key == key }) {
-			write(key, old[key])
+			fmt.Fprintf(&b, "\n<!-- bench:%s -->\n%s\n<!-- /bench:%s -->\n", s.key, strings.TrimSpace(body), s.key)
 		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
