@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +14,21 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
-	"github.com/londonaicentre/flip/internal/cognitolocal"
 	"github.com/londonaicentre/flip/store"
 )
+
+// openTestDB gives a test its own migrated database (fliptest.NewDB),
+// opened with lib/pq, and the database's URL for pgbench.
+func openTestDB(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	url := fliptest.NewDB(t).URL
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, url
+}
 
 // The pgbench script must register trusts exactly as RegisterTrust does:
 // run it with pgbench and check what it left.
@@ -110,8 +120,7 @@ tps = 1162.496017 (without initial connection time)
 func TestWriteReport_KeepsSectionsNotRunAndDropsUnknownOnes(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
-	e := &env{machine: []string{"- CPUs: 2"}}
-	if err := writeReport(path, e, map[string]string{"seeding": "## S\nold", "registration": "## R\nold"}); err != nil {
+	if err := writeReport(path, "# h\n", map[string]string{"seeding": "## S\nold", "registration": "## R\nold"}); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
@@ -119,7 +128,7 @@ func TestWriteReport_KeepsSectionsNotRunAndDropsUnknownOnes(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeReport(path, e, map[string]string{"registration": "## R\nnew"}); err != nil {
+	if err := writeReport(path, "# h\n", map[string]string{"registration": "## R\nnew"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -155,9 +164,9 @@ func TestWithParams(t *testing.T) {
 // presents, or every "hit" would be a miss.
 func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 	t.Parallel()
-	db := fliptest.NewDB(t)
+	db, _ := openTestDB(t)
 	ctx := t.Context()
-	if err := seedKeyedTrusts(ctx, db.DB.DB, 3); err != nil {
+	if err := seedKeyedTrusts(ctx, db, 3); err != nil {
 		t.Fatal(err)
 	}
 	v := flip.NewVerifier(store.NewAPIKeyLookup(db))
@@ -166,7 +175,7 @@ func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 		if err != nil || trust.Name != fmt.Sprintf("Keyed trust %d", i) {
 			t.Errorf("indexed, key %d: %+v, %v", i, trust, err)
 		}
-		id, found, err := verifyByScan(ctx, db.DB.DB, verifyKey(i))
+		id, found, err := verifyByScan(ctx, db, verifyKey(i))
 		if err != nil || !found || id != trust.ID {
 			t.Errorf("scan, key %d: %s %v, %v; want %s", i, id, found, err, trust.ID)
 		}
@@ -174,7 +183,7 @@ func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 	if _, err := v.Verify(ctx, verifyKey(4)); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Errorf("indexed, key of no trust: %v", err)
 	}
-	if _, found, err := verifyByScan(ctx, db.DB.DB, verifyKey(4)); found || err != nil {
+	if _, found, err := verifyByScan(ctx, db, verifyKey(4)); found || err != nil {
 		t.Errorf("scan, key of no trust: found %v, %v", found, err)
 	}
 }
@@ -183,68 +192,33 @@ func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 // values counts, a read does not.
 func TestRowVersions_CountEveryWrite(t *testing.T) {
 	t.Parallel()
-	db := fliptest.NewDB(t)
+	db, _ := openTestDB(t)
 	ctx := t.Context()
-	if err := store.New().EnsureRoles(ctx, db, flip.WellKnownRoles(), time.Now()); err != nil {
-		t.Fatal(err)
+	run := func(q string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
 	}
-	before, err := rowVersions(ctx, db.DB.DB)
-	if err != nil {
-		t.Fatal(err)
+	run(`INSERT INTO user_profile (user_id, name, organisation, created_at, updated_at) VALUES
+		('00000000-0000-0000-0000-000000000001', 'A', 'O', now(), now()), ('00000000-0000-0000-0000-000000000002', 'B', 'O', now(), now())`)
+	versions := func() map[string]string {
+		t.Helper()
+		v, err := rowVersions(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	if err := store.New().EnsureRoles(ctx, db, flip.WellKnownRoles(), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	same, err := rowVersions(ctx, db.DB.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := versions()
+	run(`SELECT * FROM user_profile`)
+	same := versions()
 	if c := diffVersions(before, same); c.total() != 0 {
-		t.Errorf("EnsureRoles again: %+v, want no change", c)
+		t.Errorf("after a read: %+v, want no change", c)
 	}
-	if _, err := db.ExecContext(ctx, `UPDATE roles SET name = name WHERE id = $1`, flip.RoleViewer.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, `DELETE FROM roles WHERE id = $1`, flip.RoleAdmin.ID); err != nil {
-		t.Fatal(err)
-	}
-	after, err := rowVersions(ctx, db.DB.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := diffVersions(same, after); c != (rowChanges{updated: 1, deleted: 1}) {
+	run(`UPDATE user_profile SET name = name WHERE name = 'A'`)
+	run(`DELETE FROM user_profile WHERE name = 'B'`)
+	if c := diffVersions(same, versions()); c != (rowChanges{updated: 1, deleted: 1}) {
 		t.Errorf("after an idle UPDATE and a DELETE: %+v", c)
-	}
-}
-
-// StartProxy is NewProxy without a test: it forwards, adds its latency, and
-// Close releases it.
-func TestStartProxy_ForwardsAndCloses(t *testing.T) {
-	t.Parallel()
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "hello "+r.URL.Path)
-	}))
-	defer target.Close()
-	p, err := cognitolocal.StartProxy(target.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.SetLatency(20 * time.Millisecond)
-	start := time.Now()
-	resp, err := http.Get(p.URL + "/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "hello /health" || time.Since(start) < 20*time.Millisecond {
-		t.Errorf("got %q after %v", body, time.Since(start))
-	}
-	p.Close()
-	if _, err := http.Get(p.URL + "/health"); err == nil {
-		t.Error("the proxy still answers after Close")
-	}
-	if _, err := cognitolocal.StartProxy("not a url"); err == nil {
-		t.Error("StartProxy accepted a target that is not a URL")
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,15 +34,6 @@ type runResult struct {
 	rate          float64 // registrations per second
 	latency       time.Duration
 	cpu           time.Duration // client CPU (user + system) per registration
-}
-
-// processCPU is the user + system CPU time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 const (
@@ -98,7 +88,7 @@ func runRegistration(ctx context.Context, e *env) (string, error) {
 		stmts []recordedStmt
 		p     probe
 	)
-	err = withClone(ctx, e, tmpl, "probe", func(dbURL string) error {
+	err = e.withClone(ctx, tmpl, "probe", func(dbURL string) error {
 		db, err := sql.Open("postgres", dbURL)
 		if err != nil {
 			return err
@@ -126,7 +116,7 @@ func runRegistration(ctx context.Context, e *env) (string, error) {
 	allocRows := []allocRow{{"RegisterTrust alone (a store that does nothing)", libAllocs, libBytes, ""}}
 	for _, fd := range flipDrivers {
 		var a, b float64
-		err := withClone(ctx, e, tmpl, "allocs", func(dbURL string) error {
+		err := e.withClone(ctx, tmpl, "allocs", func(dbURL string) error {
 			var err error
 			a, b, err = endToEndAllocs(ctx, fd.driver, withParams(dbURL, fd.dsnParams), 1000)
 			return err
@@ -178,7 +168,7 @@ func runRegistration(ctx context.Context, e *env) (string, error) {
 				r := runners[ri]
 				log.Printf("registration: round %d, %d callers, %s", round+1, callers, r.name)
 				var res runResult
-				err := withClone(ctx, e, tmpl, "run", func(dbURL string) error {
+				err := e.withClone(ctx, tmpl, "run", func(dbURL string) error {
 					e.checkpoint(ctx)
 					var err error
 					res, err = r.run(ctx, dbURL, callers, d)
@@ -339,33 +329,6 @@ func prepareTemplate(ctx context.Context, e *env, slots int) (string, error) {
 		return "", fmt.Errorf("vacuum template: %w", err)
 	}
 	return name, db.Close()
-}
-
-// withClone copies template into a fresh database, runs fn on it, and drops
-// it.
-func withClone(ctx context.Context, e *env, template, what string, fn func(dbURL string) error) error {
-	var (
-		name, dbURL string
-		err         error
-	)
-	// A template must have no session; the previous user's backend may take
-	// a moment to exit after its connection closed.
-	for attempt := 0; ; attempt++ {
-		name, dbURL, err = e.createDB(ctx, what+"_"+uuid.NewString()[:8], template)
-		if err == nil || attempt == 20 || !strings.Contains(err.Error(), "being accessed by other users") {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := e.dropDB(name); err != nil {
-			log.Printf("drop %s: %v", name, err)
-		}
-	}()
-	return fn(dbURL)
 }
 
 // flipThroughput runs RegisterTrustDB from callers goroutines for d.
@@ -555,28 +518,3 @@ type nopTx struct{}
 func (nopTx) ExecContext(context.Context, string, ...any) (sql.Result, error) { return nil, nil }
 func (nopTx) QueryContext(context.Context, string, ...any) (*sql.Rows, error) { return nil, nil }
 func (nopTx) QueryRowContext(context.Context, string, ...any) *sql.Row        { return nil }
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// thousands formats x rounded, with a comma every three digits.
-func thousands(x float64) string {
-	s := fmt.Sprintf("%.0f", x)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
