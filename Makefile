@@ -6,10 +6,12 @@ export DATABASE_URL
 
 .PHONY: bench reliability soak fuzz supplychain
 
-# Performance only: writes BENCHMARKS.md with registration throughput
-# against pgbench, key verification (indexed lookup against a full scan) and
-# main-user seeding against the Cognito emulator (needs pgbench, node and
-# npm; about four minutes). BENCH_FLAGS passes options, e.g.
+# Performance only: writes BENCHMARKS.md with registration throughput (flip
+# on lib/pq and pgx against pgbench running flip's statements and the
+# reference hub's, with the ratios and goals of issue 12), key verification
+# (indexed lookup against a full scan) and main-user seeding against the
+# Cognito emulator (needs pgbench, node and npm; about six minutes).
+# BENCH_FLAGS passes options, e.g.
 # make bench BENCH_FLAGS="-only registration -rounds 3".
 bench:
 	go run ./bench $(BENCH_FLAGS)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -30,75 +29,96 @@ func openTestDB(t *testing.T) (*sql.DB, string) {
 	return db, url
 }
 
-// The pgbench script must register trusts exactly as RegisterTrust does:
-// run it with pgbench and check what it left.
-func TestPgbenchScript_RegistersLikeRegisterTrust(t *testing.T) {
+// Both pgbench scripts must register trusts whole, lowest slot first: run
+// each with pgbench in both modes and check what it left.
+func TestPgbenchScripts_RegisterWholeTrusts(t *testing.T) {
 	t.Parallel()
-	db := fliptest.NewDB(t)
-	ctx := context.Background()
-	fliptest.AddSlots(t, db, "Trust_001..Trust_100")
-	stmts, p, err := recordRegistration(ctx, db.DB.DB)
-	if err != nil {
-		t.Fatal(err)
+	for _, script := range []string{"flip", "reference"} {
+		t.Run(script, func(t *testing.T) {
+			t.Parallel()
+			db, url := openTestDB(t)
+			ctx := t.Context()
+			if _, err := store.AddSlots(ctx, db, strings.Fields(slotNames(100))...); err != nil {
+				t.Fatal(err)
+			}
+			stmts, p, err := recordRegistration(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if script == "reference" {
+				stmts = referenceStatements(p)
+			}
+			text, err := pgbenchScript("-- test\n", stmts, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(text, "$1") || strings.Contains(text, p.name) || strings.Contains(text, p.apiKeyHash) {
+				t.Errorf("script keeps a placeholder or a recorded value:\n%s", text)
+			}
+			runScript(t, db, text, url)
+		})
 	}
-	script, err := pgbenchScript(stmts, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"BEGIN;", "SAVEPOINT flip_register_trust;", "RELEASE SAVEPOINT flip_register_trust;", "COMMIT;", "FOR UPDATE SKIP LOCKED", ":client_id"} {
-		if !strings.Contains(script, want) {
-			t.Errorf("script lacks %q:\n%s", want, script)
-		}
-	}
-	if strings.Contains(script, "$1") || strings.Contains(script, p.name) || strings.Contains(script, p.apiKeyHash) {
-		t.Errorf("script keeps a placeholder or a recorded value:\n%s", script)
-	}
-	if !pgbenchOK() {
+}
+
+// runScript runs a registration script with pgbench, 2 clients × 10
+// transactions in each mode, and checks the 40 trusts it left.
+func runScript(t *testing.T, db *sql.DB, script, url string) {
+	t.Helper()
+	if _, err := exec.LookPath("pgbench"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("pgbench is required under CI=true (it comes with the PostgreSQL client)")
 		}
 		t.Skip("pgbench not on PATH")
 	}
+	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "register.sql")
 	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range []string{"prepared", "extended"} {
-		out, err := exec.CommandContext(ctx, "pgbench", "-n", "-M", mode, "-c", "2", "-j", "2", "-t", "10", "-f", path, db.URL).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "pgbench", "-n", "-M", mode, "-c", "2", "-j", "2", "-t", "10", "-f", path, url).CombinedOutput()
 		if err != nil {
-			t.Fatalf("pgbench -M %s: %v\n%s", mode, err, out)
+			t.Fatalf("pgbench -M %s: %v\n%s\n%s", mode, err, out, script)
 		}
 		if _, err := parsePgbench(string(out)); err != nil {
 			t.Fatalf("-M %s: %v", mode, err)
 		}
 	}
-	if err := verifyRun(ctx, db.URL, 40, false); err != nil {
+	if _, err := verifyRun(ctx, url, 0, 40, true); err != nil {
 		t.Fatal(err)
 	}
-	// Slots go lowest number first, as with RegisterTrust.
-	free, err := store.FreeSlots(ctx, db, 1)
-	if err != nil || len(free) != 1 || free[0].Name != "Trust_041" {
-		t.Errorf("first free slot after 40 registrations: %+v, %v", free, err)
+	var first string
+	if err := db.QueryRowContext(ctx, `SELECT slot_name FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL ORDER BY slot_number LIMIT 1`).Scan(&first); err != nil || first != "Trust_041" {
+		t.Errorf("first free slot after 40 registrations: %q, %v; want Trust_041", first, err)
 	}
 }
 
-func TestPgbenchScript_RefusesUnknownStatements(t *testing.T) {
+func slotNames(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "Trust_%03d ", i)
+	}
+	return b.String()
+}
+
+func TestPgbenchScript_RefusesWhatPgbenchWouldMisread(t *testing.T) {
 	t.Parallel()
-	_, err := pgbenchScript([]recordedStmt{{query: "SELECT $1", args: []any{"x"}}}, probe{})
-	if err == nil || !strings.Contains(err.Error(), "does not export") {
-		t.Errorf("err = %v", err)
+	for _, st := range []recordedStmt{
+		{query: "SELECT $1; SELECT 2", args: []any{"x"}},
+		{query: "SELECT $1, $2", args: []any{"x"}},
+		{query: "SELECT $1", args: []any{struct{}{}}},
+	} {
+		if _, err := pgbenchScript("", []recordedStmt{st}, probe{}); err == nil {
+			t.Errorf("%q with %v: no error", st.query, st.args)
+		}
 	}
 }
 
 func TestParsePgbench(t *testing.T) {
 	t.Parallel()
 	out := `transaction type: /tmp/x.sql
-scaling factor: 1
 query mode: prepared
 number of clients: 4
-number of threads: 4
-maximum number of tries: 1
-duration: 5 s
 number of transactions actually processed: 5812
 number of failed transactions: 0 (0.000%)
 latency average = 3.441 ms
@@ -109,11 +129,35 @@ tps = 1162.496017 (without initial connection time)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.tps != 1162.496017 || r.processed != 5812 || r.latency != 3441*time.Microsecond {
+	if r.rate != 1162.496017 || r.registrations != 5812 || r.latency != 3441*time.Microsecond {
 		t.Errorf("parsed %+v", r)
 	}
 	if _, err := parsePgbench(strings.Replace(out, "failed transactions: 0", "failed transactions: 3", 1)); err == nil {
 		t.Error("failed transactions not reported")
+	}
+}
+
+// A ratio's verdict names the caller counts where it missed its goal.
+func TestRatioCells_GoalVerdict(t *testing.T) {
+	t.Parallel()
+	rb := &regBench{e: &env{cfg: config{callers: []int{1, 4, 16}}}, runners: []runner{{name: "a"}, {name: "b"}}}
+	rate := func(xs ...float64) [][]runResult {
+		out := make([][]runResult, len(xs))
+		for i, x := range xs {
+			out[i] = []runResult{{rate: x}}
+		}
+		return out
+	}
+	rb.results = [][][]runResult{rate(100, 90, 80), rate(100, 100, 100)}
+	vals, goal, verdict := rb.ratioCells(ratio{num: "a", den: "b", goal: goalLibpq})
+	if strings.Join(vals, " ") != "1.00 0.90 0.80" || goal != "≥ 1.0 / ≥ 0.8 / ≥ 0.8" || verdict != "met" {
+		t.Errorf("goal met: %v %q %q", vals, goal, verdict)
+	}
+	if _, _, verdict := rb.ratioCells(ratio{num: "a", den: "b", goal: goalPgx}); verdict != "missed at 4, 16 callers" {
+		t.Errorf("goal missed: %q", verdict)
+	}
+	if _, goal, verdict := rb.ratioCells(ratio{num: "a", den: "b"}); goal != "–" || verdict != "–" {
+		t.Errorf("no goal: %q %q", goal, verdict)
 	}
 }
 

@@ -32,6 +32,7 @@ type config struct {
 	levelsFlag  string
 	callers     []int
 	rounds      int
+	trusts      int
 	seedUsers   int
 	seedLatency time.Duration
 	seedRounds  int
@@ -41,6 +42,7 @@ func defaultConfig() config {
 	return config{
 		duration:    5 * time.Second,
 		rounds:      2,
+		trusts:      500,
 		seedUsers:   200,
 		seedLatency: 5 * time.Millisecond,
 		seedRounds:  5,

@@ -6,7 +6,7 @@
 //
 // Run it from the repository root:
 //
-//	go run ./bench                       # everything (about four minutes)
+//	go run ./bench                       # everything (about six minutes)
 //	go run ./bench -only registration    # one section; the others in the file are kept
 //	make bench
 //
@@ -65,6 +65,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", cfg.duration, "how long each throughput run lasts (whole seconds: pgbench -T)")
 	flag.StringVar(&cfg.levelsFlag, "callers", "1,4,16", "concurrent callers per throughput level")
 	flag.IntVar(&cfg.rounds, "rounds", cfg.rounds, "throughput rounds per level; the median is reported")
+	flag.IntVar(&cfg.trusts, "trusts", cfg.trusts, "trusts already registered in the registration template")
 	flag.IntVar(&cfg.seedUsers, "seed-users", cfg.seedUsers, "main users per seeding run")
 	flag.DurationVar(&cfg.seedLatency, "seed-latency", cfg.seedLatency, "latency the fault proxy adds to every Cognito request while seeding")
 	flag.IntVar(&cfg.seedRounds, "seed-rounds", cfg.seedRounds, "seeding rounds per concurrency level; the median is reported")
@@ -150,8 +151,8 @@ func (c *config) check() ([]section, error) {
 		}
 		c.callers = append(c.callers, n)
 	}
-	if c.seedUsers < 1 || c.seedUsers > 1000 || c.seedRounds < 1 || c.rounds < 1 || c.seedLatency < 0 {
-		return nil, errors.New("-seed-users wants 1 to 1000; -seed-rounds and -rounds at least 1; -seed-latency not negative")
+	if c.seedUsers < 1 || c.seedUsers > 1000 || c.seedRounds < 1 || c.rounds < 1 || c.seedLatency < 0 || c.trusts < 0 {
+		return nil, errors.New("-seed-users wants 1 to 1000; -seed-rounds and -rounds at least 1; -seed-latency and -trusts not negative")
 	}
 	if c.duration < time.Second || c.duration%time.Second != 0 {
 		return nil, fmt.Errorf("-duration %v: want whole seconds, at least one", c.duration)
