@@ -1,29 +1,36 @@
-# Measurement targets. The tests themselves run with scripts/test (or
-# .ci/run, as CI does).
+# Measurement and audit targets. The tests themselves run with scripts/test
+# (or .ci/run, as CI does); none of these targets is part of CI.
 
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export DATABASE_URL
 
-.PHONY: bench reliability soak supplychain
+.PHONY: bench reliability soak fuzz supplychain
 
-# Writes BENCHMARKS.md: registration throughput against pgbench, key
-# verification (indexed lookup against a full scan), main-user seeding
-# against the Cognito emulator (needs node and npm), the reliability
-# suite's counts, fuzzing budgets and the supply-chain scan (about six
-# minutes). BENCH_FLAGS passes options, e.g.
+# Performance only: writes BENCHMARKS.md with registration throughput (flip
+# on lib/pq and pgx against pgbench running flip's statements and the
+# reference hub's, with the ratios and goals of issue 12), key verification
+# (indexed lookup against a full scan) and main-user seeding against the
+# Cognito emulator (needs pgbench, node and npm; about six minutes).
+# BENCH_FLAGS passes options, e.g.
 # make bench BENCH_FLAGS="-only registration -rounds 3".
 bench:
 	go run ./bench $(BENCH_FLAGS)
 
-# The reliability suite in its short form, as CI runs it.
+# The reliability suite in its short form, as CI runs it, then a summary of
+# the RELIABILITY line each test logs.
 reliability:
-	go test -race -count=1 -v ./reliability/
+	bash scripts/reliability -race -count=1
 
-# The reliability suite's long soak.
+# The reliability suite's long soak, with the same summary.
 soak:
-	FLIP_SOAK=1 go test -count=1 -timeout 120m -v ./reliability/
+	FLIP_SOAK=1 bash scripts/reliability -count=1 -timeout 120m
 
-# Only the supply-chain section of BENCHMARKS.md (govulncheck against a
-# local vulnerability database, and the dependency list).
+# Every fuzz target for FUZZTIME each (default 30s); CI only replays their
+# seed corpora.
+fuzz:
+	bash scripts/fuzz
+
+# The direct dependencies and why each is needed, then govulncheck against a
+# vulnerability database built locally from golang.org/x/vulndb.
 supplychain:
-	go run ./bench -only supplychain
+	bash scripts/supplychain

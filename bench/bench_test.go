@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,79 +13,112 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
-	"github.com/londonaicentre/flip/internal/cognitolocal"
 	"github.com/londonaicentre/flip/store"
 )
 
-// The pgbench script must register trusts exactly as RegisterTrust does:
-// run it with pgbench and check what it left.
-func TestPgbenchScript_RegistersLikeRegisterTrust(t *testing.T) {
+// openTestDB gives a test its own migrated database (fliptest.NewDB),
+// opened with lib/pq, and the database's URL for pgbench.
+func openTestDB(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	url := fliptest.NewDB(t).URL
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, url
+}
+
+// Both pgbench scripts must register trusts whole, lowest slot first: run
+// each with pgbench in both modes and check what it left.
+func TestPgbenchScripts_RegisterWholeTrusts(t *testing.T) {
 	t.Parallel()
-	db := fliptest.NewDB(t)
-	ctx := context.Background()
-	fliptest.AddSlots(t, db, "Trust_001..Trust_100")
-	stmts, p, err := recordRegistration(ctx, db.DB.DB)
-	if err != nil {
-		t.Fatal(err)
+	for _, script := range []string{"flip", "reference"} {
+		t.Run(script, func(t *testing.T) {
+			t.Parallel()
+			db, url := openTestDB(t)
+			ctx := t.Context()
+			if _, err := store.AddSlots(ctx, db, strings.Fields(slotNames(100))...); err != nil {
+				t.Fatal(err)
+			}
+			stmts, p, err := recordRegistration(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if script == "reference" {
+				stmts = referenceStatements(p)
+			}
+			text, err := pgbenchScript("-- test\n", stmts, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(text, "$1") || strings.Contains(text, p.name) || strings.Contains(text, p.apiKeyHash) {
+				t.Errorf("script keeps a placeholder or a recorded value:\n%s", text)
+			}
+			runScript(t, db, text, url)
+		})
 	}
-	script, err := pgbenchScript(stmts, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"BEGIN;", "SAVEPOINT flip_register_trust;", "RELEASE SAVEPOINT flip_register_trust;", "COMMIT;", "FOR UPDATE SKIP LOCKED", ":client_id"} {
-		if !strings.Contains(script, want) {
-			t.Errorf("script lacks %q:\n%s", want, script)
-		}
-	}
-	if strings.Contains(script, "$1") || strings.Contains(script, p.name) || strings.Contains(script, p.apiKeyHash) {
-		t.Errorf("script keeps a placeholder or a recorded value:\n%s", script)
-	}
-	if !pgbenchOK() {
+}
+
+// runScript runs a registration script with pgbench, 2 clients × 10
+// transactions in each mode, and checks the 40 trusts it left.
+func runScript(t *testing.T, db *sql.DB, script, url string) {
+	t.Helper()
+	if _, err := exec.LookPath("pgbench"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("pgbench is required under CI=true (it comes with the PostgreSQL client)")
 		}
 		t.Skip("pgbench not on PATH")
 	}
+	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "register.sql")
 	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range []string{"prepared", "extended"} {
-		out, err := exec.CommandContext(ctx, "pgbench", "-n", "-M", mode, "-c", "2", "-j", "2", "-t", "10", "-f", path, db.URL).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "pgbench", "-n", "-M", mode, "-c", "2", "-j", "2", "-t", "10", "-f", path, url).CombinedOutput()
 		if err != nil {
-			t.Fatalf("pgbench -M %s: %v\n%s", mode, err, out)
+			t.Fatalf("pgbench -M %s: %v\n%s\n%s", mode, err, out, script)
 		}
 		if _, err := parsePgbench(string(out)); err != nil {
 			t.Fatalf("-M %s: %v", mode, err)
 		}
 	}
-	if err := verifyRun(ctx, db.URL, 40, false); err != nil {
+	if _, err := verifyRun(ctx, url, 0, 40, true); err != nil {
 		t.Fatal(err)
 	}
-	// Slots go lowest number first, as with RegisterTrust.
-	free, err := store.FreeSlots(ctx, db, 1)
-	if err != nil || len(free) != 1 || free[0].Name != "Trust_041" {
-		t.Errorf("first free slot after 40 registrations: %+v, %v", free, err)
+	var first string
+	if err := db.QueryRowContext(ctx, `SELECT slot_name FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL ORDER BY slot_number LIMIT 1`).Scan(&first); err != nil || first != "Trust_041" {
+		t.Errorf("first free slot after 40 registrations: %q, %v; want Trust_041", first, err)
 	}
 }
 
-func TestPgbenchScript_RefusesUnknownStatements(t *testing.T) {
+func slotNames(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "Trust_%03d ", i)
+	}
+	return b.String()
+}
+
+func TestPgbenchScript_RefusesWhatPgbenchWouldMisread(t *testing.T) {
 	t.Parallel()
-	_, err := pgbenchScript([]recordedStmt{{query: "SELECT $1", args: []any{"x"}}}, probe{})
-	if err == nil || !strings.Contains(err.Error(), "does not export") {
-		t.Errorf("err = %v", err)
+	for _, st := range []recordedStmt{
+		{query: "SELECT $1; SELECT 2", args: []any{"x"}},
+		{query: "SELECT $1, $2", args: []any{"x"}},
+		{query: "SELECT $1", args: []any{struct{}{}}},
+	} {
+		if _, err := pgbenchScript("", []recordedStmt{st}, probe{}); err == nil {
+			t.Errorf("%q with %v: no error", st.query, st.args)
+		}
 	}
 }
 
 func TestParsePgbench(t *testing.T) {
 	t.Parallel()
 	out := `transaction type: /tmp/x.sql
-scaling factor: 1
 query mode: prepared
 number of clients: 4
-number of threads: 4
-maximum number of tries: 1
-duration: 5 s
 number of transactions actually processed: 5812
 number of failed transactions: 0 (0.000%)
 latency average = 3.441 ms
@@ -99,7 +129,7 @@ tps = 1162.496017 (without initial connection time)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.tps != 1162.496017 || r.processed != 5812 || r.latency != 3441*time.Microsecond {
+	if r.rate != 1162.496017 || r.registrations != 5812 || r.latency != 3441*time.Microsecond {
 		t.Errorf("parsed %+v", r)
 	}
 	if _, err := parsePgbench(strings.Replace(out, "failed transactions: 0", "failed transactions: 3", 1)); err == nil {
@@ -107,50 +137,54 @@ tps = 1162.496017 (without initial connection time)
 	}
 }
 
-func TestParseGovulncheck_KeepsDeepestLevelPerID(t *testing.T) {
+// A ratio's verdict names the caller counts where it missed its goal.
+func TestRatioCells_GoalVerdict(t *testing.T) {
 	t.Parallel()
-	out := `{"config":{"scanner_version":"v1.9.0","go_version":"go1.26.8","scan_level":"symbol"}}
-{"osv":{"id":"GO-1","summary":"bad thing"}}
-{"finding":{"osv":"GO-1","fixed_version":"v1.26.9","trace":[{"module":"stdlib","version":"v1.26.8"}]}}
-{"finding":{"osv":"GO-1","fixed_version":"v1.26.9","trace":[{"module":"stdlib","version":"v1.26.8","package":"net/http","function":"Get"}]}}
-{"finding":{"osv":"GO-2","fixed_version":"v2","trace":[{"module":"example.com/m","version":"v1","package":"example.com/m/p"}]}}
-`
-	r, err := parseGovulncheck([]byte(out))
-	if err != nil {
-		t.Fatal(err)
+	rb := &regBench{e: &env{cfg: config{callers: []int{1, 4, 16}}}, runners: []runner{{name: "a"}, {name: "b"}}}
+	rate := func(xs ...float64) [][]runResult {
+		out := make([][]runResult, len(xs))
+		for i, x := range xs {
+			out[i] = []runResult{{rate: x}}
+		}
+		return out
 	}
-	levels := map[string]string{}
-	for _, v := range r.vulns {
-		levels[v.id] = v.level
+	rb.results = [][][]runResult{rate(100, 90, 80), rate(100, 100, 100)}
+	vals, goal, verdict := rb.ratioCells(ratio{num: "a", den: "b", goal: goalLibpq})
+	if strings.Join(vals, " ") != "1.00 0.90 0.80" || goal != "≥ 1.0 / ≥ 0.8 / ≥ 0.8" || verdict != "met" {
+		t.Errorf("goal met: %v %q %q", vals, goal, verdict)
 	}
-	if levels["GO-1"] != "called" || levels["GO-2"] != "imported" || r.goVersion != "go1.26.8" {
-		t.Errorf("parsed %+v", r)
+	if _, _, verdict := rb.ratioCells(ratio{num: "a", den: "b", goal: goalPgx}); verdict != "missed at 4, 16 callers" {
+		t.Errorf("goal missed: %q", verdict)
+	}
+	if _, goal, verdict := rb.ratioCells(ratio{num: "a", den: "b"}); goal != "–" || verdict != "–" {
+		t.Errorf("no goal: %q %q", goal, verdict)
 	}
 }
 
-func TestWriteReport_KeepsSectionsNotRun(t *testing.T) {
+func TestWriteReport_KeepsSectionsNotRunAndDropsUnknownOnes(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
-	e := &env{machine: []string{"- CPUs: 2"}}
-	if err := writeReport(path, e, map[string]string{"registration": "## A\nold"}); err != nil {
+	if err := writeReport(path, "# h\n", map[string]string{"seeding": "## S\nold", "registration": "## R\nold"}); err != nil {
 		t.Fatal(err)
 	}
-	// A section unknown to this version, written by a newer one.
 	data, _ := os.ReadFile(path)
-	data = append(data, []byte("\n<!-- bench:seeding -->\n## Seeding\nkept\n<!-- /bench:seeding -->\n")...)
+	data = append(data, []byte("\n<!-- bench:fuzz -->\n## Fuzzing\nstale\n<!-- /bench:fuzz -->\n")...)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeReport(path, e, map[string]string{"fuzz": "## Fuzz\nnew"}); err != nil {
+	if err := writeReport(path, "# h\n", map[string]string{"registration": "## R\nnew"}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
-	for _, want := range []string{"## A\nold", "## Fuzz\nnew", "## Seeding\nkept"} {
+	for _, want := range []string{"## R\nnew", "## S\nold"} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Index(string(got), "## A") > strings.Index(string(got), "## Fuzz") {
+	if strings.Contains(string(got), "stale") || strings.Contains(string(got), "## R\nold") {
+		t.Errorf("report keeps a stale block:\n%s", got)
+	}
+	if strings.Index(string(got), "## R") > strings.Index(string(got), "## S") {
 		t.Error("sections out of order")
 	}
 }
@@ -174,9 +208,9 @@ func TestWithParams(t *testing.T) {
 // presents, or every "hit" would be a miss.
 func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 	t.Parallel()
-	db := fliptest.NewDB(t)
+	db, _ := openTestDB(t)
 	ctx := t.Context()
-	if err := seedKeyedTrusts(ctx, db.DB.DB, 3); err != nil {
+	if err := seedKeyedTrusts(ctx, db, 3); err != nil {
 		t.Fatal(err)
 	}
 	v := flip.NewVerifier(store.NewAPIKeyLookup(db))
@@ -185,7 +219,7 @@ func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 		if err != nil || trust.Name != fmt.Sprintf("Keyed trust %d", i) {
 			t.Errorf("indexed, key %d: %+v, %v", i, trust, err)
 		}
-		id, found, err := verifyByScan(ctx, db.DB.DB, verifyKey(i))
+		id, found, err := verifyByScan(ctx, db, verifyKey(i))
 		if err != nil || !found || id != trust.ID {
 			t.Errorf("scan, key %d: %s %v, %v; want %s", i, id, found, err, trust.ID)
 		}
@@ -193,7 +227,7 @@ func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 	if _, err := v.Verify(ctx, verifyKey(4)); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Errorf("indexed, key of no trust: %v", err)
 	}
-	if _, found, err := verifyByScan(ctx, db.DB.DB, verifyKey(4)); found || err != nil {
+	if _, found, err := verifyByScan(ctx, db, verifyKey(4)); found || err != nil {
 		t.Errorf("scan, key of no trust: found %v, %v", found, err)
 	}
 }
@@ -202,81 +236,33 @@ func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 // values counts, a read does not.
 func TestRowVersions_CountEveryWrite(t *testing.T) {
 	t.Parallel()
-	db := fliptest.NewDB(t)
+	db, _ := openTestDB(t)
 	ctx := t.Context()
-	if err := store.New().EnsureRoles(ctx, db, flip.WellKnownRoles(), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	before, err := rowVersions(ctx, db.DB.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.New().EnsureRoles(ctx, db, flip.WellKnownRoles(), time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	same, err := rowVersions(ctx, db.DB.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := diffVersions(before, same); c.total() != 0 {
-		t.Errorf("EnsureRoles again: %+v, want no change", c)
-	}
-	if _, err := db.ExecContext(ctx, `UPDATE roles SET name = name WHERE id = $1`, flip.RoleViewer.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, `DELETE FROM roles WHERE id = $1`, flip.RoleAdmin.ID); err != nil {
-		t.Fatal(err)
-	}
-	after, err := rowVersions(ctx, db.DB.DB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := diffVersions(same, after); c != (rowChanges{updated: 1, deleted: 1}) {
-		t.Errorf("after an idle UPDATE and a DELETE: %+v", c)
-	}
-}
-
-// StartProxy is NewProxy without a test: it forwards, adds its latency, and
-// Close releases it.
-func TestStartProxy_ForwardsAndCloses(t *testing.T) {
-	t.Parallel()
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "hello "+r.URL.Path)
-	}))
-	defer target.Close()
-	p, err := cognitolocal.StartProxy(target.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.SetLatency(20 * time.Millisecond)
-	start := time.Now()
-	resp, err := http.Get(p.URL + "/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "hello /health" || time.Since(start) < 20*time.Millisecond {
-		t.Errorf("got %q after %v", body, time.Since(start))
-	}
-	p.Close()
-	if _, err := http.Get(p.URL + "/health"); err == nil {
-		t.Error("the proxy still answers after Close")
-	}
-	if _, err := cognitolocal.StartProxy("not a url"); err == nil {
-		t.Error("StartProxy accepted a target that is not a URL")
-	}
-}
-
-func TestCompareGoVersions(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		a, b string
-		sign int
-	}{{"1.26.11", "1.26.9", 1}, {"1.26.9", "1.26.10", -1}, {"1.26", "1.26.0", 0}, {"1.27", "1.26.11", 1}} {
-		got := compareGoVersions(c.a, c.b)
-		if (got > 0) != (c.sign > 0) || (got < 0) != (c.sign < 0) {
-			t.Errorf("compareGoVersions(%q, %q) = %d, want sign %d", c.a, c.b, got, c.sign)
+	run := func(q string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
 		}
+	}
+	run(`INSERT INTO user_profile (user_id, name, organisation, created_at, updated_at) VALUES
+		('00000000-0000-0000-0000-000000000001', 'A', 'O', now(), now()), ('00000000-0000-0000-0000-000000000002', 'B', 'O', now(), now())`)
+	versions := func() map[string]string {
+		t.Helper()
+		v, err := rowVersions(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := versions()
+	run(`SELECT * FROM user_profile`)
+	same := versions()
+	if c := diffVersions(before, same); c.total() != 0 {
+		t.Errorf("after a read: %+v, want no change", c)
+	}
+	run(`UPDATE user_profile SET name = name WHERE name = 'A'`)
+	run(`DELETE FROM user_profile WHERE name = 'B'`)
+	if c := diffVersions(same, versions()); c != (rowChanges{updated: 1, deleted: 1}) {
+		t.Errorf("after an idle UPDATE and a DELETE: %+v", c)
 	}
 }

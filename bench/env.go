@@ -7,15 +7,18 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", the second driver measured
 	_ "github.com/lib/pq"              // "postgres", the admin connection and the first driver measured
 	"github.com/londonaicentre/flip/store"
@@ -24,43 +27,26 @@ import (
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 type config struct {
-	out, only          string
-	duration           time.Duration
-	levelsFlag         string
-	callers            []int
-	rounds             int
-	fuzzTime           time.Duration
-	soak               bool
-	vulndbVersion      string
-	govulncheckVersion string
-	seedUsers          int
-	seedLatency        time.Duration
-	seedRounds         int
+	out, only   string
+	duration    time.Duration
+	levelsFlag  string
+	callers     []int
+	rounds      int
+	trusts      int
+	seedUsers   int
+	seedLatency time.Duration
+	seedRounds  int
 }
 
 func defaultConfig() config {
 	return config{
-		duration:           5 * time.Second,
-		rounds:             2,
-		fuzzTime:           30 * time.Second,
-		vulndbVersion:      "v0.0.0-20261105234957-e22db6528018",
-		govulncheckVersion: "v1.9.0",
-		seedUsers:          200,
-		seedLatency:        5 * time.Millisecond,
-		seedRounds:         5,
+		duration:    5 * time.Second,
+		rounds:      2,
+		trusts:      500,
+		seedUsers:   200,
+		seedLatency: 5 * time.Millisecond,
+		seedRounds:  5,
 	}
-}
-
-func (c config) levels() ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(c.levelsFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 64 {
-			return nil, fmt.Errorf("-callers %q: want numbers from 1 to 64", c.levelsFlag)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
 
 // env is what every section shares: the configuration, the server, the
@@ -72,8 +58,8 @@ type env struct {
 	command   string  // how this run was started, for the report
 
 	mu      sync.Mutex
-	scratch []string // databases to drop
-	prefix  string   // flip_bench_<random>_
+	scratch map[string]bool // databases to drop
+	prefix  string          // flip_bench_<random>_
 
 	machine []string // "key: value" lines for the header
 }
@@ -101,6 +87,7 @@ func newEnv(ctx context.Context, cfg config) (*env, error) {
 		serverURL: server,
 		admin:     admin,
 		command:   commandLine(),
+		scratch:   map[string]bool{},
 		prefix:    "flip_bench_" + hex.EncodeToString(b[:]) + "_",
 	}
 	e.machine = e.describeMachine(ctx)
@@ -131,7 +118,7 @@ func (e *env) createDB(ctx context.Context, suffix, template string) (name, dbUR
 		q += ` TEMPLATE ` + quoteIdent(template)
 	}
 	e.mu.Lock()
-	e.scratch = append(e.scratch, name)
+	e.scratch[name] = true
 	e.mu.Unlock()
 	if _, err := e.admin.ExecContext(ctx, q); err != nil {
 		return "", "", fmt.Errorf("create database %s: %w", name, err)
@@ -158,6 +145,33 @@ func (e *env) createMigratedDB(ctx context.Context, suffix string) (name string,
 	return name, db, nil
 }
 
+// withClone copies template into a fresh database, runs fn on it, and drops
+// it.
+func (e *env) withClone(ctx context.Context, template, what string, fn func(dbURL string) error) error {
+	var (
+		name, dbURL string
+		err         error
+	)
+	// A template must have no session; the previous user's backend may take
+	// a moment to exit after its connection closed.
+	for attempt := 0; ; attempt++ {
+		name, dbURL, err = e.createDB(ctx, what+"_"+uuid.NewString()[:8], template)
+		if err == nil || attempt == 20 || !strings.Contains(err.Error(), "being accessed by other users") {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := e.dropDB(name); err != nil {
+			log.Printf("drop %s: %v", name, err)
+		}
+	}()
+	return fn(dbURL)
+}
+
 // dropDB drops a scratch database now rather than at close.
 func (e *env) dropDB(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -165,12 +179,7 @@ func (e *env) dropDB(name string) error {
 	_, err := e.admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+quoteIdent(name)+` WITH (FORCE)`)
 	if err == nil {
 		e.mu.Lock()
-		for i, s := range e.scratch {
-			if s == name {
-				e.scratch = append(e.scratch[:i], e.scratch[i+1:]...)
-				break
-			}
-		}
+		delete(e.scratch, name)
 		e.mu.Unlock()
 	}
 	return err
@@ -179,7 +188,7 @@ func (e *env) dropDB(name string) error {
 // close drops every scratch database left.
 func (e *env) close() {
 	e.mu.Lock()
-	left := append([]string(nil), e.scratch...)
+	left := slices.Collect(maps.Keys(e.scratch))
 	e.mu.Unlock()
 	for _, name := range left {
 		if err := e.dropDB(name); err != nil {
@@ -221,27 +230,21 @@ func (e *env) describeMachine(ctx context.Context) []string {
 }
 
 func (e *env) header() string {
-	var b strings.Builder
-	b.WriteString("# flip benchmarks\n\n")
-	b.WriteString("Generated by the `bench/` command; do not edit by hand. Each section below says when it was measured and the command\n")
-	b.WriteString("that produced it; `make bench` (or `go run ./bench`, from the repository root) reproduces the whole file, and\n")
-	b.WriteString("`go run ./bench -only <section>` one section, keeping the others. The machine is shared and noisy, so\n")
-	b.WriteString("comparisons are taken as ratios within one run, never across runs.\n\n")
-	b.WriteString("Machine of the latest run:\n\n")
-	b.WriteString(strings.Join(e.machine, "\n"))
-	b.WriteString("\n")
-	return b.String()
+	return "# flip benchmarks\n\n" +
+		"Generated by the `bench/` command; do not edit by hand. Each section below says when it was measured and the command\n" +
+		"that produced it; `make bench` (or `go run ./bench`, from the repository root) reproduces the whole file, and\n" +
+		"`go run ./bench -only <section>` one section, keeping the others. The machine is shared and noisy, so\n" +
+		"comparisons are taken as ratios within one run, never across runs. Performance only: the reliability suite\n" +
+		"(`make reliability`), fuzzing (`make fuzz`) and the supply-chain scan (`make supplychain`) print their own reports.\n\n" +
+		"Machine of the latest run:\n\n" + strings.Join(e.machine, "\n") + "\n"
 }
 
+var cpuModelRE = regexp.MustCompile(`(?m)^model name\s*:\s*(.*)$`)
+
 func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	if m := cpuModelRE.FindSubmatch(data); m != nil {
+		return string(m[1])
 	}
 	return runtime.GOARCH
 }

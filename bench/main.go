@@ -1,6 +1,8 @@
-// Command bench measures flip on this machine and writes the figures, with
-// the machine they came from and the command that reproduces them, to
-// BENCHMARKS.md.
+// Command bench measures flip's performance on this machine and writes the
+// figures, with the machine they came from and the command that reproduces
+// them, to BENCHMARKS.md. It measures performance only: the reliability
+// suite, fuzzing and the supply-chain scan have scripts of their own
+// (make reliability, make fuzz, make supplychain).
 //
 // Run it from the repository root:
 //
@@ -10,12 +12,11 @@
 //
 // It needs PostgreSQL at DATABASE_URL (default
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable) with a role that
-// may create databases and call pg_terminate_backend, pgbench on PATH, and
-// for the seeding section node and npm (it installs and starts the
-// cognito-local emulator as the tests do; COGNITO_LOCAL_URL names one
-// already running instead). Every database it creates is named
-// flip_bench_* and dropped before it exits, even on Ctrl-C; the emulator
-// it starts exits with it.
+// may create databases, pgbench on PATH, and for the seeding section node
+// and npm (it installs and starts the cognito-local emulator as the tests
+// do; COGNITO_LOCAL_URL names one already running instead). Every database
+// it creates is named flip_bench_* and dropped before it exits, even on
+// Ctrl-C; the emulator it starts exits with it.
 //
 // # Sections
 //
@@ -53,9 +54,6 @@ var sections = []section{
 	{"registration", "Registration throughput", runRegistration},
 	{"verify", "Key verification", runVerify},
 	{"seeding", "Seeding", runSeeding},
-	{"reliability", "Reliability", runReliability},
-	{"fuzz", "Fuzzing", runFuzz},
-	{"supplychain", "Supply chain", runSupplyChain},
 }
 
 func main() {
@@ -63,14 +61,11 @@ func main() {
 	log.SetPrefix("bench: ")
 	cfg := defaultConfig()
 	flag.StringVar(&cfg.out, "out", "BENCHMARKS.md", "file to write")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated sections to run ("+strings.Join(sectionKeys(), ", ")+"); the file keeps the others")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated sections to run ("+sectionKeys()+"); the file keeps the others")
 	flag.DurationVar(&cfg.duration, "duration", cfg.duration, "how long each throughput run lasts (whole seconds: pgbench -T)")
 	flag.StringVar(&cfg.levelsFlag, "callers", "1,4,16", "concurrent callers per throughput level")
 	flag.IntVar(&cfg.rounds, "rounds", cfg.rounds, "throughput rounds per level; the median is reported")
-	flag.DurationVar(&cfg.fuzzTime, "fuzztime", cfg.fuzzTime, "budget per fuzz target")
-	flag.BoolVar(&cfg.soak, "soak", false, "run the reliability suite's long soak (FLIP_SOAK=1) instead of its CI form")
-	flag.StringVar(&cfg.vulndbVersion, "vulndb", cfg.vulndbVersion, "golang.org/x/vulndb version whose data/osv becomes the local vulnerability database")
-	flag.StringVar(&cfg.govulncheckVersion, "govulncheck", cfg.govulncheckVersion, "golang.org/x/vuln version to run govulncheck from")
+	flag.IntVar(&cfg.trusts, "trusts", cfg.trusts, "trusts already registered in the registration template")
 	flag.IntVar(&cfg.seedUsers, "seed-users", cfg.seedUsers, "main users per seeding run")
 	flag.DurationVar(&cfg.seedLatency, "seed-latency", cfg.seedLatency, "latency the fault proxy adds to every Cognito request while seeding")
 	flag.IntVar(&cfg.seedRounds, "seed-rounds", cfg.seedRounds, "seeding rounds per concurrency level; the median is reported")
@@ -80,41 +75,14 @@ func main() {
 	}
 }
 
-func sectionKeys() []string {
-	keys := make([]string, len(sections))
-	for i, s := range sections {
-		keys[i] = s.key
-	}
-	return keys
-}
-
 func run(cfg config) error {
-	levels, err := cfg.levels()
+	chosen, err := cfg.check()
 	if err != nil {
 		return err
-	}
-	cfg.callers = levels
-	if cfg.seedUsers < 1 || cfg.seedUsers > 1000 || cfg.seedRounds < 1 || cfg.rounds < 1 || cfg.seedLatency < 0 {
-		return errors.New("-seed-users wants 1 to 1000; -seed-rounds and -rounds at least 1; -seed-latency not negative")
-	}
-	if cfg.duration < time.Second || cfg.duration%time.Second != 0 {
-		return fmt.Errorf("-duration %v: want whole seconds, at least one", cfg.duration)
-	}
-	chosen := sections
-	if cfg.only != "" {
-		chosen = nil
-		for _, k := range strings.Split(cfg.only, ",") {
-			i := slices.IndexFunc(sections, func(s section) bool { return s.key == strings.TrimSpace(k) })
-			if i < 0 {
-				return fmt.Errorf("-only %q: no such section (have %s)", k, strings.Join(sectionKeys(), ", "))
-			}
-			chosen = append(chosen, sections[i])
-		}
 	}
 	if _, err := os.Stat("go.mod"); err != nil {
 		return errors.New("run it from the repository root (where go.mod is): go run ./bench")
 	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e, err := newEnv(ctx, cfg)
@@ -129,18 +97,18 @@ func run(cfg config) error {
 		log.Printf("section %s", s.key)
 		start := time.Now()
 		body, err := s.run(ctx, e)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			failed = append(failed, s.key)
 			log.Printf("section %s failed: %v", s.key, err)
 			body += fmt.Sprintf("\n**This section failed:** `%s`\n", oneLine(err.Error()))
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		blocks[s.key] = fmt.Sprintf("## %s\n\n_Measured %s with `%s` (%s)._\n\n%s",
 			s.title, start.UTC().Format("2006-01-02 15:04 MST"), e.command, time.Since(start).Round(time.Second), strings.TrimSpace(body))
 	}
-	if err := writeReport(cfg.out, e, blocks); err != nil {
+	if err := writeReport(cfg.out, e.header(), blocks); err != nil {
 		return err
 	}
 	log.Printf("wrote %s", cfg.out)
@@ -153,44 +121,60 @@ func run(cfg config) error {
 var blockRE = regexp.MustCompile(`(?s)<!-- bench:([a-z0-9_-]+) -->\n(.*?)\n<!-- /bench:([a-z0-9_-]+) -->`)
 
 // writeReport writes the header and every section: the new blocks, and for
-// sections not run this time the blocks already in the file.
-func writeReport(path string, e *env, blocks map[string]string) error {
-	old := map[string]string{}
-	var oldOrder []string
+// sections not run this time the blocks already in the file. Blocks of
+// sections this command no longer has are dropped, so that no stale figure
+// outlives its section.
+func writeReport(path, header string, blocks map[string]string) error {
 	if prev, err := os.ReadFile(path); err == nil {
 		for _, m := range blockRE.FindAllStringSubmatch(string(prev), -1) {
-			if m[1] == m[3] {
-				old[m[1]] = m[2]
-				oldOrder = append(oldOrder, m[1])
+			if _, ok := blocks[m[1]]; !ok && m[1] == m[3] {
+				blocks[m[1]] = m[2]
 			}
 		}
 	}
 	var b strings.Builder
-	b.WriteString(e.header())
-	write := func(key, body string) {
-		fmt.Fprintf(&b, "\n<!-- bench:%s -->\n%s\n<!-- /bench:%s -->\n", key, strings.TrimSpace(body), key)
-	}
+	b.WriteString(header)
 	for _, s := range sections {
 		if body, ok := blocks[s.key]; ok {
-			write(s.key, body)
-		} else if body, ok := old[s.key]; ok {
-			write(s.key, body)
-		}
-	}
-	// Blocks of sections this version of the command does not know (added
-	// by a newer one) are kept at the end.
-	for _, key := range oldOrder {
-		if !slices.ContainsFunc(sections, func(s section) bool { return s.key == key }) {
-			write(key, old[key])
+			fmt.Fprintf(&b, "\n<!-- bench:%s -->\n%s\n<!-- /bench:%s -->\n", s.key, strings.TrimSpace(body), s.key)
 		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 400 {
-		s = s[:400] + "…"
+// check validates the flags and returns the sections to run.
+func (c *config) check() ([]section, error) {
+	for _, f := range strings.Split(c.levelsFlag, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err != nil || n < 1 || n > 64 {
+			return nil, fmt.Errorf("-callers %q: want numbers from 1 to 64", c.levelsFlag)
+		}
+		c.callers = append(c.callers, n)
 	}
-	return strings.ReplaceAll(s, "`", "'")
+	if c.seedUsers < 1 || c.seedUsers > 1000 || c.seedRounds < 1 || c.rounds < 1 || c.seedLatency < 0 || c.trusts < 0 {
+		return nil, errors.New("-seed-users wants 1 to 1000; -seed-rounds and -rounds at least 1; -seed-latency and -trusts not negative")
+	}
+	if c.duration < time.Second || c.duration%time.Second != 0 {
+		return nil, fmt.Errorf("-duration %v: want whole seconds, at least one", c.duration)
+	}
+	if c.only == "" {
+		return sections, nil
+	}
+	var chosen []section
+	for _, k := range strings.Split(c.only, ",") {
+		i := slices.IndexFunc(sections, func(s section) bool { return s.key == strings.TrimSpace(k) })
+		if i < 0 {
+			return nil, fmt.Errorf("-only %q: no such section (have %s)", k, sectionKeys())
+		}
+		chosen = append(chosen, sections[i])
+	}
+	return chosen, nil
+}
+
+func sectionKeys() string {
+	keys := make([]string, len(sections))
+	for i, s := range sections {
+		keys[i] = s.key
+	}
+	return strings.Join(keys, ", ")
 }

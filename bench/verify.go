@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,13 +94,13 @@ func (c *verifyCase) label() string {
 }
 
 func runVerify(ctx context.Context, e *env) (string, error) {
-	var cases []*verifyCase
 	dbs := map[int]*sql.DB{}
 	defer func() {
 		for _, db := range dbs {
 			db.Close()
 		}
 	}()
+	var cases []*verifyCase
 	for _, n := range verifySizes {
 		log.Printf("verify: database with %d keyed trusts", n)
 		_, db, err := e.createMigratedDB(ctx, fmt.Sprintf("verify_%d", n))
@@ -111,146 +112,142 @@ func runVerify(ctx context.Context, e *env) (string, error) {
 		if err := seedKeyedTrusts(ctx, db, n); err != nil {
 			return "", err
 		}
-		v := flip.NewVerifier(store.NewAPIKeyLookup(db)) // no cache: every call looks up
-		hitKey := func(i int) string { return verifyKey(1 + (i*verifyStride)%n) }
-		missKey := func(i int) string { return verifyKey(n + 1 + i%1_000_000) }
-		for _, hit := range []bool{true, false} {
-			key := hitKey
-			if !hit {
-				key = missKey
-			}
-			cases = append(cases,
-				&verifyCase{size: n, method: "indexed", hit: hit, op: func(ctx context.Context, i int) error {
-					_, err := v.Verify(ctx, key(i))
-					if hit && err != nil || !hit && !errors.Is(err, flip.ErrUnknownAPIKey) {
-						return fmt.Errorf("indexed, %d trusts, hit %v: %v", n, hit, err)
-					}
-					return nil
-				}},
-				&verifyCase{size: n, method: "scan", hit: hit, op: func(ctx context.Context, i int) error {
-					_, found, err := verifyByScan(ctx, db, key(i))
-					if err != nil || found != hit {
-						return fmt.Errorf("scan, %d trusts, hit %v: found %v, %v", n, hit, found, err)
-					}
-					return nil
-				}})
-		}
+		cases = append(cases, verifyCases(db, n)...)
 	}
+	if err := calibrate(ctx, cases); err != nil {
+		return "", err
+	}
+	if err := timeBatches(ctx, cases); err != nil {
+		return "", err
+	}
+	big := verifySizes[len(verifySizes)-1]
+	cached, err := cachedVerify(ctx, dbs[big])
+	if err != nil {
+		return "", err
+	}
+	return verifyReport(cases, cached, big), nil
+}
 
-	// Calibrate: run each case for about a batch's length (this also warms
-	// the connections, the plans and the buffer cache), and size its
-	// batches from what it did.
+// verifyCases are the four measurements at one size: each method on keys
+// trusts hold and on keys none holds.
+func verifyCases(db *sql.DB, n int) []*verifyCase {
+	v := flip.NewVerifier(store.NewAPIKeyLookup(db)) // no cache: every call looks up
+	var cases []*verifyCase
+	for _, hit := range []bool{true, false} {
+		key := func(i int) string { return verifyKey(1 + (i*verifyStride)%n) }
+		if !hit {
+			key = func(i int) string { return verifyKey(n + 1 + i%1_000_000) }
+		}
+		cases = append(cases,
+			&verifyCase{size: n, method: "indexed", hit: hit, op: func(ctx context.Context, i int) error {
+				_, err := v.Verify(ctx, key(i))
+				if hit && err != nil || !hit && !errors.Is(err, flip.ErrUnknownAPIKey) {
+					return fmt.Errorf("indexed, %d trusts, hit %v: %v", n, hit, err)
+				}
+				return nil
+			}},
+			&verifyCase{size: n, method: "scan", hit: hit, op: func(ctx context.Context, i int) error {
+				_, found, err := verifyByScan(ctx, db, key(i))
+				if err != nil || found != hit {
+					return fmt.Errorf("scan, %d trusts, hit %v: found %v, %v", n, hit, found, err)
+				}
+				return nil
+			}})
+	}
+	return cases
+}
+
+// calibrate runs each case for about a batch's length (which also warms
+// the connections, the plans and the buffer cache) and sizes its batches
+// from what it did.
+func calibrate(ctx context.Context, cases []*verifyCase) error {
 	for _, c := range cases {
 		ops, start := 0, time.Now()
-		for time.Since(start) < verifyBatch || ops < 5 {
+		for ; time.Since(start) < verifyBatch || ops < 5; ops++ {
 			if err := c.op(ctx, ops); err != nil {
-				return "", err
+				return err
 			}
-			ops++
 		}
 		per := time.Since(start) / time.Duration(ops)
 		c.batch = max(5, int(verifyBatch/per))
 		log.Printf("verify: %s: %v per op, batches of %d", c.label(), per.Round(time.Microsecond), c.batch)
 	}
+	return nil
+}
 
-	// Timed batches, interleaved: every round runs every case once, the
-	// order turning by one each round; ratios are taken within a round.
-	ratios := map[[2]any][]float64{} // (size, hit) → scan/indexed per round
-	next := make([]int, len(cases))  // key counter per case, so batches use new keys
+// timeBatches runs every case once per round, the order turning by one
+// each round, each batch on keys not used before.
+func timeBatches(ctx context.Context, cases []*verifyCase) error {
+	next := make([]int, len(cases))
 	for round := range verifyRounds {
-		times := map[string]float64{}
-		for k := range cases {
-			idx := (k + round) % len(cases)
-			c := cases[idx]
+		for _, i := range turned(len(cases), round) {
+			c := cases[i]
 			cpu0, t0 := processCPU(), time.Now()
 			for j := range c.batch {
-				if err := c.op(ctx, next[idx]+j); err != nil {
-					return "", err
+				if err := c.op(ctx, next[i]+j); err != nil {
+					return err
 				}
 			}
 			elapsed, cpu := time.Since(t0), processCPU()-cpu0
-			next[idx] += c.batch
+			next[i] += c.batch
 			c.perOp = append(c.perOp, elapsed.Seconds()/float64(c.batch))
 			c.cpu = append(c.cpu, cpu.Seconds()/float64(c.batch))
-			times[c.label()] = elapsed.Seconds() / float64(c.batch)
-		}
-		for _, n := range verifySizes {
-			for _, hit := range []bool{true, false} {
-				h := map[bool]string{true: "hit", false: "miss"}[hit]
-				k := [2]any{n, hit}
-				ratios[k] = append(ratios[k], times[fmt.Sprintf("scan %d %s", n, h)]/times[fmt.Sprintf("indexed %d %s", n, h)])
-			}
 		}
 	}
-
-	// The cache, for scale: the same Verifier with WithCache, on a key it
-	// has granted before.
-	big := verifySizes[len(verifySizes)-1]
-	cached := flip.NewVerifier(store.NewAPIKeyLookup(dbs[big]), flip.WithCache(time.Minute, 1000))
-	var cachedPerOp time.Duration
-	{
-		key := verifyKey(42)
-		if _, err := cached.Verify(ctx, key); err != nil {
-			return "", fmt.Errorf("cached verifier: %w", err)
-		}
-		const ops = 200_000
-		t0 := time.Now()
-		for range ops {
-			if _, err := cached.Verify(ctx, key); err != nil {
-				return "", err
-			}
-		}
-		cachedPerOp = time.Since(t0) / ops
-	}
-
-	find := func(n int, method string, hit bool) *verifyCase {
-		for _, c := range cases {
-			if c.size == n && c.method == method && c.hit == hit {
-				return c
-			}
-		}
-		panic("no case")
-	}
-	var b strings.Builder
-	var heads []string
-	for _, n := range verifySizes {
-		heads = append(heads, fmt.Sprintf("%.1f× faster at %s trusts (%s against %s)", median(ratios[[2]any{n, true}]), thousands(float64(n)),
-			fmtSeconds(median(find(n, "indexed", true).perOp)), fmtSeconds(median(find(n, "scan", true).perOp))))
-	}
-	fmt.Fprintf(&b, "**Verifying a key a trust holds, the indexed lookup is %s than the full scan.**\n\n", strings.Join(heads, " and "))
-	fmt.Fprintf(&b, "Latency of one verification by one caller on one connection (lib/pq), median of %d timed batches of about %s each; the batches of all %d measurements are interleaved in one run (the order turning each round), and each ratio is the median of the per-round ratios. Client CPU is this process's user + system time per verification; the server's comes on top.\n\n", verifyRounds, verifyBatch, len(cases))
-	b.WriteString("| trusts | keys | indexed lookup | full scan | full scan / indexed | client CPU, indexed | client CPU, scan |\n|---:|---|---:|---:|---:|---:|---:|\n")
-	for _, n := range verifySizes {
-		for _, hit := range []bool{true, false} {
-			ix, sc := find(n, "indexed", hit), find(n, "scan", hit)
-			what := "held by a trust (the scan stops at the match: half the rows on average)"
-			if !hit {
-				what = "held by none (well formed; the scan reads every row)"
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | **%.1f×** | %s | %s |\n", thousands(float64(n)), what,
-				fmtSeconds(median(ix.perOp)), fmtSeconds(median(sc.perOp)), median(ratios[[2]any{n, hit}]),
-				fmtSeconds(median(ix.cpu)), fmtSeconds(median(sc.cpu)))
-		}
-	}
-	fmt.Fprintf(&b, "\nFor scale: with `flip.WithCache`, a key granted before is verified in %s (no database round trip; at %s trusts).\n\n", fmtSeconds(cachedPerOp.Seconds()), thousands(float64(big)))
-	b.WriteString("How it is measured:\n\n")
-	b.WriteString("- **Data**: a fresh database per size at the latest migration (the unique index `flip_trust_api_key_hash_key` on `trust.api_key_hash`), with N trusts inserted by one `INSERT … SELECT … FROM generate_series(1, N)`, trust i holding the reference-format key `lpad(i, 43, 'A')` (hashed by the server with the same rule as `flip.HashAPIKey`), then `VACUUM ANALYZE`. The setup, the keys and the scan are those of `BenchmarkVerify_10kTrusts` in `store/verify_bench_test.go`.\n")
-	fmt.Fprintf(&b, "- **Indexed lookup**: `flip.NewVerifier(store.NewAPIKeyLookup(db)).Verify(ctx, key)` without a cache: `CheckKey`, one SHA-256, `store.TrustByAPIKeyHashSQL` (an equality match on the index), a constant-time comparison. Keys held by a trust are drawn with a stride of %d over the table, so consecutive calls hit rows far apart.\n", verifyStride)
-	b.WriteString("- **Full scan** (the reference hub's method): `SELECT id, api_key_hash FROM trust`, then `flip.APIKeyMatchesHash` (hex decode, SHA-256 of the key, constant-time compare) on each row until one matches. Its cost grows with the table; the indexed lookup's does not.\n")
-	return b.String(), nil
+	return nil
 }
 
-// fmtSeconds formats a duration in seconds with a unit that keeps three
-// significant figures.
-func fmtSeconds(s float64) string {
-	switch {
-	case s >= 1:
-		return fmt.Sprintf("%.2f s", s)
-	case s >= 1e-3:
-		return fmt.Sprintf("%.2f ms", s*1e3)
-	case s >= 1e-6:
-		return fmt.Sprintf("%.1f µs", s*1e6)
-	default:
-		return fmt.Sprintf("%.0f ns", s*1e9)
+// cachedVerify times the Verifier with WithCache on a key it has granted
+// before, for scale.
+func cachedVerify(ctx context.Context, db *sql.DB) (time.Duration, error) {
+	cached := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithCache(time.Minute, 1000))
+	key := verifyKey(42)
+	const ops = 200_000
+	var t0 time.Time
+	for i := range ops + 1 {
+		if i == 1 {
+			t0 = time.Now()
+		}
+		if _, err := cached.Verify(ctx, key); err != nil {
+			return 0, fmt.Errorf("cached verifier: %w", err)
+		}
 	}
+	return time.Since(t0) / ops, nil
+}
+
+func verifyReport(cases []*verifyCase, cached time.Duration, big int) string {
+	find := func(n int, method string, hit bool) *verifyCase {
+		return cases[slices.IndexFunc(cases, func(c *verifyCase) bool { return c.size == n && c.method == method && c.hit == hit })]
+	}
+	// ratio is the median of the per-round ratios of the scan to the index.
+	ratio := func(n int, hit bool) float64 {
+		ix, sc := find(n, "indexed", hit), find(n, "scan", hit)
+		xs := make([]float64, len(ix.perOp))
+		for i := range xs {
+			xs[i] = sc.perOp[i] / ix.perOp[i]
+		}
+		return median(xs)
+	}
+	var heads []string
+	var rows [][]string
+	for _, n := range verifySizes {
+		heads = append(heads, fmt.Sprintf("%.1f× faster at %s trusts (%s against %s)", ratio(n, true), thousands(float64(n)),
+			fmtSeconds(median(find(n, "indexed", true).perOp)), fmtSeconds(median(find(n, "scan", true).perOp))))
+		for _, hit := range []bool{true, false} {
+			ix, sc := find(n, "indexed", hit), find(n, "scan", hit)
+			what := map[bool]string{true: "held by a trust (the scan stops at the match: half the rows on average)", false: "held by none (well formed; the scan reads every row)"}[hit]
+			rows = append(rows, []string{thousands(float64(n)), what, fmtSeconds(median(ix.perOp)), fmtSeconds(median(sc.perOp)),
+				fmt.Sprintf("**%.1f×**", ratio(n, hit)), fmtSeconds(median(ix.cpu)), fmtSeconds(median(sc.cpu))})
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Verifying a key a trust holds, the indexed lookup is %s than the full scan.**\n\n", strings.Join(heads, " and "))
+	fmt.Fprintf(&b, "Latency of one verification by one caller on one connection (lib/pq), median of %d timed batches of about %s each; the batches of all %d measurements are interleaved in one run (the order turning each round), and each ratio is the median of the per-round ratios. Client CPU is this process's user + system time per verification; the server's comes on top.\n\n", verifyRounds, verifyBatch, len(cases))
+	b.WriteString(mdTable("rlrrrrr", []string{"trusts", "keys", "indexed lookup", "full scan", "full scan / indexed", "client CPU, indexed", "client CPU, scan"}, rows))
+	fmt.Fprintf(&b, "\nFor scale: with `flip.WithCache`, a key granted before is verified in %s (no database round trip; at %s trusts).\n\n", fmtSeconds(cached.Seconds()), thousands(float64(big)))
+	b.WriteString("How it is measured:\n\n")
+	b.WriteString("- **Data**: a fresh database per size at the latest migration (the unique index `flip_trust_api_key_hash_key` on `trust.api_key_hash`), with N trusts inserted by one `INSERT … SELECT … FROM generate_series(1, N)`, trust i holding the reference-format key `lpad(i, 43, 'A')` (hashed by the server with the same rule as `flip.HashAPIKey`), then `VACUUM ANALYZE`. The setup, the keys and the scan are those of `BenchmarkVerify_10kTrusts` in `store/verify_bench_test.go`.\n")
+	fmt.Fprintf(&b, "- **Indexed lookup**: `flip.NewVerifier(store.NewAPIKeyLookup(db)).Verify(ctx, key)` without a cache: `CheckKey`, one SHA-256, an equality match on the index, a constant-time comparison. Keys held by a trust are drawn with a stride of %d over the table, so consecutive calls hit rows far apart.\n", verifyStride)
+	b.WriteString("- **Full scan** (the reference hub's method): `SELECT id, api_key_hash FROM trust`, then `flip.APIKeyMatchesHash` (hex decode, SHA-256 of the key, constant-time compare) on each row until one matches. Its cost grows with the table; the indexed lookup's does not.\n")
+	return b.String()
 }

@@ -41,8 +41,8 @@
 //     must be in its own row (the search is not blind).
 //
 // Every test logs a line starting with "RELIABILITY" that counts what it
-// tried and the violations it found; `go run ./bench` quotes them in
-// BENCHMARKS.md.
+// tried and the violations it found; scripts/reliability (make reliability,
+// make soak) runs the suite and prints them as a summary.
 //
 // # Running it
 //

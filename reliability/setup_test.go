@@ -325,8 +325,8 @@ func counts(m map[string]int) string {
 	return strings.Join(parts, ",")
 }
 
-// report logs the line `go run ./bench` quotes: a fixed prefix, the test,
-// then key=value pairs.
+// report logs the line scripts/reliability summarises: a fixed prefix, the
+// test, then key=value pairs.
 func report(t *testing.T, what string, v variant, kv ...any) {
 	t.Helper()
 	var b strings.Builder
