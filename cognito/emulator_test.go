@@ -408,12 +408,15 @@ func TestWithRateLimit_HoldsConcurrentLookupsOnTheEmulator(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := b.proxy.TotalLookups(); got != n {
-		t.Errorf("%d requests, want %d", got, n)
+	// Every attempt, a retry of one the loaded emulator dropped included,
+	// takes its turn from the one limiter before it is sent.
+	sent := b.proxy.TotalLookups()
+	if sent < n {
+		t.Errorf("%d requests, want at least %d", sent, n)
 	}
 	grants := clock.Grants()
-	if len(grants) != n {
-		t.Fatalf("%d grants, want %d", len(grants), n)
+	if len(grants) < sent {
+		t.Fatalf("%d grants for %d requests: some went without a turn", len(grants), sent)
 	}
 	checkSpacing(t, grants, cognito.DefaultRateLimit, cognito.DefaultRateBurst)
 }
