@@ -1,9 +1,15 @@
 package flip
 
+// Every sentinel and typed error of the package, in one place: first those
+// of registration, then of keys, verification, identity-provider lookups,
+// the main-user configuration and seeding. Each says when it is returned
+// and the HTTP status the hub maps it to.
+
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // sentinel is the type of flip's error values. A sentinel other than the
@@ -194,3 +200,208 @@ func retryableSQLState(err error) bool {
 	}
 	return false
 }
+
+// Errors: Keys.
+
+// ErrMalformedKey is returned by CheckKey for a string that cannot be a key
+// flip minted: wrong length, alphabet, prefix or checksum. A hub answers it
+// with 401 without looking anything up.
+var ErrMalformedKey = errors.New("malformed key")
+
+// Errors: API-key verification.
+
+// ErrUnauthorized is the base of every error Verifier.Verify returns for a
+// key that does not identify a trust: malformed, unknown, or matching no
+// stored hash. The hub answers it with HTTP 401 and a
+// "WWW-Authenticate: ApiKey" header. Errors that are not ErrUnauthorized
+// (the database is unreachable) are the hub's problem, not the caller's:
+// answer 503 or 500, never 401, so a trust does not conclude that its key
+// was revoked.
+var ErrUnauthorized error = &sentinel{msg: "unauthorized"}
+
+// ErrUnknownAPIKey is returned by Verifier.Verify for a well-formed key that
+// no trust holds. It is also an ErrUnauthorized (HTTP 401).
+var ErrUnknownAPIKey error = &sentinel{msg: "no trust holds this API key", parent: ErrUnauthorized}
+
+// Errors: Identity provider lookups.
+
+// ErrIdentityProvider is the base of every error an IdentityProvider
+// returns, whether the user is missing, the address invalid or the
+// provider down: errors.Is(err, ErrIdentityProvider) holds for all of them.
+// A hub that looks users up on a request maps the definitive ones (those
+// that are not ErrUserNotFound or ErrIdentityProviderUnavailable) to 500.
+var ErrIdentityProvider error = &sentinel{msg: "identity provider lookup failed"}
+
+// ErrUserNotFound is returned when no user of the identity provider has the
+// address looked up. Seeding skips such a user with a warning (the account
+// may not be created yet); a hub answering a request maps it to 404.
+var ErrUserNotFound error = &sentinel{msg: "user not found in identity provider", parent: ErrIdentityProvider}
+
+// ErrInvalidIdentifier is returned, before anything is sent, for an email
+// address that cannot be used as a lookup key: empty, with whitespace or
+// control characters, without exactly one "@" between non-empty parts, or
+// with a double quote or backslash, which would change the meaning of a
+// Cognito ListUsers filter. Seeding stops on it (the configuration is
+// wrong); a hub maps it to 400.
+var ErrInvalidIdentifier error = &sentinel{msg: "invalid user identifier", parent: ErrIdentityProvider}
+
+// ErrIdentityProviderUnavailable is returned when the identity provider
+// could not answer but might if asked again later: HTTP 5xx, throttling
+// that outlasted the bounded retries, a timeout, a refused, reset or
+// dropped connection to a host that resolves. A configuration fault (a
+// host that does not resolve, a TLS failure, missing or refused
+// credentials, an unknown user pool) is not unavailability: it is a
+// definitive ErrIdentityProvider, so that a misconfigured hub fails at
+// boot instead of skipping every user. Seeding logs a warning, skips the
+// user and carries on; a hub answering a request maps it to 503.
+var ErrIdentityProviderUnavailable error = &sentinel{msg: "identity provider unavailable", parent: ErrIdentityProvider}
+
+// IdentityProviderError describes a failed lookup: the HTTP status and
+// error code the provider answered with, if any. errors.Is matches its
+// Kind (ErrUserNotFound, ErrIdentityProviderUnavailable or
+// ErrIdentityProvider, and through them ErrIdentityProvider) and its cause;
+// errors.As reaches it through any wrapping:
+//
+//	var ipe *flip.IdentityProviderError
+//	if errors.As(err, &ipe) && ipe.Status == http.StatusForbidden { … }
+type IdentityProviderError struct {
+	// Op is the provider operation that failed, e.g. "ListUsers".
+	Op string
+	// Status is the HTTP status of the provider's answer, or 0 when there
+	// was none (connection refused or dropped, timeout, and the
+	// configuration faults without an answer: a host that does not
+	// resolve, a TLS failure, a failing credential chain).
+	Status int
+	// Code is the provider's error code (e.g. "TooManyRequestsException",
+	// "NotAuthorizedException"), or one the adapter names for a fault it
+	// found in a successful answer (CodeAmbiguousEmail), or "" when there
+	// was none.
+	Code string
+	// Kind is the sentinel the error answers to: ErrUserNotFound,
+	// ErrIdentityProviderUnavailable (transient) or ErrIdentityProvider
+	// (definitive). Nil means ErrIdentityProvider.
+	Kind error
+	// Err is the underlying error, e.g. the SDK's.
+	Err error
+}
+
+// CodeAmbiguousEmail is the IdentityProviderError.Code of a lookup whose
+// address two or more accounts of the identity provider hold (Status 200,
+// definitive): the address does not say which account is meant, so
+// seeding stops instead of granting a role to either.
+const CodeAmbiguousEmail = "AmbiguousEmail"
+
+func (e *IdentityProviderError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.kind().Error())
+	if e.Op != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Op)
+	}
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.Status)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns Kind and the cause, so that errors.Is matches both.
+func (e *IdentityProviderError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.kind()}
+	}
+	return []error{e.kind(), e.Err}
+}
+
+// Transient reports whether the failure may pass on a later attempt (Kind
+// is ErrIdentityProviderUnavailable).
+func (e *IdentityProviderError) Transient() bool {
+	return errors.Is(e.kind(), ErrIdentityProviderUnavailable)
+}
+
+func (e *IdentityProviderError) kind() error {
+	if e.Kind == nil {
+		return ErrIdentityProvider
+	}
+	return e.Kind
+}
+
+// Errors: Main-user configuration.
+
+// ErrInvalidMainUsers is returned when the main-user configuration cannot
+// be used: unreadable JSON, an unknown field, a blank or invalid email, an
+// unknown role, a blank or overlong name, or the same email twice. Seeding
+// checks the whole configuration before it looks anybody up, so nothing is
+// sent or written. An *InvalidMainUserError says which entry and why.
+var ErrInvalidMainUsers error = &sentinel{msg: "invalid main-user configuration"}
+
+// InvalidMainUserError says which configured main user was refused and
+// why. It matches ErrInvalidMainUsers with errors.Is, and also
+// ErrInvalidIdentifier when the email was the problem.
+type InvalidMainUserError struct {
+	Index  int    // position in the configuration, from 0
+	Email  string // the entry's email as configured
+	Field  string // "email", "role", "name" or "organisation"
+	Reason string
+	cause  error
+}
+
+func (e *InvalidMainUserError) Error() string {
+	return fmt.Sprintf("main user #%d (%q): %s %s", e.Index+1, e.Email, e.Field, e.Reason)
+}
+
+// Unwrap returns ErrInvalidMainUsers and, for an email problem, the
+// ErrInvalidIdentifier error that describes it.
+func (e *InvalidMainUserError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrInvalidMainUsers}
+	}
+	return []error{ErrInvalidMainUsers, e.cause}
+}
+
+// Errors: Seeding.
+
+// ErrSeedMainUsers is the base of every error SeedMainUsers returns: an
+// invalid configuration (also ErrInvalidMainUsers), a definitive identity
+// provider failure, a database error, or the context ending. A hub that
+// seeds at boot logs it and either refuses to start or starts without the
+// remaining users, as it prefers.
+var ErrSeedMainUsers error = &sentinel{msg: "seeding main users failed"}
+
+// SeedUserError says which main user seeding stopped at and why. It
+// matches ErrSeedMainUsers and its cause with errors.Is (for example
+// ErrIdentityProvider, ErrInvalidIdentifier, context.DeadlineExceeded),
+// and reaches a *IdentityProviderError with errors.As.
+type SeedUserError struct {
+	Index int    // position of the user in the configuration, from 0
+	Email string // the user's email
+	// Step is "lookup" (the identity provider failed definitively) or
+	// "write" (the database failed).
+	Step string
+	// Status and Code are the identity provider's HTTP status and error
+	// code, when it answered.
+	Status int
+	Code   string
+	Err    error
+}
+
+func (e *SeedUserError) Error() string {
+	msg := fmt.Sprintf("seed main user #%d %q: %s", e.Index+1, e.Email, e.Step)
+	if e.Status != 0 {
+		msg += fmt.Sprintf(" (HTTP %d", e.Status)
+		if e.Code != "" {
+			msg += " " + e.Code
+		}
+		msg += ")"
+	}
+	return msg + ": " + e.Err.Error()
+}
+
+// Unwrap returns ErrSeedMainUsers and the cause.
+func (e *SeedUserError) Unwrap() []error { return []error{ErrSeedMainUsers, e.Err} }

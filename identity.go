@@ -2,7 +2,6 @@ package flip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -17,7 +16,7 @@ import (
 // Cognito in production, the cognito-local emulator in tests) to learn
 // their ids. IdentityProvider is the one question seeding asks; the
 // cognito package answers it with the AWS SDK, and a test can answer it
-// with a map. The errors below let the seeder tell "no such user" (skip),
+// with a map. Its errors (in errors.go) let the seeder tell "no such user" (skip),
 // "try again later" (skip, warn) and "this will never work" (stop) apart
 // without knowing which provider it talks to.
 
@@ -60,113 +59,6 @@ type User struct {
 	// Enabled is false for a user an administrator disabled; seeding still
 	// records the profile and role so that re-enabling needs no reboot.
 	Enabled bool `json:"enabled"`
-}
-
-// ErrIdentityProvider is the base of every error an IdentityProvider
-// returns, whether the user is missing, the address invalid or the
-// provider down: errors.Is(err, ErrIdentityProvider) holds for all of them.
-// A hub that looks users up on a request maps the definitive ones (those
-// that are not ErrUserNotFound or ErrIdentityProviderUnavailable) to 500.
-var ErrIdentityProvider error = &sentinel{msg: "identity provider lookup failed"}
-
-// ErrUserNotFound is returned when no user of the identity provider has the
-// address looked up. Seeding skips such a user with a warning (the account
-// may not be created yet); a hub answering a request maps it to 404.
-var ErrUserNotFound error = &sentinel{msg: "user not found in identity provider", parent: ErrIdentityProvider}
-
-// ErrInvalidIdentifier is returned, before anything is sent, for an email
-// address that cannot be used as a lookup key: empty, with whitespace or
-// control characters, without exactly one "@" between non-empty parts, or
-// with a double quote or backslash, which would change the meaning of a
-// Cognito ListUsers filter. Seeding stops on it (the configuration is
-// wrong); a hub maps it to 400.
-var ErrInvalidIdentifier error = &sentinel{msg: "invalid user identifier", parent: ErrIdentityProvider}
-
-// ErrIdentityProviderUnavailable is returned when the identity provider
-// could not answer but might if asked again later: HTTP 5xx, throttling
-// that outlasted the bounded retries, a timeout, a refused, reset or
-// dropped connection to a host that resolves. A configuration fault (a
-// host that does not resolve, a TLS failure, missing or refused
-// credentials, an unknown user pool) is not unavailability: it is a
-// definitive ErrIdentityProvider, so that a misconfigured hub fails at
-// boot instead of skipping every user. Seeding logs a warning, skips the
-// user and carries on; a hub answering a request maps it to 503.
-var ErrIdentityProviderUnavailable error = &sentinel{msg: "identity provider unavailable", parent: ErrIdentityProvider}
-
-// IdentityProviderError describes a failed lookup: the HTTP status and
-// error code the provider answered with, if any. errors.Is matches its
-// Kind (ErrUserNotFound, ErrIdentityProviderUnavailable or
-// ErrIdentityProvider, and through them ErrIdentityProvider) and its cause;
-// errors.As reaches it through any wrapping:
-//
-//	var ipe *flip.IdentityProviderError
-//	if errors.As(err, &ipe) && ipe.Status == http.StatusForbidden { … }
-type IdentityProviderError struct {
-	// Op is the provider operation that failed, e.g. "ListUsers".
-	Op string
-	// Status is the HTTP status of the provider's answer, or 0 when there
-	// was none (connection refused or dropped, timeout, and the
-	// configuration faults without an answer: a host that does not
-	// resolve, a TLS failure, a failing credential chain).
-	Status int
-	// Code is the provider's error code (e.g. "TooManyRequestsException",
-	// "NotAuthorizedException"), or one the adapter names for a fault it
-	// found in a successful answer (CodeAmbiguousEmail), or "" when there
-	// was none.
-	Code string
-	// Kind is the sentinel the error answers to: ErrUserNotFound,
-	// ErrIdentityProviderUnavailable (transient) or ErrIdentityProvider
-	// (definitive). Nil means ErrIdentityProvider.
-	Kind error
-	// Err is the underlying error, e.g. the SDK's.
-	Err error
-}
-
-// CodeAmbiguousEmail is the IdentityProviderError.Code of a lookup whose
-// address two or more accounts of the identity provider hold (Status 200,
-// definitive): the address does not say which account is meant, so
-// seeding stops instead of granting a role to either.
-const CodeAmbiguousEmail = "AmbiguousEmail"
-
-func (e *IdentityProviderError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.kind().Error())
-	if e.Op != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Op)
-	}
-	if e.Status != 0 {
-		fmt.Fprintf(&b, ": HTTP %d", e.Status)
-	}
-	if e.Code != "" {
-		fmt.Fprintf(&b, " %s", e.Code)
-	}
-	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
-	}
-	return b.String()
-}
-
-// Unwrap returns Kind and the cause, so that errors.Is matches both.
-func (e *IdentityProviderError) Unwrap() []error {
-	if e.Err == nil {
-		return []error{e.kind()}
-	}
-	return []error{e.kind(), e.Err}
-}
-
-// Transient reports whether the failure may pass on a later attempt (Kind
-// is ErrIdentityProviderUnavailable).
-func (e *IdentityProviderError) Transient() bool {
-	return errors.Is(e.kind(), ErrIdentityProviderUnavailable)
-}
-
-func (e *IdentityProviderError) kind() error {
-	if e.Kind == nil {
-		return ErrIdentityProvider
-	}
-	return e.Kind
 }
 
 // MaxEmailLength is the longest email address, in bytes, that ValidateEmail

@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -101,11 +100,6 @@ const (
 	// ReferenceKeyLength is the length of every ReferenceKeys key.
 	ReferenceKeyLength = 43
 )
-
-// ErrMalformedKey is returned by CheckKey for a string that cannot be a key
-// flip minted: wrong length, alphabet, prefix or checksum. A hub answers it
-// with 401 without looking anything up.
-var ErrMalformedKey = errors.New("malformed key")
 
 // KeyMinter mints the secrets of a new trust. RandomKeyMinter is the
 // production implementation; tests may substitute a deterministic one. A

@@ -50,37 +50,6 @@ const (
 	EnvMainUsersFile = "FLIP_MAIN_USERS_FILE"
 )
 
-// ErrInvalidMainUsers is returned when the main-user configuration cannot
-// be used: unreadable JSON, an unknown field, a blank or invalid email, an
-// unknown role, a blank or overlong name, or the same email twice. Seeding
-// checks the whole configuration before it looks anybody up, so nothing is
-// sent or written. An *InvalidMainUserError says which entry and why.
-var ErrInvalidMainUsers error = &sentinel{msg: "invalid main-user configuration"}
-
-// InvalidMainUserError says which configured main user was refused and
-// why. It matches ErrInvalidMainUsers with errors.Is, and also
-// ErrInvalidIdentifier when the email was the problem.
-type InvalidMainUserError struct {
-	Index  int    // position in the configuration, from 0
-	Email  string // the entry's email as configured
-	Field  string // "email", "role", "name" or "organisation"
-	Reason string
-	cause  error
-}
-
-func (e *InvalidMainUserError) Error() string {
-	return fmt.Sprintf("main user #%d (%q): %s %s", e.Index+1, e.Email, e.Field, e.Reason)
-}
-
-// Unwrap returns ErrInvalidMainUsers and, for an email problem, the
-// ErrInvalidIdentifier error that describes it.
-func (e *InvalidMainUserError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{ErrInvalidMainUsers}
-	}
-	return []error{ErrInvalidMainUsers, e.cause}
-}
-
 // mainUser is a validated MainUser with its role resolved.
 type mainUser struct {
 	MainUser

@@ -18,19 +18,6 @@ import (
 // that, refuses malformed keys before any lookup, and can keep recent grants
 // in memory for a short time.
 
-// ErrUnauthorized is the base of every error Verifier.Verify returns for a
-// key that does not identify a trust: malformed, unknown, or matching no
-// stored hash. The hub answers it with HTTP 401 and a
-// "WWW-Authenticate: ApiKey" header. Errors that are not ErrUnauthorized
-// (the database is unreachable) are the hub's problem, not the caller's:
-// answer 503 or 500, never 401, so a trust does not conclude that its key
-// was revoked.
-var ErrUnauthorized error = &sentinel{msg: "unauthorized"}
-
-// ErrUnknownAPIKey is returned by Verifier.Verify for a well-formed key that
-// no trust holds. It is also an ErrUnauthorized (HTTP 401).
-var ErrUnknownAPIKey error = &sentinel{msg: "no trust holds this API key", parent: ErrUnauthorized}
-
 // APIKeyRecord is what an APIKeyLookup finds: a trust and the hash stored
 // in its trust.api_key_hash.
 type APIKeyRecord struct {
