@@ -88,20 +88,8 @@ func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "use POST to register a trust")
 		return
 	}
-	adminID, err := h.Authoriser.AuthoriseAdmin(r)
-	switch {
-	case errors.Is(err, ErrUnauthenticated):
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeError(w, http.StatusUnauthorized, "authentication required")
-		return
-	case err != nil:
-		writeError(w, http.StatusForbidden, "only FLIP admins may register trusts")
-		return
-	case adminID == uuid.Nil:
-		// An authoriser that grants without naming the admin would leave
-		// the audit trail blank, as if no person had acted.
-		log.ErrorContext(r.Context(), "authoriser granted access without an admin id")
-		writeError(w, http.StatusInternalServerError, internalErrorMessage)
+	adminID, ok := h.authorise(w, r, log)
+	if !ok {
 		return
 	}
 	if err := checkContentType(r); err != nil {
@@ -128,18 +116,7 @@ func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := flip.TrustParams{Name: req.Name, Code: req.Code, Region: req.Region, AuditUserID: adminID}
 	res, err := h.register(r.Context(), p)
 	if err != nil {
-		status, msg := registrationStatus(err)
-		level := slog.LevelInfo
-		switch status {
-		case http.StatusInternalServerError:
-			level = slog.LevelError
-		case http.StatusServiceUnavailable:
-			level = slog.LevelWarn
-			w.Header().Set("Retry-After", retryAfter)
-		}
-		log.Log(r.Context(), level, "trust registration failed",
-			slog.Int("status", status), slog.String("admin_id", adminID.String()), slog.Any("error", err))
-		writeError(w, status, msg)
+		writeRegistrationError(w, r, log, adminID, err)
 		return
 	}
 	log.InfoContext(r.Context(), "trust registered", slog.Any("result", res), slog.String("admin_id", adminID.String()))
@@ -148,6 +125,46 @@ func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/admin/trusts/"+res.Trust.ID.String())
 	writeJSON(w, http.StatusCreated, newRegisterResponse(res))
+}
+
+// authorise answers the request itself (401, 403 or 500) and reports false
+// unless the caller is an admin with an id for the audit trail.
+func (h *TrustsHandler) authorise(w http.ResponseWriter, r *http.Request, log *slog.Logger) (uuid.UUID, bool) {
+	adminID, err := h.Authoriser.AuthoriseAdmin(r)
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, http.StatusUnauthorized, "authentication required")
+		return uuid.Nil, false
+	case err != nil:
+		writeError(w, http.StatusForbidden, "only FLIP admins may register trusts")
+		return uuid.Nil, false
+	case adminID == uuid.Nil:
+		// An authoriser that grants without naming the admin would leave
+		// the audit trail blank, as if no person had acted.
+		log.ErrorContext(r.Context(), "authoriser granted access without an admin id")
+		writeError(w, http.StatusInternalServerError, internalErrorMessage)
+		return uuid.Nil, false
+	}
+	return adminID, true
+}
+
+// writeRegistrationError logs a failed registration at the level its
+// status deserves and answers with registrationStatus's status and
+// message (and Retry-After on a 503).
+func writeRegistrationError(w http.ResponseWriter, r *http.Request, log *slog.Logger, adminID uuid.UUID, err error) {
+	status, msg := registrationStatus(err)
+	level := slog.LevelInfo
+	switch status {
+	case http.StatusInternalServerError:
+		level = slog.LevelError
+	case http.StatusServiceUnavailable:
+		level = slog.LevelWarn
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	log.Log(r.Context(), level, "trust registration failed",
+		slog.Int("status", status), slog.String("admin_id", adminID.String()), slog.Any("error", err))
+	writeError(w, status, msg)
 }
 
 // register runs the registration in a transaction of its own: committed on

@@ -149,27 +149,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	log.Info("connecting", "database", redactURL(opts.databaseURL))
-	db, err := openDB(opts.databaseURL)
+	db, msg, err := connect(ctx, opts)
 	if err != nil {
-		return fail("cannot open database", err)
+		return fail(msg, err)
 	}
 	defer db.Close()
-	if err := db.PingContext(ctx); err != nil {
-		return fail("cannot connect to the database at "+redactURL(opts.databaseURL)+", taken from "+opts.databaseURLFrom+
-			"; check that PostgreSQL is running there and the URL is right", err)
-	}
-
-	if opts.migrate {
-		if err := store.Migrate(ctx, db, store.WithLogger(log)); err != nil {
-			return fail("migration failed", err)
-		}
-	}
-	added := 0
-	if len(opts.slots) > 0 {
-		if added, err = store.AddSlots(ctx, db, opts.slots...); err != nil {
-			return fail("adding kit slots failed", err)
-		}
-		log.Info("kit slots added", "requested", len(opts.slots), "new", added)
+	added, msg, err := prepare(ctx, db, log, opts)
+	if err != nil {
+		return fail(msg, err)
 	}
 
 	if !registering {
@@ -185,6 +172,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail("trust not registered", err)
 	}
 	return writeJSON(stdout, log, []record{rec})
+}
+
+// connect opens the database and makes sure it answers; on failure the
+// message says which URL was tried and where it came from.
+func connect(ctx context.Context, opts options) (*sql.DB, string, error) {
+	db, err := openDB(opts.databaseURL)
+	if err != nil {
+		return nil, "cannot open database", err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, "cannot connect to the database at " + redactURL(opts.databaseURL) + ", taken from " + opts.databaseURLFrom +
+			"; check that PostgreSQL is running there and the URL is right", err
+	}
+	return db, "", nil
+}
+
+// prepare runs --migrate and --add-slots, returning how many slots were
+// new; on failure the message names the step.
+func prepare(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (int, string, error) {
+	if opts.migrate {
+		if err := store.Migrate(ctx, db, store.WithLogger(log)); err != nil {
+			return 0, "migration failed", err
+		}
+	}
+	if len(opts.slots) == 0 {
+		return 0, "", nil
+	}
+	added, err := store.AddSlots(ctx, db, opts.slots...)
+	if err != nil {
+		return 0, "adding kit slots failed", err
+	}
+	log.Info("kit slots added", "requested", len(opts.slots), "new", added)
+	return added, "", nil
 }
 
 // errTrustMissing is returned for --require-existing when no trust has the name.
@@ -284,14 +305,24 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	var (
 		opts             options
 		addSlots, keyFmt string
-		fs               = flag.NewFlagSet("register-trust", flag.ContinueOnError)
-		usageErr         = func(format string, a ...any) (options, error) {
-			err := fmt.Errorf(format, a...)
-			fmt.Fprintf(stderr, "register-trust: %v\n", err)
-			fs.Usage()
-			return options{}, err
-		}
 	)
+	fs := newFlagSet(stderr, &opts, &addSlots, &keyFmt)
+	if err := fs.Parse(args); err != nil {
+		return options{}, err // flag has printed the problem and usage
+	}
+	err := opts.finish(fs.Args(), addSlots, keyFmt, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "register-trust: %v\n", err)
+		fs.Usage()
+		return options{}, err
+	}
+	return opts, nil
+}
+
+// newFlagSet declares the command's flags, writing into opts and the two
+// flags finish reads as text.
+func newFlagSet(stderr io.Writer, opts *options, addSlots, keyFmt *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("register-trust", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage:
@@ -311,29 +342,32 @@ new trust). Exit 0 registered or existing, 1 failed, 2 usage error.
 	fs.BoolVar(&opts.requireExisting, "require-existing", false, "fail (exit 1) instead of registering when no trust has this name")
 	fs.StringVar(&opts.databaseURL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+defaultDatabaseURL+")")
 	fs.BoolVar(&opts.migrate, "migrate", false, "apply pending schema migrations first (idempotent)")
-	fs.StringVar(&addSlots, "add-slots", "", "add FL kit slots: comma-separated `LIST` of names or ranges like Trust_001..Trust_050")
+	fs.StringVar(addSlots, "add-slots", "", "add FL kit slots: comma-separated `LIST` of names or ranges like Trust_001..Trust_050")
 	fs.BoolVar(&opts.printMigrations, "print-migrations", false, "print the schema migration SQL and exit")
-	fs.StringVar(&keyFmt, "key-format", "prefixed", "`format` of new keys: prefixed (flip_ak_…) or reference (43-char base64url)")
+	fs.StringVar(keyFmt, "key-format", "prefixed", "`format` of new keys: prefixed (flip_ak_…) or reference (43-char base64url)")
 	fs.DurationVar(&opts.timeout, "timeout", 60*time.Second, "give up after this `duration`")
-	if err := fs.Parse(args); err != nil {
-		return options{}, err // flag has printed the problem and usage
-	}
+	return fs
+}
 
+// finish checks the parsed flags against each other and fills in what
+// follows from them: the key format, the expanded slot names and the
+// database URL (with where it came from). An error is a usage error.
+func (opts *options) finish(rest []string, addSlots, keyFmt string, getenv func(string) string) error {
 	switch {
-	case fs.NArg() > 0:
-		return usageErr("unexpected argument %q", fs.Arg(0))
+	case len(rest) > 0:
+		return fmt.Errorf("unexpected argument %q", rest[0])
 	case opts.timeout <= 0:
-		return usageErr("--timeout must be positive")
+		return errors.New("--timeout must be positive")
 	case opts.printMigrations && (opts.name != "" || opts.code != "" || opts.migrate || addSlots != ""):
-		return usageErr("--print-migrations cannot be combined with other actions")
+		return errors.New("--print-migrations cannot be combined with other actions")
 	case opts.printMigrations:
-		return opts, nil
+		return nil
 	case (opts.name == "") != (opts.code == ""):
-		return usageErr("--name and --code are both required to register a trust")
+		return errors.New("--name and --code are both required to register a trust")
 	case opts.name == "" && (opts.region != "" || opts.requireExisting):
-		return usageErr("--region and --require-existing need --name and --code")
+		return errors.New("--region and --require-existing need --name and --code")
 	case opts.name == "" && !opts.migrate && addSlots == "":
-		return usageErr("nothing to do: give --name and --code, --migrate, --add-slots or --print-migrations")
+		return errors.New("nothing to do: give --name and --code, --migrate, --add-slots or --print-migrations")
 	}
 	switch keyFmt {
 	case "prefixed":
@@ -341,12 +375,12 @@ new trust). Exit 0 registered or existing, 1 failed, 2 usage error.
 	case "reference":
 		opts.keyFormat = flip.ReferenceKeys
 	default:
-		return usageErr("--key-format must be prefixed or reference, not %q", keyFmt)
+		return fmt.Errorf("--key-format must be prefixed or reference, not %q", keyFmt)
 	}
 	if addSlots != "" {
 		slots, err := expandSlots(addSlots)
 		if err != nil {
-			return usageErr("--add-slots: %v", err)
+			return fmt.Errorf("--add-slots: %w", err)
 		}
 		opts.slots = slots
 	}
@@ -357,7 +391,7 @@ new trust). Exit 0 registered or existing, 1 failed, 2 usage error.
 	if opts.databaseURL == "" {
 		opts.databaseURL, opts.databaseURLFrom = defaultDatabaseURL, "the default (neither --database-url nor DATABASE_URL is set)"
 	}
-	return opts, nil
+	return nil
 }
 
 // expandSlots turns "A,Trust_001..Trust_003" into A, Trust_001, Trust_002,

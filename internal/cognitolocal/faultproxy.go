@@ -167,30 +167,33 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 		_, _ = io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1></body></html>")
 	default:
-		var status int
-		var code string
-		switch fault {
-		case Fault500:
-			status, code = 500, "InternalErrorException"
-		case Fault503:
-			status, code = 503, "ServiceUnavailableException"
-		case Fault429:
-			status, code = 429, "TooManyRequestsException"
-		case FaultThrottle400:
-			status, code = 400, "TooManyRequestsException"
-		case Fault400:
-			status, code = 400, "InvalidParameterException"
-		case Fault403:
-			status, code = 403, "NotAuthorizedException"
-		case FaultUnrecognizedClient:
-			status, code = 400, "UnrecognizedClientException"
-		}
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("X-Amzn-Errortype", code)
-		w.Header().Set("X-Amzn-Requestid", "flip-fault-proxy")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": "injected by the flip test proxy: " + string(fault)})
+		writeAPIError(w, fault)
 	}
+}
+
+// apiErrors are the Cognito error answers the proxy can inject: HTTP status
+// and error code.
+var apiErrors = map[Fault]struct {
+	status int
+	code   string
+}{
+	Fault500:                {500, "InternalErrorException"},
+	Fault503:                {503, "ServiceUnavailableException"},
+	Fault429:                {429, "TooManyRequestsException"},
+	FaultThrottle400:        {400, "TooManyRequestsException"},
+	Fault400:                {400, "InvalidParameterException"},
+	Fault403:                {403, "NotAuthorizedException"},
+	FaultUnrecognizedClient: {400, "UnrecognizedClientException"},
+}
+
+// writeAPIError answers as Cognito does with the error of fault.
+func writeAPIError(w http.ResponseWriter, fault Fault) {
+	e := apiErrors[fault]
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-Errortype", e.code)
+	w.Header().Set("X-Amzn-Requestid", "flip-fault-proxy")
+	w.WriteHeader(e.status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.code, "message": "injected by the flip test proxy: " + string(fault)})
 }
 
 // wait sleeps for d unless the client goes away or the proxy closes first;
