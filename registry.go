@@ -174,6 +174,13 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 	if _, isPool := tx.(interface{ Driver() driver.Driver }); isPool {
 		return RegistrationResult{}, ErrNotInTransaction
 	}
+	return r.run(ctx, tx, p, r.registerUnderSavepoint)
+}
+
+// run mints the keys, registers normalised p on tx with register, and
+// logs the outcome; the keys go into the result only on success.
+func (r *Registry) run(ctx context.Context, tx DBTX, p TrustParams,
+	register func(context.Context, DBTX, TrustParams, string) (RegistrationResult, error)) (RegistrationResult, error) {
 	// Keys first: minting needs no database, and a failing minter must not
 	// cost a round trip or hold a lock.
 	apiKey, err := r.minter.MintKey(TrustAPIKey)
@@ -184,27 +191,8 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 	if err != nil {
 		return RegistrationResult{}, registrationError(ctx, "mint internal-service key", err)
 	}
-
-	sp, err := r.trusts.Savepoint(ctx, tx)
+	res, err := register(ctx, tx, p, apiKey)
 	if err != nil {
-		return RegistrationResult{}, registrationError(ctx, "open savepoint", err)
-	}
-	res, err := r.register(ctx, tx, p, apiKey)
-	if err == nil {
-		err = sp.Release(ctx)
-		if err != nil {
-			err = registrationError(ctx, "release savepoint", err)
-		}
-	}
-	if err != nil {
-		// Undo with a context of its own: the caller's may be what just
-		// expired, and leaving the transaction aborted would break the
-		// promise that it stays usable.
-		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if rbErr := sp.Rollback(undoCtx); rbErr != nil {
-			err = errors.Join(err, fmt.Errorf("undo the failed registration: %w", rbErr))
-		}
 		level := slog.LevelError // the database or a collaborator failed
 		switch {
 		case errors.Is(err, ErrDuplicateTrust), errors.Is(err, ErrNoFreeKitSlot):
@@ -221,6 +209,32 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 		slog.String("trust_id", res.Trust.ID.String()), slog.String("trust_name", res.Trust.Name),
 		slog.String("trust_code", res.Trust.Code), slog.String("fl_kit_slot", res.KitSlot.Name))
 	return res, nil
+}
+
+// registerUnderSavepoint runs register inside a savepoint of the caller's
+// transaction and, on any error, rolls back to it, so that the caller's
+// transaction is as it was.
+func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
+	sp, err := r.trusts.Savepoint(ctx, tx)
+	if err != nil {
+		return RegistrationResult{}, registrationError(ctx, "open savepoint", err)
+	}
+	res, err := r.register(ctx, tx, p, apiKey)
+	if err == nil {
+		if err = sp.Release(ctx); err == nil {
+			return res, nil
+		}
+		err = registrationError(ctx, "release savepoint", err)
+	}
+	// Undo with a context of its own: the caller's may be what just
+	// expired, and leaving the transaction aborted would break the promise
+	// that it stays usable.
+	undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if rbErr := sp.Rollback(undoCtx); rbErr != nil {
+		err = errors.Join(err, fmt.Errorf("undo the failed registration: %w", rbErr))
+	}
+	return RegistrationResult{}, err
 }
 
 // register runs the registration's statements; the caller owns the savepoint.
@@ -258,18 +272,21 @@ func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey 
 // RegisterTrustDB is RegisterTrust in a transaction of its own on db (a
 // *sql.DB, *sqlx.DB or *sql.Conn): it begins, registers, and commits, or
 // rolls back on any error. Use it where no caller transaction exists, as
-// in a deploy command. An error that matches ErrRetryable has left nothing
+// in a deploy command. The transaction being its own, a failure is undone
+// by rolling it back, so it sends no savepoint: two statements fewer than
+// RegisterTrust. An error that matches ErrRetryable has left nothing
 // behind; calling again is safe.
 func (r *Registry) RegisterTrustDB(ctx context.Context, db TxBeginner, p TrustParams) (RegistrationResult, error) {
-	if err := p.Validate(); err != nil {
+	p, err := p.Normalize()
+	if err != nil {
 		return RegistrationResult{}, err
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return RegistrationResult{}, registrationError(ctx, "begin transaction", err)
 	}
-	defer func() { _ = tx.Rollback() }() // no-op after Commit
-	res, err := r.RegisterTrust(ctx, tx, p)
+	defer func() { _ = tx.Rollback() }() // no-op after Commit; undoes a failed registration
+	res, err := r.run(ctx, tx, p, r.register)
 	if err != nil {
 		return RegistrationResult{}, err
 	}
