@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +75,10 @@ type probe struct {
 var benchAuditUser = uuid.MustParse("6d1e0f3a-2b7c-4e58-9a41-0c5b7d2e8f10")
 
 // recordRegistration runs one RegisterTrust on db through a recorder, rolls
-// it back, and returns the statements it sent.
+// it back, and returns the statements that RegisterTrustDB, which the flip
+// runs measure, sends between its BEGIN and COMMIT: RegisterTrust's, less
+// the savepoint around them (RegisterTrustDB's transaction is its own, so
+// it undoes a failure by rolling back and sends no savepoint).
 func recordRegistration(ctx context.Context, db *sql.DB) ([]recordedStmt, probe, error) {
 	reg := flip.NewRegistry(store.New())
 	tx, err := db.BeginTx(ctx, nil)
@@ -90,7 +94,10 @@ func recordRegistration(ctx context.Context, db *sql.DB) ([]recordedStmt, probe,
 	}
 	p.trustID = res.Trust.ID
 	p.apiKeyHash = flip.HashAPIKey(res.APIKey)
-	return rec.stmts, p, nil
+	stmts := slices.DeleteFunc(rec.stmts, func(st recordedStmt) bool {
+		return strings.HasPrefix(st.query, "SAVEPOINT ") || strings.HasPrefix(st.query, "RELEASE SAVEPOINT ")
+	})
+	return stmts, p, nil
 }
 
 // pgbench expressions for the values that differ per registration. The

@@ -110,13 +110,13 @@ func (rb *regBench) runnerTable(cell func([]runResult) string) string {
 
 // roundTrips counts what a registration sends, from the recording.
 func (rb *regBench) roundTrips() string {
-	n, p := len(rb.recorded)+2, 0 // BEGIN and COMMIT around what RegisterTrust sent
+	n, p := len(rb.recorded)+2, 0 // BEGIN and COMMIT around the registration's statements
 	for _, st := range rb.recorded {
 		if len(st.args) > 0 {
 			p++
 		}
 	}
-	return fmt.Sprintf("Per registration, `RegisterTrustDB` sends %d statements: BEGIN, the %d of `RegisterTrust` (%d with parameters), COMMIT; the reference sequence is %d with BEGIN and COMMIT. "+
+	return fmt.Sprintf("Per registration, `RegisterTrustDB` sends %d statements: BEGIN, the %d of the registration (%d with parameters; `RegisterTrust` in a caller's transaction adds SAVEPOINT and RELEASE around them), COMMIT; the reference sequence is %d with BEGIN and COMMIT. "+
 		"Round trips per registration: lib/pq %d (statements without parameters go as simple queries, one round trip each; each with parameters takes two), lib/pq with `binary_parameters=yes` %d, pgx %d once each statement is prepared on its connection, pgbench one per statement in every mode. "+
 		"What separates pgbench -M extended from -M prepared is the server parsing and planning every statement at every call, which pgx's statement cache saves; across a network, where a round trip costs more, fewer round trips save more than over loopback.\n\n",
 		n, len(rb.recorded), p, len(referenceStatements(probe{}))+2, n+p, n, n)
