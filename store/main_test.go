@@ -58,6 +58,25 @@ func lockTrust(t *testing.T, ctx context.Context, db *fliptest.DB, mode string) 
 	return holder
 }
 
+// eachRow runs q on db and calls scan for every row, failing the test on
+// any error: how the suites snapshot a table.
+func eachRow(t testing.TB, ctx context.Context, db flip.DBTX, q string, scan func(*sql.Rows) error) {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+}
+
 // bundle is what a registration test needs.
 type bundle struct {
 	ctx context.Context

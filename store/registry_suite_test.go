@@ -96,7 +96,7 @@ type suiteState struct {
 func (s *suite) snapshot() suiteState {
 	s.t.Helper()
 	st := suiteState{Hashes: map[uuid.UUID]string{}}
-	s.each(`SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, coalesce(api_key_hash, '') FROM trust ORDER BY name COLLATE "C"`,
+	eachRow(s.t, s.ctx, s.db, `SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, coalesce(api_key_hash, '') FROM trust ORDER BY name COLLATE "C"`,
 		func(rows *sql.Rows) error {
 			var (
 				tr   flip.Trust
@@ -108,7 +108,7 @@ func (s *suite) snapshot() suiteState {
 			st.Hashes[tr.ID] = hash
 			return err
 		})
-	s.each(`SELECT slot_name, slot_number, assigned_to_trust_id, assigned_at FROM fl_kit_slot`,
+	eachRow(s.t, s.ctx, s.db, `SELECT slot_name, slot_number, assigned_to_trust_id, assigned_at FROM fl_kit_slot`,
 		func(rows *sql.Rows) error {
 			var (
 				sl flip.KitSlot
@@ -126,7 +126,7 @@ func (s *suite) snapshot() suiteState {
 	slices.SortFunc(st.Slots, func(a, b flip.KitSlot) int {
 		return cmp.Or(cmp.Compare(a.Number, b.Number), strings.Compare(a.Name, b.Name))
 	})
-	s.each(`SELECT id, trust_id, trust_name, action::text, modified_by_user_id, audit_date, subject_user_id FROM trusts_audit ORDER BY trust_name COLLATE "C", audit_date`,
+	eachRow(s.t, s.ctx, s.db, `SELECT id, trust_id, trust_name, action::text, modified_by_user_id, audit_date, subject_user_id FROM trusts_audit ORDER BY trust_name COLLATE "C", audit_date`,
 		func(rows *sql.Rows) error {
 			var (
 				a       flip.TrustAudit
@@ -139,23 +139,6 @@ func (s *suite) snapshot() suiteState {
 			return err
 		})
 	return st
-}
-
-func (s *suite) each(q string, scan func(*sql.Rows) error) {
-	s.t.Helper()
-	rows, err := s.db.QueryContext(s.ctx, q)
-	if err != nil {
-		s.t.Fatalf("snapshot: %v", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			s.t.Fatalf("snapshot: %v", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		s.t.Fatalf("snapshot: %v", err)
-	}
 }
 
 // wantNothingRegistered fails unless no trust, audit row or slot

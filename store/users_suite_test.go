@@ -123,20 +123,20 @@ func (s *userSuite) Grant(ctx context.Context, g roleGrant) error {
 func (s *userSuite) snapshot() userState {
 	s.t.Helper()
 	var st userState
-	s.each(`SELECT id, name, description FROM roles`, func(rows *sql.Rows) error {
+	eachRow(s.t, s.ctx, s.db, `SELECT id, name, description FROM roles`, func(rows *sql.Rows) error {
 		var r flip.Role
 		err := rows.Scan(&r.ID, &r.Name, &r.Description)
 		st.Roles = append(st.Roles, r)
 		return err
 	})
-	s.each(`SELECT user_id, name, organisation, created_at, updated_at FROM user_profile`, func(rows *sql.Rows) error {
+	eachRow(s.t, s.ctx, s.db, `SELECT user_id, name, organisation, created_at, updated_at FROM user_profile`, func(rows *sql.Rows) error {
 		var p profileRow
 		err := rows.Scan(&p.UserID, &p.Name, &p.Organisation, &p.CreatedAt, &p.UpdatedAt)
 		p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 		st.Profiles = append(st.Profiles, p)
 		return err
 	})
-	s.each(`SELECT user_id, role_id, trust_id FROM user_role`, func(rows *sql.Rows) error {
+	eachRow(s.t, s.ctx, s.db, `SELECT user_id, role_id, trust_id FROM user_role`, func(rows *sql.Rows) error {
 		var (
 			g     roleGrant
 			trust uuid.NullUUID
@@ -150,23 +150,6 @@ func (s *userSuite) snapshot() userState {
 	slices.SortFunc(st.Profiles, func(a, b profileRow) int { return bytes.Compare(a.UserID[:], b.UserID[:]) })
 	slices.SortFunc(st.Grants, compareGrants)
 	return st
-}
-
-func (s *userSuite) each(q string, scan func(*sql.Rows) error) {
-	s.t.Helper()
-	rows, err := s.db.QueryContext(s.ctx, q)
-	if err != nil {
-		s.t.Fatalf("snapshot: %v", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			s.t.Fatalf("snapshot: %v", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		s.t.Fatalf("snapshot: %v", err)
-	}
 }
 
 // userSuite is one case's database and store, with helpers that fail the
