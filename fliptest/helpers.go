@@ -11,18 +11,10 @@ import (
 
 // AddSlots adds kit slots to db's pool, failing the test on error. Each
 // spec is a slot name or a range such as "Trust_001..Trust_050" (see
-// store.SlotRange). It returns how many slots were new.
+// store.AddSlots). It returns how many slots were new.
 func AddSlots(t testing.TB, db flip.DBTX, specs ...string) int {
 	t.Helper()
-	var names []string
-	for _, spec := range specs {
-		expanded, err := store.SlotRange(spec)
-		if err != nil {
-			t.Fatalf("fliptest: %v", err)
-		}
-		names = append(names, expanded...)
-	}
-	n, err := store.AddSlots(context.Background(), db, names...)
+	n, err := store.AddSlots(context.Background(), db, specs...) // it expands ranges itself
 	if err != nil {
 		t.Fatalf("fliptest: add slots: %v", err)
 	}
