@@ -37,9 +37,9 @@ VALUES ($1, $2, $3, $4::trustauditaction, $5, $6, $7)`
 // $1 and $2 are canonical already (flip.TrustParams.Normalize). flip's
 // name and code indexes (migration 002) are built on the same
 // expressions, so the check is two index probes.
-var FindDuplicateSQL = `SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, ` + canonicalNameSQL("name") + ` = $1::text AS same_name
+var FindDuplicateSQL = `SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, ` + byCanonicalName + ` AS same_name
 FROM trust
-WHERE ` + canonicalNameSQL("name") + ` = $1::text OR ` + canonicalCodeSQL("code") + ` = lower($2::text)
+WHERE ` + byCanonicalName + ` OR ` + canonicalCodeSQL("code") + ` = lower($2::text)
 ORDER BY same_name DESC, created_at
 LIMIT 1`
 
@@ -118,20 +118,26 @@ var ErrTrustNotFound = errors.New("trust not found")
 // legacy rows RegisterTrust would refuse as duplicates. The deploy command
 // uses it to report an existing trust without re-keying it.
 func TrustByName(ctx context.Context, db DBTX, name string) (flip.Trust, error) {
-	return trustWhere(ctx, db, canonicalNameSQL("name")+` = $1::text`, name)
+	return trustWhere(ctx, db, byCanonicalName, name)
 }
 
 // TrustByCode returns the trust whose code has the same canonical form as
 // code, compared case-insensitively (the oldest if several do), or
 // ErrTrustNotFound.
 func TrustByCode(ctx context.Context, db DBTX, code string) (flip.Trust, error) {
-	return trustWhere(ctx, db, canonicalCodeSQL("code")+` = lower($1::text)`, code)
+	return trustWhere(ctx, db, byCanonicalCode, code)
 }
 
 // TrustByID returns the trust with that id, or ErrTrustNotFound.
 func TrustByID(ctx context.Context, db DBTX, id uuid.UUID) (flip.Trust, error) {
 	return trustWhere(ctx, db, `id = $1`, id)
 }
+
+// The lookups' conditions, built once: the canonical expressions are long.
+var (
+	byCanonicalName = canonicalNameSQL("name") + ` = $1::text`
+	byCanonicalCode = canonicalCodeSQL("code") + ` = lower($1::text)`
+)
 
 func trustWhere(ctx context.Context, db DBTX, where string, arg any) (flip.Trust, error) {
 	t, err := scanTrust(db.QueryRowContext(ctx, `SELECT `+trustColumns+` FROM trust WHERE `+where+` ORDER BY created_at LIMIT 1`, arg))
