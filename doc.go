@@ -16,11 +16,13 @@
 //     key's SHA-256 (HashAPIKey) and nothing of the internal-service key,
 //     and nothing flip logs or prints contains either.
 //
-// The root package holds the domain types, the interfaces (KeyMinter,
-// SlotStore, TrustStore, IdentityProvider) and the orchestration. It imports
-// no database driver and no AWS SDK: store/ is the PostgreSQL
-// implementation, cognito/ the identity-provider adapter, and fliptest/
-// gives tests an isolated database in one call.
+// The root package holds the domain types, the small interfaces
+// (KeyMinter, SlotStore, IdentityProvider, and the executor DBTX), and the
+// one core that sends registration's and seeding's statements and undoes a
+// failure. It imports no database driver and no AWS SDK: store/ is the
+// PostgreSQL side (migrations, the kit-slot pool, lookups), cognito/ the
+// identity-provider adapter, and fliptest/ gives tests an isolated
+// database in one call.
 //
 // # Registering a trust
 //
@@ -75,7 +77,7 @@
 // nothing is created there), then given a user_profile row and, if they
 // hold no role yet, their configured role:
 //
-//	report, err := flip.NewSeeder(store.New(), users).SeedMainUsers(ctx, db, idp)
+//	report, err := flip.NewSeeder(users).SeedMainUsers(ctx, db, idp)
 //
 // A user the provider does not know, or cannot answer for right now (5xx,
 // throttling, timeouts), is skipped with a warning and reported; a

@@ -155,13 +155,6 @@ func (e *DuplicateTrustError) Unwrap() []error {
 	return []error{ErrDuplicateTrust, e.cause}
 }
 
-// NewDuplicateTrustError builds the error a TrustStore returns when its
-// insert hits a unique constraint on name or code; cause is the driver error.
-// Store implementations use it; callers only inspect it.
-func NewDuplicateTrustError(field, name, code string, cause error) *DuplicateTrustError {
-	return &DuplicateTrustError{Field: field, Name: name, Code: code, cause: cause}
-}
-
 // registrationError wraps an unexpected failure (a database or minting
 // error) so that it answers errors.Is for ErrTrustRegistration while
 // keeping the cause reachable. When ctx has ended it also matches ctx's
@@ -182,16 +175,22 @@ func registrationError(ctx context.Context, step string, cause error) error {
 	return fmt.Errorf("%w: %s: %w", ErrTrustRegistration, step, cause)
 }
 
-// retryableSQLState reports whether err carries one of the SQLSTATEs that
-// ErrRetryable stands for. Drivers expose the code through a SQLState()
-// method (lib/pq's *pq.Error and pgx's *pgconn.PgError both do), which
-// keeps this package free of any driver import.
-func retryableSQLState(err error) bool {
+// sqlState returns the SQLSTATE of a PostgreSQL error, or "". Drivers
+// expose it through a SQLState() method (lib/pq's *pq.Error and pgx's
+// *pgconn.PgError both do), which keeps this package free of any driver
+// import.
+func sqlState(err error) string {
 	var coded interface{ SQLState() string }
-	if !errors.As(err, &coded) {
-		return false
+	if errors.As(err, &coded) {
+		return coded.SQLState()
 	}
-	switch coded.SQLState() {
+	return ""
+}
+
+// retryableSQLState reports whether err carries one of the SQLSTATEs that
+// ErrRetryable stands for.
+func retryableSQLState(err error) bool {
+	switch sqlState(err) {
 	case "40001", // serialization_failure
 		"40P01", // deadlock_detected
 		"55P03", // lock_not_available (lock_timeout, NOWAIT)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/londonaicentre/flip"
-	"github.com/londonaicentre/flip/store"
 )
 
 // Seed the main users at boot, twice: the second run finds everything in
@@ -20,7 +19,7 @@ func ExampleSeeder_SeedMainUsers() {
 		{Email: "rita.research@example.com", Role: "Researcher", Name: "Rita Research", Organisation: "Example University"},
 		{Email: "new.starter@example.com", Role: "Viewer", Name: "New Starter"},
 	}
-	seeder := flip.NewSeeder(store.New(), users)
+	seeder := flip.NewSeeder(users)
 
 	for run := 1; run <= 2; run++ {
 		report, err := seeder.SeedMainUsers(ctx, db, idp)

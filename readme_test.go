@@ -129,7 +129,7 @@ func TestMyService(t *testing.T) {
 func seedFromCognito(ctx context.Context, cfg aws.Config, db *sqlx.DB, userPoolID string, users []flip.MainUser) (flip.SeedReport, error) {
 	client := cognitoidentityprovider.NewFromConfig(cfg)
 	idp := cognito.New(client, userPoolID, cognito.WithMaxAttempts(3))
-	report, err := flip.NewSeeder(store.New(), users).SeedMainUsers(ctx, db, idp)
+	report, err := flip.NewSeeder(users).SeedMainUsers(ctx, db, idp)
 	return report, err
 }
 

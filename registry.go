@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
 // DBTX is the part of a database handle that flip runs its statements on.
@@ -22,46 +23,17 @@ type DBTX interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// TxBeginner opens transactions: *sql.DB, *sqlx.DB and *sql.Conn satisfy it.
+// TxBeginner opens transactions: *sql.DB, *sqlx.DB and *sql.Conn have it.
+// It is what RegisterTrustDB and a seeding run that owns its transactions
+// take.
 type TxBeginner interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
 
-// Savepoint is a point inside the caller's transaction that a failed
-// registration returns to, leaving earlier work in the transaction intact.
-type Savepoint interface {
-	// Release keeps the work done since the savepoint.
-	Release(ctx context.Context) error
-	// Rollback discards the work done since the savepoint and leaves the
-	// transaction usable. When it cannot, it must make sure the transaction
-	// can no longer commit (abort it) and return an error wrapping
-	// ErrRollbackRequired: half a registration must never be committable.
-	Rollback(ctx context.Context) error
-}
-
-// TrustStore persists trusts and their audit trail. Every method runs on tx
-// and nowhere else; none commits. store.Store implements it for PostgreSQL.
-type TrustStore interface {
-	// Savepoint marks tx so that a failed registration can be undone. When
-	// tx is not in a transaction (a *sql.Conn in autocommit mode) it returns
-	// an error wrapping ErrNotInTransaction and writes nothing; it never
-	// begins a transaction itself.
-	Savepoint(ctx context.Context, tx DBTX) (Savepoint, error)
-	// LockTrustIdentity makes concurrent registrations of the same name, or
-	// of the same code compared case-insensitively, wait for each other
-	// until tx ends, even where no unique index exists.
-	LockTrustIdentity(ctx context.Context, tx DBTX, name, code string) error
-	// FindDuplicate returns the trust named name, else one whose code equals
-	// code case-insensitively, with field "name" or "code"; nil when none.
-	FindDuplicate(ctx context.Context, tx DBTX, name, code string) (existing *Trust, field string, err error)
-	// InsertTrust stores t with apiKeyHash. A unique violation is returned as
-	// a *DuplicateTrustError.
-	InsertTrust(ctx context.Context, tx DBTX, t Trust, apiKeyHash string) error
-	// InsertAudit stores one trusts_audit row.
-	InsertAudit(ctx context.Context, tx DBTX, a TrustAudit) error
-}
-
-// SlotStore hands out FL kit slots from the pool.
+// SlotStore hands out FL kit slots from the pool. store.New() is the one
+// to use: a Registry given it claims the slot within its registration
+// statement. Another implementation is called after the trust is written,
+// in the same transaction.
 type SlotStore interface {
 	// ClaimSlot assigns the lowest-numbered free slot (ties by name) to
 	// trustID at the given time and returns it, skipping slots that
@@ -70,17 +42,10 @@ type SlotStore interface {
 	ClaimSlot(ctx context.Context, tx DBTX, trustID uuid.UUID, at time.Time) (KitSlot, error)
 }
 
-// Store is everything a Registry needs from persistence.
-type Store interface {
-	TrustStore
-	SlotStore
-}
-
 // Registry registers trusts. It holds no state of its own besides its
 // collaborators and is safe for concurrent use; create one at start-up.
 type Registry struct {
-	trusts TrustStore
-	slots  SlotStore
+	slots  SlotStore // nil: claimed within pgsql.Register
 	minter KeyMinter
 	now    func() time.Time
 	logger *slog.Logger
@@ -93,10 +58,6 @@ type Option func(*Registry)
 // crypto/rand), e.g. with RandomKeyMinter{Format: ReferenceKeys}.
 func WithKeyMinter(m KeyMinter) Option { return func(r *Registry) { r.minter = m } }
 
-// WithSlotStore claims kit slots through s instead of the Store given to
-// NewRegistry.
-func WithSlotStore(s SlotStore) Option { return func(r *Registry) { r.slots = s } }
-
 // WithClock sets the source of created_at, assigned_at and audit_date
 // (default time.Now). Times are stored in UTC at microsecond precision.
 func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now = now } }
@@ -105,15 +66,17 @@ func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now =
 // No key, plaintext or hashed, is ever logged.
 func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.logger = l } }
 
-// NewRegistry returns a Registry that persists through s, usually
-// store.New().
-func NewRegistry(s Store, opts ...Option) *Registry {
+// NewRegistry returns a Registry that claims kit slots from slots:
+// store.New(), flip's PostgreSQL pool.
+func NewRegistry(slots SlotStore, opts ...Option) *Registry {
 	r := &Registry{
-		trusts: s,
-		slots:  s,
+		slots:  slots,
 		minter: RandomKeyMinter{},
 		now:    time.Now,
 		logger: slog.New(slog.DiscardHandler),
+	}
+	if _, builtin := slots.(pgsql.Builtin); builtin {
+		r.slots = nil
 	}
 	for _, opt := range opts {
 		opt(r)
@@ -212,60 +175,70 @@ func (r *Registry) run(ctx context.Context, tx DBTX, p TrustParams,
 }
 
 // registerUnderSavepoint runs register inside a savepoint of the caller's
-// transaction and, on any error, rolls back to it, so that the caller's
-// transaction is as it was.
+// transaction and, on any error, rolls back to it (see undo), so that the
+// caller's transaction is as it was.
 func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
-	sp, err := r.trusts.Savepoint(ctx, tx)
+	_, err := tx.ExecContext(ctx, pgsql.Savepoint)
+	if sqlState(err) == "25P01" { // no_active_sql_transaction
+		return RegistrationResult{}, fmt.Errorf("%w: the connection has no open transaction (begin one, or call RegisterTrustDB): %w", ErrNotInTransaction, err)
+	}
 	if err != nil {
 		return RegistrationResult{}, registrationError(ctx, "open savepoint", err)
 	}
 	res, err := r.register(ctx, tx, p, apiKey)
 	if err == nil {
-		if err = sp.Release(ctx); err == nil {
+		if _, err = tx.ExecContext(ctx, pgsql.ReleaseSavepoint); err == nil {
 			return res, nil
 		}
 		err = registrationError(ctx, "release savepoint", err)
 	}
-	// Undo with a context of its own: the caller's may be what just
-	// expired, and leaving the transaction aborted would break the promise
-	// that it stays usable.
-	undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if rbErr := sp.Rollback(undoCtx); rbErr != nil {
-		err = errors.Join(err, fmt.Errorf("undo the failed registration: %w", rbErr))
-	}
-	return RegistrationResult{}, err
+	return RegistrationResult{}, undo(ctx, tx, err)
 }
 
-// register runs the registration's statements; the caller owns the savepoint.
+// register sends the registration's statements: the identity lock, then
+// the duplicate check and the writes in one statement, then, with a
+// SlotStore of the caller's own, its claim. A duplicate has written
+// nothing; any other error may leave writes for the caller to undo (the
+// savepoint, or RegisterTrustDB's rollback).
 func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
-	if err := r.trusts.LockTrustIdentity(ctx, tx, p.Name, p.Code); err != nil {
+	if _, err := tx.ExecContext(ctx, pgsql.LockTrustIdentity, p.Name, p.Code); err != nil {
 		return RegistrationResult{}, registrationError(ctx, "lock trust name and code", err)
 	}
-	existing, field, err := r.trusts.FindDuplicate(ctx, tx, p.Name, p.Code)
-	if err != nil {
-		return RegistrationResult{}, registrationError(ctx, "check for duplicate trust", err)
-	}
-	if existing != nil {
-		return RegistrationResult{}, &DuplicateTrustError{Field: field, Name: p.Name, Code: p.Code, Existing: existing}
-	}
-
 	now := r.now().UTC().Truncate(time.Microsecond)
 	trust := Trust{ID: uuid.New(), Name: p.Name, Code: p.Code, Region: p.Region, CreatedAt: now}
-	if err := r.trusts.InsertTrust(ctx, tx, trust, HashAPIKey(apiKey)); err != nil {
-		return RegistrationResult{}, registrationError(ctx, "insert trust", err)
+	stmt := pgsql.Register
+	if r.slots != nil {
+		stmt = pgsql.RegisterWithoutSlot
 	}
-	slot, err := r.slots.ClaimSlot(ctx, tx, trust.ID, now)
-	if err != nil {
-		return RegistrationResult{}, registrationError(ctx, "claim kit slot", err)
+	var (
+		dup        nullTrust
+		slotName   sql.NullString
+		slotNumber sql.NullInt64
+		busy       sql.NullBool
+	)
+	dest := []any{&dup.id, &dup.name, &dup.code, &dup.region, &dup.createdAt, &dup.sameName}
+	if r.slots == nil {
+		dest = append(dest, &slotName, &slotNumber, &busy)
 	}
-	audit := TrustAudit{
-		ID: uuid.New(), TrustID: trust.ID, TrustName: trust.Name, Action: AuditRegistered,
-		ModifiedBy: p.AuditUserID, AuditDate: now,
+	err := tx.QueryRowContext(ctx, stmt, p.Name, p.Code, trust.ID, p.Region, HashAPIKey(apiKey), now,
+		uuid.New(), nullUUID(p.AuditUserID)).Scan(dest...)
+	switch {
+	case err != nil:
+		return RegistrationResult{}, registrationError(ctx, "register trust", insertError(err, p))
+	case dup.id.Valid:
+		return RegistrationResult{}, dup.duplicateError(p)
+	case r.slots != nil:
+		slot, err := r.slots.ClaimSlot(ctx, tx, trust.ID, now)
+		if err != nil {
+			return RegistrationResult{}, registrationError(ctx, "claim kit slot", err)
+		}
+		return RegistrationResult{Trust: trust, KitSlot: slot}, nil
+	case !slotName.Valid && busy.Bool:
+		return RegistrationResult{}, ErrKitSlotsBusy
+	case !slotName.Valid:
+		return RegistrationResult{}, ErrNoFreeKitSlot
 	}
-	if err := r.trusts.InsertAudit(ctx, tx, audit); err != nil {
-		return RegistrationResult{}, registrationError(ctx, "insert audit row", err)
-	}
+	slot := KitSlot{Name: slotName.String, Number: int(slotNumber.Int64), AssignedTo: trust.ID, AssignedAt: now}
 	return RegistrationResult{Trust: trust, KitSlot: slot}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -36,8 +37,8 @@ func stepOf(q string) string {
 		return "rollback"
 	}
 	return map[string]string{
-		store.LockTrustIdentitySQL: "lock", store.FindDuplicateSQL: "find", store.InsertTrustSQL: "insert",
-		store.ClaimSlotSQL: "claim", store.InsertAuditSQL: "audit",
+		pgsql.LockTrustIdentity: "lock", pgsql.Register: "register", pgsql.RegisterWithoutSlot: "register-without-slot",
+		pgsql.ClaimSlot: "claim", pgsql.AnyFreeSlot: "any-free",
 	}[q]
 }
 
@@ -84,7 +85,7 @@ func TestRegisterTrust_RunsStepsInOrderUnderASavepoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := stepsOf(fdb); got != "savepoint,lock,find,insert,claim,audit,release" {
+	if got := stepsOf(fdb); got != "savepoint,lock,register,release" {
 		t.Errorf("steps = %s", got)
 	}
 	if res.KitSlot.AssignedTo != res.Trust.ID || res.APIKey == "" || res.InternalServiceKey == "" {
@@ -92,11 +93,39 @@ func TestRegisterTrust_RunsStepsInOrderUnderASavepoint(t *testing.T) {
 	}
 }
 
+// ownSlots hides store.Store's mark: a SlotStore of the caller's own,
+// which the Registry calls after writing the trust.
+type ownSlots struct{ flip.SlotStore }
+
+func TestRegisterTrust_OwnSlotStoreClaimsAfterTheTrustIsWritten(t *testing.T) {
+	t.Parallel()
+	db := registryDB(t, 1)
+	reg := flip.NewRegistry(ownSlots{store.New()})
+	fdb, res, err := registerThrough(t, reg, db, nil, flip.TrustParams{Name: "N", Code: "C"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stepsOf(fdb); got != "savepoint,lock,register-without-slot,claim,release" {
+		t.Errorf("steps = %s", got)
+	}
+	if res.KitSlot.Name != "Trust_001" || res.KitSlot.AssignedTo != res.Trust.ID {
+		t.Errorf("result = %+v", res)
+	}
+	_, err = reg.RegisterTrustDB(t.Context(), db, flip.TrustParams{Name: "M", Code: "M"})
+	if !errors.Is(err, flip.ErrNoFreeKitSlot) {
+		t.Fatalf("empty pool: %v", err)
+	}
+	var trusts int
+	if err := db.QueryRowContext(t.Context(), `SELECT count(*) FROM trust`).Scan(&trusts); err != nil || trusts != 1 {
+		t.Errorf("trust rows after the refused registration: %d (%v), want 1", trusts, err)
+	}
+}
+
 func TestRegisterTrust_RollsBackToTheSavepointOnEveryFailure(t *testing.T) {
 	t.Parallel()
 	db := registryDB(t, 1)
 	reg := flip.NewRegistry(store.New())
-	for _, step := range []string{"lock", "find", "insert", "claim", "audit", "release"} {
+	for _, step := range []string{"lock", "register", "release"} {
 		failed := false // only the step's first statement: the undo sends a RELEASE too
 		fail := func(_ context.Context, s faultdb.Stmt) faultdb.Fault {
 			if stepOf(s.Query) == step && !failed {

@@ -19,35 +19,6 @@ import (
 // they hold none yet. A role changed later in the admin UI is never undone
 // by the next boot, and a second run writes nothing.
 
-// UserProfile is a row of user_profile as seeding writes it.
-type UserProfile struct {
-	UserID       uuid.UUID // the identity provider's id (Cognito sub)
-	Name         string
-	Organisation string
-}
-
-// UserChange says what UserStore.ApplyMainUser wrote.
-type UserChange struct {
-	ProfileCreated bool // user_profile inserted
-	ProfileUpdated bool // name or organisation differed and was updated
-	RoleGranted    bool // the user had no role and was granted one
-}
-
-// UserStore persists what seeding decides. store.Store implements it for
-// PostgreSQL.
-type UserStore interface {
-	// EnsureRoles inserts each of roles whose id is missing and changes no
-	// existing role. It returns an error when a role's name is taken by a
-	// role with a different id, because grants refer to the fixed ids.
-	EnsureRoles(ctx context.Context, db DBTX, roles []Role, at time.Time) error
-	// ApplyMainUser, inside the caller's transaction tx (it never commits),
-	// serialises with concurrent calls for the same user until tx ends,
-	// then inserts p, or updates its name and organisation when they
-	// differ, and grants roleID globally (trust_id NULL) only if the user
-	// holds no role at all. It writes nothing when all is already so.
-	ApplyMainUser(ctx context.Context, tx DBTX, p UserProfile, roleID uuid.UUID, at time.Time) (UserChange, error)
-}
-
 // Defaults of Seeder.
 const (
 	// DefaultSeedConcurrency is how many identity-provider lookups a Seeder
@@ -63,12 +34,10 @@ const (
 // Seeder seeds the main users. Set its fields, then call SeedMainUsers;
 // a Seeder is not changed by seeding and may be reused and shared.
 //
-//	seeder := flip.NewSeeder(store.New(), users)
+//	seeder := flip.NewSeeder(users)
 //	seeder.Logger = logger
 //	report, err := seeder.SeedMainUsers(ctx, db, cognito.New(client, poolID))
 type Seeder struct {
-	// Store writes profiles and roles; store.New() for PostgreSQL.
-	Store UserStore
 	// Users are the main users, in the order their writes are applied.
 	Users []MainUser
 	// Concurrency is how many lookups may run at once (default
@@ -86,10 +55,10 @@ type Seeder struct {
 	Now func() time.Time
 }
 
-// NewSeeder returns a Seeder for users that writes through s, with the
-// default concurrency, timeout and a discarding logger.
-func NewSeeder(s UserStore, users []MainUser) *Seeder {
-	return &Seeder{Store: s, Users: users}
+// NewSeeder returns a Seeder for users with the default concurrency,
+// timeout and a discarding logger.
+func NewSeeder(users []MainUser) *Seeder {
+	return &Seeder{Users: users}
 }
 
 // SeedMainUsers seeds every configured main user and reports what it did
@@ -102,7 +71,7 @@ func NewSeeder(s UserStore, users []MainUser) *Seeder {
 //   - transient failure (ErrIdentityProviderUnavailable, or the lookup's
 //     own timeout): logs a warning with the email and HTTP status, skips
 //     the user (SeedSkippedTransient) and carries on;
-//   - found: writes the profile and grants the role (UserStore.ApplyMainUser);
+//   - found: writes the profile and grants the role ;
 //   - any other lookup failure (HTTP 400 or 403, ErrInvalidIdentifier, an
 //     unexpected error) or a database error: stops and returns a
 //     *SeedUserError naming the user, the step and the status.
@@ -125,13 +94,13 @@ func (s *Seeder) SeedMainUsers(ctx context.Context, db DBTX, idp IdentityProvide
 	if err != nil {
 		return SeedReport{}, fmt.Errorf("%w: %w", ErrSeedMainUsers, err)
 	}
-	if s.Store == nil || idp == nil {
-		return SeedReport{}, fmt.Errorf("%w: Seeder needs a Store and an IdentityProvider", ErrSeedMainUsers)
+	if idp == nil {
+		return SeedReport{}, fmt.Errorf("%w: Seeder needs an IdentityProvider", ErrSeedMainUsers)
 	}
 	if err := ctx.Err(); err != nil {
 		return SeedReport{}, fmt.Errorf("%w: %w", ErrSeedMainUsers, err)
 	}
-	if err := s.Store.EnsureRoles(ctx, db, WellKnownRoles(), s.now()); err != nil {
+	if err := ensureRoles(ctx, db, WellKnownRoles(), s.now()); err != nil {
 		return SeedReport{}, fmt.Errorf("%w: ensure roles: %w", ErrSeedMainUsers, err)
 	}
 
@@ -196,7 +165,7 @@ func (s *Seeder) seedOne(ctx context.Context, db DBTX, i int, u mainUser, r look
 			Err: fmt.Errorf("%w: the identity provider returned a user without an id", ErrIdentityProvider)}
 	}
 	out.UserID = r.user.ID
-	change, err := s.write(ctx, db, UserProfile{UserID: r.user.ID, Name: u.Name, Organisation: u.Organisation}, u.role.ID)
+	change, err := s.write(ctx, db, userProfile{UserID: r.user.ID, Name: u.Name, Organisation: u.Organisation}, u.role.ID)
 	if err != nil {
 		return out, &SeedUserError{Index: i, Email: u.Email, Step: "write", Err: err}
 	}
@@ -223,22 +192,22 @@ func (s *Seeder) seedOne(ctx context.Context, db DBTX, i int, u mainUser, r look
 
 // write applies one user's profile and role, in a transaction of its own
 // when db can begin one, else in the caller's transaction.
-func (s *Seeder) write(ctx context.Context, db DBTX, p UserProfile, roleID uuid.UUID) (UserChange, error) {
+func (s *Seeder) write(ctx context.Context, db DBTX, p userProfile, roleID uuid.UUID) (userChange, error) {
 	beginner, ok := db.(TxBeginner)
 	if !ok {
-		return s.Store.ApplyMainUser(ctx, db, p, roleID, s.now())
+		return applyMainUser(ctx, db, p, roleID, s.now())
 	}
 	tx, err := beginner.BeginTx(ctx, nil)
 	if err != nil {
-		return UserChange{}, fmt.Errorf("begin: %w", err)
+		return userChange{}, fmt.Errorf("begin: %w", err)
 	}
-	change, err := s.Store.ApplyMainUser(ctx, tx, p, roleID, s.now())
+	change, err := applyMainUser(ctx, tx, p, roleID, s.now())
 	if err != nil {
 		_ = tx.Rollback() // the error being returned is the one that matters
-		return UserChange{}, err
+		return userChange{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return UserChange{}, fmt.Errorf("commit: %w", err)
+		return userChange{}, fmt.Errorf("commit: %w", err)
 	}
 	return change, nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/londonaicentre/flip/cognito"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
-	"github.com/londonaicentre/flip/store"
 )
 
 // BenchmarkSeedMainUsers seeds 200 users on an empty user_profile and
@@ -36,7 +35,7 @@ func BenchmarkSeedMainUsers(b *testing.B) {
 
 	for _, concurrency := range []int{1, flip.DefaultSeedConcurrency, 16} {
 		b.Run(fmt.Sprintf("concurrency=%d", concurrency), func(b *testing.B) {
-			seeder := flip.NewSeeder(store.New(), users)
+			seeder := flip.NewSeeder(users)
 			seeder.Concurrency = concurrency
 			for range b.N {
 				b.StopTimer()

@@ -19,7 +19,6 @@ import (
 	"github.com/londonaicentre/flip/cognito"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
-	"github.com/londonaicentre/flip/store"
 )
 
 // SeedMainUsers against the real parts: the cognito-local emulator behind
@@ -69,7 +68,7 @@ func (b *seedBundle) createUsers(t *testing.T, users ...flip.MainUser) {
 
 // seeder returns a Seeder logging into b.logs.
 func (b *seedBundle) seeder(users []flip.MainUser) *flip.Seeder {
-	s := flip.NewSeeder(store.New(), users)
+	s := flip.NewSeeder(users)
 	s.Logger = slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return s
 }
@@ -208,7 +207,7 @@ func TestSeedMainUsers_UserWithAnotherRoleKeepsIt(t *testing.T) {
 	b := seedSetup(t)
 	b.createUsers(t, ada)
 	// An administrator made Ada a Viewer in the admin UI.
-	if err := store.New().EnsureRoles(b.ctx, b.db, flip.WellKnownRoles(), time.Now()); err != nil {
+	if err := flip.EnsureRoles(b.ctx, b.db, flip.WellKnownRoles(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.db.ExecContext(b.ctx, `INSERT INTO user_role (id, user_id, role_id, trust_id) VALUES ($1, $2, $3, NULL)`,
@@ -323,7 +322,7 @@ func TestSeedMainUsers_RefusedConnectionSkipsEveryone(t *testing.T) {
 	l.Close()
 	idp := cognito.New(cognitolocal.NewClient("http://"+addr), "local_pool", cognito.WithMaxAttempts(2), cognito.WithMaxBackoff(5*time.Millisecond))
 
-	report, err := flip.NewSeeder(store.New(), []flip.MainUser{ada, rita}).SeedMainUsers(context.Background(), db, idp)
+	report, err := flip.NewSeeder([]flip.MainUser{ada, rita}).SeedMainUsers(context.Background(), db, idp)
 	if err != nil {
 		t.Fatal(err)
 	}

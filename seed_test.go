@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,44 +16,46 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
-	"github.com/londonaicentre/flip/store"
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-// Seeder behaviour that needs neither PostgreSQL nor the emulator, with an
-// in-memory store and a scripted identity provider (the last test, a
-// database failure injected at the executor, runs on PostgreSQL). The same
-// behaviour against the real parts is in seed_emulator_test.go.
+// Seeder behaviour with a scripted identity provider, on PostgreSQL;
+// database failures are injected at the executor (internal/faultdb). The
+// same behaviour against the Cognito emulator is in seed_emulator_test.go.
 
-// memUserStore is a flip.UserStore that records the order of its calls
-// and reports every user as created.
-type memUserStore struct {
-	mu      sync.Mutex
-	applied []uuid.UUID
-	roles   int
-	failOn  uuid.UUID
-}
-
-func (m *memUserStore) EnsureRoles(_ context.Context, _ flip.DBTX, roles []flip.Role, _ time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.roles += len(roles)
-	return nil
-}
-
-func (m *memUserStore) ApplyMainUser(_ context.Context, _ flip.DBTX, p flip.UserProfile, _ uuid.UUID, _ time.Time) (flip.UserChange, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if p.UserID == m.failOn {
-		return flip.UserChange{}, errors.New("disk full")
+// seedOn runs seeder on db (nil: a database of the test's own), inside one
+// transaction sent through a faultdb.DB asking fault (nil: none) about
+// each statement, and commits when seeding succeeds. The faultdb.DB tells
+// what was sent.
+func seedOn(t *testing.T, ctx context.Context, db *fliptest.DB, seeder *flip.Seeder, idp flip.IdentityProvider,
+	fault func(context.Context, faultdb.Stmt) faultdb.Fault) (flip.SeedReport, *faultdb.DB, error) {
+	t.Helper()
+	if db == nil {
+		db = fliptest.NewDB(t)
 	}
-	m.applied = append(m.applied, p.UserID)
-	return flip.UserChange{ProfileCreated: true, RoleGranted: true}, nil
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	fdb := &faultdb.DB{Next: tx, Fault: fault}
+	report, err := seeder.SeedMainUsers(ctx, fdb, idp)
+	if err == nil {
+		err = tx.Commit()
+	}
+	return report, fdb, err
 }
 
-func (m *memUserStore) appliedIDs() []uuid.UUID {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]uuid.UUID(nil), m.applied...)
+// profilesWritten lists the users whose user_profile fdb saw inserted, in
+// order.
+func profilesWritten(fdb *faultdb.DB) []uuid.UUID {
+	var ids []uuid.UUID
+	for _, st := range fdb.Stmts() {
+		if st.Query == pgsql.InsertProfile {
+			ids = append(ids, st.Args[0].(uuid.UUID))
+		}
+	}
+	return ids
 }
 
 // scriptedIdP answers each email with a fixed user or error, after an
@@ -128,14 +129,13 @@ func TestSeeder_AppliesWritesInConfigurationOrder(t *testing.T) {
 		fmt.Sscanf(email, "user%03d@", &i)
 		return time.Duration(20-i) * time.Millisecond
 	}
-	store := &memUserStore{}
-	seeder := flip.NewSeeder(store, users)
+	seeder := flip.NewSeeder(users)
 	seeder.Concurrency = 20
-	report, err := seeder.SeedMainUsers(context.Background(), nil, idp)
+	report, fdb, err := seedOn(t, t.Context(), nil, seeder, idp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applied := store.appliedIDs()
+	applied := profilesWritten(fdb)
 	for i, u := range users {
 		if applied[i] != idp.users[u.Email].ID || report.Users[i].Email != u.Email || report.Users[i].Result != flip.SeedCreated {
 			t.Fatalf("write %d is %s (%+v), want %s", i, applied[i], report.Users[i], u.Email)
@@ -152,9 +152,9 @@ func TestSeeder_BoundsConcurrentLookups(t *testing.T) {
 		users := mainUsers(24)
 		idp := newScriptedIdP(emailsOf(users)...)
 		idp.delay = func(string) time.Duration { return 5 * time.Millisecond }
-		seeder := flip.NewSeeder(&memUserStore{}, users)
+		seeder := flip.NewSeeder(users)
 		seeder.Concurrency = c.set
-		if _, err := seeder.SeedMainUsers(context.Background(), nil, idp); err != nil {
+		if _, _, err := seedOn(t, t.Context(), nil, seeder, idp, nil); err != nil {
 			t.Fatal(err)
 		}
 		// Exactly c.want in practice; at least 2 keeps a loaded machine from
@@ -172,8 +172,7 @@ func TestSeeder_SkipsNotFoundAndTransientStopsOnDefinitive(t *testing.T) {
 	delete(idp.users, users[1].Email)
 	idp.errs[users[2].Email] = &flip.IdentityProviderError{Op: "ListUsers", Status: 503, Code: "ServiceUnavailableException", Kind: flip.ErrIdentityProviderUnavailable}
 	idp.errs[users[4].Email] = &flip.IdentityProviderError{Op: "ListUsers", Status: 403, Code: "NotAuthorizedException"}
-	store := &memUserStore{}
-	report, err := flip.NewSeeder(store, users).SeedMainUsers(context.Background(), nil, idp)
+	report, fdb, err := seedOn(t, t.Context(), nil, flip.NewSeeder(users), idp, nil)
 
 	var sue *flip.SeedUserError
 	if !errors.As(err, &sue) || sue.Email != users[4].Email || sue.Status != 403 || sue.Index != 4 ||
@@ -195,7 +194,7 @@ func TestSeeder_SkipsNotFoundAndTransientStopsOnDefinitive(t *testing.T) {
 	if o := report.Users[2]; o.Status != 503 || o.Code != "ServiceUnavailableException" || o.Cause == nil || o.Reason == "" {
 		t.Errorf("transient outcome = %+v", o)
 	}
-	if n := len(store.appliedIDs()); n != 2 {
+	if n := len(profilesWritten(fdb)); n != 2 {
 		t.Errorf("%d users written, want 2 (user 5 comes after the stop)", n)
 	}
 }
@@ -204,13 +203,12 @@ func TestSeeder_InvalidConfigurationStopsBeforeAnyLookup(t *testing.T) {
 	t.Parallel()
 	users := append(mainUsers(2), flip.MainUser{Email: `evil"@example.com`, Role: "Admin", Name: "E"})
 	idp := newScriptedIdP(emailsOf(users)...)
-	store := &memUserStore{}
-	_, err := flip.NewSeeder(store, users).SeedMainUsers(context.Background(), nil, idp)
+	_, fdb, err := seedOn(t, t.Context(), nil, flip.NewSeeder(users), idp, nil)
 	if !errors.Is(err, flip.ErrInvalidMainUsers) || !errors.Is(err, flip.ErrInvalidIdentifier) || !errors.Is(err, flip.ErrSeedMainUsers) {
 		t.Fatalf("err = %v", err)
 	}
-	if idp.calls.Load() != 0 || store.roles != 0 {
-		t.Errorf("%d lookups and %d role writes before refusing the configuration", idp.calls.Load(), store.roles)
+	if sent := fdb.Queries(); idp.calls.Load() != 0 || len(sent) != 0 {
+		t.Errorf("%d lookups and statements %q before refusing the configuration", idp.calls.Load(), sent)
 	}
 }
 
@@ -224,9 +222,9 @@ func TestSeeder_LookupTimeoutSkipsOnlyTheSlowUser(t *testing.T) {
 		}
 		return 0
 	}
-	seeder := flip.NewSeeder(&memUserStore{}, users)
+	seeder := flip.NewSeeder(users)
 	seeder.LookupTimeout = 50 * time.Millisecond
-	report, err := seeder.SeedMainUsers(context.Background(), nil, idp)
+	report, _, err := seedOn(t, t.Context(), nil, seeder, idp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +250,7 @@ func TestSeeder_DeadlineBoundsAProviderThatIgnoresIt(t *testing.T) {
 	t.Cleanup(func() { close(idp.release) })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err := flip.NewSeeder(&memUserStore{}, mainUsers(3)).SeedMainUsers(ctx, nil, idp)
+	_, _, err := seedOn(t, ctx, nil, flip.NewSeeder(mainUsers(3)), idp, nil)
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, flip.ErrSeedMainUsers) {
 		t.Fatalf("err = %v", err)
 	}
@@ -264,7 +262,7 @@ func (panickingIdP) LookupUserByEmail(context.Context, string) (flip.User, error
 
 func TestSeeder_ProviderPanicIsADefinitiveError(t *testing.T) {
 	t.Parallel()
-	_, err := flip.NewSeeder(&memUserStore{}, mainUsers(1)).SeedMainUsers(context.Background(), nil, panickingIdP{})
+	_, _, err := seedOn(t, t.Context(), nil, flip.NewSeeder(mainUsers(1)), panickingIdP{}, nil)
 	if !errors.Is(err, flip.ErrIdentityProvider) || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("err = %v", err)
 	}
@@ -275,15 +273,21 @@ func TestSeeder_UserWithoutIDAndStoreFailureStopTheRun(t *testing.T) {
 	users := mainUsers(2)
 	idp := newScriptedIdP(emailsOf(users)...)
 	idp.users[users[0].Email] = flip.User{Email: users[0].Email}
-	_, err := flip.NewSeeder(&memUserStore{}, users).SeedMainUsers(context.Background(), nil, idp)
+	_, _, err := seedOn(t, t.Context(), nil, flip.NewSeeder(users), idp, nil)
 	var sue *flip.SeedUserError
 	if !errors.As(err, &sue) || sue.Index != 0 || sue.Step != "lookup" {
 		t.Errorf("nil id: err = %v", err)
 	}
 
 	idp = newScriptedIdP(emailsOf(users)...)
-	store := &memUserStore{failOn: idp.users[users[0].Email].ID}
-	_, err = flip.NewSeeder(store, users).SeedMainUsers(context.Background(), nil, idp)
+	failOn := idp.users[users[0].Email].ID
+	diskFull := func(_ context.Context, st faultdb.Stmt) faultdb.Fault {
+		if st.Query == pgsql.InsertProfile && st.Args[0] == failOn {
+			return faultdb.Fault{Err: errors.New("disk full")}
+		}
+		return faultdb.Fault{}
+	}
+	_, _, err = seedOn(t, t.Context(), nil, flip.NewSeeder(users), idp, diskFull)
 	if !errors.As(err, &sue) || sue.Step != "write" || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("store failure: err = %v", err)
 	}
@@ -296,9 +300,9 @@ func TestSeeder_LogsSkipsWithEmailAndStatusButNoSecrets(t *testing.T) {
 	idp.errs[users[0].Email] = &flip.IdentityProviderError{Op: "ListUsers", Status: 429, Code: "TooManyRequestsException",
 		Kind: flip.ErrIdentityProviderUnavailable, Err: errors.New("rate exceeded")}
 	var buf bytes.Buffer
-	seeder := flip.NewSeeder(&memUserStore{}, users)
+	seeder := flip.NewSeeder(users)
 	seeder.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
-	if _, err := seeder.SeedMainUsers(context.Background(), nil, idp); err != nil {
+	if _, _, err := seedOn(t, t.Context(), nil, seeder, idp, nil); err != nil {
 		t.Fatal(err)
 	}
 	var warn map[string]any
@@ -344,32 +348,18 @@ func TestSeedMainUsers_FailedRoleSetupStopsBeforeAnyUser(t *testing.T) {
 	db := fliptest.NewDB(t)
 	idp := fliptest.NewIdentityProvider()
 	idp.AddUser("ada@example.com")
-	seeder := flip.NewSeeder(store.New(), []flip.MainUser{{Email: "ada@example.com", Role: "Admin", Name: "Ada"}})
+	seeder := flip.NewSeeder([]flip.MainUser{{Email: "ada@example.com", Role: "Admin", Name: "Ada"}})
 	boom := errors.New("connection reset")
-	seed := func(fault func(context.Context, faultdb.Stmt) faultdb.Fault) (flip.SeedReport, []string, error) {
-		tx, err := db.BeginTx(t.Context(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-		fdb := &faultdb.DB{Next: tx, Fault: fault}
-		report, err := seeder.SeedMainUsers(t.Context(), fdb, idp)
-		if err == nil {
-			err = tx.Commit()
-		}
-		return report, fdb.Queries(), err
-	}
-
-	report, sent, err := seed(faultdb.Matching("INSERT INTO roles", 1, faultdb.Fault{Err: boom}))
+	report, fdb, err := seedOn(t, t.Context(), db, seeder, idp, faultdb.Matching("INSERT INTO roles", 1, faultdb.Fault{Err: boom}))
 	if !errors.Is(err, boom) || !errors.Is(err, flip.ErrSeedMainUsers) || len(report.Users) != 0 {
 		t.Fatalf("report %v, err = %v; want the injected EnsureRoles failure and no user", report, err)
 	}
-	for _, q := range sent {
+	for _, q := range fdb.Queries() {
 		if strings.Contains(q, "user_profile") || strings.Contains(q, "user_role") {
 			t.Errorf("a user was written after the roles failed: %s", q)
 		}
 	}
-	report, _, err = seed(nil)
+	report, _, err = seedOn(t, t.Context(), db, seeder, idp, nil)
 	if err != nil || report.Count(flip.SeedCreated) != 1 {
 		t.Fatalf("next run: report %v, %v; want Ada created", report, err)
 	}

@@ -119,7 +119,7 @@ func TestSentinelsAllDescendFromTheBase(t *testing.T) {
 			t.Errorf("%v does not match ErrTrustRegistration", err)
 		}
 	}
-	dup := flip.NewDuplicateTrustError("code", "N", "C", errors.New("pq: duplicate key"))
+	dup := &flip.DuplicateTrustError{Field: "code", Name: "N", Code: "C"}
 	if !errors.Is(dup, flip.ErrDuplicateTrust) || !errors.Is(dup, flip.ErrTrustRegistration) || dup.Error() != `a trust with code "C" already exists` {
 		t.Errorf("DuplicateTrustError: %v", dup)
 	}

@@ -217,7 +217,7 @@ func (rb *regBench) measure(ctx context.Context) error {
 func (rb *regBench) measureAllocs(ctx context.Context) error {
 	allocs, bytes, cpu := libraryAllocs()
 	rb.libCPU = cpu
-	rb.allocs = [][]string{{"RegisterTrust alone (a store that does nothing)", fmt.Sprintf("%.0f", allocs), thousands(bytes)}}
+	rb.allocs = [][]string{{"RegisterTrust's own work (validation, keys, hash, ids)", fmt.Sprintf("%.0f", allocs), thousands(bytes)}}
 	for _, fd := range flipDrivers {
 		err := rb.e.withClone(ctx, rb.tmpl, "allocs", func(dbURL string) error {
 			a, b, err := endToEndAllocs(ctx, fd.driver, withParams(dbURL, fd.dsnParams), 1000)

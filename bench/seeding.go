@@ -13,7 +13,6 @@ import (
 	"github.com/londonaicentre/flip/cognito"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
-	"github.com/londonaicentre/flip/store"
 )
 
 // Seeding: SeedMainUsers for N users, one lookup at a time against several
@@ -138,7 +137,7 @@ func (sb *seedBench) seedOnce(ctx context.Context, s seedSetup) (seedResult, err
 	if _, err := sb.db.ExecContext(ctx, `TRUNCATE user_role, user_profile`); err != nil {
 		return r, err
 	}
-	seeder := flip.NewSeeder(store.New(), sb.users)
+	seeder := flip.NewSeeder(sb.users)
 	seeder.Concurrency = s.concurrency
 	lookups0 := sb.proxy.TotalLookups()
 	var err error

@@ -10,7 +10,6 @@ import (
 	"github.com/londonaicentre/flip/cognito"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
-	"github.com/londonaicentre/flip/store"
 )
 
 // Seeding through the Cognito adapter on a misconfigured hub: the boot
@@ -28,7 +27,7 @@ var seedUsers = []flip.MainUser{
 func seedFails(t *testing.T, idp flip.IdentityProvider, says ...string) {
 	t.Helper()
 	db := fliptest.NewDB(t)
-	report, err := flip.NewSeeder(store.New(), seedUsers).SeedMainUsers(t.Context(), db, idp)
+	report, err := flip.NewSeeder(seedUsers).SeedMainUsers(t.Context(), db, idp)
 	if err == nil {
 		t.Fatalf("seeding succeeded: %s", report)
 	}
@@ -88,7 +87,7 @@ func TestSeedMainUsers_RefusedConnectionStillSkips(t *testing.T) {
 	// seeding skips every user and returns no error.
 	idp := cognito.New(cognitolocal.NewClient("http://"+closedPort(t)), "eu-west-2_AbCdEf123",
 		cognito.WithMaxAttempts(2), cognito.WithMaxBackoff(time.Millisecond))
-	report, err := flip.NewSeeder(store.New(), seedUsers).SeedMainUsers(t.Context(), fliptest.NewDB(t), idp)
+	report, err := flip.NewSeeder(seedUsers).SeedMainUsers(t.Context(), fliptest.NewDB(t), idp)
 	if err != nil {
 		t.Fatalf("seeding failed: %v", err)
 	}

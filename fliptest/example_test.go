@@ -9,7 +9,6 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/exampledb"
-	"github.com/londonaicentre/flip/store"
 )
 
 // Seed main users without Cognito, and see what the seeder does when the
@@ -21,7 +20,7 @@ func ExampleIdentityProvider() {
 	idp := fliptest.NewIdentityProvider()
 	ada := idp.AddUser("ada.admin@example.com")
 	rita := idp.AddUser("rita.research@example.com")
-	seeder := flip.NewSeeder(store.New(), []flip.MainUser{
+	seeder := flip.NewSeeder([]flip.MainUser{
 		{Email: ada.Email, Role: "Admin", Name: "Ada Admin"},
 		{Email: rita.Email, Role: "Researcher", Name: "Rita Research"},
 	})

@@ -23,7 +23,7 @@ import (
 //	idp := fliptest.NewIdentityProvider()
 //	ada := idp.AddUser("ada.admin@example.com") // ada.ID is her sub
 //	idp.FailEmail("rita@example.com", &flip.IdentityProviderError{Status: 503, Kind: flip.ErrIdentityProviderUnavailable})
-//	report, err := flip.NewSeeder(store.New(), users).SeedMainUsers(ctx, db, idp)
+//	report, err := flip.NewSeeder(users).SeedMainUsers(ctx, db, idp)
 type IdentityProvider struct {
 	mu    sync.Mutex
 	users map[string]flip.User

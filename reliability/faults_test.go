@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -171,19 +172,11 @@ func errorAfter(context.Context, faultdb.Stmt) faultdb.Fault {
 // does not hold yet when q starts.
 func blockSQL(q string) string {
 	switch q {
-	case store.LockTrustIdentitySQL:
+	case pgsql.LockTrustIdentity:
 		return q // the same advisory locks, with the same name and code
-	case store.FindDuplicateSQL:
+	case pgsql.Register:
+		// Its first lock is ACCESS SHARE on trust, for the duplicate check.
 		return `LOCK TABLE trust IN ACCESS EXCLUSIVE MODE`
-	case store.InsertTrustSQL:
-		// The transaction already holds ACCESS SHARE on trust from the
-		// duplicate check; EXCLUSIVE does not conflict with that but does
-		// with the insert's ROW EXCLUSIVE.
-		return `LOCK TABLE trust IN EXCLUSIVE MODE`
-	case store.ClaimSlotSQL:
-		return `LOCK TABLE fl_kit_slot IN EXCLUSIVE MODE`
-	case store.InsertAuditSQL:
-		return `LOCK TABLE trusts_audit IN EXCLUSIVE MODE`
 	}
 	return ""
 }
@@ -284,9 +277,9 @@ func (h *faultHarness) cleanRun(t *testing.T) []string {
 		labels[i] = label(q)
 	}
 	t.Logf("a clean RegisterTrust sends %d statements: %s", len(stmts), strings.Join(labels, ", "))
-	for _, q := range []string{store.LockTrustIdentitySQL, store.FindDuplicateSQL, store.InsertTrustSQL, store.ClaimSlotSQL, store.InsertAuditSQL} {
+	for _, q := range []string{pgsql.LockTrustIdentity, pgsql.Register} {
 		if !contains(stmts, q) {
-			t.Errorf("the exported statement %q is not among those RegisterTrust sends; the store's constants have drifted", label(q))
+			t.Errorf("the statement %q is not among those RegisterTrust sends; internal/pgsql has drifted", label(q))
 		}
 	}
 	return stmts
@@ -327,16 +320,10 @@ func contains(list []string, s string) bool {
 // label names a statement briefly for messages.
 func label(q string) string {
 	switch q {
-	case store.LockTrustIdentitySQL:
-		return "LockTrustIdentitySQL"
-	case store.FindDuplicateSQL:
-		return "FindDuplicateSQL"
-	case store.InsertTrustSQL:
-		return "InsertTrustSQL"
-	case store.ClaimSlotSQL:
-		return "ClaimSlotSQL"
-	case store.InsertAuditSQL:
-		return "InsertAuditSQL"
+	case pgsql.LockTrustIdentity:
+		return "LockTrustIdentity"
+	case pgsql.Register:
+		return "Register"
 	}
 	if f := strings.Fields(q); len(f) > 3 {
 		return strings.Join(f[:3], " ")
@@ -539,7 +526,7 @@ func (h *faultHarness) cancelDuring(s faultdb.Stmt, pid int, name, code string, 
 		return faultdb.Fault{}
 	}
 	var args []any
-	if lock == store.LockTrustIdentitySQL {
+	if lock == pgsql.LockTrustIdentity {
 		args = []any{name, code}
 	}
 	if _, err := blocker.ExecContext(h.b.ctx, lock, args...); err != nil {

@@ -115,7 +115,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			idp.AddUser(users[3].Email)
 			idp.FailEmail(users[3].Email, &flip.IdentityProviderError{Op: "ListUsers", Status: 503,
 				Code: "ServiceUnavailableException", Kind: flip.ErrIdentityProviderUnavailable})
-			seeder := flip.NewSeeder(store.New(), users)
+			seeder := flip.NewSeeder(users)
 			seeder.Logger = logger
 			for run := range 2 {
 				report, err := seeder.SeedMainUsers(ctx, b.db, idp)

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
 //go:embed migrations/*.sql
@@ -356,7 +358,7 @@ var uniqueIndexes = []struct {
 	{
 		"flip_trust_name_key", "flip_trust_name_idx",
 		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM trust
-			GROUP BY ` + canonicalNameSQL("name") + ` HAVING count(*) > 1) g`,
+			GROUP BY ` + pgsql.CanonicalName("name") + ` HAVING count(*) > 1) g`,
 		func(groups, rows int) string {
 			return plural(rows, "trust", "trusts") + " share " + plural(groups, "canonical name", "canonical names")
 		},
@@ -364,7 +366,7 @@ var uniqueIndexes = []struct {
 	{
 		"flip_trust_code_key", "flip_trust_code_idx",
 		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM trust
-			WHERE code IS NOT NULL GROUP BY ` + canonicalCodeSQL("code") + ` HAVING count(*) > 1) g`,
+			WHERE code IS NOT NULL GROUP BY ` + pgsql.CanonicalCode("code") + ` HAVING count(*) > 1) g`,
 		func(groups, rows int) string {
 			return plural(rows, "trust", "trusts") + " share " + plural(groups, "canonical code", "canonical codes")
 		},

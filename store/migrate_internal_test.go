@@ -4,10 +4,12 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-// The store's duplicate checks compare canonicalNameSQL("name") and
-// canonicalCodeSQL("code"); flip's indexes serve them only if migration
+// The store's duplicate checks compare pgsql.CanonicalName("name") and
+// pgsql.CanonicalCode("code"); flip's indexes serve them only if migration
 // 002 builds its indexes on exactly these expressions. 002 is plain SQL
 // (so that a DBA can read and apply it), so the expressions are pasted
 // into it; this keeps the copy honest when canonical.go or Go's Unicode
@@ -21,10 +23,10 @@ func TestMigration002_BuildsOnTheCanonicalExpressions(t *testing.T) {
 	}
 	up := string(body)
 	for _, c := range []struct{ index, expr string }{
-		{"flip_trust_name_key", canonicalNameSQL("name")},
-		{"flip_trust_name_idx", canonicalNameSQL("name")},
-		{"flip_trust_code_key", canonicalCodeSQL("code")},
-		{"flip_trust_code_idx", canonicalCodeSQL("code")},
+		{"flip_trust_name_key", pgsql.CanonicalName("name")},
+		{"flip_trust_name_idx", pgsql.CanonicalName("name")},
+		{"flip_trust_code_key", pgsql.CanonicalCode("code")},
+		{"flip_trust_code_idx", pgsql.CanonicalCode("code")},
 	} {
 		if !strings.Contains(up, c.index+" ON trust (("+c.expr+"))") {
 			t.Errorf("002 does not build %s on the expression the store queries:\n%s", c.index, c.expr)

@@ -10,6 +10,7 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -210,10 +211,12 @@ func TestRegisterTrust_FailedBusyCheckIsNeitherBusyNorEmpty(t *testing.T) {
 		tx, err := b.db.BeginTx(b.ctx, nil)
 		must(t, err)
 		defer tx.Rollback() //nolint:errcheck // test cleanup
-		// The busy-or-empty check that follows a missed claim fails on the
-		// server.
-		failingCheck := &faultdb.DB{Next: tx, Fault: faultdb.Matching(store.AnyFreeSlotSQL, 1, faultdb.Fault{Query: faultdb.ServerError})}
-		_, err = b.reg.RegisterTrust(b.ctx, failingCheck, flip.TrustParams{Name: "Unlucky", Code: "UL"})
+		// The busy-or-empty check that follows a missed claim of a
+		// SlotStore of the caller's own (store.Store's ClaimSlot) fails on
+		// the server.
+		failingCheck := &faultdb.DB{Next: tx, Fault: faultdb.Matching(pgsql.AnyFreeSlot, 1, faultdb.Fault{Query: faultdb.ServerError})}
+		reg := flip.NewRegistry(struct{ flip.SlotStore }{store.New()})
+		_, err = reg.RegisterTrust(b.ctx, failingCheck, flip.TrustParams{Name: "Unlucky", Code: "UL"})
 		if e := isOnly(err, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
 		}

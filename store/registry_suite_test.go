@@ -259,7 +259,7 @@ var suiteCases = []struct {
 	{"FailureAfterInsertUndoesTrust", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
 		tx := s.begin()
-		failing := &faultdb.DB{Next: tx, Fault: failClaim(faultdb.Fault{Err: errInjected})}
+		failing := &faultdb.DB{Next: tx, Fault: failRegister(faultdb.Fault{Err: errInjected})}
 		_, err := s.reg.RegisterTrust(s.ctx, failing, flip.TrustParams{Name: "A", Code: "A"})
 		wantErrIs(t, err, errInjected)
 		wantErrIs(t, err, flip.ErrTrustRegistration)
@@ -268,10 +268,10 @@ var suiteCases = []struct {
 		}
 		s.wantNothingRegistered()
 	}},
-	{"FailureAtAuditUndoesTrustAndSlot", func(t *testing.T, s *suite) {
+	{"AnswerLostAfterTheWritesUndoesTrustSlotAndAudit", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
 		tx := s.begin()
-		failing := &faultdb.DB{Next: tx, Fault: faultdb.Matching(store.InsertAuditSQL, 1, faultdb.Fault{Err: errInjected})}
+		failing := &faultdb.DB{Next: tx, Fault: failRegister(faultdb.Fault{ErrAfter: errInjected})}
 		_, err := s.reg.RegisterTrust(s.ctx, failing, flip.TrustParams{Name: "A", Code: "A"})
 		wantErrIs(t, err, errInjected)
 		if err := tx.Commit(); err != nil {

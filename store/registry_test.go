@@ -15,6 +15,7 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -357,7 +358,7 @@ func TestRegisterTrust_CallerTransactionSurvivesEveryError(t *testing.T) {
 			{"minter fails", flip.NewRegistry(store.New(), flip.WithKeyMinter(failingMinter{})), flip.TrustParams{Name: "Fresh", Code: "FRS"}, errMint, nil},
 			// The claim runs (the pool is empty: it updates nothing), then
 			// its answer is lost: a failure after the trust was written.
-			{"store fails mid-way", b.reg, flip.TrustParams{Name: "Fresh", Code: "FRS"}, errSlots, failClaim(faultdb.Fault{ErrAfter: errSlots})},
+			{"store fails mid-way", b.reg, flip.TrustParams{Name: "Fresh", Code: "FRS"}, errSlots, failRegister(faultdb.Fault{ErrAfter: errSlots})},
 		}
 		for _, f := range failing {
 			t.Run(f.name, func(t *testing.T) {
@@ -408,9 +409,10 @@ type failingMinter struct{}
 
 func (failingMinter) MintKey(flip.KeyKind) (string, error) { return "", errMint }
 
-// failClaim applies f to the first slot claim a registration sends.
-func failClaim(f faultdb.Fault) func(context.Context, faultdb.Stmt) faultdb.Fault {
-	return faultdb.Matching(store.ClaimSlotSQL, 1, f)
+// failRegister applies f to the first registration statement (duplicate
+// check and writes, pgsql.Register) a registration sends.
+func failRegister(f faultdb.Fault) func(context.Context, faultdb.Stmt) faultdb.Fault {
+	return faultdb.Matching(pgsql.Register, 1, f)
 }
 
 func TestRegisterTrust_CallerRollbackLeavesNothing(t *testing.T) {

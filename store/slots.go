@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
 // UnnumberedSlot is the slot_number of a slot whose name has no trailing
@@ -32,40 +33,20 @@ var ErrSlotNotFound = errors.New("kit slot not found")
 // characters. Nothing is added.
 var ErrInvalidSlotName = errors.New("invalid kit slot name")
 
-// ClaimSlotSQL assigns the lowest-numbered free slot (ties by name) in one
-// statement. SKIP LOCKED lets concurrent registrations take different slots
-// instead of queueing on the same row; READ COMMITTED re-checks the row
-// after the lock, so a slot taken meanwhile is never handed out twice.
-// $1 trust id, $2 assigned_at.
-const ClaimSlotSQL = `WITH free AS (
-    SELECT slot_name FROM fl_kit_slot
-    WHERE assigned_to_trust_id IS NULL
-    ORDER BY slot_number, slot_name
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE fl_kit_slot AS s
-SET assigned_to_trust_id = $1, assigned_at = $2
-FROM free
-WHERE s.slot_name = free.slot_name
-RETURNING s.slot_name, s.slot_number, s.assigned_to_trust_id, s.assigned_at`
-
-// AnyFreeSlotSQL asks, after ClaimSlotSQL found nothing, whether the pool
-// still has free slots that concurrent transactions hold locked: a plain
-// read neither waits for nor skips row locks.
-const AnyFreeSlotSQL = `SELECT EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL)`
-
-// ClaimSlot implements flip.SlotStore. When no slot can be claimed it
-// tells an empty pool (flip.ErrNoFreeKitSlot: add slots) from a busy one
-// (flip.ErrKitSlotsBusy: every free slot is locked by a registration in
-// flight; retry), at the cost of one more statement on that path only.
+// ClaimSlot implements flip.SlotStore on its own statement (a Registry
+// given a Store claims within its registration statement instead). When no
+// slot can be claimed it tells an empty pool (flip.ErrNoFreeKitSlot: add
+// slots) from a busy one (flip.ErrKitSlotsBusy: every free slot is locked
+// by a registration in flight; retry), with one more statement on that
+// path only.
 func (*Store) ClaimSlot(ctx context.Context, tx DBTX, trustID uuid.UUID, at time.Time) (flip.KitSlot, error) {
-	slot, err := scanSlot(tx.QueryRowContext(ctx, ClaimSlotSQL, trustID, at))
+	slot := flip.KitSlot{AssignedTo: trustID, AssignedAt: at}
+	err := tx.QueryRowContext(ctx, pgsql.ClaimSlot, trustID, at).Scan(&slot.Name, &slot.Number)
 	if !errors.Is(err, sql.ErrNoRows) {
 		return slot, err
 	}
 	var busy bool
-	if err := tx.QueryRowContext(ctx, AnyFreeSlotSQL).Scan(&busy); err != nil {
+	if err := tx.QueryRowContext(ctx, pgsql.AnyFreeSlot).Scan(&busy); err != nil {
 		return flip.KitSlot{}, fmt.Errorf("no free slot could be claimed, and checking for locked ones failed: %w", err)
 	}
 	if busy {

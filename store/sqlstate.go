@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"strings"
 )
 
 // PostgreSQL error codes the store reacts to.
@@ -24,14 +23,6 @@ func sqlState(err error) string {
 		return coded.SQLState()
 	}
 	return ""
-}
-
-// violatedConstraint reports whether err is a unique violation of the named
-// constraint. Drivers expose the constraint name in different ways but all
-// quote it in the message, which PostgreSQL words the same in every locale
-// for the name itself.
-func violatedConstraint(err error, name string) bool {
-	return sqlState(err) == codeUniqueViolation && strings.Contains(err.Error(), `"`+name+`"`)
 }
 
 func isUndefinedTable(err error) bool { return sqlState(err) == codeUndefinedTable }

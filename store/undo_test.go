@@ -3,13 +3,12 @@ package store_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
-	"github.com/londonaicentre/flip/store"
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
 var errLost = errors.New("injected: connection hiccup")
@@ -20,7 +19,7 @@ func TestRegisterTrust_FailedUndoNeverLeavesHalfARegistration(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name       string
-		failClaim  bool   // the slot claim fails in the client, the transaction stays healthy
+		failWrite  bool   // the registration statement fails in the client, the transaction stays healthy
 		undo       string // then statements containing this fail...
 		times      int    // ...this many times
 		after      bool   // after running (their answer is lost), else before being sent
@@ -44,10 +43,10 @@ func TestRegisterTrust_FailedUndoNeverLeavesHalfARegistration(t *testing.T) {
 				if tc.after {
 					fault = faultdb.Fault{ErrAfter: errLost}
 				}
-				claim := failClaim(faultdb.Fault{Err: errSlots})
+				claim := failRegister(faultdb.Fault{Err: errSlots})
 				undo := faultdb.Matching(tc.undo, tc.times, fault)
 				ftx := &faultdb.DB{Next: tx, Fault: func(ctx context.Context, s faultdb.Stmt) faultdb.Fault {
-					if tc.failClaim && strings.Contains(s.Query, store.ClaimSlotSQL) {
+					if tc.failWrite && s.Query == pgsql.Register {
 						return claim(ctx, s)
 					}
 					return undo(ctx, s)

@@ -19,7 +19,7 @@ import (
 )
 
 // SeedFunc is the boot step that seeds the platform's main users, e.g.
-// NewSeedFunc(db, flip.NewSeeder(store.New(), users), idp), or SeedFromEnv
+// NewSeedFunc(db, flip.NewSeeder(users), idp), or SeedFromEnv
 // for the whole configuration. It runs after migration and before the
 // first request is served. nil skips seeding.
 type SeedFunc func(ctx context.Context) error
@@ -95,7 +95,7 @@ func SeedFromEnv(ctx context.Context, getenv func(string) string, db flip.DBTX, 
 	if err != nil {
 		return nil, err
 	}
-	seeder := flip.NewSeeder(store.New(), users)
+	seeder := flip.NewSeeder(users)
 	seeder.Logger = log
 	log.Info("main users will be seeded", slog.Int("users", len(users)), slog.String("user_pool_id", idp.UserPoolID()))
 	return NewSeedFunc(db, seeder, idp), nil

@@ -213,7 +213,7 @@ func TestPrepare_TransientLookupFailureSkipsTheUserOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	seeder := flip.NewSeeder(store.New(), users)
+	seeder := flip.NewSeeder(users)
 	seeder.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	seed := NewSeedFunc(db.DB.DB, seeder, idp)
 

@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 	}
 
-	seeder := flip.NewSeeder(store.New(), users)
+	seeder := flip.NewSeeder(users)
 	seeder.Concurrency = opts.concurrency
 	seeder.Logger = log
 	report, seedErr := seeder.SeedMainUsers(ctx, db, idp)

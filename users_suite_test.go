@@ -1,4 +1,4 @@
-package store_test
+package flip_test
 
 import (
 	"bytes"
@@ -17,7 +17,6 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/hubfixture"
-	"github.com/londonaicentre/flip/store"
 )
 
 // The main-user storage behaviour suite: roles created once by id,
@@ -156,7 +155,6 @@ func (s *userSuite) snapshot() userState {
 // test on setup errors.
 type userSuite struct {
 	db     *fliptest.DB
-	Store  *store.Store
 	DB     flip.DBTX // what a Seeder is given: the connection pool
 	t      *testing.T
 	ctx    context.Context
@@ -168,7 +166,7 @@ func newUserSuite(t *testing.T, opts ...fliptest.Option) *userSuite {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	t.Cleanup(cancel)
 	db := fliptest.NewDB(t, opts...)
-	s := &userSuite{db: db, Store: store.New(), DB: db.DB.DB, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
+	s := &userSuite{db: db, DB: db.DB.DB, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
 	s.before = s.snapshot().Roles
 	return s
 }
@@ -198,7 +196,7 @@ func sameRoles(got, want []flip.Role) bool {
 }
 
 func (s *userSuite) ensureRoles(roles ...flip.Role) error {
-	return s.Run(s.ctx, func(tx flip.DBTX) error { return s.Store.EnsureRoles(s.ctx, tx, roles, s.at) })
+	return s.Run(s.ctx, func(tx flip.DBTX) error { return flip.EnsureRoles(s.ctx, tx, roles, s.at) })
 }
 
 func (s *userSuite) mustEnsureWellKnownRoles() {
@@ -212,7 +210,7 @@ func (s *userSuite) apply(p flip.UserProfile, roleID uuid.UUID, at time.Time) (f
 	var c flip.UserChange
 	err := s.Run(s.ctx, func(tx flip.DBTX) error {
 		var err error
-		c, err = s.Store.ApplyMainUser(s.ctx, tx, p, roleID, at)
+		c, err = flip.ApplyMainUser(s.ctx, tx, p, roleID, at)
 		return err
 	})
 	return c, err
@@ -407,7 +405,7 @@ var userSuiteCases = []struct {
 			{Email: rita.Email, Role: "researcher", Name: "Rita Research"},
 			{Email: "new.starter@example.com", Role: "Viewer", Name: "New Starter"},
 		}
-		seeder := flip.NewSeeder(s.Store, users)
+		seeder := flip.NewSeeder(users)
 		seeder.Now = func() time.Time { return s.at }
 		var reports []string
 		for range 2 {
@@ -434,7 +432,7 @@ var userSuiteCases = []struct {
 		cancel()
 		p := flip.UserProfile{UserID: uuid.New(), Name: "N"}
 		err := s.Run(s.ctx, func(tx flip.DBTX) error {
-			_, err := s.Store.ApplyMainUser(ctx, tx, p, flip.RoleAdmin.ID, s.at)
+			_, err := flip.ApplyMainUser(ctx, tx, p, flip.RoleAdmin.ID, s.at)
 			return err
 		})
 		if !errors.Is(err, context.Canceled) {
@@ -453,4 +451,23 @@ func (g roleGrant) String() string {
 		trust = "trust " + g.TrustID.String()
 	}
 	return fmt.Sprintf("%s: role %s (%s)", g.UserID, g.RoleID, trust)
+}
+
+// eachRow runs q on db and calls scan for each row, failing the test on any
+// error.
+func eachRow(t testing.TB, ctx context.Context, db flip.DBTX, q string, scan func(*sql.Rows) error) {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			t.Fatalf("snapshot: %v", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
 }

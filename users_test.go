@@ -1,4 +1,4 @@
-package store_test
+package flip_test
 
 import (
 	"context"
@@ -31,7 +31,6 @@ var usersVariants = []usersVariant{
 type usersBundle struct {
 	ctx context.Context
 	db  *fliptest.DB
-	s   *store.Store
 	at  time.Time
 }
 
@@ -45,8 +44,8 @@ func forEachUsersVariant(t *testing.T, fn func(t *testing.T, b usersBundle)) {
 			db := fliptest.NewDB(t, fliptest.AtVersion(v.version), fliptest.WithDriver(v.driver))
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			t.Cleanup(cancel)
-			b := usersBundle{ctx: ctx, db: db, s: store.New(), at: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-			if err := b.s.EnsureRoles(ctx, db, flip.WellKnownRoles(), b.at); err != nil {
+			b := usersBundle{ctx: ctx, db: db, at: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+			if err := flip.EnsureRoles(ctx, db, flip.WellKnownRoles(), b.at); err != nil {
 				t.Fatalf("ensure roles: %v", err)
 			}
 			fn(t, b)
@@ -62,7 +61,7 @@ func (b usersBundle) apply(t *testing.T, p flip.UserProfile, role flip.Role, at 
 		t.Fatal(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	change, err := b.s.ApplyMainUser(b.ctx, tx, p, role.ID, at)
+	change, err := flip.ApplyMainUser(b.ctx, tx, p, role.ID, at)
 	if err != nil {
 		t.Fatalf("apply %s: %v", p.UserID, err)
 	}
@@ -100,7 +99,7 @@ func TestEnsureRoles_CreatesTheWellKnownRolesOnceByID(t *testing.T) {
 		if len(before) != 4 {
 			t.Fatalf("%d roles, want 4", len(before))
 		}
-		if err := b.s.EnsureRoles(b.ctx, b.db, flip.WellKnownRoles(), b.at.Add(time.Hour)); err != nil {
+		if err := flip.EnsureRoles(b.ctx, b.db, flip.WellKnownRoles(), b.at.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		var after []string
@@ -119,7 +118,7 @@ func TestEnsureRoles_KeepsAnEditedRoleAndRefusesANameWithAnotherID(t *testing.T)
 		if _, err := b.db.ExecContext(b.ctx, `UPDATE roles SET description = 'edited' WHERE id = $1`, flip.RoleViewer.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.s.EnsureRoles(b.ctx, b.db, flip.WellKnownRoles(), b.at); err != nil {
+		if err := flip.EnsureRoles(b.ctx, b.db, flip.WellKnownRoles(), b.at); err != nil {
 			t.Fatal(err)
 		}
 		var desc string
@@ -128,7 +127,7 @@ func TestEnsureRoles_KeepsAnEditedRoleAndRefusesANameWithAnotherID(t *testing.T)
 		}
 
 		impostor := flip.Role{ID: uuid.New(), Name: "Admin", Description: "x"}
-		err := b.s.EnsureRoles(b.ctx, b.db, []flip.Role{impostor}, b.at)
+		err := flip.EnsureRoles(b.ctx, b.db, []flip.Role{impostor}, b.at)
 		if err == nil || !strings.Contains(err.Error(), `"Admin"`) {
 			t.Errorf("err = %v, want one naming the role", err)
 		}
@@ -233,7 +232,7 @@ func TestApplyMainUser_ConcurrentTransactionsGrantOnce(t *testing.T) {
 					return
 				}
 				defer tx.Rollback() //nolint:errcheck // no-op after Commit
-				c, err := b.s.ApplyMainUser(b.ctx, tx, p, role.ID, b.at)
+				c, err := flip.ApplyMainUser(b.ctx, tx, p, role.ID, b.at)
 				if err == nil {
 					err = tx.Commit()
 				}
@@ -275,7 +274,7 @@ func TestApplyMainUser_NeverCommitsTheCallersTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := flip.UserProfile{UserID: uuid.New(), Name: "Rolled Back"}
-		if _, err := b.s.ApplyMainUser(b.ctx, tx, p, flip.RoleViewer.ID, b.at); err != nil {
+		if _, err := flip.ApplyMainUser(b.ctx, tx, p, flip.RoleViewer.ID, b.at); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Rollback(); err != nil {
@@ -296,7 +295,7 @@ func TestApplyMainUser_UnknownRoleIsAnErrorNamingIt(t *testing.T) {
 		}
 		defer tx.Rollback() //nolint:errcheck // the test only reads the error
 		missing := uuid.New()
-		_, err = b.s.ApplyMainUser(b.ctx, tx, flip.UserProfile{UserID: uuid.New(), Name: "N"}, missing, b.at)
+		_, err = flip.ApplyMainUser(b.ctx, tx, flip.UserProfile{UserID: uuid.New(), Name: "N"}, missing, b.at)
 		if err == nil || !strings.Contains(err.Error(), "no such role") || !strings.Contains(err.Error(), missing.String()) {
 			t.Errorf("err = %v", err)
 		}
@@ -316,7 +315,7 @@ func TestApplyMainUser_WaitsForAnOpenTransactionOnTheSameUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer first.Rollback() //nolint:errcheck // no-op after Commit
-		if c, err := b.s.ApplyMainUser(b.ctx, first, p, flip.RoleAdmin.ID, b.at); err != nil || !c.RoleGranted {
+		if c, err := flip.ApplyMainUser(b.ctx, first, p, flip.RoleAdmin.ID, b.at); err != nil || !c.RoleGranted {
 			t.Fatalf("first: %+v, %v", c, err)
 		}
 
@@ -332,7 +331,7 @@ func TestApplyMainUser_WaitsForAnOpenTransactionOnTheSameUser(t *testing.T) {
 				return
 			}
 			defer tx.Rollback() //nolint:errcheck // no-op after Commit
-			c, err := b.s.ApplyMainUser(b.ctx, tx, p, flip.RoleResearcher.ID, b.at)
+			c, err := flip.ApplyMainUser(b.ctx, tx, p, flip.RoleResearcher.ID, b.at)
 			if err == nil {
 				err = tx.Commit()
 			}

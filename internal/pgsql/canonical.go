@@ -1,4 +1,9 @@
-package store
+// Package pgsql holds every SQL statement flip runs, once: the root
+// package's registration, seeding and verification issue them, the store
+// package's migrations build their indexes on the same canonical
+// expressions, and the tests and benchmarks compare against them. It has no
+// driver and imports nothing of flip's.
+package pgsql
 
 import (
 	"fmt"
@@ -24,18 +29,18 @@ var (
 	formatOrSpaceClass = formatClass[:len(formatClass)-1] + spaceClass[1:]
 )
 
-// canonicalNameSQL is the SQL expression for the canonical form of the
+// CanonicalName is the SQL expression for the canonical form of the
 // trust name in column col. flip's name index (migration 002) is built on
 // exactly this expression for col "name", so the duplicate check uses it.
-func canonicalNameSQL(col string) string {
+func CanonicalName(col string) string {
 	return "normalize(btrim(regexp_replace(regexp_replace(" + col + ", '" + formatClass + "', '', 'g'), '" +
 		spaceClass + "+', ' ', 'g')), NFC)"
 }
 
-// canonicalCodeSQL is the SQL expression for the canonical form of the
+// CanonicalCode is the SQL expression for the canonical form of the
 // trust code in column col, lower-cased: codes are unique
 // case-insensitively. flip's code index is built on it for col "code".
-func canonicalCodeSQL(col string) string {
+func CanonicalCode(col string) string {
 	return "lower(normalize(regexp_replace(" + col + ", '" + formatOrSpaceClass + "', '', 'g'), NFC))"
 }
 

@@ -1,0 +1,144 @@
+package pgsql
+
+// The statements of a registration, in the order flip.Registry sends them.
+
+// LockTrustIdentity takes two transaction-scoped advisory locks: one on the
+// exact name and one on the lower-cased code, in that order everywhere, so
+// concurrent registrations of one name or one code queue behind each other
+// until the first transaction ends, even on the hub's schema without a
+// unique index. It is a statement of its own because, at READ COMMITTED,
+// the next statement's snapshot is taken after it returns and so sees every
+// rival that committed while this one waited. $1 name, $2 code.
+const LockTrustIdentity = `SELECT pg_advisory_xact_lock(hashtextextended('flip.trust.name:' || $1::text, 0)),
+       pg_advisory_xact_lock(hashtextextended('flip.trust.code:' || lower($2::text), 0))`
+
+// Register is the duplicate check and the three writes of a registration
+// in one statement:
+//   - dup finds a trust whose name has the canonical form $1, else one whose
+//     code has the canonical form $2 compared case-insensitively (legacy
+//     rows with invisible characters or decomposed accents still collide;
+//     flip's indexes are built on the same expressions);
+//   - new_trust inserts the trust unless there is a duplicate. It runs
+//     before the slot is picked (free reads it), so that at REPEATABLE READ
+//     a rival that committed after the snapshot meets flip's unique index
+//     first (a duplicate) rather than the slot it took (a serialization
+//     failure);
+//   - free picks the lowest-numbered free slot (ties by name), skipping
+//     slots that concurrent registrations hold; READ COMMITTED re-checks
+//     the row after the lock, so a slot taken meanwhile is never handed
+//     out twice; claimed assigns it, audit writes the REGISTERED row. The
+//     slot's foreign key to the new trust is checked at the end of the
+//     statement, when the trust row exists.
+//
+// It returns one row: the duplicate (dup_*; same_name says which field
+// matched), else the claimed slot, else busy: whether free slots exist that
+// other transactions hold (a busy pool, retry) rather than none (an empty
+// pool); busy is computed on that path only. A duplicate writes nothing; a
+// trust without a slot has been written and must be undone (rolled back)
+// by the caller.
+//
+// $1 name, $2 code, $3 trust id, $4 region (” is NULL), $5 API-key hash,
+// $6 now, $7 audit row id, $8 the admin's id (NULL from the deploy path).
+var Register = registerTrust + `,
+free AS (
+    SELECT slot_name FROM fl_kit_slot
+    WHERE assigned_to_trust_id IS NULL AND EXISTS (SELECT FROM new_trust)
+    ORDER BY slot_number, slot_name
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE fl_kit_slot AS s
+    SET assigned_to_trust_id = $3, assigned_at = $6
+    FROM free
+    WHERE s.slot_name = free.slot_name
+    RETURNING s.slot_name, s.slot_number
+)
+SELECT ` + registerDupColumns + `, claimed.slot_name, claimed.slot_number,
+       CASE WHEN dup.id IS NULL AND claimed.slot_name IS NULL
+            THEN EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL) END AS busy
+FROM (VALUES (1)) AS one (x)
+LEFT JOIN dup ON true
+LEFT JOIN claimed ON true`
+
+// RegisterWithoutSlot is Register for a Registry that claims slots through
+// a SlotStore of the caller's own: the duplicate check, the trust and the
+// audit row, with the claim left to the next statement. It returns the
+// dup_* columns of Register, all NULL when the trust was written.
+// Parameters as Register.
+var RegisterWithoutSlot = registerTrust + `
+SELECT ` + registerDupColumns + `
+FROM (VALUES (1)) AS one (x)
+LEFT JOIN dup ON true`
+
+// registerTrust is the part Register and RegisterWithoutSlot share: the
+// duplicate check, the trust and its audit row.
+var registerTrust = `WITH dup AS (
+    SELECT id, name, coalesce(code, '') AS code, coalesce(region, '') AS region, created_at,
+           ` + ByCanonicalName + ` AS same_name
+    FROM trust
+    WHERE ` + ByCanonicalName + ` OR ` + CanonicalCode("code") + ` = lower($2::text)
+    ORDER BY same_name DESC, created_at
+    LIMIT 1
+),
+new_trust AS (
+    INSERT INTO trust (id, name, code, region, api_key_hash, created_at)
+    SELECT $3::uuid, $1::text, $2::text, NULLIF($4::text, ''), $5::text, $6::timestamptz
+    WHERE NOT EXISTS (SELECT FROM dup)
+    RETURNING id
+),
+audit AS (
+    INSERT INTO trusts_audit (id, trust_id, trust_name, action, modified_by_user_id, audit_date)
+    SELECT $7::uuid, id, $1::text, 'REGISTERED'::trustauditaction, $8::uuid, $6::timestamptz FROM new_trust
+)`
+
+const registerDupColumns = `dup.id, dup.name, dup.code, dup.region, dup.created_at, dup.same_name`
+
+// ByCanonicalName and ByCanonicalCode are the conditions "name (code) has
+// the canonical form of $1", built once: the expressions are long.
+var (
+	ByCanonicalName = CanonicalName("name") + ` = $1::text`
+	ByCanonicalCode = CanonicalCode("code") + ` = lower($1::text)`
+)
+
+// ClaimSlot assigns the lowest-numbered free slot to a trust on its own,
+// for store.Store's SlotStore. $1 trust id, $2 assigned_at.
+const ClaimSlot = `WITH free AS (
+    SELECT slot_name FROM fl_kit_slot
+    WHERE assigned_to_trust_id IS NULL
+    ORDER BY slot_number, slot_name
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE fl_kit_slot AS s
+SET assigned_to_trust_id = $1, assigned_at = $2
+FROM free
+WHERE s.slot_name = free.slot_name
+RETURNING s.slot_name, s.slot_number`
+
+// AnyFreeSlot asks, after ClaimSlot found nothing, whether the pool still
+// has free slots that concurrent transactions hold locked: a plain read
+// neither waits for nor skips row locks.
+const AnyFreeSlot = `SELECT EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL)`
+
+// The savepoint RegisterTrust works under inside the caller's transaction.
+const (
+	Savepoint           = `SAVEPOINT flip_register_trust`
+	ReleaseSavepoint    = `RELEASE SAVEPOINT flip_register_trust`
+	RollbackToSavepoint = `ROLLBACK TO SAVEPOINT flip_register_trust`
+)
+
+// AbortTransaction raises an error inside the caller's transaction, which
+// puts it in the aborted state: every later statement fails and COMMIT
+// rolls back. RegisterTrust sends it when it cannot undo its own work.
+const AbortTransaction = `DO $$ BEGIN RAISE EXCEPTION 'flip: a failed trust registration could not be undone; roll this transaction back'; END $$`
+
+// Builtin is implemented only by types that embed Mark, which this
+// module's packages alone can name: store.Store. A Registry given one
+// claims the slot within Register instead of calling its ClaimSlot.
+type Builtin interface{ builtin() }
+
+// Mark makes the type embedding it a Builtin.
+type Mark struct{}
+
+func (Mark) builtin() {}
