@@ -9,11 +9,14 @@
 //	           [--database-url URL] [--migrate] [--concurrency N]
 //	           [--max-attempts N] [--timeout 2m]
 //
-// Against the cognito-local emulator and a local database:
+// Against the cognito-local emulator, which scripts/cognito-local starts
+// with a user pool holding the example users (it prints the variables to
+// export), and the local database (see the README, "Trying seed-users on
+// your machine"):
 //
-//	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
-//	seed-users --migrate --endpoint http://127.0.0.1:9229 \
-//	    --user-pool-id local_abc123 --users main-users.json
+//	eval "$(bash scripts/cognito-local start examples/seed-users/main-users.example.json)"
+//	go run ./examples/seed-users --migrate --users examples/seed-users/main-users.example.json
+//	bash scripts/cognito-local stop
 //
 // The main users come from --users (a JSON file, see flip.ParseMainUsers),
 // else from $FLIP_MAIN_USERS (the JSON itself) or $FLIP_MAIN_USERS_FILE.

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +17,17 @@ import (
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
 )
+
+// runMainEnv set to 1 makes the test binary run the command's main, with
+// the process's own arguments and environment, instead of the tests.
+const runMainEnv = "FLIP_SEED_USERS_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
 
 // cmd is one run of the command with its outputs.
 type cmd struct {
@@ -129,4 +144,191 @@ func TestRun_StopsWithExit1OnADefinitiveFailure(t *testing.T) {
 	if strings.TrimSpace(c.stdout) != `{"users":[]}` {
 		t.Errorf("stdout = %q, want the (empty) report so far", c.stdout)
 	}
+}
+
+// exampleUsers is the checked-in main-user file of the README's
+// walkthrough.
+const exampleUsers = "main-users.example.json"
+
+func TestRun_SeedsTheExampleUsers(t *testing.T) {
+	t.Parallel()
+	users, err := flip.LoadMainUsersFile(exampleUsers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, u := range users {
+		if !strings.HasSuffix(u.Email, "@example.com") {
+			t.Errorf("%s: the example's addresses are @example.com", u.Email)
+		}
+		roles = append(roles, u.Role)
+	}
+	if got := strings.Join(roles, ","); got != "Admin,Researcher,Viewer" {
+		t.Errorf("the example's roles are %s, want one user each of Admin,Researcher,Viewer", got)
+	}
+
+	emu := cognitolocal.Shared(t)
+	db := fliptest.NewDB(t)
+	pool := cognitolocal.NewUserPool(t, emu.Client())
+	for _, u := range users {
+		cognitolocal.CreateUser(t, emu.Client(), pool, u.Email)
+	}
+	c := runCmd(t, nil, "--migrate", "--users", exampleUsers, "--endpoint", emu.URL, "--region", "eu-west-2", "--user-pool-id", pool, "--database-url", db.URL)
+	if c.code != exitOK {
+		t.Fatalf("exit %d\n%s", c.code, c.stderr)
+	}
+	checkAllCreated(t, c.stdout, users)
+}
+
+// The README's walkthrough, command by command (run from the module root),
+// except for the scratch database, which fliptest provides.
+const (
+	walkthroughStart = `eval "$(bash scripts/cognito-local start examples/seed-users/main-users.example.json)"`
+	walkthroughSeed  = `go run ./examples/seed-users --migrate --users examples/seed-users/main-users.example.json`
+	walkthroughStop  = `bash scripts/cognito-local stop`
+)
+
+// TestWalkthrough runs the README's seed-users walkthrough: scripts/cognito-local
+// starts an emulator whose pool holds the example users and prints the
+// variables to export; the command, given only those and DATABASE_URL,
+// seeds the users; stop ends the emulator.
+func TestWalkthrough(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{walkthroughStart, walkthroughSeed, walkthroughStop} {
+		if !strings.Contains(string(readme), "\n"+line+"\n") {
+			t.Errorf("README.md has no line %q: keep the walkthrough and this test the same", line)
+		}
+	}
+	requireEmulatorTools(t)
+	users, err := flip.LoadMainUsersFile(exampleUsers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fliptest.NewDB(t)
+
+	// A clean environment: none of the developer's AWS, Cognito, database
+	// or main-user settings.
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "AWS_") && !strings.HasPrefix(k, "COGNITO_") && !strings.HasPrefix(k, "FLIP_") && k != "DATABASE_URL" {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "COGNITO_LOCAL_PORT="+strconv.Itoa(freePort(t)), "TMPDIR="+t.TempDir())
+	script := func(line string) string {
+		t.Helper()
+		args := strings.Fields(line)
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = "../.."
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, stderr.String())
+		}
+		return string(out)
+	}
+	t.Cleanup(func() { script(walkthroughStop) })
+
+	exports := script(strings.TrimSuffix(strings.TrimPrefix(walkthroughStart, `eval "$(`), `)"`))
+	vars := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(exports), "\n") {
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok || !strings.HasPrefix(line, "export ") {
+			t.Fatalf("start printed %q, not an export line", line)
+		}
+		vars[k] = v
+		env = append(env, k+"="+v)
+	}
+	for _, k := range []string{"COGNITO_ENDPOINT", "COGNITO_USER_POOL_ID", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		if vars[k] == "" {
+			t.Errorf("start exported no %s:\n%s", k, exports)
+		}
+	}
+
+	// The command, as `go run` runs it: its main in a process of its own,
+	// with the walkthrough's environment.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedArgs := strings.Fields(strings.TrimPrefix(walkthroughSeed, "go run ./examples/seed-users"))
+	for run := 1; run <= 2; run++ {
+		cmd := exec.Command(self, seedArgs...)
+		cmd.Dir = "../.."
+		cmd.Env = append(env, runMainEnv+"=1", "DATABASE_URL="+db.URL)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, stderr.String())
+		}
+		if run == 1 {
+			checkAllCreated(t, string(out), users)
+		} else if n := strings.Count(string(out), `"result":"unchanged"`); n != len(users) {
+			t.Errorf("run 2: %d users unchanged, want %d:\n%s", n, len(users), out)
+		}
+	}
+
+	script(walkthroughStop)
+	if resp, err := http.Get(vars["COGNITO_ENDPOINT"] + "/health"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the emulator still answers after %s", walkthroughStop)
+	}
+}
+
+// checkAllCreated checks that report (the command's stdout) says every one
+// of users was created and given their role.
+func checkAllCreated(t *testing.T, report string, users []flip.MainUser) {
+	t.Helper()
+	var r flip.SeedReport
+	if err := json.Unmarshal([]byte(report), &r); err != nil {
+		t.Fatalf("stdout is not a report: %v\n%s", err, report)
+	}
+	if len(r.Users) != len(users) {
+		t.Fatalf("%d users in the report, want %d:\n%s", len(r.Users), len(users), report)
+	}
+	for i, o := range r.Users {
+		if o.Email != users[i].Email || o.Result != flip.SeedCreated || !o.RoleGranted || o.Role != users[i].Role {
+			t.Errorf("user %d: %+v, want %s created with role %s granted", i+1, o, users[i].Email, users[i].Role)
+		}
+	}
+}
+
+// requireEmulatorTools skips t when bash, node or npm is missing or the
+// emulator cannot be installed, or fails it under CI=true, as
+// cognitolocal.Shared does.
+func requireEmulatorTools(t *testing.T) {
+	t.Helper()
+	var err error
+	for _, tool := range []string{"bash", "node", "npm"} {
+		if _, err = exec.LookPath(tool); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = cognitolocal.Install(cognitolocal.PackageDir())
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the Cognito emulator is required under CI=true: %v", err)
+		}
+		t.Skipf("Cognito emulator unavailable (install bash, node and npm): %v", err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
