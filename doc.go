@@ -89,7 +89,7 @@
 //
 // Verifier checks the key a trust presents: CheckKey refuses a malformed
 // key without any lookup, then one indexed query by HashAPIKey finds the
-// trust and APIKeyMatchesHash compares in constant time. WithCache keeps
+// trust and APIKeyMatchesHash compares in constant time. WithVerifierCache keeps
 // grants (never refusals) in memory for a bounded time.
 //
 // # Testing with flip

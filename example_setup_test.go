@@ -13,7 +13,7 @@ import (
 
 // exampleDB is the example's own PostgreSQL database, migrated by flip
 // (store.Migrate): the hub's *sql.DB.
-func exampleDB() *sql.DB { return exampledb.New().DB.DB }
+func exampleDB() *sql.DB { return exampledb.New().DB }
 
 // exampleIdentityProvider stands in for the hub's Cognito user pool
 // (cognito.New(cognitoidentityprovider.NewFromConfig(cfg), userPoolID)):

@@ -72,7 +72,7 @@ func TestReadme_CreateTrust(t *testing.T) {
 		{"Guy's and St Thomas'", "GSTT3", http.StatusConflict},
 		{"Another", "AN", http.StatusConflict}, // the pool's only slot is taken
 	} {
-		res, status, err := createTrust(ctx, db.DB, uuid.New(), c.name, c.code, "London")
+		res, status, err := createTrust(ctx, sqlx.NewDb(db.DB, "postgres"), uuid.New(), c.name, c.code, "London")
 		if status != c.status {
 			t.Errorf("createTrust(%+q, %q) = %d, %v; want %d", c.name, c.code, status, err, c.status)
 		}
@@ -85,7 +85,7 @@ func TestReadme_CreateTrust(t *testing.T) {
 // README: "Verifying trust API keys".
 
 func whoIsCalling(ctx context.Context, db *sqlx.DB, r *http.Request) int {
-	verifier := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithCache(time.Minute, 10_000))
+	verifier := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 10_000))
 	trust, err := verifier.Verify(ctx, r.Header.Get("X-API-Key"))
 	switch {
 	case errors.Is(err, flip.ErrUnauthorized): // 401, with "WWW-Authenticate: ApiKey"
@@ -105,7 +105,7 @@ func TestReadme_Verify(t *testing.T) {
 	for key, want := range map[string]int{res.APIKey: http.StatusOK, "": http.StatusUnauthorized, res.InternalServiceKey: http.StatusUnauthorized} {
 		r := httptest.NewRequest(http.MethodGet, "/trust/me", nil)
 		r.Header.Set("X-API-Key", key)
-		if got := whoIsCalling(context.Background(), db.DB, r); got != want {
+		if got := whoIsCalling(context.Background(), sqlx.NewDb(db.DB, "postgres"), r); got != want {
 			t.Errorf("key %.12q…: %d, want %d", key, got, want)
 		}
 	}

@@ -3,6 +3,7 @@ package flip_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,14 +87,15 @@ func results(r flip.SeedReport) []flip.SeedResult {
 // each row's xmin, updated_at and the grant ids, so equal states mean
 // nothing was rewritten; without, it compares content only (two runs pick
 // different grant ids and timestamps).
-func dbState(t *testing.T, ctx context.Context, db *sqlx.DB, versions bool) string {
+func dbState(t *testing.T, ctx context.Context, sqldb *sql.DB, versions bool) string {
+	db := sqlx.NewDb(sqldb, "postgres")
 	t.Helper()
 	extra := map[bool][3]string{
 		true:  {"' ' || xmin::text", "' ' || updated_at::text || ' ' || xmin::text", "' ' || id::text || ' ' || xmin::text"},
 		false: {"''", "''", "''"},
 	}[versions]
 	var rows []string
-	err := db.SelectContext(ctx, &rows, `
+	err := sqlx.NewDb(db.DB, "postgres").SelectContext(ctx, &rows, `
 		SELECT 'role ' || id::text || ' ' || name || `+extra[0]+` FROM roles
 		UNION ALL
 		SELECT 'profile ' || user_id::text || ' ' || name || ' ' || organisation || `+extra[1]+` FROM user_profile
@@ -139,7 +141,7 @@ func TestSeedMainUsers_SeedsAllUsersOnAFreshDatabase(t *testing.T) {
 		}
 	}
 	var roles int
-	if err := b.db.GetContext(b.ctx, &roles, `SELECT count(*) FROM roles`); err != nil || roles != 4 {
+	if err := sqlx.NewDb(b.db.DB, "postgres").GetContext(b.ctx, &roles, `SELECT count(*) FROM roles`); err != nil || roles != 4 {
 		t.Errorf("%d roles, %v", roles, err)
 	}
 }
@@ -223,7 +225,7 @@ func TestSeedMainUsers_UserWithAnotherRoleKeepsIt(t *testing.T) {
 		t.Errorf("outcome = %+v, want profile created without a grant", o)
 	}
 	var roles []uuid.UUID
-	if err := b.db.SelectContext(b.ctx, &roles, `SELECT role_id FROM user_role WHERE user_id = $1`, b.subs[ada.Email]); err != nil {
+	if err := sqlx.NewDb(b.db.DB, "postgres").SelectContext(b.ctx, &roles, `SELECT role_id FROM user_role WHERE user_id = $1`, b.subs[ada.Email]); err != nil {
 		t.Fatal(err)
 	}
 	if len(roles) != 1 || roles[0] != flip.RoleViewer.ID {
@@ -247,7 +249,7 @@ func TestSeedMainUsers_SkipsAUserNotInTheProvider(t *testing.T) {
 		t.Errorf("no warning naming %s:\n%s", rita.Email, logs)
 	}
 	var n int
-	if err := b.db.GetContext(b.ctx, &n, `SELECT count(*) FROM user_profile`); err != nil || n != 2 {
+	if err := sqlx.NewDb(b.db.DB, "postgres").GetContext(b.ctx, &n, `SELECT count(*) FROM user_profile`); err != nil || n != 2 {
 		t.Errorf("%d profiles, %v", n, err)
 	}
 }
@@ -362,7 +364,7 @@ func TestSeedMainUsers_DefinitiveFailureStopsAndNamesTheUser(t *testing.T) {
 				t.Errorf("report = %s, want only the user before the failure", got)
 			}
 			var n int
-			if err := b.db.GetContext(b.ctx, &n, `SELECT count(*) FROM user_profile WHERE user_id = $1`, b.subs[tom.Email]); err != nil || n != 0 {
+			if err := sqlx.NewDb(b.db.DB, "postgres").GetContext(b.ctx, &n, `SELECT count(*) FROM user_profile WHERE user_id = $1`, b.subs[tom.Email]); err != nil || n != 0 {
 				t.Errorf("the user after the failure was written (%d, %v)", n, err)
 			}
 		})
@@ -406,7 +408,7 @@ func TestSeedMainUsers_TwoConcurrentSeedersEndClean(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			db := fliptest.NewDB(t)
-			second, err := sqlx.Open("postgres", db.URL) // a second replica's own pool
+			second, err := sql.Open("postgres", db.URL) // a second replica's own pool
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -415,7 +417,7 @@ func TestSeedMainUsers_TwoConcurrentSeedersEndClean(t *testing.T) {
 			var wg sync.WaitGroup
 			reports := make([]flip.SeedReport, 2)
 			start := make(chan struct{})
-			for i, conn := range []*sqlx.DB{db.DB, second} {
+			for i, conn := range []*sql.DB{db.DB, second} {
 				wg.Go(func() {
 					<-start
 					seeder := b.seeder(users)
@@ -450,8 +452,8 @@ func TestSeedMainUsers_TwoConcurrentSeedersEndClean(t *testing.T) {
 
 // seedInTx runs the seeder inside a transaction it commits, as a hub that
 // seeds within its boot transaction does.
-func seedInTx(ctx context.Context, db *sqlx.DB, s *flip.Seeder, idp flip.IdentityProvider) (flip.SeedReport, error) {
-	tx, err := db.BeginTxx(ctx, nil)
+func seedInTx(ctx context.Context, sqldb *sql.DB, s *flip.Seeder, idp flip.IdentityProvider) (flip.SeedReport, error) {
+	tx, err := sqlx.NewDb(sqldb, "postgres").BeginTxx(ctx, nil)
 	if err != nil {
 		return flip.SeedReport{}, err
 	}
@@ -474,7 +476,7 @@ func TestSeedMainUsers_InACallersTransactionNeverCommits(t *testing.T) {
 	t.Parallel()
 	b := seedSetup(t)
 	b.createUsers(t, ada)
-	tx, err := b.db.BeginTxx(b.ctx, nil)
+	tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +514,7 @@ func TestSeedMainUsers_DeadlineBoundsAHangingProvider(t *testing.T) {
 		t.Errorf("report = %s", report)
 	}
 	var n int
-	if err := b.db.GetContext(b.ctx, &n, `SELECT count(*) FROM user_profile`); err != nil || n != 0 {
+	if err := sqlx.NewDb(b.db.DB, "postgres").GetContext(b.ctx, &n, `SELECT count(*) FROM user_profile`); err != nil || n != 0 {
 		t.Errorf("%d profiles, %v", n, err)
 	}
 }

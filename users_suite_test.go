@@ -166,7 +166,7 @@ func newUserSuite(t *testing.T, opts ...fliptest.Option) *userSuite {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	t.Cleanup(cancel)
 	db := fliptest.NewDB(t, opts...)
-	s := &userSuite{db: db, DB: db.DB.DB, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
+	s := &userSuite{db: db, DB: db.DB, t: t, ctx: ctx, at: time.Date(2026, 1, 2, 3, 4, 5, 678901000, time.UTC)}
 	s.before = s.snapshot().Roles
 	return s
 }

@@ -2,6 +2,7 @@ package flip_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +57,7 @@ func forEachUsersVariant(t *testing.T, fn func(t *testing.T, b usersBundle)) {
 // apply runs ApplyMainUser in a transaction of its own and commits it.
 func (b usersBundle) apply(t *testing.T, p flip.UserProfile, role flip.Role, at time.Time) flip.UserChange {
 	t.Helper()
-	tx, err := b.db.BeginTxx(b.ctx, nil)
+	tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,10 +74,11 @@ func (b usersBundle) apply(t *testing.T, p flip.UserProfile, role flip.Role, at 
 
 // userRows returns the user's profile and role rows, with the row
 // versions (xmin), as text: equal snapshots mean nothing was rewritten.
-func userRows(t *testing.T, ctx context.Context, db *sqlx.DB, id uuid.UUID) string {
+func userRows(t *testing.T, ctx context.Context, sqldb *sql.DB, id uuid.UUID) string {
+	db := sqlx.NewDb(sqldb, "postgres")
 	t.Helper()
 	var rows []string
-	err := db.SelectContext(ctx, &rows, `
+	err := sqlx.NewDb(db.DB, "postgres").SelectContext(ctx, &rows, `
 		SELECT 'profile ' || name || '|' || organisation || '|' || created_at::text || '|' || updated_at::text || '|' || xmin::text
 		FROM user_profile WHERE user_id = $1
 		UNION ALL
@@ -93,7 +95,7 @@ func TestEnsureRoles_CreatesTheWellKnownRolesOnceByID(t *testing.T) {
 	t.Parallel()
 	forEachUsersVariant(t, func(t *testing.T, b usersBundle) {
 		var before []string
-		if err := b.db.SelectContext(b.ctx, &before, `SELECT id::text || name || xmin::text FROM roles ORDER BY id`); err != nil {
+		if err := sqlx.NewDb(b.db.DB, "postgres").SelectContext(b.ctx, &before, `SELECT id::text || name || xmin::text FROM roles ORDER BY id`); err != nil {
 			t.Fatal(err)
 		}
 		if len(before) != 4 {
@@ -103,7 +105,7 @@ func TestEnsureRoles_CreatesTheWellKnownRolesOnceByID(t *testing.T) {
 			t.Fatal(err)
 		}
 		var after []string
-		if err := b.db.SelectContext(b.ctx, &after, `SELECT id::text || name || xmin::text FROM roles ORDER BY id`); err != nil {
+		if err := sqlx.NewDb(b.db.DB, "postgres").SelectContext(b.ctx, &after, `SELECT id::text || name || xmin::text FROM roles ORDER BY id`); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Join(before, ",") != strings.Join(after, ",") {
@@ -122,7 +124,7 @@ func TestEnsureRoles_KeepsAnEditedRoleAndRefusesANameWithAnotherID(t *testing.T)
 			t.Fatal(err)
 		}
 		var desc string
-		if err := b.db.GetContext(b.ctx, &desc, `SELECT description FROM roles WHERE id = $1`, flip.RoleViewer.ID); err != nil || desc != "edited" {
+		if err := sqlx.NewDb(b.db.DB, "postgres").GetContext(b.ctx, &desc, `SELECT description FROM roles WHERE id = $1`, flip.RoleViewer.ID); err != nil || desc != "edited" {
 			t.Errorf("description = %q, %v", desc, err)
 		}
 
@@ -195,7 +197,7 @@ func TestApplyMainUser_NeverUndoesAnExistingRole(t *testing.T) {
 				t.Errorf("%s: change = %+v, want profile created and no grant", id, c)
 			}
 			var n int
-			if err := b.db.GetContext(b.ctx, &n, `SELECT count(*) FROM user_role WHERE user_id = $1 AND role_id = $2`, id, flip.RoleAdmin.ID); err != nil || n != 0 {
+			if err := sqlx.NewDb(b.db.DB, "postgres").GetContext(b.ctx, &n, `SELECT count(*) FROM user_role WHERE user_id = $1 AND role_id = $2`, id, flip.RoleAdmin.ID); err != nil || n != 0 {
 				t.Errorf("%s: %d Admin grants, %v", id, n, err)
 			}
 		}
@@ -226,7 +228,7 @@ func TestApplyMainUser_ConcurrentTransactionsGrantOnce(t *testing.T) {
 			}
 			wg.Go(func() {
 				<-start
-				tx, err := b.db.BeginTxx(b.ctx, nil)
+				tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 				if err != nil {
 					t.Error(err)
 					return
@@ -257,7 +259,7 @@ func TestApplyMainUser_ConcurrentTransactionsGrantOnce(t *testing.T) {
 			}
 		}
 		var roles int
-		if err := b.db.GetContext(b.ctx, &roles, `SELECT count(*) FROM user_role WHERE user_id = $1`, p.UserID); err != nil {
+		if err := sqlx.NewDb(b.db.DB, "postgres").GetContext(b.ctx, &roles, `SELECT count(*) FROM user_role WHERE user_id = $1`, p.UserID); err != nil {
 			t.Fatal(err)
 		}
 		if created != 0 || granted != 1 || roles != 1 {
@@ -269,7 +271,7 @@ func TestApplyMainUser_ConcurrentTransactionsGrantOnce(t *testing.T) {
 func TestApplyMainUser_NeverCommitsTheCallersTransaction(t *testing.T) {
 	t.Parallel()
 	forEachUsersVariant(t, func(t *testing.T, b usersBundle) {
-		tx, err := b.db.BeginTxx(b.ctx, nil)
+		tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,7 +291,7 @@ func TestApplyMainUser_NeverCommitsTheCallersTransaction(t *testing.T) {
 func TestApplyMainUser_UnknownRoleIsAnErrorNamingIt(t *testing.T) {
 	t.Parallel()
 	forEachUsersVariant(t, func(t *testing.T, b usersBundle) {
-		tx, err := b.db.BeginTxx(b.ctx, nil)
+		tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,7 +312,7 @@ func TestApplyMainUser_WaitsForAnOpenTransactionOnTheSameUser(t *testing.T) {
 			p.UserID, p.Name, b.at); err != nil {
 			t.Fatal(err)
 		}
-		first, err := b.db.BeginTxx(b.ctx, nil)
+		first, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +327,7 @@ func TestApplyMainUser_WaitsForAnOpenTransactionOnTheSameUser(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			tx, err := b.db.BeginTxx(b.ctx, nil)
+			tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 			if err != nil {
 				done <- result{err: err}
 				return

@@ -39,11 +39,11 @@ type APIKeyLookup interface {
 // Verifier checks trust API keys presented to the hub. Create one at
 // start-up and share it: it is safe for concurrent use.
 //
-//	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithCache(time.Minute, 10_000))
+//	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 10_000))
 //	trust, err := v.Verify(ctx, r.Header.Get("X-API-Key"))
 //	if errors.Is(err, flip.ErrUnauthorized) { /* 401 */ }
 //
-// With WithCache, a verified key is remembered for at most the cache's TTL,
+// With WithVerifierCache, a verified key is remembered for at most the cache's TTL,
 // so a revoked key keeps working for up to that long unless the code that
 // revokes it calls Invalidate or Purge. Refusals are never cached: a key the
 // database does not know is looked up again on every request, and a grant
@@ -51,18 +51,19 @@ type APIKeyLookup interface {
 type Verifier struct {
 	lookup APIKeyLookup
 	now    func() time.Time
-	cache  *grantCache // nil without WithCache
+	cache  *grantCache // nil without WithVerifierCache
 }
 
-// VerifierOption configures a Verifier.
+// VerifierOption configures a Verifier. The Verifier's options are named
+// WithVerifier…, the Registry's (Option) With….
 type VerifierOption func(*Verifier)
 
-// WithCache keeps successful verifications in memory for up to ttl, in at
-// most maxEntries entries (the oldest go first when it is full). It saves a
-// database round trip per request for trusts that call often. A ttl or
-// maxEntries of zero or less leaves caching off. Only hashes of keys are
-// kept, never the keys themselves.
-func WithCache(ttl time.Duration, maxEntries int) VerifierOption {
+// WithVerifierCache keeps successful verifications in memory for up to
+// ttl, in at most maxEntries entries (the oldest go first when it is full).
+// It saves a database round trip per request for trusts that call often. A
+// ttl or maxEntries of zero or less leaves caching off. Only hashes of keys
+// are kept, never the keys themselves.
+func WithVerifierCache(ttl time.Duration, maxEntries int) VerifierOption {
 	return func(v *Verifier) {
 		if ttl <= 0 || maxEntries <= 0 {
 			v.cache = nil
@@ -80,7 +81,7 @@ func WithVerifierClock(now func() time.Time) VerifierOption {
 
 // NewVerifier returns a Verifier that finds trusts through lookup, usually
 // store.NewAPIKeyLookup(db) on the hub's connection pool. Caching is off
-// unless WithCache is given.
+// unless WithVerifierCache is given.
 func NewVerifier(lookup APIKeyLookup, opts ...VerifierOption) *Verifier {
 	v := &Verifier{lookup: lookup, now: time.Now}
 	for _, opt := range opts {

@@ -114,7 +114,7 @@ func TestVerify_KnownKeyReturnsTrust(t *testing.T) {
 func TestVerify_MalformedKeyTouchesNoLookup(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
-	v := f.verifier(flip.WithCache(time.Minute, 10))
+	v := f.verifier(flip.WithVerifierCache(time.Minute, 10))
 	flipped := []byte(f.key)
 	flipped[20] ^= 1 // a typo: the checksum no longer matches
 	for name, key := range map[string]string{
@@ -152,7 +152,7 @@ func TestVerify_ReferenceFormatKeyIsLookedUp(t *testing.T) {
 func TestVerify_UnknownKeyIsNeverCached(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
-	v := f.verifier(flip.WithCache(time.Minute, 10))
+	v := f.verifier(flip.WithVerifierCache(time.Minute, 10))
 	unknown := mustMintKey(t, flip.RandomKeyMinter{}, flip.TrustAPIKey)
 	for range 3 {
 		_, err := v.Verify(t.Context(), unknown)
@@ -191,7 +191,7 @@ func TestVerify_LookupReturningOtherHashIsRefused(t *testing.T) {
 func TestVerify_LookupFailureIsNotUnauthorized(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
-	v := f.verifier(flip.WithCache(time.Minute, 10))
+	v := f.verifier(flip.WithVerifierCache(time.Minute, 10))
 	down := errors.New("connection refused")
 	f.lookup.err = down
 	_, err := v.Verify(t.Context(), f.key)
@@ -209,7 +209,7 @@ func TestVerify_LookupFailureIsNotUnauthorized(t *testing.T) {
 func TestVerify_CacheServesGrantsUntilTTL(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
-	v := f.verifier(flip.WithCache(time.Minute, 10))
+	v := f.verifier(flip.WithVerifierCache(time.Minute, 10))
 	for range 3 {
 		if _, err := v.Verify(t.Context(), f.key); err != nil {
 			t.Fatal(err)
@@ -233,7 +233,7 @@ func TestVerify_CacheServesGrantsUntilTTL(t *testing.T) {
 func TestVerify_InvalidateAndPurgeDropGrants(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
-	v := f.verifier(flip.WithCache(time.Hour, 10))
+	v := f.verifier(flip.WithVerifierCache(time.Hour, 10))
 	other := mustMintKey(t, flip.RandomKeyMinter{}, flip.TrustAPIKey)
 	otherTrust := flip.Trust{ID: uuid.New(), Name: "Other", Code: "O"}
 	f.lookup.add(other, otherTrust)
@@ -263,7 +263,7 @@ func TestVerify_PurgeDuringLookupKeepsGrantOutOfCache(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
 	f.lookup.block, f.lookup.entered = make(chan struct{}), make(chan struct{})
-	v := f.verifier(flip.WithCache(time.Hour, 10))
+	v := f.verifier(flip.WithVerifierCache(time.Hour, 10))
 	done := make(chan error)
 	go func() {
 		_, err := v.Verify(context.Background(), f.key)
@@ -283,7 +283,7 @@ func TestVerify_PurgeDuringLookupKeepsGrantOutOfCache(t *testing.T) {
 func TestVerify_CacheIsBounded(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
-	v := f.verifier(flip.WithCache(time.Hour, 3))
+	v := f.verifier(flip.WithVerifierCache(time.Hour, 3))
 	keys := []string{f.key}
 	for range 5 {
 		k := mustMintKey(t, flip.RandomKeyMinter{}, flip.TrustAPIKey)
@@ -310,7 +310,7 @@ func TestVerify_CacheIsBounded(t *testing.T) {
 func TestVerify_CacheOffByDefaultAndWithZeroTTL(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
-	for _, v := range []*flip.Verifier{f.verifier(), f.verifier(flip.WithCache(0, 10)), f.verifier(flip.WithCache(time.Minute, 0))} {
+	for _, v := range []*flip.Verifier{f.verifier(), f.verifier(flip.WithVerifierCache(0, 10)), f.verifier(flip.WithVerifierCache(time.Minute, 0))} {
 		_, _ = v.Verify(t.Context(), f.key)
 		_, _ = v.Verify(t.Context(), f.key)
 		if v.CachedGrants() != 0 {
@@ -336,7 +336,7 @@ func TestVerify_ZeroVerifierFailsWithoutPanic(t *testing.T) {
 func TestVerify_ConcurrentUseWithPurges(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
-	v := f.verifier(flip.WithCache(time.Minute, 4))
+	v := f.verifier(flip.WithVerifierCache(time.Minute, 4))
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {

@@ -197,10 +197,10 @@ func timeBatches(ctx context.Context, cases []*verifyCase) error {
 	return nil
 }
 
-// cachedVerify times the Verifier with WithCache on a key it has granted
+// cachedVerify times the Verifier with WithVerifierCache on a key it has granted
 // before, for scale.
 func cachedVerify(ctx context.Context, db *sql.DB) (time.Duration, error) {
-	cached := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithCache(time.Minute, 1000))
+	cached := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 1000))
 	key := verifyKey(42)
 	const ops = 200_000
 	var t0 time.Time
@@ -244,7 +244,7 @@ func verifyReport(cases []*verifyCase, cached time.Duration, big int) string {
 	fmt.Fprintf(&b, "**Verifying a key a trust holds, the indexed lookup is %s than the full scan.**\n\n", strings.Join(heads, " and "))
 	fmt.Fprintf(&b, "Latency of one verification by one caller on one connection (lib/pq), median of %d timed batches of about %s each; the batches of all %d measurements are interleaved in one run (the order turning each round), and each ratio is the median of the per-round ratios. Client CPU is this process's user + system time per verification; the server's comes on top.\n\n", verifyRounds, verifyBatch, len(cases))
 	b.WriteString(mdTable("rlrrrrr", []string{"trusts", "keys", "indexed lookup", "full scan", "full scan / indexed", "client CPU, indexed", "client CPU, scan"}, rows))
-	fmt.Fprintf(&b, "\nFor scale: with `flip.WithCache`, a key granted before is verified in %s (no database round trip; at %s trusts).\n\n", fmtSeconds(cached.Seconds()), thousands(float64(big)))
+	fmt.Fprintf(&b, "\nFor scale: with `flip.WithVerifierCache`, a key granted before is verified in %s (no database round trip; at %s trusts).\n\n", fmtSeconds(cached.Seconds()), thousands(float64(big)))
 	b.WriteString("How it is measured:\n\n")
 	b.WriteString("- **Data**: a fresh database per size at the latest migration (the unique index `flip_trust_api_key_hash_key` on `trust.api_key_hash`), with N trusts inserted by one `INSERT … SELECT … FROM generate_series(1, N)`, trust i holding the reference-format key `lpad(i, 43, 'A')` (hashed by the server with the same rule as `flip.HashAPIKey`), then `VACUUM ANALYZE`. The setup, the keys and the scan are those of `BenchmarkVerify_10kTrusts` in `store/verify_bench_test.go`.\n")
 	fmt.Fprintf(&b, "- **Indexed lookup**: `flip.NewVerifier(store.NewAPIKeyLookup(db)).Verify(ctx, key)` without a cache: `CheckKey`, one SHA-256, an equality match on the index, a constant-time comparison. Keys held by a trust are drawn with a stride of %d over the table, so consecutive calls hit rows far apart.\n", verifyStride)

@@ -47,7 +47,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // the driver NewDB opens databases with
 	"github.com/londonaicentre/flip/store"
 )
@@ -55,11 +54,12 @@ import (
 // DefaultDatabaseURL is used when DATABASE_URL is not set.
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
-// DB is a test's own database.
+// DB is a test's own database. Its *sql.DB serves database/sql code as it
+// is; code written for sqlx wraps it: sqlx.NewDb(db.DB, "postgres").
 type DB struct {
-	*sqlx.DB        // open on the test database (driver "postgres", lib/pq)
-	Name     string // database name, e.g. flip_test_3f9c…
-	URL      string // connection URL of the test database, for commands and other drivers
+	*sql.DB        // open on the test database (lib/pq unless WithDriver says otherwise)
+	Name    string // database name, e.g. flip_test_3f9c…
+	URL     string // connection URL of the test database, for commands and other drivers
 }
 
 type config struct {
@@ -171,7 +171,7 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 		t.Fatalf("fliptest: create database: %v", err)
 	}
 	u := databaseURL(ServerURL(), name)
-	db, err := sqlx.Open(cfg.driver, u)
+	db, err := sql.Open(cfg.driver, u)
 	if err != nil {
 		t.Fatalf("fliptest: open %s: %v", name, err)
 	}

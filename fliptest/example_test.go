@@ -54,4 +54,4 @@ func ExampleKeyMinter() {
 
 // exampleDB is the database an example runs on, migrated and its own:
 // what fliptest.NewDB(t) gives a test.
-func exampleDB() *sql.DB { return exampledb.New().DB.DB }
+func exampleDB() *sql.DB { return exampledb.New().DB }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"
@@ -76,7 +77,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// its keys were returned, but the trust never existed.
 			var rolledBack flip.RegistrationResult
 			{
-				tx, err := b.db.BeginTxx(ctx, nil)
+				tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(ctx, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -126,7 +127,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			}
 
 			// 3. Verify, with the cache on.
-			verifier := flip.NewVerifier(store.NewAPIKeyLookup(b.db), flip.WithCache(time.Minute, 100))
+			verifier := flip.NewVerifier(store.NewAPIKeyLookup(b.db), flip.WithVerifierCache(time.Minute, 100))
 			counts := map[string]int{}
 			verify := func(what, key string, wantTrust *flip.Trust) {
 				t.Helper()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx", to prove the store is driver-independent
+	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/hubfixture"
@@ -107,7 +108,7 @@ func forEachVariant(t *testing.T, fn func(t *testing.T, v variant)) {
 // success, rolls back on error.
 func (b bundle) register(t *testing.T, p flip.TrustParams) (flip.RegistrationResult, error) {
 	t.Helper()
-	tx, err := b.db.BeginTxx(b.ctx, nil)
+	tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 	if err != nil {
 		t.Fatalf("begin: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
@@ -117,7 +118,7 @@ ORDER BY line`
 func migCatalog(t *testing.T, ctx context.Context, db *fliptest.DB, tables ...string) []string {
 	t.Helper()
 	var lines []string
-	if err := db.SelectContext(ctx, &lines, migCatalogSQL, strings.Join(tables, ",")); err != nil {
+	if err := sqlx.NewDb(db.DB, "postgres").SelectContext(ctx, &lines, migCatalogSQL, strings.Join(tables, ",")); err != nil {
 		t.Fatalf("catalog: %v", err)
 	}
 	return lines
@@ -128,7 +129,7 @@ func migCatalog(t *testing.T, ctx context.Context, db *fliptest.DB, tables ...st
 func migHubData(t *testing.T, ctx context.Context, db *fliptest.DB) map[string]string {
 	t.Helper()
 	var tables []string
-	must(t, db.SelectContext(ctx, &tables, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'flip\_%'`))
+	must(t, sqlx.NewDb(db.DB, "postgres").SelectContext(ctx, &tables, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE 'flip\_%'`))
 	data := map[string]string{}
 	for _, tbl := range tables {
 		var rows string
@@ -269,7 +270,7 @@ func TestMigrate_ConcurrentRunsOnAFreshDatabaseAgree(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
-		wg.Go(func() { errs[i] = store.Migrate(ctx, db.DB.DB) })
+		wg.Go(func() { errs[i] = store.Migrate(ctx, db.DB) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -287,7 +288,7 @@ func TestMigrate_ConcurrentRunsOnAFreshDatabaseAgree(t *testing.T) {
 		t.Errorf("%d rows in %s, want one per version", rows, store.MigrationTable)
 	}
 	// Idempotent: running again changes nothing.
-	must(t, store.Migrate(ctx, db.DB.DB))
+	must(t, store.Migrate(ctx, db.DB))
 }
 
 // Finding 1: on a fresh database, migration 1 creates the hub's tables
@@ -298,7 +299,7 @@ func TestMigrate_FreshDatabaseGetsExactlyTheHubsNames(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	fresh := fliptest.NewDB(t, fliptest.AtVersion(0))
-	must(t, store.Migrate(ctx, fresh.DB.DB))
+	must(t, store.Migrate(ctx, fresh.DB))
 	hub := migHubDB(t, false, 0)
 	tables := []string{"trust", "fl_kit_slot", "trusts_audit", "roles", "user_profile", "user_role", "trustauditaction"}
 	got, want := migCatalog(t, ctx, fresh, tables...), migCatalog(t, ctx, hub, tables...)
@@ -306,7 +307,7 @@ func TestMigrate_FreshDatabaseGetsExactlyTheHubsNames(t *testing.T) {
 		t.Errorf("flip's migration 1 differs from the hub's schema (- hub only, + flip only):\n%s", d)
 	}
 	var userRoleIndexes []string
-	must(t, fresh.SelectContext(ctx, &userRoleIndexes, `SELECT indexname FROM pg_indexes WHERE tablename = 'user_role' ORDER BY 1`))
+	must(t, sqlx.NewDb(fresh.DB, "postgres").SelectContext(ctx, &userRoleIndexes, `SELECT indexname FROM pg_indexes WHERE tablename = 'user_role' ORDER BY 1`))
 	if w := []string{"ix_user_role_trust_id", "ix_user_role_user_id", "uq_user_role_global", "uq_user_role_per_trust", "user_role_pkey"}; !slices.Equal(userRoleIndexes, w) {
 		t.Errorf("user_role indexes = %v, want %v", userRoleIndexes, w)
 	}
@@ -328,7 +329,7 @@ func TestMigrate_HubDatabaseWithLegacyRowsGetsOnlyFlipsObjects(t *testing.T) {
 
 	log := &migLog{}
 	start := time.Now()
-	must(t, store.Migrate(ctx, db.DB.DB, store.WithLogger(slog.New(log))))
+	must(t, store.Migrate(ctx, db.DB, store.WithLogger(slog.New(log))))
 	t.Logf("migrating the hub fixture with legacy rows took %v", time.Since(start))
 	if d := before.diff(migSnapshotHub(t, ctx, db)); d != "" {
 		t.Errorf("Migrate changed the hub's objects or rows:\n%s", d)
@@ -365,7 +366,7 @@ func TestMigrate_HubDatabaseWithLegacyRowsGetsOnlyFlipsObjects(t *testing.T) {
 	// Running again is a no-op, flip's objects included, and says so.
 	migrated := migCatalogAll(t, ctx, db)
 	again := &migLog{}
-	must(t, store.Migrate(ctx, db.DB.DB, store.WithLogger(slog.New(again))))
+	must(t, store.Migrate(ctx, db.DB, store.WithLogger(slog.New(again))))
 	if got := migCatalogAll(t, ctx, db); !slices.Equal(got, migrated) {
 		t.Errorf("a second Migrate changed the catalog")
 	}
@@ -373,7 +374,7 @@ func TestMigrate_HubDatabaseWithLegacyRowsGetsOnlyFlipsObjects(t *testing.T) {
 		t.Errorf("second run logged:\n%s", again.all())
 	}
 
-	must(t, store.MigrateDownTo(ctx, db.DB.DB, 0))
+	must(t, store.MigrateDownTo(ctx, db.DB, 0))
 	if d := before.diff(migSnapshotHub(t, ctx, db)); d != "" {
 		t.Errorf("MigrateDownTo(0) changed the hub's objects or rows:\n%s", d)
 	}
@@ -383,7 +384,7 @@ func TestMigrate_HubDatabaseWithLegacyRowsGetsOnlyFlipsObjects(t *testing.T) {
 	if v, err := store.AppliedVersion(ctx, db); err != nil || v != 0 {
 		t.Errorf("applied version after down = %d, %v", v, err)
 	}
-	must(t, store.Migrate(ctx, db.DB.DB))
+	must(t, store.Migrate(ctx, db.DB))
 	if got := migFlipIndexes(t, ctx, db); !maps.Equal(got, migLegacyIndexes) {
 		t.Errorf("after down and up again, flip's indexes = %v", got)
 	}
@@ -393,11 +394,11 @@ func TestMigrate_HubDatabaseWithLegacyRowsGetsOnlyFlipsObjects(t *testing.T) {
 func migCatalogAll(t *testing.T, ctx context.Context, db *fliptest.DB) []string {
 	t.Helper()
 	var lines []string
-	must(t, db.SelectContext(ctx, &lines, `SELECT format('%s %s %s', c.relname, c.relkind, pg_get_indexdef(i.indexrelid))
+	must(t, sqlx.NewDb(db.DB, "postgres").SelectContext(ctx, &lines, `SELECT format('%s %s %s', c.relname, c.relkind, pg_get_indexdef(i.indexrelid))
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_index i ON i.indexrelid = c.oid
 		WHERE n.nspname = 'public' ORDER BY 1`))
 	var rows []string
-	must(t, db.SelectContext(ctx, &rows, `SELECT version || ' ' || name FROM `+store.MigrationTable+` ORDER BY version`))
+	must(t, sqlx.NewDb(db.DB, "postgres").SelectContext(ctx, &rows, `SELECT version || ' ' || name FROM `+store.MigrationTable+` ORDER BY version`))
 	return append(lines, rows...)
 }
 
@@ -438,7 +439,7 @@ func TestMigrate_EachUniqueIndexFallsBackOnlyForItsOwnDuplicates(t *testing.T) {
 				must(t, err)
 			}
 			log := &migLog{}
-			must(t, store.Migrate(ctx, db.DB.DB, store.WithLogger(slog.New(log))))
+			must(t, store.Migrate(ctx, db.DB, store.WithLogger(slog.New(log))))
 			want := maps.Clone(migAllUnique)
 			if c.plain != "" {
 				key := strings.TrimSuffix(c.plain, "_idx") + "_key"
@@ -476,7 +477,7 @@ func TestMigrate_DuplicateWrittenWhileMigratingGetsAPlainIndex(t *testing.T) {
 	must(t, err)
 
 	done := make(chan error, 1)
-	go func() { done <- store.Migrate(ctx, db.DB.DB) }()
+	go func() { done <- store.Migrate(ctx, db.DB) }()
 	migWaitForLockWait(t, ctx, db, done)
 	must(t, writer.Commit())
 	must(t, <-done)
@@ -526,7 +527,7 @@ func TestMigrate_ConcurrentDuplicateWriterNeverLeavesAUniqueIndexOverDuplicates(
 		start := make(chan struct{})
 		wg.Go(func() {
 			<-start
-			migErr = store.Migrate(ctx, db.DB.DB)
+			migErr = store.Migrate(ctx, db.DB)
 		})
 		wg.Go(func() {
 			<-start
@@ -554,7 +555,7 @@ func TestMigrate_ConcurrentDuplicateWriterNeverLeavesAUniqueIndexOverDuplicates(
 		default:
 			outcomes["plain index over the duplicate"]++
 		}
-		must(t, store.MigrateDownTo(ctx, db.DB.DB, 1))
+		must(t, store.MigrateDownTo(ctx, db.DB, 1))
 		_, err = db.ExecContext(ctx, `DELETE FROM trust`)
 		must(t, err)
 	}
@@ -573,7 +574,7 @@ func TestMigrate_HeldLockFailsClearlyAfterBoundedTries(t *testing.T) {
 	holder := lockTrust(t, ctx, db, "ROW EXCLUSIVE") // as a writer mid-transaction would
 
 	log := &migLog{}
-	err := store.Migrate(ctx, db.DB.DB, store.WithLockTimeout(20*time.Millisecond), store.WithLogger(slog.New(log)))
+	err := store.Migrate(ctx, db.DB, store.WithLockTimeout(20*time.Millisecond), store.WithLogger(slog.New(log)))
 	if err == nil {
 		t.Fatal("Migrate succeeded while trust was locked")
 	}
@@ -592,7 +593,7 @@ func TestMigrate_HeldLockFailsClearlyAfterBoundedTries(t *testing.T) {
 	}
 
 	must(t, holder.Rollback())
-	must(t, store.Migrate(ctx, db.DB.DB))
+	must(t, store.Migrate(ctx, db.DB))
 	if got := migFlipIndexes(t, ctx, db); !maps.Equal(got, migAllUnique) {
 		t.Errorf("flip's indexes = %v", got)
 	}
@@ -613,7 +614,7 @@ func TestMigrate_HeldLockReleasedBetweenTriesThenSucceeds(t *testing.T) {
 			once.Do(func() { _ = holder.Rollback() }) // the first try timed out; free the table before the next
 		}
 	}
-	must(t, store.Migrate(ctx, db.DB.DB, store.WithLockTimeout(20*time.Millisecond), store.WithLogger(slog.New(log))))
+	must(t, store.Migrate(ctx, db.DB, store.WithLockTimeout(20*time.Millisecond), store.WithLogger(slog.New(log))))
 	if got := log.lines("WARN", "waiting for a table lock"); len(got) != 1 {
 		t.Errorf("%d retries logged, want 1:\n%s", len(got), log.all())
 	}
@@ -631,7 +632,7 @@ func TestMigrate_ConcurrentRunsOnTheHubFixtureAgree(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
-		wg.Go(func() { errs[i] = store.Migrate(ctx, db.DB.DB) })
+		wg.Go(func() { errs[i] = store.Migrate(ctx, db.DB) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -661,9 +662,9 @@ func TestMigrate_DownAndUpAgain(t *testing.T) {
 	ctx := context.Background()
 	fliptest.AddSlots(t, db, "Trust_001", "Trust_002")
 	fliptest.RegisterTrust(t, db, flipParams("Before", "BEF"))
-	must(t, store.MigrateDownTo(ctx, db.DB.DB, 0))
+	must(t, store.MigrateDownTo(ctx, db.DB, 0))
 	var tables []string
-	must(t, db.SelectContext(ctx, &tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> $1 ORDER BY 1`, store.MigrationTable))
+	must(t, sqlx.NewDb(db.DB, "postgres").SelectContext(ctx, &tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> $1 ORDER BY 1`, store.MigrationTable))
 	if want := []string{"fl_kit_slot", "roles", "trust", "trusts_audit", "user_profile", "user_role"}; !slices.Equal(tables, want) {
 		t.Errorf("tables after migrating down to 0: %v, want %v", tables, want)
 	}
@@ -673,7 +674,7 @@ func TestMigrate_DownAndUpAgain(t *testing.T) {
 	if _, err := store.TrustByName(ctx, db, "Before"); err != nil {
 		t.Errorf("the registered trust is gone: %v", err)
 	}
-	must(t, store.Migrate(ctx, db.DB.DB))
+	must(t, store.Migrate(ctx, db.DB))
 	fliptest.RegisterTrust(t, db, flipParams("After", "AFT"))
 }
 
@@ -687,7 +688,7 @@ func TestMigrate_AdoptsAHubDatabaseWithDuplicates(t *testing.T) {
 	_, err := db.ExecContext(ctx, `INSERT INTO trust (id, name, code, created_at) VALUES
 		(gen_random_uuid(), 'Twin', 'T1', now()), (gen_random_uuid(), 'Twin', 't1', now())`)
 	must(t, err)
-	must(t, store.Migrate(ctx, db.DB.DB))
+	must(t, store.Migrate(ctx, db.DB))
 	got := migFlipIndexes(t, ctx, db)
 	if _, ok := got["flip_trust_name_idx"]; !ok {
 		t.Errorf("flip's indexes: %v, want flip_trust_name_idx", got)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
@@ -420,7 +421,7 @@ func TestRegisterTrust_CallerRollbackLeavesNothing(t *testing.T) {
 	b := setup(t, variants[0])
 	fliptest.AddSlots(t, b.db, "Trust_001")
 	before := snapshot(t, b.ctx, b.db)
-	tx, err := b.db.BeginTxx(b.ctx, nil)
+	tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +447,7 @@ func TestRegisterTrust_AcceptsTxConnAndSqlxTx(t *testing.T) {
 	}
 	must(t, sqlTx.Commit())
 
-	sqlxTx, _ := b.db.BeginTxx(b.ctx, nil)
+	sqlxTx, _ := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
 	if _, err := b.reg.RegisterTrust(b.ctx, sqlxTx, flip.TrustParams{Name: "Via sqlx.Tx", Code: "T2"}); err != nil {
 		t.Fatalf("*sqlx.Tx: %v", err)
 	}
@@ -503,7 +504,7 @@ func TestRegisterTrust_RefusesConnectionPool(t *testing.T) {
 	t.Parallel()
 	b := setup(t, variants[0])
 	fliptest.AddSlots(t, b.db, "Trust_001")
-	for name, pool := range map[string]flip.DBTX{"*sqlx.DB": b.db.DB, "*sql.DB": b.db.DB.DB} {
+	for name, pool := range map[string]flip.DBTX{"*sqlx.DB": sqlx.NewDb(b.db.DB, "postgres"), "*sql.DB": b.db.DB} {
 		_, err := b.reg.RegisterTrust(b.ctx, pool, flip.TrustParams{Name: "Pool", Code: "P"})
 		if e := isOnly(err, flip.ErrNotInTransaction, flip.ErrTrustRegistration); e != nil {
 			t.Errorf("%s: %v", name, e)

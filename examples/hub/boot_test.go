@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
@@ -21,7 +22,7 @@ func TestPrepare_MigratesBeforeSeeding(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t, fliptest.AtVersion(1))
 	seeded := false
-	err := Prepare(t.Context(), db.DB.DB, func(ctx context.Context) error {
+	err := Prepare(t.Context(), db.DB, func(ctx context.Context) error {
 		v, err := store.AppliedVersion(ctx, db)
 		if err != nil || v != store.LatestVersion() {
 			t.Errorf("seeding ran at schema version %d (%v), want %d", v, err, store.LatestVersion())
@@ -32,7 +33,7 @@ func TestPrepare_MigratesBeforeSeeding(t *testing.T) {
 	if err != nil || !seeded {
 		t.Fatalf("Prepare = %v, seeded %v", err, seeded)
 	}
-	if err := Prepare(t.Context(), db.DB.DB, nil); err != nil {
+	if err := Prepare(t.Context(), db.DB, nil); err != nil {
 		t.Errorf("second boot: %v", err)
 	}
 }
@@ -44,7 +45,7 @@ func TestBoot_StopsBeforeServingWhenAStepFails(t *testing.T) {
 		t.Parallel()
 		db := fliptest.NewDB(t)
 		ln := listen(t)
-		err := Boot(t.Context(), db.DB.DB, func(context.Context) error { return seedErr }, &http.Server{Handler: http.NotFoundHandler()}, ln)
+		err := Boot(t.Context(), db.DB, func(context.Context) error { return seedErr }, &http.Server{Handler: http.NotFoundHandler()}, ln)
 		if !errors.Is(err, seedErr) {
 			t.Fatalf("Boot = %v, want the seeding error", err)
 		}
@@ -54,7 +55,7 @@ func TestBoot_StopsBeforeServingWhenAStepFails(t *testing.T) {
 		db := fliptest.NewDB(t)
 		db.Close()
 		seeded := false
-		err := Boot(t.Context(), db.DB.DB, func(context.Context) error { seeded = true; return nil }, &http.Server{}, listen(t))
+		err := Boot(t.Context(), db.DB, func(context.Context) error { seeded = true; return nil }, &http.Server{}, listen(t))
 		if err == nil || seeded {
 			t.Fatalf("Boot = %v, seeded %v; want a migration error before seeding", err, seeded)
 		}
@@ -68,7 +69,7 @@ func TestBoot_ServesUntilContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- Boot(ctx, db.DB.DB, nil, &http.Server{Handler: NewHandler(Config{DB: db.DB.DB, Authoriser: fakeAuth})}, ln)
+		done <- Boot(ctx, db.DB, nil, &http.Server{Handler: NewHandler(Config{DB: db.DB, Authoriser: fakeAuth})}, ln)
 	}()
 	url := "http://" + ln.Addr().String() + "/healthz"
 	deadline := time.Now().Add(10 * time.Second)
@@ -116,7 +117,7 @@ const mainUsersJSON = `{"main_users": [
 func seededUsers(t *testing.T, db *fliptest.DB) []string {
 	t.Helper()
 	var rows []string
-	err := db.SelectContext(t.Context(), &rows, `
+	err := sqlx.NewDb(db.DB, "postgres").SelectContext(t.Context(), &rows, `
 		SELECT p.user_id::text || ' ' || p.name || ' ' || p.organisation || ' ' || coalesce(r.name, '-') || ' ' || p.updated_at::text
 		FROM user_profile p LEFT JOIN user_role ur ON ur.user_id = p.user_id LEFT JOIN roles r ON r.id = ur.role_id
 		ORDER BY 1`)
@@ -140,11 +141,11 @@ func TestPrepare_SeedsMainUsersFromEnvThroughCognito(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	env := seedEnv{flip.EnvMainUsers: mainUsersJSON, EnvUserPoolID: pool, EnvCognitoEndpoint: emu.URL}
 
-	seed, err := SeedFromEnv(t.Context(), env.get, db.DB.DB, log)
+	seed, err := SeedFromEnv(t.Context(), env.get, db.DB, log)
 	if err != nil {
 		t.Fatalf("SeedFromEnv: %v", err)
 	}
-	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+	if err := Prepare(t.Context(), db.DB, seed); err != nil {
 		t.Fatalf("Prepare: %v\n%s", err, logs)
 	}
 	first := seededUsers(t, db)
@@ -157,7 +158,7 @@ func TestPrepare_SeedsMainUsersFromEnvThroughCognito(t *testing.T) {
 		}
 	}
 
-	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+	if err := Prepare(t.Context(), db.DB, seed); err != nil {
 		t.Fatalf("second Prepare: %v", err)
 	}
 	if again := seededUsers(t, db); !slices.Equal(again, first) {
@@ -177,13 +178,13 @@ func TestBoot_CognitoRefusalStopsTheBoot(t *testing.T) {
 	db := fliptest.NewDB(t)
 	env := seedEnv{flip.EnvMainUsers: mainUsersJSON, EnvUserPoolID: pool, EnvCognitoEndpoint: proxy.URL}
 
-	seed, err := SeedFromEnv(t.Context(), env.get, db.DB.DB, nil)
+	seed, err := SeedFromEnv(t.Context(), env.get, db.DB, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Boot returns (rather than serving until its context ends) only when
 	// a step before Serve failed.
-	err = Boot(t.Context(), db.DB.DB, seed, &http.Server{Handler: http.NotFoundHandler()}, listen(t))
+	err = Boot(t.Context(), db.DB, seed, &http.Server{Handler: http.NotFoundHandler()}, listen(t))
 	var ipe *flip.IdentityProviderError
 	if !errors.Is(err, flip.ErrSeedMainUsers) || !errors.As(err, &ipe) || ipe.Status != http.StatusForbidden ||
 		!strings.Contains(err.Error(), "ada.admin@example.com") {
@@ -215,9 +216,9 @@ func TestPrepare_TransientLookupFailureSkipsTheUserOnly(t *testing.T) {
 	logs := &syncBuffer{}
 	seeder := flip.NewSeeder(users)
 	seeder.Logger = slog.New(slog.NewTextHandler(logs, nil))
-	seed := NewSeedFunc(db.DB.DB, seeder, idp)
+	seed := NewSeedFunc(db.DB, seeder, idp)
 
-	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+	if err := Prepare(t.Context(), db.DB, seed); err != nil {
 		t.Fatalf("Prepare with Rita's lookup failing transiently: %v", err)
 	}
 	if got := seededUsers(t, db); len(got) != 1 || !strings.HasPrefix(got[0], ada.ID.String()) {
@@ -228,7 +229,7 @@ func TestPrepare_TransientLookupFailureSkipsTheUserOnly(t *testing.T) {
 	}
 
 	idp.FailEmail(rita.Email, nil)
-	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+	if err := Prepare(t.Context(), db.DB, seed); err != nil {
 		t.Fatal(err)
 	}
 	if got := seededUsers(t, db); len(got) != 2 {
@@ -240,11 +241,11 @@ func TestSeedFromEnv_NoMainUsersSkipsSeedingWithALogLine(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
 	logs := &syncBuffer{}
-	seed, err := SeedFromEnv(t.Context(), seedEnv{}.get, db.DB.DB, slog.New(slog.NewTextHandler(logs, nil)))
+	seed, err := SeedFromEnv(t.Context(), seedEnv{}.get, db.DB, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("SeedFromEnv without main users: %v", err)
 	}
-	if err := Prepare(t.Context(), db.DB.DB, seed); err != nil {
+	if err := Prepare(t.Context(), db.DB, seed); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "no main users configured; seeding skipped") {

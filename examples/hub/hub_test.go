@@ -48,8 +48,8 @@ func newHub(t *testing.T, slots ...string) *hub {
 	if len(slots) > 0 {
 		fliptest.AddSlots(t, db, slots...)
 	}
-	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithCache(time.Minute, 100))
-	srv := httptest.NewServer(NewHandler(Config{DB: db.DB.DB, Authoriser: fakeAuth, Verifier: v}))
+	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 100))
+	srv := httptest.NewServer(NewHandler(Config{DB: db.DB, Authoriser: fakeAuth, Verifier: v}))
 	t.Cleanup(srv.Close)
 	return &hub{db: db, srv: srv, verifier: v}
 }

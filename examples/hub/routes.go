@@ -58,7 +58,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	verifier := cfg.Verifier
 	if verifier == nil {
-		verifier = flip.NewVerifier(store.NewAPIKeyLookup(cfg.DB), flip.WithCache(time.Minute, 10_000))
+		verifier = flip.NewVerifier(store.NewAPIKeyLookup(cfg.DB), flip.WithVerifierCache(time.Minute, 10_000))
 	}
 	admin := cfg.AdminDB
 	if admin == nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"
@@ -187,7 +188,7 @@ func TestHub_RegistrationsBehindAHeldLockDoNotStarveVerification(t *testing.T) {
 		t.Errorf("statuses = %v, want at least %d×503", statuses, n-AdminPoolSize)
 	}
 	var stored []string
-	if err := h.db.SelectContext(t.Context(), &stored, `SELECT id::text FROM trust`); err != nil {
+	if err := sqlx.NewDb(h.db.DB, "postgres").SelectContext(t.Context(), &stored, `SELECT id::text FROM trust`); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(received)
@@ -294,7 +295,7 @@ func TestHub_HealthzReflectsTheVerificationPool(t *testing.T) {
 	}
 	t.Cleanup(func() { verify.Close() })
 	verify.SetMaxOpenConns(1)
-	url := serveHandler(t, NewHandler(Config{DB: verify, AdminDB: db.DB.DB, Authoriser: fakeAuth}))
+	url := serveHandler(t, NewHandler(Config{DB: verify, AdminDB: db.DB, Authoriser: fakeAuth}))
 
 	wantStatus(t, do(t, http.MethodGet, url+"/healthz", "", "", nil), http.StatusOK)
 	conn, err := verify.Conn(t.Context()) // the pool's only connection

@@ -437,7 +437,7 @@ func TestRegisterTrust_LogsNoKeys(t *testing.T) {
 	db := fliptest.NewDB(t)
 	fliptest.AddSlots(t, db, "Trust_001")
 	var logs syncBuffer
-	url := serveHandler(t, NewHandler(Config{DB: db.DB.DB, Authoriser: fakeAuth, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
+	url := serveHandler(t, NewHandler(Config{DB: db.DB, Authoriser: fakeAuth, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
 	r := postTrust(t, url, `{"name":"A","code":"A"}`)
 	wantStatus(t, r, http.StatusCreated)
 	wantStatus(t, postTrust(t, url, `{"name":"A","code":"B"}`), http.StatusConflict)

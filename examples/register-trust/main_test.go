@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"
@@ -99,7 +100,7 @@ func noSecrets(t *testing.T, what, text string, secrets ...string) {
 func apiKeyHash(t *testing.T, db *fliptest.DB, id string) string {
 	t.Helper()
 	var h string
-	if err := db.Get(&h, `SELECT api_key_hash FROM trust WHERE id = $1`, id); err != nil {
+	if err := sqlx.NewDb(db.DB, "postgres").Get(&h, `SELECT api_key_hash FROM trust WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -109,7 +110,7 @@ func apiKeyHash(t *testing.T, db *fliptest.DB, id string) string {
 func countTrusts(t *testing.T, db *fliptest.DB) int {
 	t.Helper()
 	var n int
-	if err := db.Get(&n, `SELECT count(*) FROM trust`); err != nil {
+	if err := sqlx.NewDb(db.DB, "postgres").Get(&n, `SELECT count(*) FROM trust`); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -7,7 +7,7 @@
 //
 //	func TestMain(m *testing.M) { exampledb.Main(m) }
 //
-//	func exampleDB() *sql.DB { return exampledb.New().DB.DB }
+//	func exampleDB() *sql.DB { return exampledb.New().DB }
 package exampledb
 
 import (
