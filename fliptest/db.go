@@ -39,6 +39,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"regexp"
@@ -262,12 +263,12 @@ func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []stri
 // share (version and fixture); within a family, a template of another
 // migration hash is stale.
 func templateName(version int, fixture []string) (family, name string, err error) {
-	migs, err := store.Migrations()
+	ups, err := fs.Glob(store.MigrationsFS(), "*.up.sql") // NNN_name.up.sql, in version order
 	if err != nil {
 		return "", "", err
 	}
-	if version < 0 || version > len(migs) {
-		return "", "", fmt.Errorf("no migration version %d (latest is %d)", version, len(migs))
+	if version < 0 || version > len(ups) {
+		return "", "", fmt.Errorf("no migration version %d (latest is %d)", version, len(ups))
 	}
 	family = fmt.Sprintf("flip_tmpl_v%d", version)
 	if len(fixture) > 0 {
@@ -279,8 +280,12 @@ func templateName(version int, fixture []string) (family, name string, err error
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00", templateFormat)
-	for _, m := range migs[:version] {
-		fmt.Fprintf(h, "%d\x00%s\x00%s\x00", m.Version, m.Name, m.Up)
+	for _, name := range ups[:version] {
+		up, err := fs.ReadFile(store.MigrationsFS(), name)
+		if err != nil {
+			return "", "", err
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00", name, up)
 	}
 	return family, family + "_" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
@@ -301,7 +306,7 @@ func buildTemplate(ctx context.Context, name string, version int, fixture []stri
 	if version == 0 {
 		return nil
 	}
-	return store.MigrateTo(ctx, db, version)
+	return store.Migrate(ctx, db, store.ToVersion(version))
 }
 
 // dropStaleTemplates removes templates of the same family (version and

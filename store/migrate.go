@@ -32,16 +32,16 @@ func MigrationsFS() fs.FS {
 	return sub
 }
 
-// Migration is one numbered schema change.
-type Migration struct {
+// migration is one numbered schema change.
+type migration struct {
 	Version int
 	Name    string
 	Up      string
 	Down    string
 }
 
-// MigrationTable records which versions Migrate applied to a database.
-const MigrationTable = "flip_schema_migrations"
+// migrationTable records which versions Migrate applied to a database.
+const migrationTable = "flip_schema_migrations"
 
 // migrationLockKey is the session advisory lock that makes concurrent
 // Migrate calls queue instead of racing ("flip.migrate" as 8 bytes).
@@ -49,15 +49,15 @@ const migrationLockKey int64 = 0x666c69702e6d6967
 
 var migrationFile = regexp.MustCompile(`^(\d{3})_([a-z0-9_]+)\.(up|down)\.sql$`)
 
-// Migrations returns the embedded migrations in version order. It checks
+// migrations returns the embedded migrations in version order. It checks
 // that versions start at 1 with no gaps or duplicates and that each has an
 // up and a down file.
-func Migrations() ([]Migration, error) {
+func migrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
 		return nil, err
 	}
-	byVersion := map[int]*Migration{}
+	byVersion := map[int]*migration{}
 	for _, e := range entries {
 		m := migrationFile.FindStringSubmatch(e.Name())
 		if m == nil {
@@ -70,7 +70,7 @@ func Migrations() ([]Migration, error) {
 		}
 		mig := byVersion[version]
 		if mig == nil {
-			mig = &Migration{Version: version, Name: m[2]}
+			mig = &migration{Version: version, Name: m[2]}
 			byVersion[version] = mig
 		}
 		if mig.Name != m[2] {
@@ -82,7 +82,7 @@ func Migrations() ([]Migration, error) {
 			mig.Down = string(body)
 		}
 	}
-	out := make([]Migration, 0, len(byVersion))
+	out := make([]migration, 0, len(byVersion))
 	for _, m := range byVersion {
 		out = append(out, *m)
 	}
@@ -100,29 +100,30 @@ func Migrations() ([]Migration, error) {
 
 // LatestVersion is the highest embedded migration version.
 func LatestVersion() int {
-	ms, err := Migrations()
+	ms, err := migrations()
 	if err != nil || len(ms) == 0 {
 		return 0
 	}
 	return ms[len(ms)-1].Version
 }
 
-// MigrateOption adjusts Migrate, MigrateTo and MigrateDownTo.
+// MigrateOption adjusts Migrate.
 type MigrateOption func(*migrateConfig)
 
 type migrateConfig struct {
 	log         *slog.Logger
 	lockTimeout time.Duration
+	version     int // -1: the latest
 }
 
-// DefaultMigrationLockTimeout is how long one try of a version waits for a
+// defaultMigrationLockTimeout is how long one try of a version waits for a
 // table lock (SET LOCAL lock_timeout) unless WithLockTimeout says
 // otherwise. While a migration waits for a lock, the hub's writers of that
 // table queue behind it, so the wait is kept short and retried instead. It
 // is below PostgreSQL's default deadlock_timeout (1 s), so that where a hub
 // transaction takes the two tables in the other order, the migration gives
 // way before the deadlock detector picks a victim, which might be the hub's.
-const DefaultMigrationLockTimeout = 500 * time.Millisecond
+const defaultMigrationLockTimeout = 500 * time.Millisecond
 
 // migrationLockTries is how many times a version is tried when its
 // transaction fails for want of a lock, with a short backoff between
@@ -141,15 +142,27 @@ func WithLogger(l *slog.Logger) MigrateOption {
 }
 
 // WithLockTimeout sets how long one try of a version may wait for a table
-// lock (default DefaultMigrationLockTimeout). A version whose locks are not
+// lock (default 500 ms). A version whose locks are not
 // granted in time is rolled back and tried again, a few times, before the
 // migration fails with an error saying so.
 func WithLockTimeout(d time.Duration) MigrateOption {
 	return func(c *migrateConfig) { c.lockTimeout = d }
 }
 
+// ToVersion makes Migrate bring the schema to version instead of the
+// latest: it applies the versions up to it that are missing and reverts,
+// newest first, the applied ones above it. Reverting drops only flip's own
+// objects (version 2's flip_… indexes); version 1's down step is empty, so
+// the hub's tables and their rows stay even at version 0, where flip
+// cannot tell whether it or the hub created them. Version 1 alone is the
+// hub's schema without flip's indexes; tests use it to prove the code does
+// not depend on them.
+func ToVersion(version int) MigrateOption {
+	return func(c *migrateConfig) { c.version = version }
+}
+
 func newMigrateConfig(opts []MigrateOption) migrateConfig {
-	c := migrateConfig{lockTimeout: DefaultMigrationLockTimeout}
+	c := migrateConfig{lockTimeout: defaultMigrationLockTimeout, version: -1}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -162,11 +175,11 @@ func newMigrateConfig(opts []MigrateOption) migrateConfig {
 	return c
 }
 
-// Migrate brings db's schema to the latest version. It is safe to run at
-// every start-up and from several processes at once: a session advisory
-// lock makes them take turns, each version runs in its own transaction
-// together with its row in flip_schema_migrations, and versions already
-// applied are skipped.
+// Migrate brings db's schema to the latest version (or the one ToVersion
+// names). It is safe to run at every start-up and from several processes
+// at once: a session advisory lock makes them take turns, each version
+// runs in its own transaction together with its row in
+// flip_schema_migrations, and versions already applied are skipped.
 //
 // On a database the hub created, Migrate adds only flip's own objects
 // (named flip_…) and never adds to, alters or drops a table, index, type or
@@ -175,20 +188,16 @@ func newMigrateConfig(opts []MigrateOption) migrateConfig {
 // where the rows allow it (otherwise a plain index, logged through
 // WithLogger). Whatever legacy rows the hub holds, Migrate succeeds.
 func Migrate(ctx context.Context, db *sql.DB, opts ...MigrateOption) error {
-	return MigrateTo(ctx, db, LatestVersion(), opts...)
-}
-
-// MigrateTo applies pending migrations up to and including version. Version
-// 1 alone is the hub's schema without flip's extra indexes; tests use it to
-// prove the code does not depend on them.
-func MigrateTo(ctx context.Context, db *sql.DB, version int, opts ...MigrateOption) error {
 	cfg := newMigrateConfig(opts)
-	all, err := Migrations()
+	all, err := migrations()
 	if err != nil {
 		return err
 	}
-	if version < 0 || version > len(all) {
-		return fmt.Errorf("migrate: no version %d (latest is %d)", version, len(all))
+	if cfg.version == -1 {
+		cfg.version = len(all)
+	}
+	if cfg.version < 0 || cfg.version > len(all) {
+		return fmt.Errorf("migrate: no version %d (latest is %d)", cfg.version, len(all))
 	}
 	if err := requireUTF8(ctx, db); err != nil {
 		return err
@@ -198,65 +207,64 @@ func MigrateTo(ctx context.Context, db *sql.DB, version int, opts ...MigrateOpti
 		if err != nil {
 			return err
 		}
-		var done []int
-		for _, m := range all[:version] {
-			if applied[m.Version] {
-				continue
-			}
-			start := time.Now()
-			if err := cfg.run(ctx, conn, m, "apply", m.Up, func(tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx,
-					`INSERT INTO `+MigrationTable+` (version, name, applied_at) VALUES ($1, $2, $3)`,
-					m.Version, m.Name, time.Now().UTC())
-				return err
-			}); err != nil {
-				return err
-			}
-			cfg.log.Info("flip migration applied", "version", m.Version, "name", m.Name, "elapsed", time.Since(start).Round(time.Microsecond))
-			done = append(done, m.Version)
+		done, err := cfg.up(ctx, conn, all[:cfg.version], applied)
+		if err != nil {
+			return err
 		}
-		if len(done) == 0 {
+		reverted, err := cfg.down(ctx, conn, all[cfg.version:], applied)
+		switch {
+		case err != nil:
+			return err
+		case len(done) == 0 && reverted == 0:
 			cfg.log.Info("flip schema up to date", "version", maxVersion(applied))
-			return nil
-		}
-		if slices.Contains(done, flipIndexesVersion) {
+		case slices.Contains(done, flipIndexesVersion):
 			cfg.reportIndexFallbacks(ctx, conn)
 		}
 		return nil
 	})
 }
 
-// MigrateDownTo reverts applied migrations above version, newest first. It
-// is meant for tests and development databases. It drops only flip's own
-// objects: version 2's flip_… indexes. Version 1's down step is empty, so
-// the hub's tables and their rows stay even at version 0, where flip cannot
-// tell whether it or the hub created them.
-func MigrateDownTo(ctx context.Context, db *sql.DB, version int, opts ...MigrateOption) error {
-	cfg := newMigrateConfig(opts)
-	all, err := Migrations()
-	if err != nil {
-		return err
-	}
-	return withMigrationLock(ctx, db, func(conn *sql.Conn) error {
-		applied, err := appliedVersions(ctx, conn)
-		if err != nil {
+// up applies the migrations of ms not in applied, in order, and returns
+// their versions.
+func (c migrateConfig) up(ctx context.Context, conn *sql.Conn, ms []migration, applied map[int]bool) ([]int, error) {
+	var done []int
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
+		start := time.Now()
+		if err := c.run(ctx, conn, m, "apply", m.Up, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx,
+				`INSERT INTO `+migrationTable+` (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.Version, m.Name, time.Now().UTC())
 			return err
+		}); err != nil {
+			return done, err
 		}
-		for i := len(all) - 1; i >= 0 && all[i].Version > version; i-- {
-			m := all[i]
-			if !applied[m.Version] {
-				continue
-			}
-			if err := cfg.run(ctx, conn, m, "revert", m.Down, func(tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, `DELETE FROM `+MigrationTable+` WHERE version = $1`, m.Version)
-				return err
-			}); err != nil {
-				return err
-			}
-			cfg.log.Info("flip migration reverted", "version", m.Version, "name", m.Name)
+		c.log.Info("flip migration applied", "version", m.Version, "name", m.Name, "elapsed", time.Since(start).Round(time.Microsecond))
+		done = append(done, m.Version)
+	}
+	return done, nil
+}
+
+// down reverts the migrations of ms that are in applied, newest first, and
+// returns how many it reverted.
+func (c migrateConfig) down(ctx context.Context, conn *sql.Conn, ms []migration, applied map[int]bool) (int, error) {
+	n := 0
+	for _, m := range slices.Backward(ms) {
+		if !applied[m.Version] {
+			continue
 		}
-		return nil
-	})
+		if err := c.run(ctx, conn, m, "revert", m.Down, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM `+migrationTable+` WHERE version = $1`, m.Version)
+			return err
+		}); err != nil {
+			return n, err
+		}
+		c.log.Info("flip migration reverted", "version", m.Version, "name", m.Name)
+		n++
+	}
+	return n, nil
 }
 
 // run executes body and record in one transaction under SET LOCAL
@@ -264,7 +272,7 @@ func MigrateDownTo(ctx context.Context, db *sql.DB, version int, opts ...Migrate
 // granted in time (or a deadlock chose the migration as its victim): a
 // busy hub table delays the migration a little instead of queueing the
 // hub's writers behind it.
-func (c migrateConfig) run(ctx context.Context, conn *sql.Conn, m Migration, verb, body string, record func(*sql.Tx) error) error {
+func (c migrateConfig) run(ctx context.Context, conn *sql.Conn, m migration, verb, body string, record func(*sql.Tx) error) error {
 	timeout := fmt.Sprintf("%dms", c.lockTimeout.Milliseconds())
 	for try := 1; ; try++ {
 		err := runInTx(ctx, conn, func(tx *sql.Tx) error {
@@ -417,10 +425,10 @@ func plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-// AppliedVersion returns the highest version Migrate recorded in db, or 0.
-func AppliedVersion(ctx context.Context, db DBTX) (int, error) {
+// appliedVersion returns the highest version Migrate recorded in db, or 0.
+func appliedVersion(ctx context.Context, db DBTX) (int, error) {
 	var v sql.NullInt64
-	err := db.QueryRowContext(ctx, `SELECT max(version) FROM `+MigrationTable).Scan(&v)
+	err := db.QueryRowContext(ctx, `SELECT max(version) FROM `+migrationTable).Scan(&v)
 	if isUndefinedTable(err) {
 		return 0, nil
 	}
@@ -448,20 +456,20 @@ func withMigrationLock(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error
 			err = errors.Join(err, fmt.Errorf("migrate: release lock: %w", uerr))
 		}
 	}()
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+MigrationTable+` (
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+migrationTable+` (
 		version    integer PRIMARY KEY,
 		name       text NOT NULL,
 		applied_at timestamptz NOT NULL
 	)`); err != nil {
-		return fmt.Errorf("migrate: create %s: %w", MigrationTable, err)
+		return fmt.Errorf("migrate: create %s: %w", migrationTable, err)
 	}
 	return fn(conn)
 }
 
 func appliedVersions(ctx context.Context, conn *sql.Conn) (map[int]bool, error) {
-	rows, err := conn.QueryContext(ctx, `SELECT version FROM `+MigrationTable)
+	rows, err := conn.QueryContext(ctx, `SELECT version FROM `+migrationTable)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: read %s: %w", MigrationTable, err)
+		return nil, fmt.Errorf("migrate: read %s: %w", migrationTable, err)
 	}
 	defer rows.Close()
 	applied := map[int]bool{}

@@ -374,7 +374,7 @@ func TestMigrate_HubDatabaseWithLegacyRowsGetsOnlyFlipsObjects(t *testing.T) {
 		t.Errorf("second run logged:\n%s", again.all())
 	}
 
-	must(t, store.MigrateDownTo(ctx, db.DB, 0))
+	must(t, store.Migrate(ctx, db.DB, store.ToVersion(0)))
 	if d := before.diff(migSnapshotHub(t, ctx, db)); d != "" {
 		t.Errorf("MigrateDownTo(0) changed the hub's objects or rows:\n%s", d)
 	}
@@ -555,7 +555,7 @@ func TestMigrate_ConcurrentDuplicateWriterNeverLeavesAUniqueIndexOverDuplicates(
 		default:
 			outcomes["plain index over the duplicate"]++
 		}
-		must(t, store.MigrateDownTo(ctx, db.DB, 1))
+		must(t, store.Migrate(ctx, db.DB, store.ToVersion(1)))
 		_, err = db.ExecContext(ctx, `DELETE FROM trust`)
 		must(t, err)
 	}
@@ -662,7 +662,7 @@ func TestMigrate_DownAndUpAgain(t *testing.T) {
 	ctx := context.Background()
 	fliptest.AddSlots(t, db, "Trust_001", "Trust_002")
 	fliptest.RegisterTrust(t, db, flipParams("Before", "BEF"))
-	must(t, store.MigrateDownTo(ctx, db.DB, 0))
+	must(t, store.Migrate(ctx, db.DB, store.ToVersion(0)))
 	var tables []string
 	must(t, sqlx.NewDb(db.DB, "postgres").SelectContext(ctx, &tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> $1 ORDER BY 1`, store.MigrationTable))
 	if want := []string{"fl_kit_slot", "roles", "trust", "trusts_audit", "user_profile", "user_role"}; !slices.Equal(tables, want) {
@@ -716,7 +716,7 @@ func TestMigrate_UpAndDownThroughPgx(t *testing.T) {
 	if got := migFlipIndexes(t, ctx, db); !maps.Equal(got, migLegacyIndexes) {
 		t.Errorf("flip's indexes = %v, want %v", got, migLegacyIndexes)
 	}
-	must(t, store.MigrateDownTo(ctx, pgx, 0))
+	must(t, store.Migrate(ctx, pgx, store.ToVersion(0)))
 	if d := before.diff(migSnapshotHub(t, ctx, db)); d != "" {
 		t.Errorf("up and down through pgx changed the hub's objects or rows:\n%s", d)
 	}

@@ -18,18 +18,18 @@ import (
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-// UnnumberedSlot is the slot_number of a slot whose name has no trailing
+// unnumberedSlot is the slot_number of a slot whose name has no trailing
 // _<N>: such slots are handed out after every numbered one.
-const UnnumberedSlot = 10000
+const unnumberedSlot = 10000
 
-// MaxSlotNameLength is the longest slot name AddSlots accepts, in characters.
-const MaxSlotNameLength = 255
+// maxSlotNameLength is the longest slot name AddSlots accepts, in characters.
+const maxSlotNameLength = 255
 
 // ErrSlotNotFound is returned when a trust holds no kit slot.
 var ErrSlotNotFound = errors.New("kit slot not found")
 
 // ErrInvalidSlotName is returned by AddSlots for a blank name or one with
-// control characters, invalid UTF-8 or more than MaxSlotNameLength
+// control characters, invalid UTF-8 or more than 255
 // characters. Nothing is added.
 var ErrInvalidSlotName = errors.New("invalid kit slot name")
 
@@ -78,17 +78,17 @@ var (
 	numberedName   = regexp.MustCompile(`^(.*?)(\d+)$`)
 )
 
-// SlotNumber returns the slot_number for a slot name: the trailing _<N>
-// (Trust_007 → 7), or UnnumberedSlot when there is none or it does not fit
+// slotNumber returns the slot_number for a slot name: the trailing _<N>
+// (Trust_007 → 7), or unnumberedSlot when there is none or it does not fit
 // in a PostgreSQL integer.
-func SlotNumber(name string) int {
+func slotNumber(name string) int {
 	m := trailingNumber.FindStringSubmatch(name)
 	if m == nil {
-		return UnnumberedSlot
+		return unnumberedSlot
 	}
 	n, err := strconv.ParseInt(m[1], 10, 32)
 	if err != nil {
-		return UnnumberedSlot
+		return unnumberedSlot
 	}
 	return int(n)
 }
@@ -117,7 +117,7 @@ func AddSlots(ctx context.Context, db DBTX, namesOrRanges ...string) (int, error
 			if err != nil {
 				return 0, err
 			}
-			rows = append(rows, row{name, SlotNumber(name)})
+			rows = append(rows, row{name, slotNumber(name)})
 		}
 	}
 	if len(rows) == 0 {
@@ -149,8 +149,8 @@ func cleanSlotName(raw string) (string, error) {
 		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidSlotName)
 	case name == "":
 		return "", fmt.Errorf("%w: blank", ErrInvalidSlotName)
-	case utf8.RuneCountInString(name) > MaxSlotNameLength:
-		return "", fmt.Errorf("%w: %q is longer than %d characters", ErrInvalidSlotName, name[:32]+"…", MaxSlotNameLength)
+	case utf8.RuneCountInString(name) > maxSlotNameLength:
+		return "", fmt.Errorf("%w: %q is longer than %d characters", ErrInvalidSlotName, name[:32]+"…", maxSlotNameLength)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		return "", fmt.Errorf("%w: %q contains a control character", ErrInvalidSlotName, name)
 	}
@@ -204,9 +204,9 @@ func CountSlots(ctx context.Context, db DBTX) (PoolStats, error) {
 	return s, nil
 }
 
-// FreeSlots lists up to limit free slots in the order they will be claimed
+// freeSlots lists up to limit free slots in the order they will be claimed
 // (limit <= 0 lists all).
-func FreeSlots(ctx context.Context, db DBTX, limit int) ([]flip.KitSlot, error) {
+func freeSlots(ctx context.Context, db DBTX, limit int) ([]flip.KitSlot, error) {
 	q := `SELECT ` + slotColumns + ` FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL ORDER BY slot_number, slot_name`
 	args := []any{}
 	if limit > 0 {

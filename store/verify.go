@@ -8,13 +8,13 @@ import (
 	"github.com/londonaicentre/flip"
 )
 
-// TrustByAPIKeyHashSQL finds the trust holding an API-key hash. It is an
+// trustByAPIKeyHashSQL finds the trust holding an API-key hash. It is an
 // equality match on trust.api_key_hash, served by the unique index
 // flip_trust_api_key_hash_key that migration 2 creates (on the hub's own
 // schema, without that index, it is a sequential scan in the server, still
 // one round trip). LIMIT 2 lets the caller notice a hash held twice, which
 // only corrupt data can produce. $1 hash.
-const TrustByAPIKeyHashSQL = `SELECT ` + trustColumns + `, api_key_hash
+const trustByAPIKeyHashSQL = `SELECT ` + trustColumns + `, api_key_hash
 FROM trust
 WHERE api_key_hash = $1
 LIMIT 2`
@@ -44,14 +44,13 @@ func (l APIKeyLookup) LookupAPIKeyHash(ctx context.Context, hash string) (flip.A
 	if l.db == nil {
 		return flip.APIKeyRecord{}, false, errors.New("store: APIKeyLookup has no database; create it with NewAPIKeyLookup")
 	}
-	return TrustByAPIKeyHash(ctx, l.db, hash)
+	return trustByAPIKeyHash(ctx, l.db, hash)
 }
 
-// TrustByAPIKeyHash runs TrustByAPIKeyHashSQL on db: the trust holding
-// hash, found false when none does. Use it inside a transaction of your
-// own; the Verifier uses it through APIKeyLookup.
-func TrustByAPIKeyHash(ctx context.Context, db DBTX, hash string) (flip.APIKeyRecord, bool, error) {
-	rows, err := db.QueryContext(ctx, TrustByAPIKeyHashSQL, hash)
+// trustByAPIKeyHash runs trustByAPIKeyHashSQL on db: the trust holding
+// hash, found false when none does.
+func trustByAPIKeyHash(ctx context.Context, db DBTX, hash string) (flip.APIKeyRecord, bool, error) {
+	rows, err := db.QueryContext(ctx, trustByAPIKeyHashSQL, hash)
 	if err != nil {
 		return flip.APIKeyRecord{}, false, fmt.Errorf("look up trust by API-key hash: %w", err)
 	}

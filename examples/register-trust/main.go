@@ -52,6 +52,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -417,13 +418,17 @@ func expandSlots(list string) ([]string, error) {
 // printMigrations writes the up SQL of every embedded migration to stdout,
 // each headed by a comment naming its file.
 func printMigrations(stdout, stderr io.Writer) int {
-	migs, err := store.Migrations()
+	ups, err := fs.Glob(store.MigrationsFS(), "*.up.sql") // in version order
+	for _, name := range ups {
+		var up []byte
+		if up, err = fs.ReadFile(store.MigrationsFS(), name); err != nil {
+			break
+		}
+		fmt.Fprintf(stdout, "-- %s\n%s\n", name, strings.TrimRight(string(up), "\n"))
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "register-trust: %v\n", err)
 		return exitFail
-	}
-	for _, m := range migs {
-		fmt.Fprintf(stdout, "-- %03d_%s.up.sql\n%s\n", m.Version, m.Name, strings.TrimRight(m.Up, "\n"))
 	}
 	return exitOK
 }

@@ -1,0 +1,16 @@
+package store
+
+// Internals the store's tests check directly.
+var (
+	Migrations           = migrations
+	AppliedVersion       = appliedVersion
+	SlotNumber           = slotNumber
+	FreeSlots            = freeSlots
+	TrustByAPIKeyHashSQL = trustByAPIKeyHashSQL
+)
+
+const (
+	MigrationTable    = migrationTable
+	UnnumberedSlot    = unnumberedSlot
+	MaxSlotNameLength = maxSlotNameLength
+)
