@@ -32,35 +32,6 @@ type KitSlot struct {
 	AssignedAt time.Time `json:"-"`
 }
 
-// AuditAction is a value of the trustauditaction enum.
-type AuditAction string
-
-// The actions of trusts_audit. RegisterTrust writes only AuditRegistered; the
-// others exist in the hub's schema and are listed so stores can read them.
-const (
-	AuditRegistered   AuditAction = "REGISTERED"
-	AuditDeleted      AuditAction = "DELETED"
-	AuditOwnerAdded   AuditAction = "OWNER_ADDED"
-	AuditOwnerRemoved AuditAction = "OWNER_REMOVED"
-	AuditAdminAdded   AuditAction = "ADMIN_ADDED"
-	AuditAdminRemoved AuditAction = "ADMIN_REMOVED"
-)
-
-// TrustAudit is a row of trusts_audit.
-type TrustAudit struct {
-	ID        uuid.UUID
-	TrustID   uuid.UUID
-	TrustName string
-	Action    AuditAction
-	// ModifiedBy is the identity-provider id (Cognito sub) of the admin who
-	// acted, or uuid.Nil (NULL) when a deploy tool acted.
-	ModifiedBy uuid.UUID
-	// Subject is the user an OWNER_/ADMIN_ action is about; uuid.Nil (NULL)
-	// for REGISTERED.
-	Subject   uuid.UUID
-	AuditDate time.Time
-}
-
 // TrustParams is what a caller asks RegisterTrust to register. Name, Code
 // and Region are trimmed of surrounding whitespace; Name and Code are
 // required. See MaxNameLength for the limits.

@@ -84,13 +84,21 @@ func (s *suite) mustRegister(p flip.TrustParams) flip.RegistrationResult {
 	return res
 }
 
+// auditRow is a row of trusts_audit; ModifiedBy and Subject are uuid.Nil
+// for NULL.
+type auditRow struct {
+	ID, TrustID, ModifiedBy, Subject uuid.UUID
+	TrustName, Action                string
+	AuditDate                        time.Time
+}
+
 // suiteState is the committed state of the registration tables, in a
 // fixed order.
 type suiteState struct {
 	Trusts []flip.Trust         // by name
 	Hashes map[uuid.UUID]string // trust id → api_key_hash
 	Slots  []flip.KitSlot       // by number, then name
-	Audits []flip.TrustAudit    // by trust name, then audit date
+	Audits []auditRow           // by trust name, then audit date
 }
 
 func (s *suite) snapshot() suiteState {
@@ -129,12 +137,11 @@ func (s *suite) snapshot() suiteState {
 	eachRow(s.t, s.ctx, s.db, `SELECT id, trust_id, trust_name, action::text, modified_by_user_id, audit_date, subject_user_id FROM trusts_audit ORDER BY trust_name COLLATE "C", audit_date`,
 		func(rows *sql.Rows) error {
 			var (
-				a       flip.TrustAudit
-				action  string
+				a       auditRow
 				by, sub uuid.NullUUID
 			)
-			err := rows.Scan(&a.ID, &a.TrustID, &a.TrustName, &action, &by, &a.AuditDate, &sub)
-			a.Action, a.ModifiedBy, a.Subject, a.AuditDate = flip.AuditAction(action), by.UUID, sub.UUID, a.AuditDate.UTC()
+			err := rows.Scan(&a.ID, &a.TrustID, &a.TrustName, &a.Action, &by, &a.AuditDate, &sub)
+			a.ModifiedBy, a.Subject, a.AuditDate = by.UUID, sub.UUID, a.AuditDate.UTC()
 			st.Audits = append(st.Audits, a)
 			return err
 		})
@@ -205,7 +212,7 @@ var suiteCases = []struct {
 			t.Fatalf("have %d audit rows, want 1", len(snap.Audits))
 		}
 		a := snap.Audits[0]
-		if a.TrustID != got.ID || a.TrustName != got.Name || a.Action != flip.AuditRegistered || a.ModifiedBy != admin || a.Subject != uuid.Nil || !a.AuditDate.Equal(got.CreatedAt) {
+		if a.TrustID != got.ID || a.TrustName != got.Name || a.Action != "REGISTERED" || a.ModifiedBy != admin || a.Subject != uuid.Nil || !a.AuditDate.Equal(got.CreatedAt) {
 			t.Errorf("audit row = %+v", a)
 		}
 	}},
