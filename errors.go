@@ -222,6 +222,12 @@ var ErrUnauthorized error = &sentinel{msg: "unauthorized"}
 // no trust holds. It is also an ErrUnauthorized (HTTP 401).
 var ErrUnknownAPIKey error = &sentinel{msg: "no trust holds this API key", parent: ErrUnauthorized}
 
+// ErrAmbiguousAPIKeyHash is returned by Verifier.Verify when two trusts
+// hold the same API-key hash. With 256-bit keys that only happens if rows
+// were copied by hand; the key is refused rather than granted to either
+// trust, and the hub should answer 500, not 401.
+var ErrAmbiguousAPIKeyHash = errors.New("more than one trust holds this API-key hash")
+
 // Errors: Identity provider lookups.
 
 // ErrIdentityProvider is the base of every error an IdentityProvider

@@ -24,7 +24,7 @@ func ExampleVerifier() {
 		return
 	}
 
-	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 10_000))
+	v := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 10_000))
 
 	trust, err := v.Verify(ctx, res.APIKey)
 	fmt.Println(trust.Code, err)
@@ -65,7 +65,7 @@ func ExampleVerifier_Purge() {
 		return
 	}
 
-	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 10_000))
+	v := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 10_000))
 	_, _ = v.Verify(ctx, res.APIKey)
 	fmt.Println("cached:", v.CachedGrants())
 	v.Purge() // or v.Invalidate(res.Trust.ID) for one trust

@@ -85,7 +85,7 @@ func TestReadme_CreateTrust(t *testing.T) {
 // README: "Verifying trust API keys".
 
 func whoIsCalling(ctx context.Context, db *sqlx.DB, r *http.Request) int {
-	verifier := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 10_000))
+	verifier := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 10_000))
 	trust, err := verifier.Verify(ctx, r.Header.Get("X-API-Key"))
 	switch {
 	case errors.Is(err, flip.ErrUnauthorized): // 401, with "WWW-Authenticate: ApiKey"

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
 // API-key verification
@@ -18,28 +19,10 @@ import (
 // that, refuses malformed keys before any lookup, and can keep recent grants
 // in memory for a short time.
 
-// APIKeyRecord is what an APIKeyLookup finds: a trust and the hash stored
-// in its trust.api_key_hash.
-type APIKeyRecord struct {
-	Trust      Trust
-	APIKeyHash string
-}
-
-// APIKeyLookup finds the trust that holds an API-key hash. store.APIKeyLookup
-// implements it for PostgreSQL with an indexed query. Implementations must
-// be safe for concurrent use.
-type APIKeyLookup interface {
-	// LookupAPIKeyHash returns the trust whose stored API-key hash equals
-	// hash (64 lowercase hex characters, see HashAPIKey). found is false,
-	// with a nil error, when no trust holds it. err is reserved for failures
-	// to look (the database is down), which must not read as "unknown key".
-	LookupAPIKeyHash(ctx context.Context, hash string) (rec APIKeyRecord, found bool, err error)
-}
-
 // Verifier checks trust API keys presented to the hub. Create one at
 // start-up and share it: it is safe for concurrent use.
 //
-//	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 10_000))
+//	v := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 10_000))
 //	trust, err := v.Verify(ctx, r.Header.Get("X-API-Key"))
 //	if errors.Is(err, flip.ErrUnauthorized) { /* 401 */ }
 //
@@ -49,7 +32,7 @@ type APIKeyLookup interface {
 // database does not know is looked up again on every request, and a grant
 // is only ever remembered from a lookup that found the trust.
 type Verifier struct {
-	lookup APIKeyLookup
+	db     DBTX
 	now    func() time.Time
 	cache  *grantCache // nil without WithVerifierCache
 }
@@ -79,11 +62,14 @@ func WithVerifierClock(now func() time.Time) VerifierOption {
 	return func(v *Verifier) { v.now = now }
 }
 
-// NewVerifier returns a Verifier that finds trusts through lookup, usually
-// store.NewAPIKeyLookup(db) on the hub's connection pool. Caching is off
+// NewVerifier returns a Verifier that finds trusts on db, usually the
+// hub's connection pool (*sql.DB or *sqlx.DB), with one indexed query per
+// key it has not cached (pgsql.TrustByAPIKeyHash: an equality match on
+// trust.api_key_hash, served by flip's unique index where migration 2
+// could build it, a scan of trust on the hub's bare schema). Caching is off
 // unless WithVerifierCache is given.
-func NewVerifier(lookup APIKeyLookup, opts ...VerifierOption) *Verifier {
-	v := &Verifier{lookup: lookup, now: time.Now}
+func NewVerifier(db DBTX, opts ...VerifierOption) *Verifier {
+	v := &Verifier{db: db, now: time.Now}
 	for _, opt := range opts {
 		opt(v)
 	}
@@ -102,8 +88,8 @@ func (v *Verifier) Verify(ctx context.Context, key string) (Trust, error) {
 	if err := CheckKey(TrustAPIKey, key); err != nil {
 		return Trust{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
-	if v.lookup == nil {
-		return Trust{}, errNilLookup
+	if v.db == nil {
+		return Trust{}, errNoDatabase
 	}
 	hash := HashAPIKey(key)
 	var (
@@ -118,22 +104,22 @@ func (v *Verifier) Verify(ctx context.Context, key string) (Trust, error) {
 		}
 		gen = g
 	}
-	rec, found, err := v.lookup.LookupAPIKeyHash(ctx, hash)
+	trust, storedHash, found, err := lookupAPIKeyHash(ctx, v.db, hash)
 	if err != nil {
 		return Trust{}, fmt.Errorf("verify trust API key: %w", err)
 	}
 	// The lookup matched on the hash already; comparing again in constant
 	// time guards against a lookup that returns the wrong row (a
 	// case-insensitive collation, a bug) and costs one SHA-256.
-	if !found || !APIKeyMatchesHash(key, rec.APIKeyHash) {
+	if !found || !APIKeyMatchesHash(key, storedHash) {
 		return Trust{}, ErrUnknownAPIKey
 	}
 	if v.cache != nil {
 		// Dated from before the lookup: the grant expires no later than
 		// ttl after the database confirmed it.
-		v.cache.put(hash, rec.Trust, started, gen)
+		v.cache.put(hash, trust, started, gen)
 	}
-	return rec.Trust, nil
+	return trust, nil
 }
 
 // Invalidate forgets cached grants for trustID. Call it after committing a
@@ -166,5 +152,30 @@ func (v *Verifier) CachedGrants() int {
 	return v.cache.len()
 }
 
-// errNilLookup keeps a zero Verifier from panicking on a nil interface.
-var errNilLookup = errors.New("flip: Verifier has no APIKeyLookup; create it with NewVerifier")
+// errNoDatabase keeps a zero Verifier from panicking on a nil interface.
+var errNoDatabase = errors.New("flip: Verifier has no database; create it with NewVerifier")
+
+// lookupAPIKeyHash returns the trust that holds hash and the hash as
+// stored; found is false, with a nil error, when no trust holds it. A hash
+// held by two trusts (only rows copied by hand can do that) is refused
+// with ErrAmbiguousAPIKeyHash rather than granted to either.
+func lookupAPIKeyHash(ctx context.Context, db DBTX, hash string) (t Trust, storedHash string, found bool, err error) {
+	rows, err := db.QueryContext(ctx, pgsql.TrustByAPIKeyHash, hash)
+	if err != nil {
+		return Trust{}, "", false, fmt.Errorf("look up trust by API-key hash: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if found {
+			return Trust{}, "", false, ErrAmbiguousAPIKeyHash
+		}
+		if err := rows.Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt, &storedHash); err != nil {
+			return Trust{}, "", false, fmt.Errorf("look up trust by API-key hash: %w", err)
+		}
+		t.CreatedAt, found = t.CreatedAt.UTC(), true
+	}
+	if err := rows.Err(); err != nil {
+		return Trust{}, "", false, fmt.Errorf("look up trust by API-key hash: %w", err)
+	}
+	return t, storedHash, found, nil
+}

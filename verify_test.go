@@ -11,46 +11,64 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-// fakeKeyLookup is an APIKeyLookup over a map of hash → record, counting
-// calls; block, when set, is waited on inside every lookup.
-type fakeKeyLookup struct {
+// keyLookups watches the Verifier's statements on a real database: it
+// counts the API-key lookups, fails them with err or sends query instead
+// when set, and, when block is set, signals entered and waits on block
+// inside every lookup.
+type keyLookups struct {
+	db      *fliptest.DB
 	mu      sync.Mutex
-	records map[string]flip.APIKeyRecord
 	err     error
+	query   string
 	calls   atomic.Int32
 	block   chan struct{}
 	entered chan struct{}
 }
 
-func (f *fakeKeyLookup) LookupAPIKeyHash(ctx context.Context, hash string) (flip.APIKeyRecord, bool, error) {
-	f.calls.Add(1)
-	if f.entered != nil {
-		f.entered <- struct{}{}
+func (l *keyLookups) fault(_ context.Context, st faultdb.Stmt) faultdb.Fault {
+	if st.Query != pgsql.TrustByAPIKeyHash {
+		return faultdb.Fault{}
 	}
-	if f.block != nil {
-		<-f.block
+	l.calls.Add(1)
+	if l.entered != nil {
+		l.entered <- struct{}{}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return flip.APIKeyRecord{}, false, f.err
+	if l.block != nil {
+		<-l.block
 	}
-	rec, ok := f.records[hash]
-	return rec, ok, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return faultdb.Fault{Err: l.err, Query: l.query}
 }
 
-func (f *fakeKeyLookup) add(key string, t flip.Trust) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.records[flip.HashAPIKey(key)] = flip.APIKeyRecord{Trust: t, APIKeyHash: flip.HashAPIKey(key)}
+func (l *keyLookups) failWith(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.err = err
 }
 
-func (f *fakeKeyLookup) remove(key string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.records, flip.HashAPIKey(key))
+// add stores trust holding key, as RegisterTrust would have; a trust
+// stored already gets key instead of the one it held.
+func (l *keyLookups) add(t *testing.T, key string, trust flip.Trust) {
+	t.Helper()
+	if _, err := l.db.ExecContext(t.Context(), `INSERT INTO trust (id, name, code, api_key_hash, created_at) VALUES ($1, $2, $3, $4, now())
+ON CONFLICT (id) DO UPDATE SET api_key_hash = excluded.api_key_hash`,
+		trust.ID, trust.Name, trust.Code, flip.HashAPIKey(key)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// remove revokes key: its trust keeps its row without a hash.
+func (l *keyLookups) remove(t *testing.T, key string) {
+	t.Helper()
+	if _, err := l.db.ExecContext(t.Context(), `UPDATE trust SET api_key_hash = NULL WHERE api_key_hash = $1`, flip.HashAPIKey(key)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // verifyClock is a settable time source for the cache's TTL.
@@ -67,7 +85,7 @@ func (c *verifyClock) Add(d time.Duration) {
 }
 
 type verifyFixture struct {
-	lookup      *fakeKeyLookup
+	lookup      *keyLookups
 	verifyClock *verifyClock
 	key         string
 	trust       flip.Trust
@@ -80,17 +98,20 @@ func newVerifyFixture(t *testing.T) *verifyFixture {
 		t.Fatal(err)
 	}
 	f := &verifyFixture{
-		lookup:      &fakeKeyLookup{records: map[string]flip.APIKeyRecord{}},
+		lookup:      &keyLookups{db: fliptest.NewDB(t)},
 		verifyClock: &verifyClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},
 		key:         key,
 		trust:       flip.Trust{ID: uuid.New(), Name: "Guy's and St Thomas'", Code: "GSTT"},
 	}
-	f.lookup.add(key, f.trust)
+	f.lookup.add(t, key, f.trust)
 	return f
 }
 
+// verifier returns a Verifier on the fixture's database, through
+// f.lookup's watch, on the fixture's clock.
 func (f *verifyFixture) verifier(opts ...flip.VerifierOption) *flip.Verifier {
-	return flip.NewVerifier(f.lookup, append([]flip.VerifierOption{flip.WithVerifierClock(f.verifyClock.Now)}, opts...)...)
+	db := &faultdb.DB{Next: f.lookup.db.DB, Fault: f.lookup.fault}
+	return flip.NewVerifier(db, append([]flip.VerifierOption{flip.WithVerifierClock(f.verifyClock.Now)}, opts...)...)
 }
 
 func mustMintKey(t *testing.T, m flip.KeyMinter, kind flip.KeyKind) string {
@@ -106,7 +127,7 @@ func TestVerify_KnownKeyReturnsTrust(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
 	got, err := f.verifier().Verify(t.Context(), f.key)
-	if err != nil || got != f.trust {
+	if err != nil || got.ID != f.trust.ID || got.Name != f.trust.Name || got.Code != f.trust.Code {
 		t.Fatalf("Verify = %+v, %v; want %+v", got, err, f.trust)
 	}
 }
@@ -143,7 +164,7 @@ func TestVerify_ReferenceFormatKeyIsLookedUp(t *testing.T) {
 	t.Parallel()
 	f := newVerifyFixture(t)
 	key := mustMintKey(t, flip.RandomKeyMinter{Format: flip.ReferenceKeys}, flip.TrustAPIKey)
-	f.lookup.add(key, f.trust)
+	f.lookup.add(t, key, f.trust)
 	if got, err := f.verifier().Verify(t.Context(), key); err != nil || got.ID != f.trust.ID {
 		t.Fatalf("Verify = %+v, %v", got, err)
 	}
@@ -170,7 +191,7 @@ func TestVerify_UnknownKeyIsNeverCached(t *testing.T) {
 		t.Errorf("cache holds %d grants, want 0", n)
 	}
 	// Once the database knows the key, the very next call grants it.
-	f.lookup.add(unknown, f.trust)
+	f.lookup.add(t, unknown, f.trust)
 	if _, err := v.Verify(t.Context(), unknown); err != nil {
 		t.Errorf("after registration: %v", err)
 	}
@@ -182,7 +203,7 @@ func TestVerify_LookupReturningOtherHashIsRefused(t *testing.T) {
 	other := mustMintKey(t, flip.RandomKeyMinter{}, flip.TrustAPIKey)
 	// A lookup that answers for the wrong hash (say, a case-folding
 	// collation) must not grant.
-	f.lookup.records[flip.HashAPIKey(other)] = flip.APIKeyRecord{Trust: f.trust, APIKeyHash: flip.HashAPIKey(f.key)}
+	f.lookup.query = `SELECT id, name, code, '', created_at, api_key_hash FROM trust LIMIT 2`
 	if _, err := f.verifier().Verify(t.Context(), other); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Fatalf("error = %v, want ErrUnknownAPIKey", err)
 	}
@@ -193,7 +214,7 @@ func TestVerify_LookupFailureIsNotUnauthorized(t *testing.T) {
 	f := newVerifyFixture(t)
 	v := f.verifier(flip.WithVerifierCache(time.Minute, 10))
 	down := errors.New("connection refused")
-	f.lookup.err = down
+	f.lookup.failWith(down)
 	_, err := v.Verify(t.Context(), f.key)
 	if !errors.Is(err, down) || errors.Is(err, flip.ErrUnauthorized) {
 		t.Fatalf("error = %v, want the lookup's error and not ErrUnauthorized", err)
@@ -219,7 +240,7 @@ func TestVerify_CacheServesGrantsUntilTTL(t *testing.T) {
 		t.Fatalf("%d lookups for 3 verifications within the TTL, want 1", n)
 	}
 	// The database revokes the key; the grant lasts at most the TTL.
-	f.lookup.remove(f.key)
+	f.lookup.remove(t, f.key)
 	f.verifyClock.Add(59 * time.Second)
 	if _, err := v.Verify(t.Context(), f.key); err != nil {
 		t.Fatalf("within the TTL: %v", err)
@@ -236,13 +257,13 @@ func TestVerify_InvalidateAndPurgeDropGrants(t *testing.T) {
 	v := f.verifier(flip.WithVerifierCache(time.Hour, 10))
 	other := mustMintKey(t, flip.RandomKeyMinter{}, flip.TrustAPIKey)
 	otherTrust := flip.Trust{ID: uuid.New(), Name: "Other", Code: "O"}
-	f.lookup.add(other, otherTrust)
+	f.lookup.add(t, other, otherTrust)
 	for _, k := range []string{f.key, other} {
 		if _, err := v.Verify(t.Context(), k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.lookup.remove(f.key)
+	f.lookup.remove(t, f.key)
 	v.Invalidate(f.trust.ID)
 	if _, err := v.Verify(t.Context(), f.key); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Fatalf("after Invalidate: error = %v, want ErrUnknownAPIKey", err)
@@ -250,7 +271,7 @@ func TestVerify_InvalidateAndPurgeDropGrants(t *testing.T) {
 	if v.CachedGrants() != 1 {
 		t.Fatalf("Invalidate dropped %d grants of other trusts", 1-v.CachedGrants())
 	}
-	f.lookup.remove(other)
+	f.lookup.remove(t, other)
 	v.Purge()
 	if _, err := v.Verify(t.Context(), other); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Fatalf("after Purge: error = %v, want ErrUnknownAPIKey", err)
@@ -287,7 +308,7 @@ func TestVerify_CacheIsBounded(t *testing.T) {
 	keys := []string{f.key}
 	for range 5 {
 		k := mustMintKey(t, flip.RandomKeyMinter{}, flip.TrustAPIKey)
-		f.lookup.add(k, flip.Trust{ID: uuid.New()})
+		f.lookup.add(t, k, flip.Trust{ID: uuid.New(), Name: k, Code: k[8:20]})
 		keys = append(keys, k)
 	}
 	for _, k := range keys {

@@ -213,7 +213,7 @@ func TestVerifyBench_KeysMatchSeededHashes(t *testing.T) {
 	if err := seedKeyedTrusts(ctx, db, 3); err != nil {
 		t.Fatal(err)
 	}
-	v := flip.NewVerifier(store.NewAPIKeyLookup(db))
+	v := flip.NewVerifier(db)
 	for i := 1; i <= 3; i++ {
 		trust, err := v.Verify(ctx, verifyKey(i))
 		if err != nil || trust.Name != fmt.Sprintf("Keyed trust %d", i) {

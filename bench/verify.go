@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
-	"github.com/londonaicentre/flip/store"
 )
 
 // Key verification: the Verifier's indexed lookup against the reference
@@ -131,7 +130,7 @@ func runVerify(ctx context.Context, e *env) (string, error) {
 // verifyCases are the four measurements at one size: each method on keys
 // trusts hold and on keys none holds.
 func verifyCases(db *sql.DB, n int) []*verifyCase {
-	v := flip.NewVerifier(store.NewAPIKeyLookup(db)) // no cache: every call looks up
+	v := flip.NewVerifier(db) // no cache: every call looks up
 	var cases []*verifyCase
 	for _, hit := range []bool{true, false} {
 		key := func(i int) string { return verifyKey(1 + (i*verifyStride)%n) }
@@ -200,7 +199,7 @@ func timeBatches(ctx context.Context, cases []*verifyCase) error {
 // cachedVerify times the Verifier with WithVerifierCache on a key it has granted
 // before, for scale.
 func cachedVerify(ctx context.Context, db *sql.DB) (time.Duration, error) {
-	cached := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 1000))
+	cached := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 1000))
 	key := verifyKey(42)
 	const ops = 200_000
 	var t0 time.Time
@@ -247,7 +246,7 @@ func verifyReport(cases []*verifyCase, cached time.Duration, big int) string {
 	fmt.Fprintf(&b, "\nFor scale: with `flip.WithVerifierCache`, a key granted before is verified in %s (no database round trip; at %s trusts).\n\n", fmtSeconds(cached.Seconds()), thousands(float64(big)))
 	b.WriteString("How it is measured:\n\n")
 	b.WriteString("- **Data**: a fresh database per size at the latest migration (the unique index `flip_trust_api_key_hash_key` on `trust.api_key_hash`), with N trusts inserted by one `INSERT … SELECT … FROM generate_series(1, N)`, trust i holding the reference-format key `lpad(i, 43, 'A')` (hashed by the server with the same rule as `flip.HashAPIKey`), then `VACUUM ANALYZE`. The setup, the keys and the scan are those of `BenchmarkVerify_10kTrusts` in `store/verify_bench_test.go`.\n")
-	fmt.Fprintf(&b, "- **Indexed lookup**: `flip.NewVerifier(store.NewAPIKeyLookup(db)).Verify(ctx, key)` without a cache: `CheckKey`, one SHA-256, an equality match on the index, a constant-time comparison. Keys held by a trust are drawn with a stride of %d over the table, so consecutive calls hit rows far apart.\n", verifyStride)
+	fmt.Fprintf(&b, "- **Indexed lookup**: `flip.NewVerifier(db).Verify(ctx, key)` without a cache: `CheckKey`, one SHA-256, an equality match on the index, a constant-time comparison. Keys held by a trust are drawn with a stride of %d over the table, so consecutive calls hit rows far apart.\n", verifyStride)
 	b.WriteString("- **Full scan** (the reference hub's method): `SELECT id, api_key_hash FROM trust`, then `flip.APIKeyMatchesHash` (hex decode, SHA-256 of the key, constant-time compare) on each row until one matches. Its cost grows with the table; the indexed lookup's does not.\n")
 	return b.String()
 }

@@ -127,7 +127,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			}
 
 			// 3. Verify, with the cache on.
-			verifier := flip.NewVerifier(store.NewAPIKeyLookup(b.db), flip.WithVerifierCache(time.Minute, 100))
+			verifier := flip.NewVerifier(b.db, flip.WithVerifierCache(time.Minute, 100))
 			counts := map[string]int{}
 			verify := func(what, key string, wantTrust *flip.Trust) {
 				t.Helper()

@@ -2,11 +2,10 @@ package store
 
 // Internals the store's tests check directly.
 var (
-	Migrations           = migrations
-	AppliedVersion       = appliedVersion
-	SlotNumber           = slotNumber
-	FreeSlots            = freeSlots
-	TrustByAPIKeyHashSQL = trustByAPIKeyHashSQL
+	Migrations     = migrations
+	AppliedVersion = appliedVersion
+	SlotNumber     = slotNumber
+	FreeSlots      = freeSlots
 )
 
 const (

@@ -15,7 +15,6 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
-	"github.com/londonaicentre/flip/store"
 )
 
 // The registration behaviour suite: what a registration stores, what it
@@ -414,7 +413,7 @@ var suiteCases = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := flip.NewVerifier(store.NewAPIKeyLookup(s.db))
+		v := flip.NewVerifier(s.db)
 		if _, err := v.Verify(s.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("verify before commit: error = %v, want ErrUnknownAPIKey", err)
 		}

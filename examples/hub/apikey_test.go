@@ -9,18 +9,18 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
-	"github.com/londonaicentre/flip/store"
 )
 
-// countingLookup counts how often the database is asked.
+// countingLookup counts how often the database is asked, as a hub that
+// wraps its pool for metrics would.
 type countingLookup struct {
-	flip.APIKeyLookup
+	flip.DBTX
 	calls atomic.Int32
 }
 
-func (c *countingLookup) LookupAPIKeyHash(ctx context.Context, hash string) (flip.APIKeyRecord, bool, error) {
+func (c *countingLookup) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	c.calls.Add(1)
-	return c.APIKeyLookup.LookupAPIKeyHash(ctx, hash)
+	return c.DBTX.QueryContext(ctx, q, args...)
 }
 
 // keyedHub is a hub with one trust registered over HTTP, whose API key
@@ -37,7 +37,7 @@ func newKeyedHub(t *testing.T) keyedHub {
 	h := newHub(t, "Trust_001")
 	r := postTrust(t, h.srv.URL, `{"name":"Alpha","code":"A"}`)
 	wantStatus(t, r, http.StatusCreated)
-	lookup := &countingLookup{APIKeyLookup: store.NewAPIKeyLookup(h.db)}
+	lookup := &countingLookup{DBTX: h.db}
 	url := serveHandler(t, RequireTrustAPIKey(flip.NewVerifier(lookup), nil, http.HandlerFunc(whoAmI)))
 	return keyedHub{hub: h, key: r.body["trust_api_key"].(string), lookup: lookup, url: url}
 }
@@ -104,7 +104,7 @@ func TestRequireTrustAPIKey_DatabaseDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed.Close()
-	url := serveHandler(t, RequireTrustAPIKey(flip.NewVerifier(store.NewAPIKeyLookup(closed)), nil, http.HandlerFunc(whoAmI)))
+	url := serveHandler(t, RequireTrustAPIKey(flip.NewVerifier(closed), nil, http.HandlerFunc(whoAmI)))
 	key, _ := flip.RandomKeyMinter{}.MintKey(flip.TrustAPIKey)
 	r := do(t, http.MethodGet, url, "", "", map[string]string{"X-API-Key": key})
 	wantStatus(t, r, http.StatusServiceUnavailable)

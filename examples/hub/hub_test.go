@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
-	"github.com/londonaicentre/flip/store"
 )
 
 // testAdmin is the admin the fake authoriser recognises.
@@ -48,7 +47,7 @@ func newHub(t *testing.T, slots ...string) *hub {
 	if len(slots) > 0 {
 		fliptest.AddSlots(t, db, slots...)
 	}
-	v := flip.NewVerifier(store.NewAPIKeyLookup(db), flip.WithVerifierCache(time.Minute, 100))
+	v := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 100))
 	srv := httptest.NewServer(NewHandler(Config{DB: db.DB, Authoriser: fakeAuth, Verifier: v}))
 	t.Cleanup(srv.Close)
 	return &hub{db: db, srv: srv, verifier: v}

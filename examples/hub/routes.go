@@ -24,7 +24,7 @@ type Config struct {
 	// Registry defaults to flip.NewRegistry(store.New()); the handler logs
 	// each outcome itself.
 	Registry *flip.Registry
-	// Verifier defaults to store.NewAPIKeyLookup(DB) with a one-minute
+	// Verifier defaults to DB with a one-minute
 	// cache of up to 10,000 grants.
 	Verifier *flip.Verifier
 	Logger   *slog.Logger // nil discards
@@ -58,7 +58,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	verifier := cfg.Verifier
 	if verifier == nil {
-		verifier = flip.NewVerifier(store.NewAPIKeyLookup(cfg.DB), flip.WithVerifierCache(time.Minute, 10_000))
+		verifier = flip.NewVerifier(cfg.DB, flip.WithVerifierCache(time.Minute, 10_000))
 	}
 	admin := cfg.AdminDB
 	if admin == nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
-	"github.com/londonaicentre/flip/store"
 )
 
 // liveHub is the hub as main wires it: NewServer over OpenPools' two
@@ -38,7 +37,7 @@ func newLiveHub(t *testing.T, cfg Config, slots string) *liveHub {
 	}
 	t.Cleanup(func() { verify.Close(); admin.Close() })
 	cfg.DB, cfg.AdminDB, cfg.Authoriser = verify, admin, fakeAuth
-	cfg.Verifier = flip.NewVerifier(store.NewAPIKeyLookup(verify))
+	cfg.Verifier = flip.NewVerifier(verify)
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config = NewServer(cfg)
 	srv.Start()

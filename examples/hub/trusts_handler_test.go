@@ -57,9 +57,8 @@ func TestRegisterTrust_Created(t *testing.T) {
 
 	// Committed: another connection sees the trust, its hash, its slot and
 	// the audit row naming the admin.
-	rec, found, err := store.NewAPIKeyLookup(h.db).LookupAPIKeyHash(t.Context(), flip.HashAPIKey(apiKey))
-	if err != nil || !found || rec.Trust.ID != id {
-		t.Fatalf("trust not found by its key's hash: %v %v", found, err)
+	if trust, err := flip.NewVerifier(h.db).Verify(t.Context(), apiKey); err != nil || trust.ID != id {
+		t.Fatalf("trust not found by its key: %v", err)
 	}
 	var by uuid.UUID
 	if err := h.db.QueryRowContext(t.Context(), `SELECT modified_by_user_id FROM trusts_audit WHERE trust_id = $1 AND action = 'REGISTERED'`, id).Scan(&by); err != nil || by != testAdmin {

@@ -1,7 +1,8 @@
-package store_test
+package flip_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
-	"github.com/londonaicentre/flip/store"
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
 // seedKeyedTrusts inserts n trusts in one statement, trust i holding the
@@ -38,7 +39,7 @@ func benchKey(i int) string {
 	return strings.Repeat("A", flip.ReferenceKeyLength-len(s)) + s
 }
 
-func TestAPIKeyLookup_FindsTrustByHash(t *testing.T) {
+func TestVerifierLookup_FindsTrustByHash(t *testing.T) {
 	t.Parallel()
 	for _, driver := range []string{"postgres", "pgx"} {
 		t.Run(driver, func(t *testing.T) {
@@ -46,27 +47,22 @@ func TestAPIKeyLookup_FindsTrustByHash(t *testing.T) {
 			db := fliptest.NewDB(t, fliptest.WithDriver(driver))
 			fliptest.AddSlots(t, db, "Trust_001")
 			res := fliptest.RegisterTrust(t, db, flip.TrustParams{Name: "Alpha", Code: "A", Region: "London"})
-			rec, found, err := store.NewAPIKeyLookup(db).LookupAPIKeyHash(t.Context(), flip.HashAPIKey(res.APIKey))
-			if err != nil || !found {
-				t.Fatalf("lookup = found %v, %v", found, err)
+			got, err := flip.NewVerifier(db).Verify(t.Context(), res.APIKey)
+			if err != nil || got.ID != res.Trust.ID || got.Name != "Alpha" || got.Region != "London" || !got.CreatedAt.Equal(res.Trust.CreatedAt) {
+				t.Errorf("Verify = %+v, %v; want trust %+v", got, err, res.Trust)
 			}
-			if rec.Trust.ID != res.Trust.ID || rec.Trust.Name != "Alpha" || rec.Trust.Region != "London" ||
-				!rec.Trust.CreatedAt.Equal(res.Trust.CreatedAt) || rec.APIKeyHash != flip.HashAPIKey(res.APIKey) {
-				t.Errorf("record = %+v, want trust %+v", rec, res.Trust)
-			}
-			_, found, err = store.NewAPIKeyLookup(db).LookupAPIKeyHash(t.Context(), flip.HashAPIKey(res.InternalServiceKey))
-			if err != nil || found {
-				t.Errorf("lookup by the internal-service key's hash = found %v, %v; want not found", found, err)
+			if n := rowsFor(t, db, flip.HashAPIKey(res.InternalServiceKey)); n != 0 {
+				t.Errorf("the internal-service key's hash finds %d trusts, want none", n)
 			}
 		})
 	}
 }
 
-func TestAPIKeyLookup_ReferenceHashesFromSQLMatchHashAPIKey(t *testing.T) {
+func TestVerifierLookup_ReferenceHashesFromSQLMatchHashAPIKey(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
 	seedKeyedTrusts(t, db, 3)
-	v := flip.NewVerifier(store.NewAPIKeyLookup(db))
+	v := flip.NewVerifier(db)
 	for i := 1; i <= 3; i++ {
 		got, err := v.Verify(t.Context(), benchKey(i))
 		if err != nil || got.Name != fmt.Sprint("Keyed trust ", i) {
@@ -80,12 +76,12 @@ func TestAPIKeyLookup_ReferenceHashesFromSQLMatchHashAPIKey(t *testing.T) {
 
 // The query must be served by flip's index on api_key_hash, not by
 // reading every trust.
-func TestAPIKeyLookup_UsesHashIndex(t *testing.T) {
+func TestVerifierLookup_UsesHashIndex(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
 	seedKeyedTrusts(t, db, 10_000)
 	var plan []string
-	rows, err := db.QueryContext(t.Context(), `EXPLAIN `+store.TrustByAPIKeyHashSQL, flip.HashAPIKey(benchKey(42)))
+	rows, err := db.QueryContext(t.Context(), `EXPLAIN `+pgsql.TrustByAPIKeyHash, flip.HashAPIKey(benchKey(42)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +101,7 @@ func TestAPIKeyLookup_UsesHashIndex(t *testing.T) {
 
 // On the hub's schema nothing stops two rows from holding one hash; such a
 // key identifies neither trust.
-func TestAPIKeyLookup_RefusesHashHeldTwice(t *testing.T) {
+func TestVerifierLookup_RefusesHashHeldTwice(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t, fliptest.AtVersion(1))
 	hash := flip.HashAPIKey(benchKey(1))
@@ -115,35 +111,40 @@ func TestAPIKeyLookup_RefusesHashHeldTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := flip.NewVerifier(store.NewAPIKeyLookup(db)).Verify(t.Context(), benchKey(1))
-	if !errors.Is(err, store.ErrAmbiguousAPIKeyHash) || errors.Is(err, flip.ErrUnauthorized) {
+	_, err := flip.NewVerifier(db).Verify(t.Context(), benchKey(1))
+	if !errors.Is(err, flip.ErrAmbiguousAPIKeyHash) || errors.Is(err, flip.ErrUnauthorized) {
 		t.Errorf("error = %v, want ErrAmbiguousAPIKeyHash (a 500, not a 401)", err)
 	}
 }
 
-func TestAPIKeyLookup_TrustWithoutHashNeverMatches(t *testing.T) {
+func TestVerifierLookup_TrustWithoutHashNeverMatches(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
 	if _, err := db.ExecContext(t.Context(), `INSERT INTO trust (id, name, created_at) VALUES ($1, 'No key', now())`, uuid.New()); err != nil {
 		t.Fatal(err)
 	}
 	for _, hash := range []string{"", flip.HashAPIKey("")} {
-		if _, found, err := store.NewAPIKeyLookup(db).LookupAPIKeyHash(t.Context(), hash); found || err != nil {
-			t.Errorf("lookup %q = found %v, %v; want not found", hash, found, err)
+		if n := rowsFor(t, db, hash); n != 0 {
+			t.Errorf("lookup %q finds %d trusts, want none", hash, n)
 		}
 	}
 }
 
-func TestAPIKeyLookup_DatabaseFailureIsNotUnauthorized(t *testing.T) {
+// rowsFor counts the rows the Verifier's lookup finds for hash.
+func rowsFor(t *testing.T, db *fliptest.DB, hash string) int {
+	t.Helper()
+	n := 0
+	eachRow(t, t.Context(), db, strings.Replace(pgsql.TrustByAPIKeyHash, "$1", "'"+hash+"'", 1), func(*sql.Rows) error { n++; return nil })
+	return n
+}
+
+func TestVerifierLookup_DatabaseFailureIsNotUnauthorized(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
-	v := flip.NewVerifier(store.NewAPIKeyLookup(db))
+	v := flip.NewVerifier(db)
 	db.Close()
 	_, err := v.Verify(t.Context(), benchKey(1))
 	if err == nil || errors.Is(err, flip.ErrUnauthorized) {
 		t.Errorf("error = %v, want a lookup failure that is not ErrUnauthorized", err)
-	}
-	if _, _, err := (store.APIKeyLookup{}).LookupAPIKeyHash(t.Context(), "x"); err == nil {
-		t.Error("the zero APIKeyLookup did not report that it has no database")
 	}
 }

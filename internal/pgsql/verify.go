@@ -1,0 +1,12 @@
+package pgsql
+
+// TrustByAPIKeyHash finds the trust holding an API-key hash, for
+// flip.Verifier. It is an equality match on trust.api_key_hash, served by
+// the unique index flip_trust_api_key_hash_key that migration 2 creates (on
+// the hub's own schema, without that index, a sequential scan in the
+// server, still one round trip). LIMIT 2 lets the caller notice a hash
+// held twice, which only corrupt data can produce. $1 hash.
+const TrustByAPIKeyHash = `SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, api_key_hash
+FROM trust
+WHERE api_key_hash = $1
+LIMIT 2`
