@@ -32,9 +32,9 @@ import (
 // database does not know is looked up again on every request, and a grant
 // is only ever remembered from a lookup that found the trust.
 type Verifier struct {
-	db     DBTX
-	now    func() time.Time
-	cache  *grantCache // nil without WithVerifierCache
+	db    DBTX
+	now   func() time.Time
+	cache *grantCache // nil without WithVerifierCache
 }
 
 // VerifierOption configures a Verifier. The Verifier's options are named
