@@ -52,8 +52,8 @@ import (
 	"github.com/londonaicentre/flip/store"
 )
 
-// DefaultDatabaseURL is used when DATABASE_URL is not set.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+// defaultDatabaseURL is used when DATABASE_URL is not set.
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // DB is a test's own database. Its *sql.DB serves database/sql code as it
 // is; code written for sqlx wraps it: sqlx.NewDb(db.DB, "postgres").
@@ -99,12 +99,13 @@ func FromSQL(sql ...string) Option {
 // driver name (e.g. "pgx" after importing github.com/jackc/pgx/v5/stdlib).
 func WithDriver(name string) Option { return func(c *config) { c.driver = name } }
 
-// ServerURL returns DATABASE_URL or DefaultDatabaseURL.
+// ServerURL returns DATABASE_URL, or the machine's local server
+// (postgres://postgres@127.0.0.1:5432/test) when it is unset.
 func ServerURL() string {
 	if u := os.Getenv("DATABASE_URL"); u != "" {
 		return u
 	}
-	return DefaultDatabaseURL
+	return defaultDatabaseURL
 }
 
 // RequireServer returns an open connection pool on the server's maintenance
