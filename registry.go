@@ -195,51 +195,70 @@ func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustP
 	return RegistrationResult{}, undo(ctx, tx, err)
 }
 
-// register sends the registration's statements: the identity lock, then
-// the duplicate check and the writes in one statement, then, with a
-// SlotStore of the caller's own, its claim. A duplicate has written
-// nothing; any other error may leave writes for the caller to undo (the
-// savepoint, or RegisterTrustDB's rollback).
+// register sends the registration's statements: the duplicate check and
+// the writes in one statement (pgsql.Register), and, with a SlotStore of
+// the caller's own, its claim. Where flip's unique indexes on the
+// canonical name and code exist, they stop a concurrent duplicate and
+// nothing else is sent. Elsewhere (the hub's bare schema, or one whose
+// legacy rows kept the indexes from being unique) the first statement
+// writes nothing, and the identity lock is taken before it is sent again,
+// so that its snapshot sees every rival that committed meanwhile. A
+// duplicate has written nothing; any other error may leave writes for the
+// caller to undo (the savepoint, or RegisterTrustDB's rollback).
 func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
-	if _, err := tx.ExecContext(ctx, pgsql.LockTrustIdentity, p.Name, p.Code); err != nil {
-		return RegistrationResult{}, registrationError(ctx, "lock trust name and code", err)
-	}
 	now := r.now().UTC().Truncate(time.Microsecond)
 	trust := Trust{ID: uuid.New(), Name: p.Name, Code: p.Code, Region: p.Region, CreatedAt: now}
-	stmt := pgsql.Register
-	if r.slots != nil {
-		stmt = pgsql.RegisterWithoutSlot
+	out, err := r.send(ctx, tx, trust, HashAPIKey(apiKey), p.AuditUserID, false)
+	if err == nil && out.needsLock && !out.dup.id.Valid {
+		if _, err := tx.ExecContext(ctx, pgsql.LockTrustIdentity, p.Name, p.Code); err != nil {
+			return RegistrationResult{}, registrationError(ctx, "lock trust name and code", err)
+		}
+		out, err = r.send(ctx, tx, trust, HashAPIKey(apiKey), p.AuditUserID, true)
 	}
-	var (
-		dup        nullTrust
-		slotName   sql.NullString
-		slotNumber sql.NullInt64
-		busy       sql.NullBool
-	)
-	dest := []any{&dup.id, &dup.name, &dup.code, &dup.region, &dup.createdAt, &dup.sameName}
-	if r.slots == nil {
-		dest = append(dest, &slotName, &slotNumber, &busy)
-	}
-	err := tx.QueryRowContext(ctx, stmt, p.Name, p.Code, trust.ID, p.Region, HashAPIKey(apiKey), now,
-		uuid.New(), nullUUID(p.AuditUserID)).Scan(dest...)
 	switch {
 	case err != nil:
 		return RegistrationResult{}, registrationError(ctx, "register trust", insertError(err, p))
-	case dup.id.Valid:
-		return RegistrationResult{}, dup.duplicateError(p)
+	case out.dup.id.Valid:
+		return RegistrationResult{}, out.dup.duplicateError(p)
 	case r.slots != nil:
 		slot, err := r.slots.ClaimSlot(ctx, tx, trust.ID, now)
 		if err != nil {
 			return RegistrationResult{}, registrationError(ctx, "claim kit slot", err)
 		}
 		return RegistrationResult{Trust: trust, KitSlot: slot}, nil
-	case !slotName.Valid && busy.Bool:
+	case !out.slotName.Valid && out.busy.Bool:
 		return RegistrationResult{}, ErrKitSlotsBusy
-	case !slotName.Valid:
+	case !out.slotName.Valid:
 		return RegistrationResult{}, ErrNoFreeKitSlot
 	}
-	slot := KitSlot{Name: slotName.String, Number: int(slotNumber.Int64), AssignedTo: trust.ID, AssignedAt: now}
+	slot := KitSlot{Name: out.slotName.String, Number: int(out.slotNumber.Int64), AssignedTo: trust.ID, AssignedAt: now}
 	return RegistrationResult{Trust: trust, KitSlot: slot}, nil
+}
+
+// registerOutcome is the row pgsql.Register (or RegisterWithoutSlot)
+// returns.
+type registerOutcome struct {
+	dup        nullTrust
+	needsLock  bool
+	slotName   sql.NullString
+	slotNumber sql.NullInt64
+	busy       sql.NullBool
+}
+
+// send runs the registration statement once; locked says the identity
+// lock is held.
+func (r *Registry) send(ctx context.Context, tx DBTX, t Trust, apiKeyHash string, auditUser uuid.UUID, locked bool) (registerOutcome, error) {
+	var out registerOutcome
+	stmt := pgsql.Register
+	dest := []any{&out.dup.id, &out.dup.name, &out.dup.code, &out.dup.region, &out.dup.createdAt, &out.dup.sameName, &out.needsLock}
+	if r.slots != nil {
+		stmt = pgsql.RegisterWithoutSlot
+	} else {
+		dest = append(dest, &out.slotName, &out.slotNumber, &out.busy)
+	}
+	err := tx.QueryRowContext(ctx, stmt, t.Name, t.Code, t.ID, t.Region, apiKeyHash, t.CreatedAt,
+		uuid.New(), nullUUID(auditUser), locked).Scan(dest...)
+	return out, err
 }
 
 // RegisterTrustDB is RegisterTrust in a transaction of its own on db (a

@@ -51,9 +51,9 @@ func stepsOf(db *faultdb.DB) string {
 }
 
 // registryDB returns a database of the test's own with n free kit slots.
-func registryDB(t *testing.T, n int) *fliptest.DB {
+func registryDB(t *testing.T, n int, opts ...fliptest.Option) *fliptest.DB {
 	t.Helper()
-	db := fliptest.NewDB(t)
+	db := fliptest.NewDB(t, opts...)
 	if n > 0 {
 		fliptest.AddSlots(t, db, fmt.Sprintf("Trust_001..Trust_%03d", n))
 	}
@@ -78,18 +78,33 @@ func registerThrough(t *testing.T, reg *flip.Registry, db *fliptest.DB, fault fu
 	return fdb, res, err
 }
 
+// The statements of a clean registration on flip's schema, whose unique
+// indexes stop a concurrent duplicate, and on the hub's bare schema
+// (migration 1 alone), where the identity lock must be taken and the
+// registration statement sent again.
+var registrationSteps = []struct {
+	schema string
+	opts   []fliptest.Option
+	steps  []string
+}{
+	{"flip_schema", nil, []string{"savepoint", "register", "release"}},
+	{"hub_schema", []fliptest.Option{fliptest.AtVersion(1)}, []string{"savepoint", "register", "lock", "register", "release"}},
+}
+
 func TestRegisterTrust_RunsStepsInOrderUnderASavepoint(t *testing.T) {
 	t.Parallel()
-	db := registryDB(t, 1)
-	fdb, res, err := registerThrough(t, flip.NewRegistry(store.New()), db, nil, flip.TrustParams{Name: "N", Code: "C"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := stepsOf(fdb); got != "savepoint,lock,register,release" {
-		t.Errorf("steps = %s", got)
-	}
-	if res.KitSlot.AssignedTo != res.Trust.ID || res.APIKey == "" || res.InternalServiceKey == "" {
-		t.Errorf("result = %+v", res)
+	for _, c := range registrationSteps {
+		db := registryDB(t, 1, c.opts...)
+		fdb, res, err := registerThrough(t, flip.NewRegistry(store.New()), db, nil, flip.TrustParams{Name: "N", Code: "C"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stepsOf(fdb); got != strings.Join(c.steps, ",") {
+			t.Errorf("%s: steps = %s", c.schema, got)
+		}
+		if res.KitSlot.AssignedTo != res.Trust.ID || res.APIKey == "" || res.InternalServiceKey == "" {
+			t.Errorf("%s: result = %+v", c.schema, res)
+		}
 	}
 }
 
@@ -105,7 +120,7 @@ func TestRegisterTrust_OwnSlotStoreClaimsAfterTheTrustIsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := stepsOf(fdb); got != "savepoint,lock,register-without-slot,claim,release" {
+	if got := stepsOf(fdb); got != "savepoint,register-without-slot,claim,release" {
 		t.Errorf("steps = %s", got)
 	}
 	if res.KitSlot.Name != "Trust_001" || res.KitSlot.AssignedTo != res.Trust.ID {
@@ -123,31 +138,27 @@ func TestRegisterTrust_OwnSlotStoreClaimsAfterTheTrustIsWritten(t *testing.T) {
 
 func TestRegisterTrust_RollsBackToTheSavepointOnEveryFailure(t *testing.T) {
 	t.Parallel()
-	db := registryDB(t, 1)
 	reg := flip.NewRegistry(store.New())
-	for _, step := range []string{"lock", "register", "release"} {
-		failed := false // only the step's first statement: the undo sends a RELEASE too
-		fail := func(_ context.Context, s faultdb.Stmt) faultdb.Fault {
-			if stepOf(s.Query) == step && !failed {
-				failed = true
-				return faultdb.Fault{Err: errStep}
+	for _, c := range registrationSteps {
+		db := registryDB(t, 1, c.opts...)
+		for n := 2; n <= len(c.steps); n++ { // each statement after the savepoint
+			p := flip.TrustParams{Name: fmt.Sprint("N", n), Code: fmt.Sprint("C", n)}
+			fdb, _, err := registerThrough(t, reg, db, faultdb.At(n, faultdb.Fault{Err: errStep}), p)
+			if !errors.Is(err, errStep) || !errors.Is(err, flip.ErrTrustRegistration) {
+				t.Errorf("%s: failure at statement %d (%s): %v", c.schema, n, c.steps[n-1], err)
 			}
-			return faultdb.Fault{}
+			want := strings.Join(append(c.steps[:n:n], "rollback", "release"), ",")
+			if steps := stepsOf(fdb); steps != want {
+				t.Errorf("%s: failure at statement %d: steps %s, want %s", c.schema, n, steps, want)
+			}
 		}
-		fdb, _, err := registerThrough(t, reg, db, fail, flip.TrustParams{Name: "N", Code: "C"})
-		if !errors.Is(err, errStep) || !errors.Is(err, flip.ErrTrustRegistration) {
-			t.Errorf("failure at %s: %v", step, err)
+		fdb, _, err := registerThrough(t, reg, db, faultdb.At(1, faultdb.Fault{Err: errStep}), flip.TrustParams{Name: "N", Code: "C"})
+		if !errors.Is(err, errStep) {
+			t.Errorf("%s: savepoint failure: %v", c.schema, err)
 		}
-		if steps := stepsOf(fdb); !strings.HasSuffix(steps, step+",rollback,release") {
-			t.Errorf("failure at %s: steps %s, want the rollback to the savepoint last", step, steps)
+		if steps := stepsOf(fdb); steps != "savepoint" {
+			t.Errorf("%s: after a failed savepoint: %v", c.schema, steps)
 		}
-	}
-	fdb, _, err := registerThrough(t, reg, db, faultdb.At(1, faultdb.Fault{Err: errStep}), flip.TrustParams{Name: "N", Code: "C"})
-	if !errors.Is(err, errStep) {
-		t.Errorf("savepoint failure: %v", err)
-	}
-	if steps := stepsOf(fdb); steps != "savepoint" {
-		t.Errorf("after a failed savepoint: %v", steps)
 	}
 }
 

@@ -215,7 +215,7 @@ func pgbenchValue(a any, p probe) (string, error) {
 		return pgbenchOtherID, nil
 	case time.Time:
 		return pgbenchNow, nil
-	case int, int32, int64:
+	case int, int32, int64, bool:
 		return fmt.Sprint(v), nil
 	case driver.Valuer:
 		dv, err := v.Value()

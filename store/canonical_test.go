@@ -146,7 +146,7 @@ SELECT gen_random_uuid(), 'Trust ' || i, 'C' || i, now() FROM generate_series(1,
 			if _, err := conn.ExecContext(b.ctx, `PREPARE register AS `+pgsql.Register); err != nil {
 				t.Fatal(err)
 			}
-			rows, err := conn.QueryContext(b.ctx, `EXPLAIN EXECUTE register('Trust 42', 'c42', gen_random_uuid(), '', 'h', now(), gen_random_uuid(), NULL)`)
+			rows, err := conn.QueryContext(b.ctx, `EXPLAIN EXECUTE register('Trust 42', 'c42', gen_random_uuid(), '', 'h', now(), gen_random_uuid(), NULL, false)`)
 			if err != nil {
 				t.Fatal(err)
 			}

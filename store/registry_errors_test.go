@@ -84,14 +84,18 @@ func TestRegisterTrust_DeadlockIsRetryable(t *testing.T) {
 		_, err := b.db.ExecContext(b.ctx, `INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, 'Admin', 'x', now(), now()) ON CONFLICT DO NOTHING`, roleID)
 		must(t, err)
 
-		// other holds the advisory lock of the name "Contended", then wants
-		// the row the caller locked: a cycle.
+		// other holds what a registration of the name "Contended" waits
+		// for (the advisory lock where flip's unique indexes are missing,
+		// an uncommitted row of that name where they exist), then wants the
+		// row the caller locked: a cycle.
 		other, err := b.db.BeginTx(b.ctx, nil)
 		must(t, err)
 		defer other.Rollback()                                                  //nolint:errcheck // test cleanup
 		_, err = other.ExecContext(b.ctx, `SET LOCAL deadlock_timeout = '60s'`) // the caller detects it
 		must(t, err)
 		_, err = other.ExecContext(b.ctx, `SELECT pg_advisory_xact_lock(hashtextextended('flip.trust.name:' || 'Contended', 0))`)
+		must(t, err)
+		_, err = other.ExecContext(b.ctx, `INSERT INTO trust (id, name, code, created_at) VALUES (gen_random_uuid(), 'Contended', 'OTHER', now())`)
 		must(t, err)
 		var otherPID int
 		must(t, other.QueryRowContext(b.ctx, `SELECT pg_backend_pid()`).Scan(&otherPID))

@@ -5,15 +5,22 @@ package pgsql
 // LockTrustIdentity takes two transaction-scoped advisory locks: one on the
 // exact name and one on the lower-cased code, in that order everywhere, so
 // concurrent registrations of one name or one code queue behind each other
-// until the first transaction ends, even on the hub's schema without a
-// unique index. It is a statement of its own because, at READ COMMITTED,
-// the next statement's snapshot is taken after it returns and so sees every
-// rival that committed while this one waited. $1 name, $2 code.
+// until the first transaction ends. It is needed only where flip's unique
+// indexes are missing (the hub's bare schema; see Register's gate), and is
+// a statement of its own because, at READ COMMITTED, the next statement's
+// snapshot is taken after it returns and so sees every rival that
+// committed while this one waited. $1 name, $2 code.
 const LockTrustIdentity = `SELECT pg_advisory_xact_lock(hashtextextended('flip.trust.name:' || $1::text, 0)),
        pg_advisory_xact_lock(hashtextextended('flip.trust.code:' || lower($2::text), 0))`
 
 // Register is the duplicate check and the three writes of a registration
 // in one statement:
+//   - gate is open when the caller holds LockTrustIdentity ($9), or when
+//     flip's unique indexes on the canonical name and code exist: then a
+//     concurrent duplicate that this statement's snapshot cannot see still
+//     fails its insert (SQLSTATE 23505), and no lock is needed. When the
+//     gate is closed nothing is written and needs_lock asks the caller to
+//     take the lock and send the statement again;
 //   - dup finds a trust whose name has the canonical form $1, else one whose
 //     code has the canonical form $2 compared case-insensitively (legacy
 //     rows with invisible characters or decomposed accents still collide;
@@ -31,14 +38,16 @@ const LockTrustIdentity = `SELECT pg_advisory_xact_lock(hashtextextended('flip.t
 //     statement, when the trust row exists.
 //
 // It returns one row: the duplicate (dup_*; same_name says which field
-// matched), else the claimed slot, else busy: whether free slots exist that
+// matched, and a duplicate is an answer even with the gate closed), else
+// needs_lock, else the claimed slot, else busy: whether free slots exist that
 // other transactions hold (a busy pool, retry) rather than none (an empty
 // pool); busy is computed on that path only. A duplicate writes nothing; a
 // trust without a slot has been written and must be undone (rolled back)
 // by the caller.
 //
-// $1 name, $2 code, $3 trust id, $4 region (” is NULL), $5 API-key hash,
-// $6 now, $7 audit row id, $8 the admin's id (NULL from the deploy path).
+// $1 name, $2 code, $3 trust id, $4 region (empty: NULL), $5 API-key
+// hash, $6 now, $7 audit row id, $8 the admin's id (NULL from the deploy
+// path), $9 whether the caller holds LockTrustIdentity.
 var Register = registerTrust + `,
 free AS (
     SELECT slot_name FROM fl_kit_slot
@@ -54,26 +63,34 @@ claimed AS (
     WHERE s.slot_name = free.slot_name
     RETURNING s.slot_name, s.slot_number
 )
-SELECT ` + registerDupColumns + `, claimed.slot_name, claimed.slot_number,
-       CASE WHEN dup.id IS NULL AND claimed.slot_name IS NULL
+SELECT ` + registerOutcomeColumns + `, claimed.slot_name, claimed.slot_number,
+       CASE WHEN gate.open AND dup.id IS NULL AND claimed.slot_name IS NULL
             THEN EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL) END AS busy
-FROM (VALUES (1)) AS one (x)
+FROM gate
 LEFT JOIN dup ON true
 LEFT JOIN claimed ON true`
 
 // RegisterWithoutSlot is Register for a Registry that claims slots through
 // a SlotStore of the caller's own: the duplicate check, the trust and the
 // audit row, with the claim left to the next statement. It returns the
-// dup_* columns of Register, all NULL when the trust was written.
-// Parameters as Register.
+// dup_* and needs_lock columns of Register; the trust was written when
+// both say no. Parameters as Register.
 var RegisterWithoutSlot = registerTrust + `
-SELECT ` + registerDupColumns + `
-FROM (VALUES (1)) AS one (x)
+SELECT ` + registerOutcomeColumns + `
+FROM gate
 LEFT JOIN dup ON true`
 
 // registerTrust is the part Register and RegisterWithoutSlot share: the
 // duplicate check, the trust and its audit row.
-var registerTrust = `WITH dup AS (
+var registerTrust = `WITH gate AS (
+    SELECT $9::bool OR (
+        SELECT count(*) = 2 FROM pg_index
+        WHERE indrelid = 'trust'::regclass
+          AND indexrelid IN (to_regclass('flip_trust_name_key'), to_regclass('flip_trust_code_key'))
+          AND indisunique AND indisvalid AND indimmediate
+    ) AS open
+),
+dup AS (
     SELECT id, name, coalesce(code, '') AS code, coalesce(region, '') AS region, created_at,
            ` + ByCanonicalName + ` AS same_name
     FROM trust
@@ -84,7 +101,7 @@ var registerTrust = `WITH dup AS (
 new_trust AS (
     INSERT INTO trust (id, name, code, region, api_key_hash, created_at)
     SELECT $3::uuid, $1::text, $2::text, NULLIF($4::text, ''), $5::text, $6::timestamptz
-    WHERE NOT EXISTS (SELECT FROM dup)
+    WHERE NOT EXISTS (SELECT FROM dup) AND (SELECT open FROM gate)
     RETURNING id
 ),
 audit AS (
@@ -92,7 +109,7 @@ audit AS (
     SELECT $7::uuid, id, $1::text, 'REGISTERED'::trustauditaction, $8::uuid, $6::timestamptz FROM new_trust
 )`
 
-const registerDupColumns = `dup.id, dup.name, dup.code, dup.region, dup.created_at, dup.same_name`
+const registerOutcomeColumns = `dup.id, dup.name, dup.code, dup.region, dup.created_at, dup.same_name, NOT gate.open AS needs_lock`
 
 // ByCanonicalName and ByCanonicalCode are the conditions "name (code) has
 // the canonical form of $1", built once: the expressions are long.
