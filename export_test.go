@@ -11,3 +11,6 @@ type (
 	UserProfile = userProfile
 	UserChange  = userChange
 )
+
+// RoleByName resolves a role name as a main user's configuration does.
+var RoleByName = roleByName

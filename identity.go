@@ -61,13 +61,13 @@ type User struct {
 	Enabled bool `json:"enabled"`
 }
 
-// MaxEmailLength is the longest email address, in bytes, that ValidateEmail
+// maxEmailLength is the longest email address, in bytes, that ValidateEmail
 // accepts (the limit of RFC 5321 for a forward path).
-const MaxEmailLength = 254
+const maxEmailLength = 254
 
 // ValidateEmail reports whether email can be used as a lookup key, and
 // returns an error wrapping ErrInvalidIdentifier if not. It accepts exactly
-// what it is given (no trimming): valid UTF-8 of at most MaxEmailLength
+// what it is given (no trimming): valid UTF-8 of at most maxEmailLength
 // bytes, one "@" with text on both sides, no whitespace, no control
 // characters, and no double quote or backslash, the two characters that
 // could escape the string of a Cognito filter such as email = "<email>".
@@ -81,8 +81,8 @@ func ValidateEmail(email string) error {
 		return fmt.Errorf("%w: email is empty", ErrInvalidIdentifier)
 	case !utf8.ValidString(email):
 		return fmt.Errorf("%w: email is not valid UTF-8", ErrInvalidIdentifier)
-	case len(email) > MaxEmailLength:
-		return invalid(fmt.Sprintf("is %d bytes long; the limit is %d", len(email), MaxEmailLength))
+	case len(email) > maxEmailLength:
+		return invalid(fmt.Sprintf("is %d bytes long; the limit is %d", len(email), maxEmailLength))
 	case strings.ContainsAny(email, `"\`):
 		return invalid(`contains a double quote or backslash`)
 	}

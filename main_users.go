@@ -99,7 +99,7 @@ func normalizeMainUser(i int, u MainUser) (mainUser, error) {
 	if err := ValidateEmail(m.Email); err != nil {
 		return m, refuse("email", "is not a usable address: "+strings.TrimPrefix(err.Error(), ErrInvalidIdentifier.Error()+": "), err)
 	}
-	role, ok := RoleByName(u.Role)
+	role, ok := roleByName(u.Role)
 	if !ok || role.PerTrust() {
 		names := make([]string, 0, 3)
 		for _, r := range WellKnownRoles() {

@@ -56,10 +56,10 @@ func WellKnownRoles() []Role {
 	return []Role{RoleAdmin, RoleResearcher, RoleViewer, RoleTrustAdmin}
 }
 
-// RoleByName returns the well-known role called name, compared
+// roleByName returns the well-known role called name, compared
 // case-insensitively after trimming, so that "admin" and "Trust admin" in
 // a configuration file work.
-func RoleByName(name string) (Role, bool) {
+func roleByName(name string) (Role, bool) {
 	name = strings.TrimFunc(name, isTrimmable)
 	for _, r := range WellKnownRoles() {
 		if strings.EqualFold(r.Name, name) {
