@@ -67,7 +67,7 @@ const maxEmailLength = 254
 
 // ValidateEmail reports whether email can be used as a lookup key, and
 // returns an error wrapping ErrInvalidIdentifier if not. It accepts exactly
-// what it is given (no trimming): valid UTF-8 of at most maxEmailLength
+// what it is given (no trimming): valid UTF-8 of at most 254
 // bytes, one "@" with text on both sides, no whitespace, no control
 // characters, and no double quote or backslash, the two characters that
 // could escape the string of a Cognito filter such as email = "<email>".
