@@ -22,20 +22,19 @@
 // first (not smithy's ErrorFault):
 //   - not found: UserNotFoundException, or an answer without the user;
 //   - transient (flip.ErrIdentityProviderUnavailable): HTTP 5xx; HTTP 429
-//     or one of the SDK's throttling codes (TooManyRequestsException,
-//     ThrottlingException, …) whatever the status; an answer that broke
-//     off; without an answer, a timeout or the lookup's context ending, a
-//     refused, reset or dropped connection, and a DNS timeout or temporary
-//     failure (the resolver's trouble: the name may well be right, so a
-//     hiccup of the resolver skips users instead of failing the boot);
+//     or one of the SDK's throttling codes (TooManyRequestsException, …)
+//     whatever the status; an answer that broke off; without an answer, a
+//     timeout or the lookup's context ending, a refused, reset or dropped
+//     connection, and a DNS timeout or temporary failure (the name may well
+//     be right, so a hiccup of the resolver skips users instead of failing
+//     the boot);
 //   - definitive configuration faults (flip.ErrIdentityProvider, caused by
 //     a *ConfigurationError saying what to check): a host that does not
 //     resolve (a wrong region or endpoint), a TLS failure (certificate
-//     verification, a TLS alert from the server, an endpoint that does not
-//     speak TLS), a credential chain that fails (whatever its cause,
-//     network errors of the instance metadata service included),
-//     credentials Cognito refuses (UnrecognizedClientException,
-//     NotAuthorizedException, AccessDenied…, HTTP 400 or 403), and an
+//     verification, a TLS alert, an endpoint that does not speak TLS), a
+//     failing credential chain (whatever its cause, network errors of the
+//     instance metadata service included), credentials Cognito refuses
+//     (HTTP 400 or 403 UnrecognizedClientException, AccessDenied…), and an
 //     unknown user pool (ResourceNotFoundException);
 //   - definitive otherwise: any other 4xx, an ambiguous email, a sub that
 //     is not a UUID, and any other failure without an answer (no region).
@@ -154,12 +153,10 @@ func NewFromConfig(cfg aws.Config, userPoolID string, opts ...Option) *Provider 
 func (p *Provider) UserPoolID() string { return p.userPoolID }
 
 // LookupUserByEmail implements flip.IdentityProvider as the package doc
-// describes; an address that fails flip.ValidateEmail is never sent. Users
-// in the answer whose email is not byte for byte the one asked for (a
-// provider that ignores the filter) are ignored. Two or more that match
-// are a definitive error naming the email, how many accounts and their
-// usernames: seeding cannot know which account is the main user, so it
-// stops. cognito-local ignores Limit, so the matches are counted here.
+// describes (an address that fails flip.ValidateEmail is never sent). Two
+// or more matching users are definitive, naming the email, how many
+// accounts and their usernames: seeding cannot know which is the main
+// user, so it stops. cognito-local ignores Limit, so matches are counted.
 func (p *Provider) LookupUserByEmail(ctx context.Context, email string) (flip.User, error) {
 	if err := flip.ValidateEmail(email); err != nil {
 		return flip.User{}, err
@@ -214,7 +211,11 @@ func (p *Provider) callOptions(o *cip.Options) {
 		o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, p.maxBackoff)
 	}
 	if o.Retryer != nil {
-		o.Retryer = newAttemptRetryer(o.Retryer, p.limiter)
+		v, ok := o.Retryer.(aws.RetryerV2)
+		if !ok {
+			v = retryerV2{o.Retryer}
+		}
+		o.Retryer = &attemptRetryer{RetryerV2: v, limiter: p.limiter}
 	}
 	if o.Credentials != nil {
 		o.Credentials = markedCredentials{o.Credentials}

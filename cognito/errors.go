@@ -133,8 +133,7 @@ func classify(ctx context.Context, op string, err error) error {
 	return e
 }
 
-// answerOf returns the HTTP status of an SDK error (0 without an answer)
-// and its error code.
+// answerOf returns an SDK error's HTTP status (0: no answer) and code.
 func answerOf(err error) (status int, code string) {
 	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok {
 		status = re.HTTPStatusCode()
@@ -145,9 +144,9 @@ func answerOf(err error) (status int, code string) {
 	return status, code
 }
 
-// transientAnswer reports whether an HTTP answer may differ if the lookup
-// is tried again later: throttling, 5xx, or a 2xx that broke off or could
-// not be decoded. Any other 4xx (and 3xx) will not change by itself.
+// transientAnswer reports whether an HTTP answer may differ later:
+// throttling, 5xx, or a 2xx that broke off or could not be decoded. Any
+// other 4xx (and 3xx) will not change by itself.
 func transientAnswer(status int, code string) bool {
 	return throttled(status, code) || status >= 500 || status >= 200 && status < 300
 }

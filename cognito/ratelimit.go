@@ -23,10 +23,8 @@ const (
 	DefaultRateBurst = 5
 )
 
-// After a throttling answer the limiter halves its rate, down to
-// minThrottledRate (or the configured rate, if lower), drops any saved-up
-// burst, and returns to the configured rate once throttleHold has passed
-// without another throttling answer.
+// The slow-down after a throttling answer (see WithRateLimit): down to
+// minThrottledRate at most, for throttleHold after the last one.
 const (
 	throttleHold     = 10 * time.Second
 	minThrottledRate = 1.0
@@ -104,8 +102,7 @@ func (l *limiter) accrue(now time.Time) {
 	}
 }
 
-// reserve takes a token at now and returns how long to wait before using
-// it.
+// reserve takes a token at now and returns how long to wait to use it.
 func (l *limiter) reserve(now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -158,14 +155,6 @@ type attemptRetryer struct {
 	aws.RetryerV2
 	limiter *limiter // nil: no rate limit
 	last    error    // the previous attempt's error
-}
-
-func newAttemptRetryer(r aws.Retryer, l *limiter) *attemptRetryer {
-	v, ok := r.(aws.RetryerV2)
-	if !ok {
-		v = retryerV2{r}
-	}
-	return &attemptRetryer{RetryerV2: v, limiter: l}
 }
 
 // IsErrorRetryable refuses to retry a configuration fault: a TLS failure

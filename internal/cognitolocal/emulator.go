@@ -133,7 +133,6 @@ func start(ctx context.Context, node, script string, config []byte) (e *Emulator
 	return e, nil
 }
 
-// waitHealthy polls /health until it answers 200.
 func (e *Emulator) waitHealthy(ctx context.Context, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -181,7 +180,7 @@ func (e *Emulator) Log() string {
 	return e.out.String()
 }
 
-// sharedEmulator is an emulator a test binary starts once.
+// sharedEmulator is an emulator a test binary starts once (get).
 type sharedEmulator struct {
 	once sync.Once
 	emu  *Emulator

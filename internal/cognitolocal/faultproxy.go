@@ -163,10 +163,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch fault {
-	case Forward:
-		p.rp.ServeHTTP(w, r)
-	case FaultSlow:
-		if p.wait(r, time.Hour) {
+	case Forward, FaultSlow:
+		if fault == Forward || p.wait(r, time.Hour) {
 			p.rp.ServeHTTP(w, r)
 		}
 	case FaultDrop:

@@ -41,7 +41,7 @@ func (e *Emulator) Client(opts ...func(*cip.Options)) *cip.Client { return NewCl
 // The test helpers below fail t instead of returning an error; each has a
 // counterpart for programs that are not tests (the bench command).
 
-// must runs f with a 30-second context and fails t if it fails.
+// must runs f with a 30-second context and fails t if f fails.
 func must[T any](t testing.TB, f func(context.Context) (T, error)) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
