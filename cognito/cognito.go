@@ -27,7 +27,7 @@
 //     timeout or the lookup's context ending, a refused, reset or dropped
 //     connection, and a DNS timeout or temporary failure (the name may well
 //     be right, so a hiccup of the resolver skips users instead of failing
-//     the boot);
+//     the boot, and the SDK retries it);
 //   - definitive configuration faults (flip.ErrIdentityProvider, caused by
 //     a *ConfigurationError saying what to check): a host that does not
 //     resolve (a wrong region or endpoint), a TLS failure (certificate
