@@ -18,48 +18,41 @@
 // # Errors
 //
 // Every failure is a *flip.IdentityProviderError carrying the HTTP status
-// and error code, classified after the SDK's retries, by the HTTP status
+// and error code, classified after the SDK's retries by the HTTP status
 // first (not smithy's ErrorFault):
 //   - not found: UserNotFoundException, or an answer without the user;
-//   - transient (flip.ErrIdentityProviderUnavailable): HTTP 5xx; throttling,
-//     that is HTTP 429 or one of the SDK's throttling codes
-//     (TooManyRequestsException, ThrottlingException, …) whatever the
-//     status; an answer that broke off; and, without an answer, a timeout
-//     or the lookup's context ending, a refused, reset or dropped
-//     connection to a host that resolves, and a DNS timeout or temporary
-//     failure (the resolver's trouble: the name may well be right, so a
-//     hiccup of the resolver skips users instead of failing the boot,
-//     and the SDK retries it);
-//   - definitive, as configuration faults (flip.ErrIdentityProvider, with
-//     a *ConfigurationError as the cause saying what to check): a host
-//     that does not resolve (a *net.DNSError that is not-found, or neither
-//     a timeout nor temporary: a wrong region or endpoint), a TLS failure
-//     (certificate verification: unknown authority, host name mismatch,
-//     expiry; a TLS alert from the server; an endpoint that does not speak
-//     TLS), a credential chain that fails (whatever its cause, network
-//     errors of the instance metadata service included), credentials
-//     Cognito refuses (UnrecognizedClientException, NotAuthorizedException,
-//     InvalidSignatureException, ExpiredTokenException, AccessDenied…, all
-//     HTTP 400 or 403), and an unknown user pool (ResourceNotFoundException);
+//   - transient (flip.ErrIdentityProviderUnavailable): HTTP 5xx; HTTP 429
+//     or one of the SDK's throttling codes (TooManyRequestsException, …)
+//     whatever the status; an answer that broke off; without an answer, a
+//     timeout or the lookup's context ending, a refused, reset or dropped
+//     connection, and a DNS timeout or temporary failure (the name may well
+//     be right, so a hiccup of the resolver skips users instead of failing
+//     the boot, and the SDK retries it);
+//   - definitive configuration faults (flip.ErrIdentityProvider, caused by
+//     a *ConfigurationError saying what to check): a host that does not
+//     resolve (a wrong region or endpoint), a TLS failure (certificate
+//     verification, a TLS alert, an endpoint that does not speak TLS), a
+//     failing credential chain (whatever its cause, network errors of the
+//     instance metadata service included), credentials Cognito refuses
+//     (HTTP 400 or 403 UnrecognizedClientException, AccessDenied…), and an
+//     unknown user pool (ResourceNotFoundException);
 //   - definitive otherwise: any other 4xx, an ambiguous email, a sub that
 //     is not a UUID, and any other failure without an answer (no region).
 //
 // A configuration fault costs one attempt: the Provider's retryer refuses
-// to retry a TLS failure or a failing credential chain, and the SDK
-// itself does not retry a host that does not resolve nor a 4xx answer
-// (except to correct clock skew). flip.Seeder.SeedMainUsers skips a user on a transient failure
-// and stops on a definitive one, so a misconfigured hub fails its boot
-// with an error naming the first user and the setting to check, instead
+// to retry a TLS failure or a failing credential chain, and the SDK does
+// not retry a host that does not resolve nor a 4xx answer (except to
+// correct clock skew). flip.Seeder.SeedMainUsers skips a user on a
+// transient failure and stops on a definitive one, so a misconfigured hub
+// fails its boot naming the first user and the setting to check, instead
 // of booting with every main user skipped.
 //
 // # Rate limit
 //
-// Cognito allows ListUsers 30 requests per second per account and region,
-// not adjustable, shared with the hub's own calls. A Provider sends at
-// most DefaultRateLimit (10) requests per second, retries included, after
-// a burst of DefaultRateBurst (5), shared by all its concurrent lookups,
-// and halves that rate for a while after a throttling answer; see
-// WithRateLimit.
+// A Provider sends at most DefaultRateLimit (10) ListUsers requests per
+// second, retries included, after a burst of DefaultRateBurst (5), shared
+// by all its concurrent lookups, and halves that rate for a while after a
+// throttling answer; see WithRateLimit.
 //
 // The package depends only on the API interface below, so tests can hand
 // it a fake; flip's own tests run it against the cognito-local emulator.
@@ -86,10 +79,7 @@ type API interface {
 	ListUsers(ctx context.Context, params *cip.ListUsersInput, optFns ...func(*cip.Options)) (*cip.ListUsersOutput, error)
 }
 
-var (
-	_ API                   = (*cip.Client)(nil)
-	_ flip.IdentityProvider = (*Provider)(nil)
-)
+var _ flip.IdentityProvider = (*Provider)(nil)
 
 // Provider looks users up in one Cognito user pool. It is safe for
 // concurrent use; its rate limit is shared by every lookup it makes.
@@ -122,23 +112,18 @@ func WithMaxBackoff(d time.Duration) Option { return func(p *Provider) { p.maxBa
 // sends at most, retries included, and how many may go at once before the
 // rate applies (burst; less than 1 means 1). perSecond of 0 or less turns
 // the limit off, and with it the slow-down after throttling. The default
-// is DefaultRateLimit with DefaultRateBurst, a third of Cognito's
-// ListUsers quota of 30 requests per second, which is per account and
-// region and shared with the hub's own calls.
+// is DefaultRateLimit with DefaultRateBurst.
 //
 // Every lookup through the Provider, however many run at once, takes its
 // turn from one limiter, waiting as long as its context allows (a lookup
 // whose context ends while it waits fails as a transient timeout, without
-// sending anything). After a throttling answer (TooManyRequestsException,
-// ThrottlingException or another of the SDK's throttling codes, or HTTP
-// 429) the limiter halves its rate, down to 1 request per second, drops
-// any saved-up burst, and returns to the configured rate 10 seconds after
-// the last throttling answer; the SDK's retryer also backs off with jitter
-// before retrying (WithMaxAttempts, WithMaxBackoff).
-//
-// The limiter acts through the SDK's retryer, so it applies when the API
-// is a *cognitoidentityprovider.Client (or anything that honours the
-// per-call options); a fake API is not limited.
+// sending anything). After a throttling answer the limiter halves its
+// rate, down to 1 request per second, drops any saved-up burst, and
+// returns to the configured rate 10 seconds after the last throttling
+// answer; the SDK's retryer also backs off with jitter before retrying
+// (WithMaxAttempts, WithMaxBackoff). The limiter acts through the SDK's
+// retryer, so a fake API (one that ignores the per-call options) is not
+// limited.
 func WithRateLimit(perSecond float64, burst int) Option {
 	return func(p *Provider) { p.rate, p.burst = perSecond, burst }
 }
@@ -167,23 +152,11 @@ func NewFromConfig(cfg aws.Config, userPoolID string, opts ...Option) *Provider 
 // UserPoolID returns the user pool the Provider searches.
 func (p *Provider) UserPoolID() string { return p.userPoolID }
 
-// lookupLimit is the Limit of the ListUsers request: two, so that a second
-// account with the same email shows.
-const lookupLimit = 2
-
-// LookupUserByEmail implements flip.IdentityProvider. The address is
-// checked with flip.ValidateEmail first and never sent when invalid. It is
-// then one ListUsers request with Filter `email = "<email>"` and Limit 2.
-//
-// Matching is exact: Cognito's filter compares the email attribute
-// case-sensitively, and users in the answer whose email is not byte for
-// byte the one asked for (a provider that ignores the filter) are ignored,
-// so "Ada@example.com" does not find "ada@example.com". No matching user
-// is flip.ErrUserNotFound. Two or more matching users are a definitive
-// *flip.IdentityProviderError with Code flip.CodeAmbiguousEmail naming the
-// email, how many accounts and their usernames: seeding cannot know which
-// account is the main user, so it stops. cognito-local ignores Limit, so
-// the users of the answer are counted here, not trusted to be at most 2.
+// LookupUserByEmail implements flip.IdentityProvider as the package doc
+// describes (an address that fails flip.ValidateEmail is never sent). Two
+// or more matching users are definitive, naming the email, how many
+// accounts and their usernames: seeding cannot know which is the main
+// user, so it stops. cognito-local ignores Limit, so matches are counted.
 func (p *Provider) LookupUserByEmail(ctx context.Context, email string) (flip.User, error) {
 	if err := flip.ValidateEmail(email); err != nil {
 		return flip.User{}, err
@@ -191,7 +164,7 @@ func (p *Provider) LookupUserByEmail(ctx context.Context, email string) (flip.Us
 	out, err := p.api.ListUsers(ctx, &cip.ListUsersInput{
 		UserPoolId: aws.String(p.userPoolID),
 		Filter:     aws.String(`email = "` + email + `"`),
-		Limit:      aws.Int32(lookupLimit),
+		Limit:      aws.Int32(2), // so that a second account with the email shows
 	}, p.callOptions)
 	if err != nil {
 		return flip.User{}, classify(ctx, "ListUsers", err)
@@ -238,7 +211,11 @@ func (p *Provider) callOptions(o *cip.Options) {
 		o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, p.maxBackoff)
 	}
 	if o.Retryer != nil {
-		o.Retryer = newAttemptRetryer(o.Retryer, p.limiter)
+		v, ok := o.Retryer.(aws.RetryerV2)
+		if !ok {
+			v = retryerV2{o.Retryer}
+		}
+		o.Retryer = &attemptRetryer{RetryerV2: v, limiter: p.limiter}
 	}
 	if o.Credentials != nil {
 		o.Credentials = markedCredentials{o.Credentials}

@@ -196,32 +196,38 @@ func configFaults() map[string]func(t *testing.T) configFault {
 	}
 }
 
-func TestNewFromConfig_ConfigurationFaultsAreDefinitiveAndNotRetried(t *testing.T) {
-	t.Parallel()
+// eachConfigFault runs test on each of configFaults, in parallel subtests.
+func eachConfigFault(t *testing.T, test func(t *testing.T, f configFault)) {
 	for name, fault := range configFaults() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f := fault(t)
-			_, err := provider(f.cfg).LookupUserByEmail(t.Context(), "ada.admin@example.com")
-			ce := configError(t, err)
-			if !strings.Contains(ce.Check, f.check) {
-				t.Errorf("check %q, want it to name %q", ce.Check, f.check)
-			}
-			var ipe *flip.IdentityProviderError
-			if !errors.As(err, &ipe) || ipe.Status != 0 || ipe.Code != "" {
-				t.Errorf("err = %#v, want status 0 and no code", ipe)
-			}
-			// The seeder skips a lookup whose error matches
-			// context.DeadlineExceeded; an IMDS timeout must not look like
-			// the lookup's own.
-			if errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("err = %v matches context.DeadlineExceeded", err)
-			}
-			if n := f.attempts(); n != 1 {
-				t.Errorf("%d attempts, want 1: a configuration fault is not retried", n)
-			}
+			test(t, fault(t))
 		})
 	}
+}
+
+func TestNewFromConfig_ConfigurationFaultsAreDefinitiveAndNotRetried(t *testing.T) {
+	t.Parallel()
+	eachConfigFault(t, func(t *testing.T, f configFault) {
+		_, err := provider(f.cfg).LookupUserByEmail(t.Context(), "ada.admin@example.com")
+		ce := configError(t, err)
+		if !strings.Contains(ce.Check, f.check) {
+			t.Errorf("check %q, want it to name %q", ce.Check, f.check)
+		}
+		var ipe *flip.IdentityProviderError
+		if !errors.As(err, &ipe) || ipe.Status != 0 || ipe.Code != "" {
+			t.Errorf("err = %#v, want status 0 and no code", ipe)
+		}
+		// The seeder skips a lookup whose error matches
+		// context.DeadlineExceeded; an IMDS timeout must not look like
+		// the lookup's own.
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v matches context.DeadlineExceeded", err)
+		}
+		if n := f.attempts(); n != 1 {
+			t.Errorf("%d attempts, want 1: a configuration fault is not retried", n)
+		}
+	})
 }
 
 func TestNewFromConfig_DNSFailureOfTheResolverIsTransient(t *testing.T) {

@@ -364,13 +364,19 @@ func TestLookupUserByEmail_UnknownUserPoolIsAConfigurationError(t *testing.T) {
 	b := setup(t)
 	idp := cognito.New(cognitolocal.NewClient(b.proxy.URL), "eu-west-2_NoSuchPool", cognito.WithMaxAttempts(2))
 	_, err := idp.LookupUserByEmail(b.ctx, "ada.admin@example.com")
-	ce := configError(t, err)
+	configErrorAfterOneRequest(t, b, err, "user pool id")
 	var ipe *flip.IdentityProviderError
 	if !errors.As(err, &ipe) || ipe.Status != 400 || ipe.Code != "ResourceNotFoundException" {
 		t.Errorf("err = %#v, want 400 ResourceNotFoundException", ipe)
 	}
-	if !strings.Contains(ce.Check, "user pool id") {
-		t.Errorf("check %q, want it to name the user pool id", ce.Check)
+}
+
+// configErrorAfterOneRequest fails t unless err is a configuration error
+// naming check, from a lookup of ada.admin@example.com sent only once.
+func configErrorAfterOneRequest(t *testing.T, b bundle, err error, check string) {
+	t.Helper()
+	if ce := configError(t, err); !strings.Contains(ce.Check, check) {
+		t.Errorf("check %q, want it to name %q", ce.Check, check)
 	}
 	if n := b.proxy.Lookups("ada.admin@example.com"); n != 1 {
 		t.Errorf("%d requests, want 1", n)
@@ -382,13 +388,7 @@ func TestLookupUserByEmail_RefusedCredentialsAreAConfigurationError(t *testing.T
 	b := setup(t)
 	b.proxy.Fail("ada.admin@example.com", cognitolocal.FaultUnrecognizedClient)
 	_, err := b.idp.LookupUserByEmail(b.ctx, "ada.admin@example.com")
-	ce := configError(t, err)
-	if !strings.Contains(ce.Check, "AWS credentials") {
-		t.Errorf("check %q, want it to name the credentials", ce.Check)
-	}
-	if n := b.proxy.Lookups("ada.admin@example.com"); n != 1 {
-		t.Errorf("%d requests, want 1", n)
-	}
+	configErrorAfterOneRequest(t, b, err, "AWS credentials")
 }
 
 func TestWithRateLimit_HoldsConcurrentLookupsOnTheEmulator(t *testing.T) {

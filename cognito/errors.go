@@ -8,41 +8,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/londonaicentre/flip"
 )
-
-// codeUserNotFound is how Cognito (and cognito-local) say the user does
-// not exist; the real service usually answers an empty list instead.
-const codeUserNotFound = "UserNotFoundException"
-
-// codeUnknownPool is Cognito's answer (HTTP 400) for a user pool id that
-// does not exist in the region the client calls.
-const codeUnknownPool = "ResourceNotFoundException"
-
-// credentialCodes are the error codes with which AWS refuses a request's
-// credentials or signature (all arrive as HTTP 400 or 403). They are
-// definitive by their status already; the code only adds a hint saying
-// which setting to check.
-var credentialCodes = map[string]bool{
-	"UnrecognizedClientException":         true,
-	"InvalidSignatureException":           true,
-	"IncompleteSignatureException":        true,
-	"IncompleteSignature":                 true,
-	"SignatureDoesNotMatch":               true,
-	"ExpiredTokenException":               true,
-	"ExpiredToken":                        true,
-	"InvalidClientTokenId":                true,
-	"MissingAuthenticationTokenException": true,
-	"MissingAuthenticationToken":          true,
-	"NotAuthorizedException":              true,
-	"AccessDeniedException":               true,
-}
 
 // ConfigurationError is the cause (flip.IdentityProviderError.Err) of a
 // lookup that failed because of how the hub reaches Cognito, not because
@@ -82,87 +57,98 @@ func (e *ConfigurationError) Error() string {
 // Unwrap returns the SDK's error.
 func (e *ConfigurationError) Unwrap() error { return e.Err }
 
-// credentialsError marks a failure of the client's credentials provider.
-// The SDK wraps such failures in plain fmt errors ("get identity: get
-// credentials: …"), and their cause is often a network error (an instance
-// metadata service that refuses or times out) that would otherwise look
-// transient; Provider wraps the client's provider for each call
-// (markCredentials) so that they can be told apart by type.
+// credentialsError marks a failure of the client's credentials provider
+// (see markedCredentials). The SDK wraps such failures in plain fmt errors,
+// and their cause is often a network error (an instance metadata service
+// that refuses or times out) that would otherwise look transient.
 type credentialsError struct{ err error }
 
 func (e *credentialsError) Error() string { return "retrieve AWS credentials: " + e.err.Error() }
 func (e *credentialsError) Unwrap() error { return e.err }
 
-// textError is an error's message without its chain.
-type textError string
+// markedCredentials wraps the client's credentials provider so that its
+// failures are recognisable (credentialsError) whatever their cause.
+type markedCredentials struct{ aws.CredentialsProvider }
 
-func (e textError) Error() string { return string(e) }
+func (m markedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := m.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		err = &credentialsError{err: err}
+	}
+	return creds, err
+}
+
+// IsCredentialsProvider lets aws.IsCredentialsProvider see through the
+// wrapper (the SDK uses it to recognise anonymous credentials).
+func (m markedCredentials) IsCredentialsProvider(target aws.CredentialsProvider) bool {
+	return aws.IsCredentialsProvider(m.CredentialsProvider, target)
+}
+
+// ProviderSources keeps the credential source the SDK reports in its
+// user agent.
+func (m markedCredentials) ProviderSources() []aws.CredentialSource {
+	if s, ok := m.CredentialsProvider.(aws.CredentialProviderSource); ok {
+		return s.ProviderSources()
+	}
+	return nil
+}
+
+var _ aws.CredentialProviderSource = markedCredentials{}
+
+// credentialCodes are the error codes with which AWS refuses a request's
+// credentials or signature (all arrive as HTTP 400 or 403). They are
+// definitive by their status already; the code only adds a hint saying
+// which setting to check.
+var credentialCodes = strings.Fields(`UnrecognizedClientException InvalidSignatureException
+	IncompleteSignatureException IncompleteSignature SignatureDoesNotMatch ExpiredTokenException
+	ExpiredToken InvalidClientTokenId MissingAuthenticationTokenException MissingAuthenticationToken
+	NotAuthorizedException AccessDeniedException`)
 
 // classify turns an SDK error (after the SDK's own retries) into a
-// *flip.IdentityProviderError of the right kind; ctx is the lookup's.
-//
-// With an HTTP answer, the status decides, not smithy's ErrorFault
-// (Cognito's InternalErrorException claims a server fault even with 400 or
-// 403): 5xx, 429 and the SDK's throttling codes (Cognito throttles with 400
-// TooManyRequestsException) are transient; any other status is
-// definitive, and for an unknown user pool or refused credentials the
-// cause is a *ConfigurationError naming what to check.
-//
-// Without an answer (status 0), configuration faults are recognised first
-// and are definitive (see configProblem); then a timeout, the lookup's
-// context ending, or a refused, reset or dropped connection is transient;
-// anything else (no region, an endpoint that cannot be resolved) is
-// definitive.
+// *flip.IdentityProviderError of the kind the package doc lists; ctx is
+// the lookup's. With an HTTP answer the status decides, not smithy's
+// ErrorFault (Cognito's InternalErrorException claims a server fault even
+// with 400 or 403). Without one, configuration faults are recognised
+// before the network errors that would otherwise make them transient.
 func classify(ctx context.Context, op string, err error) error {
-	e := &flip.IdentityProviderError{Op: op, Err: err, Kind: flip.ErrIdentityProvider}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		e.Status = re.HTTPStatusCode()
+	status, code := answerOf(err)
+	e := &flip.IdentityProviderError{Op: op, Status: status, Code: code, Err: err, Kind: flip.ErrIdentityProvider}
+	ce := configProblem(err)
+	if status != 0 {
+		ce = answerProblem(code, err)
 	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		e.Code = apiErr.ErrorCode()
-	}
+	_, creds := errors.AsType[*credentialsError](err)
 	switch {
-	case e.Code == codeUserNotFound:
+	case code == "UserNotFoundException": // the real service usually answers an empty list instead
 		e.Kind = flip.ErrUserNotFound
-	case e.Status != 0:
-		if transientAnswer(e.Status, e.Code) {
-			e.Kind = flip.ErrIdentityProviderUnavailable
-		} else if ce := answerProblem(e.Code, err); ce != nil {
-			e.Err = ce
-		}
-	default:
-		if ce := configProblem(err); ce != nil {
-			var cred *credentialsError
-			if errors.As(err, &cred) && ctx.Err() != nil {
-				// The lookup's own time ran out while the credentials
-				// were being fetched: a timeout like any other.
-				e.Kind = flip.ErrIdentityProviderUnavailable
-				break
-			}
-			e.Err = ce
-		} else if transientNoAnswer(err) {
-			e.Kind = flip.ErrIdentityProviderUnavailable
-		}
+	case status != 0 && transientAnswer(status, code),
+		// The lookup's own time ran out while the credentials were being
+		// fetched: a timeout like any other.
+		status == 0 && creds && ctx.Err() != nil,
+		ce == nil && status == 0 && transientNoAnswer(err):
+		e.Kind = flip.ErrIdentityProviderUnavailable
+	case ce != nil:
+		e.Err = ce
 	}
 	return e
 }
 
-// transientAnswer reports whether an HTTP answer with this status and
-// error code may differ if the lookup is tried again later.
+// answerOf returns an SDK error's HTTP status (0: no answer) and code.
+func answerOf(err error) (status int, code string) {
+	if re, ok := errors.AsType[*awshttp.ResponseError](err); ok {
+		status = re.HTTPStatusCode()
+	}
+	if ae, ok := errors.AsType[smithy.APIError](err); ok {
+		code = ae.ErrorCode()
+	}
+	return status, code
+}
+
+// transientAnswer reports whether an HTTP answer may differ later:
+// throttling, 5xx, or a 2xx that broke off or could not be decoded. Any
+// other 4xx (and 3xx) will not change by itself.
 func transientAnswer(status int, code string) bool {
-	if throttled(status, code) {
-		return true
-	}
-	switch {
-	case status >= 500:
-		return true
-	case status >= 200 && status < 300:
-		// An answer that broke off or could not be decoded.
-		return true
-	}
-	return false // any other 4xx (and 3xx) will not change by itself
+	return throttled(status, code) || status >= 500 || status >= 200 && status < 300
 }
 
 // throttled reports whether an answer says the caller is over a quota.
@@ -172,123 +158,75 @@ func throttled(status int, code string) bool {
 }
 
 // answerProblem returns the configuration problem a definitive answer
-// points at, or nil.
+// points at (an unknown user pool, refused credentials), or nil.
 func answerProblem(code string, err error) *ConfigurationError {
 	switch {
-	case code == codeUnknownPool:
-		return &ConfigurationError{
-			Problem: "Cognito knows no such user pool in this region",
-			Check:   "the user pool id and the AWS region",
-			Err:     err,
-		}
-	case credentialCodes[code]:
-		return &ConfigurationError{
-			Problem: "Cognito refused the request's credentials",
-			Check:   "the AWS credentials (access key, session token and its expiry, the clock) and the IAM permission cognito-idp:ListUsers on the user pool",
-			Err:     err,
-		}
+	case code == "ResourceNotFoundException": // HTTP 400 for a pool id unknown in the region
+		return &ConfigurationError{"Cognito knows no such user pool in this region", "the user pool id and the AWS region", err}
+	case slices.Contains(credentialCodes, code):
+		return &ConfigurationError{"Cognito refused the request's credentials",
+			"the AWS credentials (access key, session token and its expiry, the clock) and the IAM permission cognito-idp:ListUsers on the user pool", err}
 	}
 	return nil
 }
 
 // configProblem returns the configuration problem an error without an
-// HTTP answer points at, or nil:
-//   - the credentials provider failed, whatever the cause (no credentials
-//     in the chain, an instance metadata service that refuses or times
-//     out, an assume-role call that is denied);
-//   - the endpoint's host name does not resolve: a *net.DNSError that is
-//     not-found, or neither a timeout nor temporary (a DNS timeout or
-//     temporary failure, the resolver's own trouble, stays transient);
-//   - TLS failed: the certificate does not verify (unknown authority,
-//     host name mismatch, expired: *tls.CertificateVerificationError and
-//     the x509 errors), the server sent a TLS alert, the answer was not
-//     TLS, or an https endpoint answered in plain HTTP.
+// HTTP answer points at, or nil: a failing credentials provider, whatever
+// the cause; a host name that does not resolve (a DNS timeout or temporary
+// failure, the resolver's own trouble, stays transient); a TLS failure.
 func configProblem(err error) *ConfigurationError {
-	var cred *credentialsError
-	if errors.As(err, &cred) {
+	if has[*credentialsError](err) {
 		cause := err
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			cause = textError(err.Error())
+			cause = errors.New(err.Error()) // the message without its chain
 		}
-		return &ConfigurationError{
-			Problem: "the AWS credentials could not be retrieved",
-			Check:   "the credential chain (AWS_* environment variables, the shared config and credentials files, AWS_PROFILE, the IAM role of the instance or task)",
-			Err:     cause,
-		}
+		return &ConfigurationError{"the AWS credentials could not be retrieved",
+			"the credential chain (AWS_* environment variables, the shared config and credentials files, AWS_PROFILE, the IAM role of the instance or task)", cause}
 	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) && (dnsErr.IsNotFound || !(dnsErr.IsTimeout || dnsErr.IsTemporary)) {
-		return &ConfigurationError{
-			Problem: "the Cognito endpoint's host name " + quoteHost(dnsErr.Name) + "does not resolve",
-			Check:   "the AWS region and any custom endpoint (aws.Config.BaseEndpoint)",
-			Err:     err,
+	if d, ok := errors.AsType[*net.DNSError](err); ok && (d.IsNotFound || !(d.IsTimeout || d.IsTemporary)) {
+		host := ""
+		if d.Name != "" {
+			host = `"` + d.Name + `" `
 		}
+		return &ConfigurationError{"the Cognito endpoint's host name " + host + "does not resolve",
+			"the AWS region and any custom endpoint (aws.Config.BaseEndpoint)", err}
 	}
 	if tlsFailure(err) {
-		return &ConfigurationError{
-			Problem: "TLS with the Cognito endpoint failed",
-			Check:   "the endpoint URL (scheme, host, port) and its certificate: issued by a trusted authority, for that host name, not expired",
-			Err:     err,
-		}
+		return &ConfigurationError{"TLS with the Cognito endpoint failed",
+			"the endpoint URL (scheme, host, port) and its certificate: issued by a trusted authority, for that host name, not expired", err}
 	}
 	return nil
 }
 
-func quoteHost(name string) string {
-	if name == "" {
-		return ""
-	}
-	return `"` + name + `" `
+// has reports whether err's tree holds an E.
+func has[E error](err error) bool {
+	_, ok := errors.AsType[E](err)
+	return ok
 }
 
-// tlsFailure reports whether err is a TLS failure: certificate
-// verification, an alert from the server, or an endpoint that does not
-// speak TLS.
+// tlsFailure reports whether err is a TLS failure: the certificate does
+// not verify (unknown authority, host name mismatch, expiry, …), the
+// server sent a TLS alert, or the endpoint does not speak TLS.
 func tlsFailure(err error) bool {
-	var (
-		verifyErr  *tls.CertificateVerificationError
-		alertErr   tls.AlertError
-		recordErr  tls.RecordHeaderError
-		authority  x509.UnknownAuthorityError
-		hostname   x509.HostnameError
-		invalid    x509.CertificateInvalidError
-		roots      x509.SystemRootsError
-		constraint x509.ConstraintViolationError
-		critical   x509.UnhandledCriticalExtension
-		insecure   x509.InsecureAlgorithmError
-		opErr      *net.OpError
-	)
-	switch {
-	case errors.As(err, &verifyErr), errors.As(err, &alertErr), errors.As(err, &recordErr),
-		errors.As(err, &authority), errors.As(err, &hostname), errors.As(err, &invalid),
-		errors.As(err, &roots), errors.As(err, &constraint), errors.As(err, &critical),
-		errors.As(err, &insecure):
-		return true
-	case errors.As(err, &opErr) && opErr.Op == "remote error":
-		// crypto/tls reports an alert received from the server (handshake
-		// failure, bad certificate, protocol version) as a *net.OpError
-		// with Op "remote error" around an unexported alert type.
-		return true
-	}
-	// net/http replaces the tls.RecordHeaderError of an https request to a
-	// plain-HTTP port with this message and no type of its own.
-	return strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+	op, _ := errors.AsType[*net.OpError](err)
+	return has[*tls.CertificateVerificationError](err) || has[tls.AlertError](err) || has[tls.RecordHeaderError](err) ||
+		has[x509.UnknownAuthorityError](err) || has[x509.HostnameError](err) || has[x509.CertificateInvalidError](err) ||
+		has[x509.SystemRootsError](err) || has[x509.ConstraintViolationError](err) ||
+		has[x509.UnhandledCriticalExtension](err) || has[x509.InsecureAlgorithmError](err) ||
+		// crypto/tls reports an alert received from the server as a
+		// *net.OpError with Op "remote error" around an unexported type.
+		op != nil && op.Op == "remote error" ||
+		// net/http replaces the tls.RecordHeaderError of an https request
+		// to a plain-HTTP port with this message and no type of its own.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // transientNoAnswer reports whether a failure without an HTTP answer, and
 // not a configuration problem, may pass if the lookup is tried again: a
 // timeout, the lookup's context ending, or a refused, reset or dropped
-// connection to a host that resolved. Anything else (no region, an
-// endpoint that cannot be resolved) is a configuration problem that
-// retrying will not fix.
+// connection. Anything else (no region) will not pass by retrying.
 func transientNoAnswer(err error) bool {
-	var (
-		netErr  net.Error
-		sendErr *smithyhttp.RequestSendError
-	)
-	return errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled) ||
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.As(err, &netErr) ||
-		errors.As(err, &sendErr)
+		has[net.Error](err) || has[*smithyhttp.RequestSendError](err)
 }

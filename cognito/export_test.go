@@ -107,3 +107,11 @@ func (l *limiter) Cancel() { l.cancel() }
 
 // Hold is how long the throttled rate lasts.
 const Hold = throttleHold
+
+// currentRate returns the rate in force at now.
+func (l *limiter) currentRate(now time.Time) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.advance(now)
+	return l.rate
+}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Defaults of the Provider's rate limit (WithRateLimit).
@@ -21,21 +23,18 @@ const (
 	DefaultRateBurst = 5
 )
 
-// After a throttling answer the limiter halves its rate, down to
-// minThrottledRate (or the configured rate, if lower), drops any saved-up
-// burst, and returns to the configured rate once throttleHold has passed
-// without another throttling answer.
+// The slow-down after a throttling answer (see WithRateLimit): down to
+// minThrottledRate at most, for throttleHold after the last one.
 const (
 	throttleHold     = 10 * time.Second
 	minThrottledRate = 1.0
 )
 
 // clock is the limiter's source of time; tests substitute one that does
-// not wait.
+// not wait. SleepUntil waits until t (at once if t has passed), or until
+// ctx ends, returning ctx.Err() then.
 type clock interface {
 	Now() time.Time
-	// SleepUntil waits until t, or until ctx ends, returning ctx.Err()
-	// then. A t that has passed returns at once.
 	SleepUntil(ctx context.Context, t time.Time) error
 }
 
@@ -103,8 +102,7 @@ func (l *limiter) accrue(now time.Time) {
 	}
 }
 
-// reserve takes a token at now and returns how long to wait before using
-// it.
+// reserve takes a token at now and returns how long to wait to use it.
 func (l *limiter) reserve(now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -133,24 +131,81 @@ func (l *limiter) throttled(now time.Time) {
 	l.slowUntil = now.Add(throttleHold)
 }
 
-// currentRate returns the rate in force at now.
-func (l *limiter) currentRate(now time.Time) float64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.advance(now)
-	return l.rate
-}
-
 // wait blocks until the caller may send one request, or ctx ends.
 func (l *limiter) wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	now := l.clock.Now()
-	d := l.reserve(now)
-	if err := l.clock.SleepUntil(ctx, now.Add(d)); err != nil {
+	if err := l.clock.SleepUntil(ctx, now.Add(l.reserve(now))); err != nil {
 		l.cancel()
 		return err
 	}
 	return nil
 }
+
+// attemptRetryer is how the limiter acts on the SDK (callOptions): it
+// wraps the client's retryer, whose GetAttemptToken the SDK's retry
+// middleware asks before each attempt (the first and every retry), so the
+// limiter counts requests sent, not lookups, and the release function sees
+// each attempt's error, throttling included.
+//
+// One attemptRetryer serves one call, whose attempts are sequential.
+type attemptRetryer struct {
+	aws.RetryerV2
+	limiter *limiter // nil: no rate limit
+	last    error    // the previous attempt's error
+}
+
+// IsErrorRetryable refuses to retry a configuration fault: a TLS failure
+// or a failing credential chain would fail the same way on every attempt
+// (the SDK itself already stops on a host that does not resolve).
+func (r *attemptRetryer) IsErrorRetryable(err error) bool {
+	return configProblem(err) == nil && r.RetryerV2.IsErrorRetryable(err)
+}
+
+// GetAttemptToken waits for the rate limiter, then for the wrapped
+// retryer's own token.
+func (r *attemptRetryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	if r.limiter != nil {
+		if err := r.limiter.wait(ctx); err != nil {
+			if r.last != nil {
+				// The lookup's time ran out waiting to retry: keep the
+				// answer that made it retry (its status and code).
+				err = &retryWaitError{wait: err, last: r.last}
+			}
+			return nil, err
+		}
+	}
+	release, err := r.RetryerV2.GetAttemptToken(ctx)
+	if err != nil || r.limiter == nil {
+		return release, err
+	}
+	return func(attemptErr error) error {
+		r.last = attemptErr
+		if status, code := answerOf(attemptErr); status != 0 && throttled(status, code) {
+			r.limiter.throttled(r.limiter.clock.Now())
+		}
+		return release(attemptErr)
+	}, nil
+}
+
+// retryWaitError is a retry that could not wait for its turn (the lookup's
+// context ended), after an attempt that failed with last.
+type retryWaitError struct{ wait, last error }
+
+func (e *retryWaitError) Error() string {
+	return e.wait.Error() + " waiting for a turn to retry after: " + e.last.Error()
+}
+
+// Unwrap returns the context's error and the previous attempt's.
+func (e *retryWaitError) Unwrap() []error { return []error{e.wait, e.last} }
+
+// retryerV2 adapts a retryer without GetAttemptToken, as the SDK does.
+type retryerV2 struct{ aws.Retryer }
+
+func (r retryerV2) GetAttemptToken(context.Context) (func(error) error, error) {
+	return r.GetInitialToken(), nil
+}
+
+var _ aws.RetryerV2 = (*attemptRetryer)(nil)

@@ -260,6 +260,20 @@ func TestWithRateLimit_ThrottlingSlowsLaterLookups(t *testing.T) {
 	}
 }
 
+// cancelWhileWaiting looks email up on idp, cancels the lookup's context
+// once it waits on clock for its turn, and returns the lookup's error.
+func cancelWhileWaiting(t *testing.T, idp *cognito.Provider, clock *cognito.FakeClock, email string) error {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := idp.LookupUserByEmail(ctx, email)
+		done <- err
+	}()
+	<-clock.Blocked()
+	cancel()
+	return <-done
+}
+
 func TestWithRateLimit_WaitEndsWithTheContext(t *testing.T) {
 	t.Parallel()
 	s := newStub(t, alwaysFound)
@@ -271,15 +285,7 @@ func TestWithRateLimit_WaitEndsWithTheContext(t *testing.T) {
 	}
 	// The second request's turn never comes on this clock: only the
 	// context's end releases it, and nothing is sent.
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		_, err := idp.LookupUserByEmail(ctx, "second@example.com")
-		done <- err
-	}()
-	<-clock.Blocked() // the lookup waits for its turn
-	cancel()
-	err := <-done
+	err := cancelWhileWaiting(t, idp, clock, "second@example.com")
 	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want transient wrapping context.Canceled", err)
 	}
@@ -314,15 +320,7 @@ func TestWithRateLimit_TimeRunningOutBeforeARetryKeepsTheAnswer(t *testing.T) {
 	clock := cognito.NewFakeClock(t0)
 	clock.BlockWaits()
 	idp := stubProvider(s, cognito.WithFakeClock(clock), cognito.WithRateLimit(1, 1))
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		_, err := idp.LookupUserByEmail(ctx, "busy@example.com")
-		done <- err
-	}()
-	<-clock.Blocked() // the retry waits for its turn
-	cancel()
-	err := <-done
+	err := cancelWhileWaiting(t, idp, clock, "busy@example.com") // the retry waits for its turn
 	var ipe *flip.IdentityProviderError
 	if !errors.As(err, &ipe) || !ipe.Transient() || ipe.Status != http.StatusServiceUnavailable || ipe.Code != "ServiceUnavailableException" {
 		t.Fatalf("err = %v, want transient with the 503 that caused the retry", err)

@@ -54,13 +54,9 @@ func seedFails(t *testing.T, idp flip.IdentityProvider, says ...string) {
 
 func TestSeedMainUsers_ConfigurationFaultFailsTheBoot(t *testing.T) {
 	t.Parallel()
-	for name, fault := range configFaults() {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			f := fault(t)
-			seedFails(t, provider(f.cfg), "configuration problem", f.check)
-		})
-	}
+	eachConfigFault(t, func(t *testing.T, f configFault) {
+		seedFails(t, provider(f.cfg), "configuration problem", f.check)
+	})
 }
 
 func TestSeedMainUsers_UnknownUserPoolFailsTheBoot(t *testing.T) {

@@ -2,14 +2,12 @@
 // tests, and puts a fault-injecting proxy in front of it.
 //
 // Shared(t) gives every test in a binary the same emulator: on first use it
-// runs `npm ci` in testdata if needed, starts
-// node_modules/cognito-local/lib/bin/start.js on a free loopback port in a
-// fresh temporary directory, and waits until /health answers. Tests keep
-// apart by each creating their own user pool (NewUserPool). The emulator
-// process watches its standard input, which only this process holds: when
-// the test binary exits, however it exits, the emulator removes its
+// runs `npm ci` in testdata if needed, starts cognito-local on a free
+// loopback port in a fresh temporary directory, and waits until /health
+// answers. Tests keep apart by each creating their own user pool
+// (NewUserPool). The emulator watches its standard input, which only this
+// process holds: however the test binary exits, the emulator removes its
 // directory and quits, so no TestMain is needed to clean up.
-//
 // SharedPlainUsernames gives a second emulator, whose pools take any
 // username (CreateUserNamed), so that two accounts can hold one email.
 //
@@ -22,6 +20,7 @@ package cognitolocal
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -38,36 +38,30 @@ import (
 
 // Emulator is a running cognito-local.
 type Emulator struct {
-	// URL is the emulator's base URL, e.g. http://127.0.0.1:41234, for a
-	// client's BaseEndpoint.
-	URL string
+	URL string // base URL, e.g. http://127.0.0.1:41234, for a client's BaseEndpoint
 
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser // closing it makes the emulator quit
 	exited chan struct{}
-	log    *bytes.Buffer
+	mu     sync.Mutex    // guards out
+	out    *bytes.Buffer // what it prints (nil: not ours); see logWriter
 }
 
 // watchdog runs the emulator's start script (argv[1]) and quits, removing
 // its working directory, when standard input closes.
-const watchdog = `
-const fs = require('fs');
-const dir = process.cwd();
+const watchdog = `const fs = require('fs'), dir = process.cwd();
 const quit = () => { try { fs.rmSync(dir, {recursive: true, force: true}); } catch (e) {} process.exit(0); };
-process.stdin.on('end', quit);
-process.stdin.on('error', quit);
-process.stdin.resume();
-require(process.argv[1]);
-`
+process.stdin.on('end', quit).on('error', quit).resume();
+require(process.argv[1]);`
 
 // Start installs cognito-local if needed and starts it on a free loopback
 // port in a new temporary directory, returning once it answers /health.
 func Start(ctx context.Context) (*Emulator, error) { return StartWithConfig(ctx, nil) }
 
-// PlainUsernames is an emulator configuration (.cognito/config.json) under
-// which new user pools have no username attributes: a user's username is
-// whatever AdminCreateUser names, not its email, so that two accounts can
-// hold one email, as in a Cognito pool created that way.
+// PlainUsernames is an emulator configuration under which new user pools
+// have no username attributes: a username is whatever AdminCreateUser
+// names, not the email, so two accounts can hold one email, as in a
+// Cognito pool created that way.
 const PlainUsernames = `{"UserPoolDefaults":{"UsernameAttributes":[]}}`
 
 // StartWithConfig is Start with config (JSON, e.g. PlainUsernames) written
@@ -83,7 +77,7 @@ func StartWithConfig(ctx context.Context, config []byte) (*Emulator, error) {
 	}
 	var errs []error
 	for range 3 { // a free port can be taken between choosing and binding it
-		e, err := start(ctx, node, startScript(dir), config)
+		e, err := start(ctx, node, filepath.Join(dir, "node_modules", "cognito-local", "lib", "bin", "start.js"), config)
 		if err == nil {
 			return e, nil
 		}
@@ -95,7 +89,7 @@ func StartWithConfig(ctx context.Context, config []byte) (*Emulator, error) {
 	return nil, errors.Join(errs...)
 }
 
-func start(ctx context.Context, node, script string, config []byte) (*Emulator, error) {
+func start(ctx context.Context, node, script string, config []byte) (e *Emulator, err error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -104,28 +98,27 @@ func start(ctx context.Context, node, script string, config []byte) (*Emulator, 
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(work)
+		}
+	}()
 	if config != nil {
-		err := os.Mkdir(filepath.Join(work, ".cognito"), 0o700)
-		if err == nil {
+		if err = os.Mkdir(filepath.Join(work, ".cognito"), 0o700); err == nil {
 			err = os.WriteFile(filepath.Join(work, ".cognito", "config.json"), config, 0o600)
 		}
 		if err != nil {
-			os.RemoveAll(work)
 			return nil, err
 		}
 	}
-	e := &Emulator{URL: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{}), log: &bytes.Buffer{}}
+	e = &Emulator{URL: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{}), out: &bytes.Buffer{}}
 	e.cmd = exec.Command(node, "-e", watchdog, script)
-	e.cmd.Dir = work
+	e.cmd.Dir, e.cmd.Stdout, e.cmd.Stderr = work, logWriter{e}, logWriter{e}
 	e.cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "HOST=127.0.0.1")
-	e.cmd.Stdout = &syncWriter{w: e.log}
-	e.cmd.Stderr = e.cmd.Stdout
 	if e.stdin, err = e.cmd.StdinPipe(); err != nil {
-		os.RemoveAll(work)
 		return nil, err
 	}
-	if err := e.cmd.Start(); err != nil {
-		os.RemoveAll(work)
+	if err = e.cmd.Start(); err != nil {
 		return nil, err
 	}
 	go func() {
@@ -133,14 +126,13 @@ func start(ctx context.Context, node, script string, config []byte) (*Emulator, 
 		os.RemoveAll(work) // in case node could not
 		close(e.exited)
 	}()
-	if err := e.waitHealthy(ctx, 30*time.Second); err != nil {
+	if err = e.waitHealthy(ctx, 30*time.Second); err != nil {
 		e.Stop()
 		return nil, fmt.Errorf("cognito-local on port %d: %w\n%s", port, err, e.Log())
 	}
 	return e, nil
 }
 
-// waitHealthy polls /health until it answers 200.
 func (e *Emulator) waitHealthy(ctx context.Context, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -180,16 +172,15 @@ func (e *Emulator) Stop() {
 
 // Log returns what the emulator printed so far.
 func (e *Emulator) Log() string {
-	if e.cmd == nil {
-		return ""
+	if e.out == nil {
+		return "" // not ours (COGNITO_LOCAL_URL)
 	}
-	w := e.cmd.Stdout.(*syncWriter)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.String()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.out.String()
 }
 
-// sharedEmulator is an emulator a test binary starts once.
+// sharedEmulator is an emulator a test binary starts once (get).
 type sharedEmulator struct {
 	once sync.Once
 	emu  *Emulator
@@ -202,36 +193,33 @@ var shared, sharedPlain sharedEmulator
 // skips t when the emulator cannot run, or fails it under CI=true.
 func Shared(t testing.TB) *Emulator {
 	t.Helper()
-	shared.once.Do(func() {
+	return shared.get(t, func(ctx context.Context) (*Emulator, error) {
 		if url := os.Getenv("COGNITO_LOCAL_URL"); url != "" {
 			e := &Emulator{URL: url, exited: make(chan struct{})}
-			shared.emu, shared.err = e, e.waitHealthy(context.Background(), 10*time.Second)
-			return
+			return e, e.waitHealthy(ctx, 10*time.Second)
 		}
-		shared.start(nil)
+		return Start(ctx)
 	})
-	return shared.get(t)
 }
 
-// SharedPlainUsernames returns the test binary's second emulator, started
-// on first use with the PlainUsernames configuration, for tests that need
-// a username other than the email (CreateUserNamed). It is always started
-// here (COGNITO_LOCAL_URL names an emulator whose configuration is
-// unknown); it skips or fails t as Shared does.
+// SharedPlainUsernames returns the test binary's second emulator, with the
+// PlainUsernames configuration. It is always started here, as
+// COGNITO_LOCAL_URL names an emulator whose configuration is unknown; it
+// skips or fails t as Shared does.
 func SharedPlainUsernames(t testing.TB) *Emulator {
 	t.Helper()
-	sharedPlain.once.Do(func() { sharedPlain.start([]byte(PlainUsernames)) })
-	return sharedPlain.get(t)
+	return sharedPlain.get(t, func(ctx context.Context) (*Emulator, error) {
+		return StartWithConfig(ctx, []byte(PlainUsernames))
+	})
 }
 
-func (s *sharedEmulator) start(config []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	s.emu, s.err = StartWithConfig(ctx, config)
-}
-
-func (s *sharedEmulator) get(t testing.TB) *Emulator {
+func (s *sharedEmulator) get(t testing.TB, start func(context.Context) (*Emulator, error)) *Emulator {
 	t.Helper()
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		s.emu, s.err = start(ctx)
+	})
 	if s.err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("cognitolocal: the Cognito emulator is required under CI=true: %v", s.err)
@@ -250,18 +238,77 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// syncWriter serialises writes from the process's stdout and stderr
-// copiers with reads by Log.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
+// logWriter appends the emulator's output to its log, which it clears past
+// 1 MiB to keep memory bounded: the emulator logs every request.
+type logWriter struct{ e *Emulator }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.e.mu.Lock()
+	defer w.e.mu.Unlock()
+	if w.e.out.Len() > 1<<20 {
+		w.e.out.Reset()
+	}
+	return w.e.out.Write(p)
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.w.Len() > 1<<20 { // keep memory bounded: the emulator logs every request
-		s.w.Reset()
+// Version is the cognito-local release the tests run against, pinned in
+// testdata/package.json and testdata/package-lock.json.
+const Version = "5.3.0"
+
+// PackageDir returns the directory of package.json, package-lock.json and
+// node_modules: $COGNITO_LOCAL_DIR if set, else this package's testdata,
+// where the go command never walks node_modules.
+func PackageDir() string {
+	if d := os.Getenv("COGNITO_LOCAL_DIR"); d != "" {
+		return d
 	}
-	return s.w.Write(p)
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "testdata")
+}
+
+// installed reports whether dir holds a complete install of Version: npm
+// writes node_modules/.package-lock.json last.
+func installed(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
+		return false
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "node_modules", "cognito-local", "package.json"))
+	if err != nil {
+		return false
+	}
+	var pkg struct{ Version string }
+	return json.Unmarshal(data, &pkg) == nil && pkg.Version == Version
+}
+
+// Install runs `npm ci` in dir unless Version is already installed there.
+// An exclusive lock on a file in dir makes test binaries that start
+// together (go test ./...) install once and wait for each other. Install
+// scripts are not run: the emulator needs none.
+func Install(dir string) error {
+	if installed(dir) {
+		return nil
+	}
+	unlock, err := lockFile(filepath.Join(dir, ".install.lock"))
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", dir, err)
+	}
+	defer unlock()
+	if installed(dir) { // another binary installed it while we waited
+		return nil
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return fmt.Errorf("npm is needed to install cognito-local: %w", err)
+	}
+	cmd := exec.Command(npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd.Dir = dir
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
+	}
+	if !installed(dir) {
+		return fmt.Errorf("npm ci in %s finished in %v but cognito-local %s is not there", dir, time.Since(start), Version)
+	}
+	return nil
 }

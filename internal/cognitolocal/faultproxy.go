@@ -3,11 +3,16 @@ package cognitolocal
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/url"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,37 +21,27 @@ import (
 // Fault is what the Proxy does instead of forwarding a lookup.
 type Fault string
 
-// The faults a Proxy can inject. Error answers are shaped like Cognito's
-// (AWS JSON 1.1: an x-amzn-ErrorType header and a __type field), so the
-// SDK decodes them as it would the real service's.
+// The faults a Proxy can inject. A fault named "<status> <code>" answers
+// with that HTTP status and Cognito error code, shaped like Cognito's
+// errors (AWS JSON 1.1: an x-amzn-ErrorType header and a __type field), so
+// the SDK decodes them as it would the real service's.
 const (
-	// Forward: no fault.
-	Forward Fault = ""
-	// Fault500 answers 500 InternalErrorException.
-	Fault500 Fault = "500 InternalErrorException"
-	// Fault503 answers 503 ServiceUnavailableException.
-	Fault503 Fault = "503 ServiceUnavailableException"
-	// Fault429 answers 429 TooManyRequestsException.
-	Fault429 Fault = "429 TooManyRequestsException"
-	// FaultThrottle400 answers 400 TooManyRequestsException, which is how
-	// Cognito itself reports throttling.
-	FaultThrottle400 Fault = "400 TooManyRequestsException"
+	Forward                 Fault = "" // no fault
+	Fault500                Fault = "500 InternalErrorException"
+	Fault503                Fault = "503 ServiceUnavailableException"
+	Fault429                Fault = "429 TooManyRequestsException"
+	FaultThrottle400        Fault = "400 TooManyRequestsException" // how Cognito itself reports throttling
+	Fault400                Fault = "400 InvalidParameterException"
+	Fault403                Fault = "403 NotAuthorizedException"
+	FaultUnrecognizedClient Fault = "400 UnrecognizedClientException" // how AWS refuses an unknown access key (the emulator accepts any)
+
 	// Fault502HTML answers 502 with an HTML page, as a load balancer does:
-	// the SDK finds no error code in it.
-	Fault502HTML Fault = "502 html"
-	// Fault400 answers 400 InvalidParameterException.
-	Fault400 Fault = "400 InvalidParameterException"
-	// Fault403 answers 403 NotAuthorizedException.
-	Fault403 Fault = "403 NotAuthorizedException"
-	// FaultUnrecognizedClient answers 400 UnrecognizedClientException,
-	// how AWS refuses an access key it does not know (the emulator
-	// accepts any).
-	FaultUnrecognizedClient Fault = "400 UnrecognizedClientException"
-	// FaultSlow holds the request until the client gives up (or the
-	// proxy closes), then forwards it.
-	FaultSlow Fault = "slow"
+	// the SDK finds no error code in it. FaultSlow holds the request until
+	// the client gives up (or the proxy closes), then forwards it.
 	// FaultDrop closes the connection without answering.
-	FaultDrop Fault = "drop"
+	Fault502HTML Fault = "502 html"
+	FaultSlow    Fault = "slow"
+	FaultDrop    Fault = "drop"
 )
 
 // Proxy is an HTTP reverse proxy in front of the emulator that injects a
@@ -54,8 +49,7 @@ const (
 // sees per email, and can add latency to every request. Other requests
 // pass through untouched.
 type Proxy struct {
-	// URL is the proxy's base URL, for a client's BaseEndpoint.
-	URL string
+	URL string // for a client's BaseEndpoint
 
 	srv     *httptest.Server
 	rp      *httputil.ReverseProxy
@@ -65,7 +59,8 @@ type Proxy struct {
 	faults   map[string]Fault
 	all      Fault
 	latency  time.Duration
-	requests map[string]int
+	requests map[string]int // ListUsers lookups by email
+	total    int
 }
 
 // NewProxy starts a Proxy in front of target (the emulator's URL); it is
@@ -80,45 +75,62 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	return p
 }
 
-// Fail makes every lookup of email answer with f (Forward clears it).
-func (p *Proxy) Fail(email string, f Fault) {
+// StartProxy starts a Proxy outside a test (the bench command), as
+// NewProxy does for a test. Close it when done.
+func StartProxy(target string) (*Proxy, error) {
+	u, err := url.Parse(target)
+	if err == nil && (u.Scheme == "" || u.Host == "") {
+		err = errors.New("want an absolute URL")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cognitolocal: proxy target %q: %w", target, err)
+	}
+	p := &Proxy{
+		closing:  make(chan struct{}),
+		faults:   map[string]Fault{},
+		requests: map[string]int{},
+		rp:       &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) }},
+	}
+	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	p.URL = p.srv.URL
+	return p, nil
+}
+
+// Close stops a Proxy made by StartProxy: requests it is holding (latency,
+// FaultSlow) are released and the listener is closed. Do not call it on a
+// Proxy from NewProxy, which closes itself when its test ends.
+func (p *Proxy) Close() {
+	close(p.closing)
+	p.srv.Close()
+}
+
+func (p *Proxy) locked(f func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.faults[email] = f
+	f()
 }
+
+// Fail makes every lookup of email answer with f (Forward clears it).
+func (p *Proxy) Fail(email string, f Fault) { p.locked(func() { p.faults[email] = f }) }
 
 // FailAll makes every lookup of an email without its own fault answer
 // with f.
-func (p *Proxy) FailAll(f Fault) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.all = f
-}
+func (p *Proxy) FailAll(f Fault) { p.locked(func() { p.all = f }) }
 
 // SetLatency delays every request by d before handling it.
-func (p *Proxy) SetLatency(d time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.latency = d
-}
+func (p *Proxy) SetLatency(d time.Duration) { p.locked(func() { p.latency = d }) }
 
 // Lookups returns how many ListUsers requests filtering on email the proxy
 // received, retries included.
-func (p *Proxy) Lookups(email string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.requests[email]
+func (p *Proxy) Lookups(email string) (n int) {
+	p.locked(func() { n = p.requests[email] })
+	return n
 }
 
 // TotalLookups returns how many ListUsers requests with an email filter
 // the proxy received.
-func (p *Proxy) TotalLookups() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, c := range p.requests {
-		n += c
-	}
+func (p *Proxy) TotalLookups() (n int) {
+	p.locked(func() { n = p.total })
 	return n
 }
 
@@ -134,32 +146,29 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 
 	var in struct{ Filter string }
 	_ = json.Unmarshal(body, &in)
-	email, fault, latency := "", Forward, time.Duration(0)
-	p.mu.Lock()
-	latency = p.latency
-	if m := emailFilter.FindStringSubmatch(in.Filter); m != nil {
-		email = m[1]
-		p.requests[email]++
-		fault = p.all
-		if f, ok := p.faults[email]; ok {
-			fault = f
+	fault, latency := Forward, time.Duration(0)
+	p.locked(func() {
+		latency = p.latency
+		if m := emailFilter.FindStringSubmatch(in.Filter); m != nil {
+			p.requests[m[1]]++
+			p.total++
+			fault = p.all
+			if f, ok := p.faults[m[1]]; ok {
+				fault = f
+			}
 		}
-	}
-	p.mu.Unlock()
+	})
 
 	if latency > 0 && !p.wait(r, latency) {
 		return
 	}
 	switch fault {
-	case Forward:
-		p.rp.ServeHTTP(w, r)
-	case FaultSlow:
-		if p.wait(r, time.Hour) {
+	case Forward, FaultSlow:
+		if fault == Forward || p.wait(r, time.Hour) {
 			p.rp.ServeHTTP(w, r)
 		}
 	case FaultDrop:
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err == nil {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			conn.Close()
 		}
 	case Fault502HTML:
@@ -171,29 +180,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// apiErrors are the Cognito error answers the proxy can inject: HTTP status
-// and error code.
-var apiErrors = map[Fault]struct {
-	status int
-	code   string
-}{
-	Fault500:                {500, "InternalErrorException"},
-	Fault503:                {503, "ServiceUnavailableException"},
-	Fault429:                {429, "TooManyRequestsException"},
-	FaultThrottle400:        {400, "TooManyRequestsException"},
-	Fault400:                {400, "InvalidParameterException"},
-	Fault403:                {403, "NotAuthorizedException"},
-	FaultUnrecognizedClient: {400, "UnrecognizedClientException"},
-}
-
-// writeAPIError answers as Cognito does with the error of fault.
+// writeAPIError answers as Cognito does with the status and code of fault.
 func writeAPIError(w http.ResponseWriter, fault Fault) {
-	e := apiErrors[fault]
+	s, code, _ := strings.Cut(string(fault), " ")
+	status, _ := strconv.Atoi(s)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-Errortype", e.code)
+	w.Header().Set("X-Amzn-Errortype", code)
 	w.Header().Set("X-Amzn-Requestid", "flip-fault-proxy")
-	w.WriteHeader(e.status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.code, "message": "injected by the flip test proxy: " + string(fault)})
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": "injected by the flip test proxy: " + string(fault)})
 }
 
 // wait sleeps for d unless the client goes away or the proxy closes first;

@@ -2,12 +2,17 @@ package cognitolocal
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/google/uuid"
 )
 
@@ -33,30 +38,33 @@ func NewClient(endpoint string, opts ...func(*cip.Options)) *cip.Client {
 // Client returns a client talking to the emulator directly.
 func (e *Emulator) Client(opts ...func(*cip.Options)) *cip.Client { return NewClient(e.URL, opts...) }
 
+// The test helpers below fail t instead of returning an error; each has a
+// counterpart for programs that are not tests (the bench command).
+
+// must runs f with a 30-second context and fails t if f fails.
+func must[T any](t testing.TB, f func(context.Context) (T, error)) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := f(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // NewUserPool creates a user pool with a unique name for this test (pools
 // isolate tests sharing one emulator) and returns its id.
 func NewUserPool(t testing.TB, c *cip.Client) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	id, err := CreateUserPool(ctx, c, "flip-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return must(t, func(ctx context.Context) (string, error) { return CreateUserPool(ctx, c, "flip-test-") })
 }
 
 // CreateUser adds a confirmed user with this email to the pool, sending no
 // message, and returns the sub the emulator gave it.
 func CreateUser(t testing.TB, c *cip.Client, poolID, email string) uuid.UUID {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	id, err := AddUser(ctx, c, poolID, email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return CreateUserNamed(t, c, poolID, email, email)
 }
 
 // CreateUserNamed adds a confirmed user with this username and email, as
@@ -65,21 +73,62 @@ func CreateUser(t testing.TB, c *cip.Client, poolID, email string) uuid.UUID {
 // (SharedPlainUsernames); there, several users may hold one email.
 func CreateUserNamed(t testing.TB, c *cip.Client, poolID, username, email string) uuid.UUID {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	id, err := AddUserNamed(ctx, c, poolID, username, email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return must(t, func(ctx context.Context) (uuid.UUID, error) { return AddUserNamed(ctx, c, poolID, username, email) })
 }
 
 // DisableUser disables the user with this email (its username).
 func DisableUser(t testing.TB, c *cip.Client, poolID, email string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := c.AdminDisableUser(ctx, &cip.AdminDisableUserInput{UserPoolId: aws.String(poolID), Username: aws.String(email)}); err != nil {
-		t.Fatalf("cognitolocal: disable user %s: %v", email, err)
+	must(t, func(ctx context.Context) (*cip.AdminDisableUserOutput, error) {
+		out, err := c.AdminDisableUser(ctx, &cip.AdminDisableUserInput{UserPoolId: aws.String(poolID), Username: aws.String(email)})
+		if err != nil {
+			err = fmt.Errorf("cognitolocal: disable user %s: %w", email, err)
+		}
+		return out, err
+	})
+}
+
+// CreateUserPool creates a user pool with a unique name starting with
+// prefix and returns its id, as NewUserPool does for a test.
+func CreateUserPool(ctx context.Context, c *cip.Client, prefix string) (string, error) {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	out, err := c.CreateUserPool(ctx, &cip.CreateUserPoolInput{PoolName: aws.String(prefix + hex.EncodeToString(b[:]))})
+	if err != nil {
+		return "", fmt.Errorf("cognitolocal: create user pool: %w", err)
 	}
+	return aws.ToString(out.UserPool.Id), nil
+}
+
+// AddUser adds a confirmed user with this email to the pool, as CreateUser
+// does for a test.
+func AddUser(ctx context.Context, c *cip.Client, poolID, email string) (uuid.UUID, error) {
+	return AddUserNamed(ctx, c, poolID, email, email)
+}
+
+// AddUserNamed adds a confirmed user with this username and email, as
+// CreateUserNamed does for a test.
+func AddUserNamed(ctx context.Context, c *cip.Client, poolID, username, email string) (uuid.UUID, error) {
+	out, err := c.AdminCreateUser(ctx, &cip.AdminCreateUserInput{
+		UserPoolId:    aws.String(poolID),
+		Username:      aws.String(username),
+		MessageAction: types.MessageActionTypeSuppress,
+		UserAttributes: []types.AttributeType{
+			{Name: aws.String("email"), Value: aws.String(email)},
+			{Name: aws.String("email_verified"), Value: aws.String("true")},
+		},
+	})
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("cognitolocal: create user %s: %w", email, err)
+	}
+	for _, a := range out.User.Attributes {
+		if aws.ToString(a.Name) == "sub" {
+			id, err := uuid.Parse(aws.ToString(a.Value))
+			if err != nil {
+				return uuid.Nil, fmt.Errorf("cognitolocal: user %s has sub %q: %w", email, aws.ToString(a.Value), err)
+			}
+			return id, nil
+		}
+	}
+	return uuid.Nil, errors.New("cognitolocal: user " + email + " was created without a sub")
 }
