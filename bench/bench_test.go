@@ -194,7 +194,7 @@ func TestWithParams(t *testing.T) {
 	for _, c := range []struct{ dsn, params, want string }{
 		{"postgres://u@h/db?sslmode=disable", "binary_parameters=yes", "postgres://u@h/db?sslmode=disable&binary_parameters=yes"},
 		{"postgres://u@h/db", "binary_parameters=yes", "postgres://u@h/db?binary_parameters=yes"},
-		{"host=h dbname=db", "binary_parameters=yes&a=b", "host=h dbname=db binary_parameters=yes a=b"},
+		{"postgres://u@h/db", "binary_parameters=yes&a=b", "postgres://u@h/db?binary_parameters=yes&a=b"},
 		{"postgres://u@h/db", "", "postgres://u@h/db"},
 	} {
 		if got := withParams(c.dsn, c.params); got != c.want {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -15,44 +16,47 @@ import (
 	"github.com/londonaicentre/flip/internal/cognitolocal"
 )
 
-// Seeding: SeedMainUsers for N users, one lookup at a time against several
-// in flight, looking them up in the cognito-local emulator through the
-// fault proxy with latency added to every request; then the same seeding
-// again, which must write nothing. The setup is that of
-// BenchmarkSeedMainUsers (seed_bench_test.go), through the non-test entry
-// points of internal/cognitolocal.
-
-// seedLevels are the Seeder.Concurrency values measured against the
-// emulator; the first is the baseline of the ratios.
+// Seeding: SeedMainUsers for N users against cognito-local through the
+// fault proxy (latency on every request), one lookup at a time against
+// several in flight, then again on the seeded tables, which must write
+// nothing: the setup of BenchmarkSeedMainUsers (seed_bench_test.go).
+// seedLevels are the concurrencies measured; the first is the baseline.
 var seedLevels = []int{1, flip.DefaultSeedConcurrency, 16}
 
-// seedResult is one timed run of one setup.
-type seedResult struct {
-	elapsed, reseed time.Duration
-	lookups         int // requests the proxy saw for the first run
-	firstWrites     rowChanges
-	reseedWrites    rowChanges
+// seedSetup is one measured configuration of the Seeder, and its results.
+type seedSetup struct {
+	label       string
+	concurrency int
+	idp         flip.IdentityProvider
+	emulator    bool // idp goes through the proxy to the emulator
+	results     []seedResult
 }
 
-// seedBench is what the seeding section measures with.
+// seedResult is one round: [0] the first seeding, [1] the re-seed; lookups
+// are the requests the proxy saw for the first.
+type seedResult struct {
+	elapsed [2]time.Duration
+	writes  [2]rowChanges
+	lookups int
+}
+
 type seedBench struct {
-	n       int
-	latency time.Duration
-	users   []flip.MainUser
-	db      *sql.DB
-	proxy   *cognitolocal.Proxy
-	setups  []seedSetup
-	results [][]seedResult // [setup][round]
+	users  []flip.MainUser
+	db     *sql.DB
+	emu    *cognitolocal.Emulator
+	proxy  *cognitolocal.Proxy
+	setups []*seedSetup
 }
 
 func runSeeding(ctx context.Context, e *env) (string, error) {
-	sb := &seedBench{n: e.cfg.seedUsers, latency: e.cfg.seedLatency, users: benchMainUsers(e.cfg.seedUsers)}
-	emu, err := startEmulator(ctx)
-	if err != nil {
-		return "", err
+	sb := &seedBench{emu: &cognitolocal.Emulator{URL: os.Getenv("COGNITO_LOCAL_URL")}}
+	defer func() { sb.emu.Stop() }()         // a no-op for one at COGNITO_LOCAL_URL
+	memIdP := fliptest.NewIdentityProvider() // for the floor the database sets
+	for i := range e.cfg.seedUsers {
+		sb.users = append(sb.users, flip.MainUser{Email: fmt.Sprintf("user%03d@example.com", i), Role: "Researcher", Name: fmt.Sprintf("User %d", i), Organisation: "Example Org"})
+		memIdP.AddUser(sb.users[i].Email)
 	}
-	defer emu.Stop()
-	idp, err := sb.emulatorIdP(ctx, emu)
+	idp, err := sb.emulatorIdP(ctx, e.cfg.seedLatency)
 	if err != nil {
 		return "", err
 	}
@@ -62,61 +66,48 @@ func runSeeding(ctx context.Context, e *env) (string, error) {
 	}
 	defer sb.db.Close()
 	for _, c := range seedLevels {
-		sb.setups = append(sb.setups, seedSetup{concurrency: c, idp: idp, emulator: true})
+		sb.setups = append(sb.setups, &seedSetup{label: fmt.Sprint("emulator, concurrency ", c), concurrency: c, idp: idp, emulator: true})
 	}
-	// The in-memory identity provider, for the floor the database sets.
-	memIdP := fliptest.NewIdentityProvider()
-	for _, u := range sb.users {
-		memIdP.AddUser(u.Email)
-	}
-	sb.setups = append(sb.setups, seedSetup{concurrency: 1, idp: memIdP})
-
-	// Warm-up (the emulator's JIT, the HTTP and database connections, the
-	// roles), untimed.
-	log.Printf("seeding: warm-up")
+	sb.setups = append(sb.setups, &seedSetup{label: "in memory, concurrency 1", concurrency: 1, idp: memIdP})
+	log.Printf("seeding: warm-up") // the emulator's JIT, the connections, the roles
 	if _, err := sb.seedOnce(ctx, sb.setups[1]); err != nil {
 		return "", err
 	}
-	sb.results = make([][]seedResult, len(sb.setups))
-	for round := range e.cfg.seedRounds {
-		for _, i := range turned(len(sb.setups), round) {
-			r, err := sb.seedOnce(ctx, sb.setups[i])
-			if err != nil {
-				return "", err
-			}
-			log.Printf("seeding: round %d, %s: %v (re-seed %v, %d rows changed)", round+1, sb.setups[i].label(), r.elapsed.Round(time.Millisecond), r.reseed.Round(time.Millisecond), r.reseedWrites.total())
-			sb.results[i] = append(sb.results[i], r)
+	err = interleave(e.cfg.seedRounds, len(sb.setups), func(round, i int) error {
+		s := sb.setups[i]
+		r, err := sb.seedOnce(ctx, s)
+		if err != nil {
+			return err
 		}
+		log.Printf("seeding: round %d, %s: %v (re-seed %v, %d rows changed)", round+1, s.label, r.elapsed[0].Round(time.Millisecond), r.elapsed[1].Round(time.Millisecond), r.writes[1].total())
+		s.results = append(s.results, r)
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
-	return sb.report(e.cfg.seedRounds), nil
+	return sb.report(e.cfg.seedLatency, e.cfg.seedRounds), nil
 }
 
-// startEmulator starts cognito-local (Start waits for its /health),
-// unless COGNITO_LOCAL_URL names one already running.
-func startEmulator(ctx context.Context) (*cognitolocal.Emulator, error) {
-	emu := &cognitolocal.Emulator{URL: os.Getenv("COGNITO_LOCAL_URL")}
-	if emu.URL == "" {
+// emulatorIdP starts cognito-local unless one runs at COGNITO_LOCAL_URL,
+// creates a pool of the users, and reaches it through the fault proxy.
+func (sb *seedBench) emulatorIdP(ctx context.Context, latency time.Duration) (flip.IdentityProvider, error) {
+	if sb.emu.URL == "" {
 		log.Printf("seeding: starting cognito-local %s", cognitolocal.Version)
 		startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
-		var err error
-		if emu, err = cognitolocal.Start(startCtx); err != nil {
+		emu, err := cognitolocal.Start(startCtx)
+		if err != nil {
 			return nil, fmt.Errorf("start the Cognito emulator (needs node and npm): %w", err)
 		}
+		sb.emu = emu
 	}
-	return emu, nil
-}
-
-// emulatorIdP creates a user pool holding the main users and returns the
-// Cognito adapter reaching it through the fault proxy, which adds the
-// latency.
-func (sb *seedBench) emulatorIdP(ctx context.Context, emu *cognitolocal.Emulator) (flip.IdentityProvider, error) {
-	admin := emu.Client()
+	emu, admin := sb.emu, sb.emu.Client()
 	pool, err := cognitolocal.CreateUserPool(ctx, admin, "flip-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("the Cognito emulator at %s: %w", emu.URL, err)
 	}
-	log.Printf("seeding: creating %d users in pool %s", sb.n, pool)
+	log.Printf("seeding: creating %d users in pool %s", len(sb.users), pool)
 	for _, u := range sb.users {
 		if _, err := cognitolocal.AddUser(ctx, admin, pool, u.Email); err != nil {
 			return nil, err
@@ -125,129 +116,81 @@ func (sb *seedBench) emulatorIdP(ctx context.Context, emu *cognitolocal.Emulator
 	if sb.proxy, err = cognitolocal.StartProxy(emu.URL); err != nil {
 		return nil, err
 	}
-	sb.proxy.SetLatency(sb.latency)
+	sb.proxy.SetLatency(latency)
 	// The emulator has no quota: measure flip, not the limiter.
 	return cognito.New(cognitolocal.NewClient(sb.proxy.URL), pool, cognito.WithRateLimit(0, 0)), nil
 }
 
-// seedOnce seeds empty tables, then seeds again, timing both and counting
-// the rows each wrote.
-func (sb *seedBench) seedOnce(ctx context.Context, s seedSetup) (seedResult, error) {
-	var r seedResult
+// seedOnce seeds empty tables, then again, timing both, checking their
+// reports (all created, then all unchanged) and counting the rows written.
+func (sb *seedBench) seedOnce(ctx context.Context, s *seedSetup) (r seedResult, err error) {
 	if _, err := sb.db.ExecContext(ctx, `TRUNCATE user_role, user_profile`); err != nil {
 		return r, err
 	}
 	seeder := flip.NewSeeder(sb.users)
 	seeder.Concurrency = s.concurrency
 	lookups0 := sb.proxy.TotalLookups()
-	var err error
-	if r.elapsed, r.firstWrites, err = sb.timedSeed(ctx, seeder, s, false); err != nil {
-		return r, err
+	for k, want := range []flip.SeedResult{flip.SeedCreated, flip.SeedUnchanged} {
+		before, err := rowVersions(ctx, sb.db)
+		if err != nil {
+			return r, err
+		}
+		t0 := time.Now()
+		report, err := seeder.SeedMainUsers(ctx, sb.db, s.idp)
+		r.elapsed[k] = time.Since(t0)
+		if k == 0 {
+			r.lookups = sb.proxy.TotalLookups() - lookups0
+		}
+		if err == nil && (report.Count(want) != len(sb.users) || k == 1 && report.Changed()) {
+			err = fmt.Errorf("%s, want %d %s", report, len(sb.users), want)
+		}
+		after, verr := rowVersions(ctx, sb.db)
+		if err = errors.Join(err, verr); err != nil {
+			return r, fmt.Errorf("%s, %s: %w", []string{"seed", "re-seed"}[k], s.label, err)
+		}
+		r.writes[k] = diffVersions(before, after)
 	}
-	r.lookups = sb.proxy.TotalLookups() - lookups0
-	r.reseed, r.reseedWrites, err = sb.timedSeed(ctx, seeder, s, true)
-	return r, err
+	return r, nil
 }
 
-// timedSeed runs the seeder once and checks its report: every user created
-// on the first run, every user unchanged on a re-seed.
-func (sb *seedBench) timedSeed(ctx context.Context, seeder *flip.Seeder, s seedSetup, reseed bool) (time.Duration, rowChanges, error) {
-	before, err := rowVersions(ctx, sb.db)
-	if err != nil {
-		return 0, rowChanges{}, err
-	}
-	t0 := time.Now()
-	report, err := seeder.SeedMainUsers(ctx, sb.db, s.idp)
-	elapsed := time.Since(t0)
-	what := map[bool]string{false: "seed", true: "re-seed"}[reseed]
-	switch {
-	case err != nil:
-		return 0, rowChanges{}, fmt.Errorf("%s, %s: %w", what, s.label(), err)
-	case !reseed && report.Count(flip.SeedCreated) != sb.n:
-		return 0, rowChanges{}, fmt.Errorf("seed, %s: %s, want %d created", s.label(), report, sb.n)
-	case reseed && (report.Count(flip.SeedUnchanged) != sb.n || report.Changed()):
-		return 0, rowChanges{}, fmt.Errorf("re-seed, %s: %s, want %d unchanged", s.label(), report, sb.n)
-	}
-	after, err := rowVersions(ctx, sb.db)
-	return elapsed, diffVersions(before, after), err
-}
+const seedText = "**%d main users, %s added to every Cognito request, against one lookup at a time: first seeding %s; re-seeding %s. Re-seeding changed %d rows in %d runs.**\n\n" +
+	"Wall time of `Seeder.SeedMainUsers` for %[1]d users on empty `user_profile` and `user_role` tables (the first seeding), each user looked up by email (`ListUsers`, `cognito.New` with the SDK's default retryer) in the cognito-local %[7]s emulator through the fault proxy of `internal/cognitolocal`, which holds every request for %[2]s before forwarding it; then the same Seeder again on the seeded tables (the re-seed). %[8]d rounds, the setups interleaved (the order turning each round), median shown; each ratio is the median of the per-round ratios. The last row replaces the emulator with `fliptest.IdentityProvider` (in memory, instant): what the database alone costs.\n\n%[9]s\n" +
+	"The injected latency alone sets a floor of %[2]s × %[1]d = %[10]s one at a time and %[11]s with 16 in flight. Lookups run concurrently, but the Seeder applies the writes one user after another, in configuration order, each in its own transaction whose commit waits for the WAL flush (`synchronous_commit=on`): a first seeding cannot finish sooner than the in-memory row, however many lookups are in flight. A re-seed writes nothing, so its transactions commit without a flush and it shows what concurrent lookups buy. The emulator (one Node.js process scanning the pool for each filter), the SDK, this process and PostgreSQL share the machine's cores.\n\n" +
+	"Writes are counted from the rows themselves, not from what the Seeder reports: every row of `roles`, `user_profile` and `user_role` is read with its `xmin` and `ctid` before and after a run, and a row inserted, deleted or rewritten (an UPDATE changes both, even to the same values) counts once. Each first seeding changed %[12]d rows (%[13]d inserted, %[14]d updated, %[15]d deleted): a profile and a grant per user. Every re-seed changed %[5]d rows, and its report said %[1]d unchanged with `Changed()` false. The proxy saw exactly one lookup per user in %[16]d of %[17]d runs through the emulator (no retries).\n"
 
-// speedups are the per-round ratios of one lookup at a time to setup i.
-func (sb *seedBench) speedups(i int, f func(seedResult) time.Duration) float64 {
-	xs := make([]float64, len(sb.results[i]))
-	for round, r := range sb.results[i] {
-		xs[round] = f(sb.results[0][round]).Seconds() / f(r).Seconds()
-	}
-	return median(xs)
-}
-
-func firstRun(r seedResult) time.Duration  { return r.elapsed }
-func reseedRun(r seedResult) time.Duration { return r.reseed }
-
-func (sb *seedBench) report(rounds int) string {
-	n, latency := sb.n, sb.latency
-	var firstWrites, reseedWrites rowChanges
-	var runs, emuRuns, goodLookups int
-	var heads, reheads []string
+func (sb *seedBench) report(latency time.Duration, rounds int) string {
+	n := len(sb.users)
+	var first, reseeds rowChanges
+	runs, emuRuns, goodLookups := rounds*len(sb.setups), rounds*len(seedLevels), 0
+	var heads [2][]string
 	var rows [][]string
 	for i, s := range sb.setups {
 		var w rowChanges
-		for _, r := range sb.results[i] {
-			runs++
-			w, firstWrites = w.add(r.reseedWrites), firstWrites.add(r.firstWrites)
-			if s.emulator {
-				emuRuns++
-				goodLookups += map[bool]int{true: 1}[r.lookups == n]
+		for _, r := range s.results {
+			w, first = w.add(r.writes[1]), first.add(r.writes[0])
+			goodLookups += map[bool]int{true: 1}[s.emulator && r.lookups == n]
+		}
+		reseeds = reseeds.add(w)
+		row := []string{map[bool]string{true: fmt.Sprintf("emulator + %s", latency), false: "in memory"}[s.emulator],
+			fmt.Sprint(s.concurrency) + map[int]string{1: " (one at a time)", flip.DefaultSeedConcurrency: " (default)"}[s.concurrency]}
+		for k := range 2 {
+			med := time.Duration(medianOf(s.results, func(r seedResult) float64 { return float64(r.elapsed[k]) }))
+			up := ratios(sb.setups[0].results, s.results, func(r seedResult) float64 { return r.elapsed[k].Seconds() })
+			row = append(row, med.Round(time.Millisecond).String())
+			if k == 0 {
+				row = append(row, thousands(float64(n)/med.Seconds()))
+			}
+			row = append(row, fmt.Sprintf("**%.2f×**", up))
+			if i > 0 && s.emulator {
+				heads[k] = append(heads[k], fmt.Sprintf("%.2f× faster with %d%s", up, s.concurrency, []string{" lookups in flight", ""}[k]))
 			}
 		}
-		reseedWrites = reseedWrites.add(w)
-		el := time.Duration(medianOf(sb.results[i], func(r seedResult) float64 { return float64(r.elapsed) }))
-		re := time.Duration(medianOf(sb.results[i], func(r seedResult) float64 { return float64(r.reseed) }))
-		idpLabel := map[bool]string{true: fmt.Sprintf("emulator + %s", latency), false: "in memory"}[s.emulator]
-		rows = append(rows, []string{idpLabel, s.concurrencyLabel(), el.Round(time.Millisecond).String(), thousands(float64(n) / el.Seconds()),
-			fmt.Sprintf("**%.2f×**", sb.speedups(i, firstRun)), re.Round(time.Millisecond).String(), fmt.Sprintf("**%.2f×**", sb.speedups(i, reseedRun)), fmt.Sprintf("%d in %d runs", w.total(), len(sb.results[i]))})
-		if i > 0 && s.emulator {
-			heads = append(heads, fmt.Sprintf("%.2f× faster with %d lookups in flight", sb.speedups(i, firstRun), s.concurrency))
-			reheads = append(reheads, fmt.Sprintf("%.2f× faster with %d", sb.speedups(i, reseedRun), s.concurrency))
-		}
+		rows = append(rows, append(row, fmt.Sprintf("%d in %d runs", w.total(), len(s.results))))
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "**%d main users, %s added to every Cognito request, against one lookup at a time: first seeding %s; re-seeding %s. Re-seeding changed %d rows in %d runs.**\n\n",
-		n, latency, strings.Join(heads, " and "), strings.Join(reheads, " and "), reseedWrites.total(), runs)
-	fmt.Fprintf(&b, "Wall time of `Seeder.SeedMainUsers` for %d users on empty `user_profile` and `user_role` tables (the first seeding), each user looked up by email (`ListUsers`, `cognito.New` with the SDK's default retryer) in the cognito-local %s emulator through the fault proxy of `internal/cognitolocal`, which holds every request for %s before forwarding it; then the same Seeder again on the seeded tables (the re-seed). %d rounds, the setups interleaved (the order turning each round), median shown; each ratio is the median of the per-round ratios. ", n, cognitolocal.Version, latency, rounds)
-	b.WriteString("The last row replaces the emulator with `fliptest.IdentityProvider` (in memory, instant): what the database alone costs.\n\n")
-	b.WriteString(mdTable("lrrrrrrr", []string{"identity provider", "Concurrency", "first seeding", "users/s", "one at a time / this", "re-seed", "one at a time / this", "rows the re-seed changed"}, rows))
-	fmt.Fprintf(&b, "\nThe injected latency alone sets a floor of %s × %d = %s one at a time and %s with 16 in flight. ",
-		latency, n, (latency * time.Duration(n)).Round(time.Millisecond), (latency * time.Duration(n) / 16).Round(time.Millisecond))
-	b.WriteString("Lookups run concurrently, but the Seeder applies the writes one user after another, in configuration order, each in its own transaction whose commit waits for the WAL flush (`synchronous_commit=on`): a first seeding cannot finish sooner than the in-memory row, however many lookups are in flight. A re-seed writes nothing, so its transactions commit without a flush and it shows what concurrent lookups buy. ")
-	b.WriteString("The emulator (one Node.js process scanning the pool for each filter), the SDK, this process and PostgreSQL share the machine's cores.\n\n")
-	fmt.Fprintf(&b, "Writes are counted from the rows themselves, not from what the Seeder reports: every row of `roles`, `user_profile` and `user_role` is read with its `xmin` and `ctid` before and after a run, and a row inserted, deleted or rewritten (an UPDATE changes both, even to the same values) counts once. Each first seeding changed %s: a profile and a grant per user. Every re-seed changed %d rows, and its report said %d unchanged with `Changed()` false. The proxy saw exactly one lookup per user in %d of %d runs through the emulator (no retries).\n",
-		firstWrites.perRun(runs), reseedWrites.total(), n, goodLookups, emuRuns)
-	return b.String()
-}
-
-// seedSetup is one measured configuration of the Seeder.
-type seedSetup struct {
-	concurrency int
-	idp         flip.IdentityProvider
-	emulator    bool // idp goes through the proxy to the emulator
-}
-
-func (s seedSetup) label() string {
-	return fmt.Sprintf("%s, concurrency %d", map[bool]string{true: "emulator", false: "in memory"}[s.emulator], s.concurrency)
-}
-
-func (s seedSetup) concurrencyLabel() string {
-	return fmt.Sprint(s.concurrency) + map[int]string{1: " (one at a time)", flip.DefaultSeedConcurrency: " (default)"}[s.concurrency]
-}
-
-// benchMainUsers returns n main users as seed_test.go's mainUsers does.
-func benchMainUsers(n int) []flip.MainUser {
-	users := make([]flip.MainUser, n)
-	for i := range users {
-		users[i] = flip.MainUser{Email: fmt.Sprintf("user%03d@example.com", i), Role: "Researcher", Name: fmt.Sprintf("User %d", i), Organisation: "Example Org"}
-	}
-	return users
+	table := mdTable("lrrrrrrr", []string{"identity provider", "Concurrency", "first seeding", "users/s", "one at a time / this", "re-seed", "one at a time / this", "rows the re-seed changed"}, rows)
+	floor := latency * time.Duration(n)
+	return fmt.Sprintf(seedText, n, latency, strings.Join(heads[0], " and "), strings.Join(heads[1], " and "), reseeds.total(), runs, cognitolocal.Version, rounds, table,
+		floor.Round(time.Millisecond), (floor / 16).Round(time.Millisecond), first.total()/runs, first.inserted/runs, first.updated/runs, first.deleted/runs, goodLookups, emuRuns)
 }
 
 // rowChanges counts rows that differ between two readings.
@@ -259,16 +202,8 @@ func (c rowChanges) add(o rowChanges) rowChanges {
 	return rowChanges{c.inserted + o.inserted, c.updated + o.updated, c.deleted + o.deleted}
 }
 
-func (c rowChanges) perRun(runs int) string {
-	if runs == 0 {
-		return "nothing"
-	}
-	return fmt.Sprintf("%d rows (%d inserted, %d updated, %d deleted)", c.total()/runs, c.inserted/runs, c.updated/runs, c.deleted/runs)
-}
-
-// rowVersions reads every row seeding may write, keyed by table and
-// primary key, with its version: xmin (the transaction that wrote it) and
-// ctid (where it lives).
+// rowVersions reads every row seeding may write, by table and key, with
+// its version: xmin (the transaction that wrote it) and ctid (its place).
 func rowVersions(ctx context.Context, db *sql.DB) (map[string]string, error) {
 	rows, err := db.QueryContext(ctx, `
 		SELECT 'roles ' || id::text, xmin::text || ' ' || ctid::text FROM roles
@@ -291,21 +226,14 @@ func rowVersions(ctx context.Context, db *sql.DB) (map[string]string, error) {
 	return out, rows.Err()
 }
 
-func diffVersions(before, after map[string]string) rowChanges {
-	var c rowChanges
+func diffVersions(before, after map[string]string) (c rowChanges) {
 	for k, v := range after {
-		old, ok := before[k]
-		switch {
-		case !ok:
+		if old, ok := before[k]; !ok {
 			c.inserted++
-		case old != v:
+		} else if old != v {
 			c.updated++
 		}
 	}
-	for k := range before {
-		if _, ok := after[k]; !ok {
-			c.deleted++
-		}
-	}
+	c.deleted = len(before) - (len(after) - c.inserted) // the keys of before that after lacks
 	return c
 }

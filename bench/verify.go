@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"slices"
 	"strings"
 	"time"
 
@@ -15,23 +14,16 @@ import (
 )
 
 // Key verification: the Verifier's indexed lookup against the reference
-// hub's method, reading every trust's hash and comparing each in Go. The
-// setup and the scan are those of store/verify_bench_test.go
-// (BenchmarkVerify_10kTrusts), which a command cannot import; they are
-// short enough to copy (TestVerifyBench_KeysMatchSeededHashes checks that
-// the SQL and the Go side of the copy agree).
-
-// verifySizes are the trust counts measured.
-var verifySizes = []int{1_000, 10_000}
+// hub's full scan. The setup and the scan copy verify_bench_test.go's
+// (TestVerifyBench_KeysMatchSeededHashes checks the copy).
 
 const (
 	verifyRounds = 7                      // timed batches per measurement; the median is reported
-	verifyBatch  = 150 * time.Millisecond // aimed length of one batch
+	verifyBatch  = 150 * time.Millisecond // length of one batch
 	verifyStride = 7919                   // prime: consecutive keys visit every trust, spread over the table
 )
 
-// seedKeyedTrusts inserts n trusts in one statement, trust i holding the
-// API key verifyKey(i), as store/verify_bench_test.go does.
+// seedKeyedTrusts inserts n trusts, trust i holding the key verifyKey(i).
 func seedKeyedTrusts(ctx context.Context, db *sql.DB, n int) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO trust (id, name, code, api_key_hash, created_at)
 SELECT gen_random_uuid(), 'Keyed trust ' || g, 'K' || g,
@@ -44,9 +36,8 @@ FROM generate_series(1, $1::int) AS g`, n)
 	return err
 }
 
-// verifyKey is the API key seedKeyedTrusts gave trust i (1-based): a
-// reference-format key (43 base64url characters). Keys past n are well
-// formed and held by no trust.
+// verifyKey is the reference-format key seedKeyedTrusts gave trust i
+// (1-based); keys past n are well formed and held by no trust.
 func verifyKey(i int) string {
 	s := fmt.Sprint(i)
 	return strings.Repeat("A", flip.ReferenceKeyLength-len(s)) + s
@@ -54,199 +45,123 @@ func verifyKey(i int) string {
 
 // verifyByScan is how the reference hub verifies a key: read every trust's
 // hash and compare each in Go until one matches.
-func verifyByScan(ctx context.Context, db *sql.DB, key string) (uuid.UUID, bool, error) {
+func verifyByScan(ctx context.Context, db *sql.DB, key string) (id uuid.UUID, found bool, err error) {
 	rows, err := db.QueryContext(ctx, `SELECT id, api_key_hash FROM trust`)
 	if err != nil {
 		return uuid.Nil, false, err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var (
-			id   uuid.UUID
-			hash sql.NullString
-		)
-		if err := rows.Scan(&id, &hash); err != nil {
-			return uuid.Nil, false, err
+	var hash sql.NullString
+	for err == nil && !found && rows.Next() {
+		err = rows.Scan(&id, &hash)
+		found = err == nil && hash.Valid && flip.APIKeyMatchesHash(key, hash.String)
+	}
+	if !found {
+		id = uuid.Nil
+	}
+	return id, found, errors.Join(err, rows.Err())
+}
+
+// verifyCase is one method at one size, on keys trusts hold (hit) or not.
+type verifyCase struct {
+	size       int
+	hit, scan  bool
+	db         *sql.DB
+	v          *flip.Verifier
+	key        string    // the one key to verify, if set
+	next       int       // the next key to use
+	perOp, cpu []float64 // seconds per operation, wall and client CPU, one per timed batch
+}
+
+// batch verifies keys for about verifyBatch, checking every answer, and
+// returns the wall and client CPU seconds per verification.
+func (c *verifyCase) batch(ctx context.Context) (wall, cpu float64, err error) {
+	cpu0, t0, ops := processCPU(), time.Now(), 0
+	for ; ops%64 != 0 || ops == 0 || time.Since(t0) < verifyBatch; ops, c.next = ops+1, c.next+1 {
+		key := c.key
+		if key == "" && c.hit {
+			key = verifyKey(1 + (c.next*verifyStride)%c.size)
+		} else if key == "" {
+			key = verifyKey(c.size + 1 + c.next%1_000_000)
 		}
-		if hash.Valid && flip.APIKeyMatchesHash(key, hash.String) {
-			return id, true, nil
+		var found bool
+		if c.scan {
+			_, found, err = verifyByScan(ctx, c.db, key)
+		} else if _, err = c.v.Verify(ctx, key); err == nil || errors.Is(err, flip.ErrUnknownAPIKey) {
+			found, err = err == nil, nil
+		}
+		if err != nil || found != c.hit {
+			return 0, 0, fmt.Errorf("verify, %d trusts, scan %v, hit %v: found %v, %v", c.size, c.scan, c.hit, found, err)
 		}
 	}
-	return uuid.Nil, false, rows.Err()
-}
-
-// verifyCase is one measured operation: a method at one size, on keys
-// trusts hold (hit) or on keys none holds (miss).
-type verifyCase struct {
-	size   int
-	method string // "indexed" or "scan"
-	hit    bool
-	op     func(ctx context.Context, i int) error // the i-th verification
-	batch  int                                    // operations per timed batch, from calibration
-
-	perOp []float64 // seconds, one per round
-	cpu   []float64 // client CPU seconds per op, one per round
-}
-
-func (c *verifyCase) label() string {
-	return fmt.Sprintf("%s %d %s", c.method, c.size, map[bool]string{true: "hit", false: "miss"}[c.hit])
+	return time.Since(t0).Seconds() / float64(ops), (processCPU() - cpu0).Seconds() / float64(ops), nil
 }
 
 func runVerify(ctx context.Context, e *env) (string, error) {
-	dbs := map[int]*sql.DB{}
-	defer func() {
-		for _, db := range dbs {
-			db.Close()
-		}
-	}()
 	var cases []*verifyCase
-	for _, n := range verifySizes {
+	var last *sql.DB
+	for _, n := range []int{1_000, 10_000} {
 		log.Printf("verify: database with %d keyed trusts", n)
 		_, db, err := e.createMigratedDB(ctx, fmt.Sprintf("verify_%d", n))
 		if err != nil {
 			return "", err
 		}
+		defer db.Close()
 		db.SetMaxOpenConns(1) // one caller, one connection, as in the store benchmark
-		dbs[n] = db
 		if err := seedKeyedTrusts(ctx, db, n); err != nil {
 			return "", err
 		}
-		cases = append(cases, verifyCases(db, n)...)
+		last = db
+		v := flip.NewVerifier(db) // without a cache: every call looks up
+		for _, hit := range []bool{true, false} {
+			cases = append(cases, &verifyCase{size: n, hit: hit, db: db, v: v}, &verifyCase{size: n, hit: hit, scan: true, db: db, v: v})
+		}
 	}
-	if err := calibrate(ctx, cases); err != nil {
-		return "", err
-	}
-	if err := timeBatches(ctx, cases); err != nil {
-		return "", err
-	}
-	big := verifySizes[len(verifySizes)-1]
-	cached, err := cachedVerify(ctx, dbs[big])
+	// Round 0 warms the connections, the plans and the buffer cache.
+	err := interleave(verifyRounds+1, len(cases), func(round, i int) error {
+		wall, cpu, err := cases[i].batch(ctx)
+		if round > 0 {
+			cases[i].perOp, cases[i].cpu = append(cases[i].perOp, wall), append(cases[i].cpu, cpu)
+		}
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
-	return verifyReport(cases, cached, big), nil
+	// For scale: the Verifier with a cache, on a key it has granted before.
+	cached := &verifyCase{key: verifyKey(42), hit: true, v: flip.NewVerifier(last, flip.WithVerifierCache(time.Minute, 1000))}
+	_, _, err = cached.batch(ctx)
+	wall, _, err2 := cached.batch(ctx)
+	if err = errors.Join(err, err2); err != nil {
+		return "", err
+	}
+	return verifyReport(cases, wall), nil
 }
 
-// verifyCases are the four measurements at one size: each method on keys
-// trusts hold and on keys none holds.
-func verifyCases(db *sql.DB, n int) []*verifyCase {
-	v := flip.NewVerifier(db) // no cache: every call looks up
-	var cases []*verifyCase
-	for _, hit := range []bool{true, false} {
-		key := func(i int) string { return verifyKey(1 + (i*verifyStride)%n) }
-		if !hit {
-			key = func(i int) string { return verifyKey(n + 1 + i%1_000_000) }
-		}
-		cases = append(cases,
-			&verifyCase{size: n, method: "indexed", hit: hit, op: func(ctx context.Context, i int) error {
-				_, err := v.Verify(ctx, key(i))
-				if hit && err != nil || !hit && !errors.Is(err, flip.ErrUnknownAPIKey) {
-					return fmt.Errorf("indexed, %d trusts, hit %v: %v", n, hit, err)
-				}
-				return nil
-			}},
-			&verifyCase{size: n, method: "scan", hit: hit, op: func(ctx context.Context, i int) error {
-				_, found, err := verifyByScan(ctx, db, key(i))
-				if err != nil || found != hit {
-					return fmt.Errorf("scan, %d trusts, hit %v: found %v, %v", n, hit, found, err)
-				}
-				return nil
-			}})
-	}
-	return cases
-}
+const verifyText = "**Verifying a key a trust holds, the indexed lookup is %s than the full scan.**\n\n" +
+	"Latency of one verification by one caller on one connection (lib/pq), median of %d timed batches of about %s each; the batches of all %d measurements are interleaved in one run (the order turning each round), and each ratio is the median of the per-round ratios. Client CPU is this process's user + system time per verification; the server's comes on top.\n\n" +
+	"%s\nFor scale: with `flip.WithVerifierCache`, a key granted before is verified in %s (no database round trip; at %s trusts).\n\n" +
+	"How it is measured:\n\n" +
+	"- **Data**: a fresh database per size at the latest migration (the unique index `flip_trust_api_key_hash_key` on `trust.api_key_hash`), with N trusts inserted by one `INSERT … SELECT … FROM generate_series(1, N)`, trust i holding the reference-format key `lpad(i, 43, 'A')` (hashed by the server with the same rule as `flip.HashAPIKey`), then `VACUUM ANALYZE`. The setup, the keys and the scan are those of `BenchmarkVerify_10kTrusts` in `verify_bench_test.go`.\n" +
+	"- **Indexed lookup**: `flip.NewVerifier(db).Verify(ctx, key)` without a cache: `CheckKey`, one SHA-256, an equality match on the index, a constant-time comparison. Keys held by a trust are drawn with a stride of %d over the table, so consecutive calls hit rows far apart.\n" +
+	"- **Full scan** (the reference hub's method): `SELECT id, api_key_hash FROM trust`, then `flip.APIKeyMatchesHash` (hex decode, SHA-256 of the key, constant-time compare) on each row until one matches. Its cost grows with the table; the indexed lookup's does not.\n"
 
-// calibrate runs each case for about a batch's length (which also warms
-// the connections, the plans and the buffer cache) and sizes its batches
-// from what it did.
-func calibrate(ctx context.Context, cases []*verifyCase) error {
-	for _, c := range cases {
-		ops, start := 0, time.Now()
-		for ; time.Since(start) < verifyBatch || ops < 5; ops++ {
-			if err := c.op(ctx, ops); err != nil {
-				return err
-			}
-		}
-		per := time.Since(start) / time.Duration(ops)
-		c.batch = max(5, int(verifyBatch/per))
-		log.Printf("verify: %s: %v per op, batches of %d", c.label(), per.Round(time.Microsecond), c.batch)
-	}
-	return nil
-}
-
-// timeBatches runs every case once per round, the order turning by one
-// each round, each batch on keys not used before.
-func timeBatches(ctx context.Context, cases []*verifyCase) error {
-	next := make([]int, len(cases))
-	for round := range verifyRounds {
-		for _, i := range turned(len(cases), round) {
-			c := cases[i]
-			cpu0, t0 := processCPU(), time.Now()
-			for j := range c.batch {
-				if err := c.op(ctx, next[i]+j); err != nil {
-					return err
-				}
-			}
-			elapsed, cpu := time.Since(t0), processCPU()-cpu0
-			next[i] += c.batch
-			c.perOp = append(c.perOp, elapsed.Seconds()/float64(c.batch))
-			c.cpu = append(c.cpu, cpu.Seconds()/float64(c.batch))
-		}
-	}
-	return nil
-}
-
-// cachedVerify times the Verifier with WithVerifierCache on a key it has granted
-// before, for scale.
-func cachedVerify(ctx context.Context, db *sql.DB) (time.Duration, error) {
-	cached := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 1000))
-	key := verifyKey(42)
-	const ops = 200_000
-	var t0 time.Time
-	for i := range ops + 1 {
-		if i == 1 {
-			t0 = time.Now()
-		}
-		if _, err := cached.Verify(ctx, key); err != nil {
-			return 0, fmt.Errorf("cached verifier: %w", err)
-		}
-	}
-	return time.Since(t0) / ops, nil
-}
-
-func verifyReport(cases []*verifyCase, cached time.Duration, big int) string {
-	find := func(n int, method string, hit bool) *verifyCase {
-		return cases[slices.IndexFunc(cases, func(c *verifyCase) bool { return c.size == n && c.method == method && c.hit == hit })]
-	}
-	// ratio is the median of the per-round ratios of the scan to the index.
-	ratio := func(n int, hit bool) float64 {
-		ix, sc := find(n, "indexed", hit), find(n, "scan", hit)
-		xs := make([]float64, len(ix.perOp))
-		for i := range xs {
-			xs[i] = sc.perOp[i] / ix.perOp[i]
-		}
-		return median(xs)
-	}
+// verifyReport renders the cases: per size and kind of key, the indexed
+// lookup, then the scan.
+func verifyReport(cases []*verifyCase, cached float64) string {
 	var heads []string
 	var rows [][]string
-	for _, n := range verifySizes {
-		heads = append(heads, fmt.Sprintf("%.1f× faster at %s trusts (%s against %s)", ratio(n, true), thousands(float64(n)),
-			fmtSeconds(median(find(n, "indexed", true).perOp)), fmtSeconds(median(find(n, "scan", true).perOp))))
-		for _, hit := range []bool{true, false} {
-			ix, sc := find(n, "indexed", hit), find(n, "scan", hit)
-			what := map[bool]string{true: "held by a trust (the scan stops at the match: half the rows on average)", false: "held by none (well formed; the scan reads every row)"}[hit]
-			rows = append(rows, []string{thousands(float64(n)), what, fmtSeconds(median(ix.perOp)), fmtSeconds(median(sc.perOp)),
-				fmt.Sprintf("**%.1f×**", ratio(n, hit)), fmtSeconds(median(ix.cpu)), fmtSeconds(median(sc.cpu))})
+	for k := 0; k+1 < len(cases); k += 2 {
+		ix, sc := cases[k], cases[k+1]
+		ratio := ratios(sc.perOp, ix.perOp, func(x float64) float64 { return x })
+		if ix.hit {
+			heads = append(heads, fmt.Sprintf("%.1f× faster at %s trusts (%s against %s)", ratio, thousands(float64(ix.size)), fmtSeconds(median(ix.perOp)), fmtSeconds(median(sc.perOp))))
 		}
+		what := map[bool]string{true: "held by a trust (the scan stops at the match: half the rows on average)", false: "held by none (well formed; the scan reads every row)"}[ix.hit]
+		rows = append(rows, []string{thousands(float64(ix.size)), what, fmtSeconds(median(ix.perOp)), fmtSeconds(median(sc.perOp)),
+			fmt.Sprintf("**%.1f×**", ratio), fmtSeconds(median(ix.cpu)), fmtSeconds(median(sc.cpu))})
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "**Verifying a key a trust holds, the indexed lookup is %s than the full scan.**\n\n", strings.Join(heads, " and "))
-	fmt.Fprintf(&b, "Latency of one verification by one caller on one connection (lib/pq), median of %d timed batches of about %s each; the batches of all %d measurements are interleaved in one run (the order turning each round), and each ratio is the median of the per-round ratios. Client CPU is this process's user + system time per verification; the server's comes on top.\n\n", verifyRounds, verifyBatch, len(cases))
-	b.WriteString(mdTable("rlrrrrr", []string{"trusts", "keys", "indexed lookup", "full scan", "full scan / indexed", "client CPU, indexed", "client CPU, scan"}, rows))
-	fmt.Fprintf(&b, "\nFor scale: with `flip.WithVerifierCache`, a key granted before is verified in %s (no database round trip; at %s trusts).\n\n", fmtSeconds(cached.Seconds()), thousands(float64(big)))
-	b.WriteString("How it is measured:\n\n")
-	b.WriteString("- **Data**: a fresh database per size at the latest migration (the unique index `flip_trust_api_key_hash_key` on `trust.api_key_hash`), with N trusts inserted by one `INSERT … SELECT … FROM generate_series(1, N)`, trust i holding the reference-format key `lpad(i, 43, 'A')` (hashed by the server with the same rule as `flip.HashAPIKey`), then `VACUUM ANALYZE`. The setup, the keys and the scan are those of `BenchmarkVerify_10kTrusts` in `store/verify_bench_test.go`.\n")
-	fmt.Fprintf(&b, "- **Indexed lookup**: `flip.NewVerifier(db).Verify(ctx, key)` without a cache: `CheckKey`, one SHA-256, an equality match on the index, a constant-time comparison. Keys held by a trust are drawn with a stride of %d over the table, so consecutive calls hit rows far apart.\n", verifyStride)
-	b.WriteString("- **Full scan** (the reference hub's method): `SELECT id, api_key_hash FROM trust`, then `flip.APIKeyMatchesHash` (hex decode, SHA-256 of the key, constant-time compare) on each row until one matches. Its cost grows with the table; the indexed lookup's does not.\n")
-	return b.String()
+	table := mdTable("rlrrrrr", []string{"trusts", "keys", "indexed lookup", "full scan", "full scan / indexed", "client CPU, indexed", "client CPU, scan"}, rows)
+	return fmt.Sprintf(verifyText, strings.Join(heads, " and "), verifyRounds, verifyBatch, len(cases), table,
+		fmtSeconds(cached), thousands(float64(cases[len(cases)-1].size)), verifyStride)
 }
