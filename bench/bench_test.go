@@ -140,7 +140,7 @@ tps = 1162.496017 (without initial connection time)
 // A ratio's verdict names the caller counts where it missed its goal.
 func TestRatioCells_GoalVerdict(t *testing.T) {
 	t.Parallel()
-	rb := &regBench{e: &env{cfg: config{callers: []int{1, 4, 16}}}, runners: []runner{{name: "a"}, {name: "b"}}}
+	rb := &regBench{e: &env{cfg: config{callers: []int{1, 4, 16}}}, runners: []string{"a", "b"}}
 	rate := func(xs ...float64) [][]runResult {
 		out := make([][]runResult, len(xs))
 		for i, x := range xs {

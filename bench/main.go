@@ -1,6 +1,6 @@
 // Command bench measures flip's performance on this machine and writes the
 // figures, the machine and the command to BENCHMARKS.md: go run ./bench
-// [-only registration,verify,seeding] from the repository root (about six
+// [-only registration,verify,seeding] from the repository root (a few
 // minutes for all). It needs PostgreSQL at DATABASE_URL (a URL; by default
 // the local server, as fliptest.ServerURL) with a role that may create
 // databases, pgbench, and for seeding node and npm (or COGNITO_LOCAL_URL).
@@ -322,22 +322,19 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(xs))
-	return (s[(len(s)-1)/2] + s[len(s)/2]) / 2
-}
-
-// medianOf is the median of f over xs.
+// medianOf is the median of f over xs (0 for none).
 func medianOf[T any](xs []T, f func(T) float64) float64 {
 	vs := make([]float64, len(xs))
 	for i, x := range xs {
 		vs[i] = f(x)
 	}
-	return median(vs)
+	if slices.Sort(vs); len(vs) == 0 {
+		return 0
+	}
+	return (vs[(len(vs)-1)/2] + vs[len(vs)/2]) / 2
 }
+
+func median(xs []float64) float64 { return medianOf(xs, func(x float64) float64 { return x }) }
 
 // ratios is the median of the per-round ratios f(num[i]) ÷ f(den[i]).
 func ratios[T any](num, den []T, f func(T) float64) float64 {

@@ -67,14 +67,6 @@ var (
 	}
 )
 
-// A runner registers trusts with n concurrent callers for the configured
-// time; exact: it counts its registrations exactly (pgbench may not).
-type runner struct {
-	name  string
-	exact bool
-	run   func(ctx context.Context, dbURL string, n int) (runResult, error)
-}
-
 type runResult struct {
 	registrations, seqScans int64         // seqScans: of trust, from the statistics after the run
 	rate, allocs, bytes     float64       // registrations per second; Go heap allocations and bytes per registration
@@ -85,10 +77,10 @@ type regBench struct {
 	e        *env
 	tmpl     string
 	slots    int
-	recorded []recordedStmt // what one RegisterTrust sent
-	scripts  []string       // as pgbenchRunners
-	lib      runResult      // RegisterTrust's own work, per call: allocs, bytes, cpu
-	runners  []runner
+	recorded []recordedStmt  // what one RegisterTrust sent
+	scripts  []string        // as pgbenchRunners
+	lib      runResult       // RegisterTrust's own work, per call: allocs, bytes, cpu
+	runners  []string        // flipDrivers', then pgbenchRunners' names
 	results  [][][]runResult // [runner][level][round]
 	seqScans map[string]int64
 }
@@ -103,21 +95,15 @@ func runRegistration(ctx context.Context, e *env) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d := rb.e.cfg.duration
 	for _, fd := range flipDrivers {
-		rb.runners = append(rb.runners, runner{fd.label, true, func(ctx context.Context, dbURL string, n int) (runResult, error) {
-			return flipThroughput(ctx, fd.driver, withParams(dbURL, fd.dsnParams), n, d)
-		}})
+		rb.runners = append(rb.runners, fd.label)
 	}
 	for i, pr := range pgbenchRunners {
 		script, err := pgbenchScript(pr.comment, [][]recordedStmt{rb.recorded, referenceStatements(p)}[i], p)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", pr.name, err)
 		}
-		rb.scripts = append(rb.scripts, script)
-		rb.runners = append(rb.runners, runner{pr.name, false, func(ctx context.Context, dbURL string, n int) (runResult, error) {
-			return runPgbench(ctx, script, dbURL, n, d)
-		}})
+		rb.scripts, rb.runners = append(rb.scripts, script), append(rb.runners, pr.name)
 	}
 	if rb.lib, err = libraryWork(); err != nil {
 		return "", err
@@ -137,25 +123,29 @@ func (rb *regBench) measure(ctx context.Context) error {
 		rb.results[i] = make([][]runResult, len(levels))
 	}
 	return interleave(rb.e.cfg.rounds*len(levels), len(rb.runners), func(step, ri int) error {
-		r, li := rb.runners[ri], step%len(levels)
-		log.Printf("registration: round %d, %d callers, %s", step/len(levels)+1, levels[li], r.name)
+		name, li, d, flipRun := rb.runners[ri], step%len(levels), rb.e.cfg.duration, ri < len(flipDrivers)
+		log.Printf("registration: round %d, %d callers, %s", step/len(levels)+1, levels[li], name)
 		var res runResult
-		err := rb.e.withClone(ctx, rb.tmpl, func(dbURL string) error {
+		err := rb.e.withClone(ctx, rb.tmpl, func(dbURL string) (err error) {
 			if _, err := rb.e.admin.ExecContext(ctx, `CHECKPOINT`); err != nil {
 				log.Printf("checkpoint: %v (continuing)", err)
 			}
-			var err error
-			if res, err = r.run(ctx, dbURL, levels[li]); err == nil {
-				res.seqScans, err = verifyRun(ctx, dbURL, int64(rb.e.cfg.trusts), res.registrations, r.exact)
+			if flipRun {
+				res, err = flipThroughput(ctx, flipDrivers[ri].driver, withParams(dbURL, flipDrivers[ri].dsnParams), levels[li], d)
+			} else {
+				res, err = runPgbench(ctx, rb.scripts[ri-len(flipDrivers)], dbURL, levels[li], d)
+			}
+			if err == nil { // pgbench may commit a few more than it counts when its clock runs out
+				res.seqScans, err = verifyRun(ctx, dbURL, int64(rb.e.cfg.trusts), res.registrations, flipRun)
 			}
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("%s with %d callers: %w", r.name, levels[li], err)
+			return fmt.Errorf("%s with %d callers: %w", name, levels[li], err)
 		}
 		log.Printf("registration:   %.0f registrations/s, %d sequential scans of trust", res.rate, res.seqScans)
 		rb.results[ri][li] = append(rb.results[ri][li], res)
-		rb.seqScans[r.name] += res.seqScans
+		rb.seqScans[name] += res.seqScans
 		return nil
 	})
 }
@@ -336,8 +326,8 @@ func (rb *regBench) report() string {
 	var headline, scans []string
 	table := rb.ratioTable(&headline)
 	for _, r := range rb.runners {
-		if n := rb.seqScans[r.name]; n > 0 {
-			scans = append(scans, r.name+" "+thousands(float64(n)))
+		if n := rb.seqScans[r]; n > 0 {
+			scans = append(scans, r+" "+thousands(float64(n)))
 		}
 	}
 	var b strings.Builder
@@ -391,7 +381,7 @@ func (rb *regBench) ratioTable(headline *[]string) string {
 // num's rate ÷ den's), its goal and the verdict.
 func (rb *regBench) ratioCells(r ratio) (vals []string, goal, verdict string) {
 	at := func(name string, li int) []runResult {
-		return rb.results[slices.IndexFunc(rb.runners, func(r runner) bool { return r.name == name })][li]
+		return rb.results[slices.Index(rb.runners, name)][li]
 	}
 	var goals, missed []string
 	for li, c := range rb.e.cfg.callers {
@@ -416,7 +406,7 @@ func (rb *regBench) ratioCells(r ratio) (vals []string, goal, verdict string) {
 func (rb *regBench) runnerTable(cell func([]runResult) string) string {
 	var rows [][]string
 	for ri, r := range rb.runners {
-		row := []string{r.name}
+		row := []string{r}
 		for _, rs := range rb.results[ri] {
 			row = append(row, cell(rs))
 		}

@@ -68,9 +68,9 @@ type verifyCase struct {
 	hit, scan  bool
 	db         *sql.DB
 	v          *flip.Verifier
-	key        string    // the one key to verify, if set
-	next       int       // the next key to use
-	perOp, cpu []float64 // seconds per operation, wall and client CPU, one per timed batch
+	key        func(i int) string // the i-th key to verify
+	next       int                // the next i
+	perOp, cpu []float64          // seconds per operation, wall and client CPU, one per timed batch
 }
 
 // batch verifies keys for about verifyBatch, checking every answer, and
@@ -78,14 +78,8 @@ type verifyCase struct {
 func (c *verifyCase) batch(ctx context.Context) (wall, cpu float64, err error) {
 	cpu0, t0, ops := processCPU(), time.Now(), 0
 	for ; ops%64 != 0 || ops == 0 || time.Since(t0) < verifyBatch; ops, c.next = ops+1, c.next+1 {
-		key := c.key
-		if key == "" && c.hit {
-			key = verifyKey(1 + (c.next*verifyStride)%c.size)
-		} else if key == "" {
-			key = verifyKey(c.size + 1 + c.next%1_000_000)
-		}
 		var found bool
-		if c.scan {
+		if key := c.key(c.next); c.scan {
 			_, found, err = verifyByScan(ctx, c.db, key)
 		} else if _, err = c.v.Verify(ctx, key); err == nil || errors.Is(err, flip.ErrUnknownAPIKey) {
 			found, err = err == nil, nil
@@ -107,14 +101,18 @@ func runVerify(ctx context.Context, e *env) (string, error) {
 			return "", err
 		}
 		defer db.Close()
-		db.SetMaxOpenConns(1) // one caller, one connection, as in the store benchmark
+		db.SetMaxOpenConns(1) // one caller, one connection, as in BenchmarkVerify_10kTrusts
 		if err := seedKeyedTrusts(ctx, db, n); err != nil {
 			return "", err
 		}
 		last = db
 		v := flip.NewVerifier(db) // without a cache: every call looks up
+		keys := map[bool]func(int) string{
+			true:  func(i int) string { return verifyKey(1 + (i*verifyStride)%n) }, // held by a trust
+			false: func(i int) string { return verifyKey(n + 1 + i%1_000_000) },    // held by none
+		}
 		for _, hit := range []bool{true, false} {
-			cases = append(cases, &verifyCase{size: n, hit: hit, db: db, v: v}, &verifyCase{size: n, hit: hit, scan: true, db: db, v: v})
+			cases = append(cases, &verifyCase{size: n, hit: hit, db: db, v: v, key: keys[hit]}, &verifyCase{size: n, hit: hit, scan: true, db: db, v: v, key: keys[hit]})
 		}
 	}
 	// Round 0 warms the connections, the plans and the buffer cache.
@@ -129,7 +127,8 @@ func runVerify(ctx context.Context, e *env) (string, error) {
 		return "", err
 	}
 	// For scale: the Verifier with a cache, on a key it has granted before.
-	cached := &verifyCase{key: verifyKey(42), hit: true, v: flip.NewVerifier(last, flip.WithVerifierCache(time.Minute, 1000))}
+	key := verifyKey(42)
+	cached := &verifyCase{hit: true, v: flip.NewVerifier(last, flip.WithVerifierCache(time.Minute, 1000)), key: func(int) string { return key }}
 	_, _, err = cached.batch(ctx)
 	wall, _, err2 := cached.batch(ctx)
 	if err = errors.Join(err, err2); err != nil {
