@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
 // sentinel is the type of flip's error values. A sentinel other than the
@@ -175,22 +177,10 @@ func registrationError(ctx context.Context, step string, cause error) error {
 	return fmt.Errorf("%w: %s: %w", ErrTrustRegistration, step, cause)
 }
 
-// sqlState returns the SQLSTATE of a PostgreSQL error, or "". Drivers
-// expose it through a SQLState() method (lib/pq's *pq.Error and pgx's
-// *pgconn.PgError both do), which keeps this package free of any driver
-// import.
-func sqlState(err error) string {
-	var coded interface{ SQLState() string }
-	if errors.As(err, &coded) {
-		return coded.SQLState()
-	}
-	return ""
-}
-
 // retryableSQLState reports whether err carries one of the SQLSTATEs that
 // ErrRetryable stands for.
 func retryableSQLState(err error) bool {
-	switch sqlState(err) {
+	switch pgsql.SQLState(err) {
 	case "40001", // serialization_failure
 		"40P01", // deadlock_detected
 		"55P03", // lock_not_available (lock_timeout, NOWAIT)

@@ -179,7 +179,7 @@ func (r *Registry) run(ctx context.Context, tx DBTX, p TrustParams,
 // caller's transaction is as it was.
 func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
 	_, err := tx.ExecContext(ctx, pgsql.Savepoint)
-	if sqlState(err) == "25P01" { // no_active_sql_transaction
+	if pgsql.SQLState(err) == "25P01" { // no_active_sql_transaction
 		return RegistrationResult{}, fmt.Errorf("%w: the connection has no open transaction (begin one, or call RegisterTrustDB): %w", ErrNotInTransaction, err)
 	}
 	if err != nil {
@@ -208,12 +208,13 @@ func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustP
 func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
 	now := r.now().UTC().Truncate(time.Microsecond)
 	trust := Trust{ID: uuid.New(), Name: p.Name, Code: p.Code, Region: p.Region, CreatedAt: now}
-	out, err := r.send(ctx, tx, trust, HashAPIKey(apiKey), p.AuditUserID, false)
+	hash := HashAPIKey(apiKey)
+	out, err := r.send(ctx, tx, trust, hash, p.AuditUserID, false)
 	if err == nil && out.needsLock && !out.dup.id.Valid {
 		if _, err := tx.ExecContext(ctx, pgsql.LockTrustIdentity, p.Name, p.Code); err != nil {
 			return RegistrationResult{}, registrationError(ctx, "lock trust name and code", err)
 		}
-		out, err = r.send(ctx, tx, trust, HashAPIKey(apiKey), p.AuditUserID, true)
+		out, err = r.send(ctx, tx, trust, hash, p.AuditUserID, true)
 	}
 	switch {
 	case err != nil:

@@ -67,7 +67,7 @@ func transactionGone(err error) bool {
 	if errors.Is(err, sql.ErrTxDone) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
 		return true
 	}
-	state := sqlState(err)
+	state := pgsql.SQLState(err)
 	return strings.HasPrefix(state, "08") || state == "57P01" || state == "57P02" || state == "57P03"
 }
 
@@ -93,7 +93,7 @@ func (d nullTrust) duplicateError(p TrustParams) *DuplicateTrustError {
 // REPEATABLE READ or above) into a *DuplicateTrustError. PostgreSQL quotes
 // the constraint's name in the message in every locale and driver.
 func insertError(err error, p TrustParams) error {
-	if sqlState(err) != "23505" {
+	if pgsql.SQLState(err) != "23505" {
 		return err
 	}
 	for field, index := range map[string]string{"name": "flip_trust_name_key", "code": "flip_trust_code_key"} {

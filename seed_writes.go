@@ -84,7 +84,7 @@ func applyMainUser(ctx context.Context, tx DBTX, p userProfile, roleID uuid.UUID
 		change.ProfileUpdated = n == 1
 	}
 	n, err := execCount(ctx, tx, pgsql.GrantRoleIfNone, uuid.New(), p.UserID, roleID)
-	if sqlState(err) == "23503" /* foreign_key_violation */ {
+	if pgsql.SQLState(err) == "23503" /* foreign_key_violation */ {
 		return change, fmt.Errorf("grant role %s to %s: no such role: %w", roleID, p.UserID, err)
 	}
 	if err != nil {

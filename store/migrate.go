@@ -287,7 +287,7 @@ func (c migrateConfig) run(ctx context.Context, conn *sql.Conn, m migration, ver
 		if err == nil {
 			return nil
 		}
-		if state := sqlState(err); state != codeLockNotAvailable && state != codeDeadlockDetected {
+		if state := pgsql.SQLState(err); state != codeLockNotAvailable && state != codeDeadlockDetected {
 			return fmt.Errorf("migrate: %s %03d_%s: %w", verb, m.Version, m.Name, err)
 		}
 		if try == migrationLockTries {
@@ -423,19 +423,6 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return strconv.Itoa(n) + " " + many
-}
-
-// appliedVersion returns the highest version Migrate recorded in db, or 0.
-func appliedVersion(ctx context.Context, db DBTX) (int, error) {
-	var v sql.NullInt64
-	err := db.QueryRowContext(ctx, `SELECT max(version) FROM `+migrationTable).Scan(&v)
-	if isUndefinedTable(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read applied migration version: %w", err)
-	}
-	return int(v.Int64), nil
 }
 
 func withMigrationLock(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error) (err error) {

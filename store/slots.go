@@ -203,31 +203,3 @@ func CountSlots(ctx context.Context, db DBTX) (PoolStats, error) {
 	s.Assigned = s.Total - s.Free
 	return s, nil
 }
-
-// freeSlots lists up to limit free slots in the order they will be claimed
-// (limit <= 0 lists all).
-func freeSlots(ctx context.Context, db DBTX, limit int) ([]flip.KitSlot, error) {
-	q := `SELECT ` + slotColumns + ` FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL ORDER BY slot_number, slot_name`
-	args := []any{}
-	if limit > 0 {
-		q += ` LIMIT $1`
-		args = append(args, limit)
-	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list free kit slots: %w", err)
-	}
-	defer rows.Close()
-	var out []flip.KitSlot
-	for rows.Next() {
-		s, err := scanSlot(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list free kit slots: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list free kit slots: %w", err)
-	}
-	return out, nil
-}

@@ -11,15 +11,6 @@ import (
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-const trustColumns = `id, name, coalesce(code, ''), coalesce(region, ''), created_at`
-
-func scanTrust(row interface{ Scan(...any) error }) (flip.Trust, error) {
-	var t flip.Trust
-	err := row.Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt)
-	t.CreatedAt = t.CreatedAt.UTC()
-	return t, err
-}
-
 // ErrTrustNotFound is returned by the trust lookups when no trust matches.
 var ErrTrustNotFound = errors.New("trust not found")
 
@@ -29,11 +20,10 @@ var ErrTrustNotFound = errors.New("trust not found")
 // legacy rows RegisterTrust would refuse as duplicates. The deploy command
 // uses it to report an existing trust without re-keying it.
 func TrustByName(ctx context.Context, db DBTX, name string) (flip.Trust, error) {
-	return trustWhere(ctx, db, pgsql.ByCanonicalName, name)
-}
-
-func trustWhere(ctx context.Context, db DBTX, where string, arg any) (flip.Trust, error) {
-	t, err := scanTrust(db.QueryRowContext(ctx, `SELECT `+trustColumns+` FROM trust WHERE `+where+` ORDER BY created_at LIMIT 1`, arg))
+	var t flip.Trust
+	err := db.QueryRowContext(ctx, `SELECT `+pgsql.TrustColumns+` FROM trust WHERE `+pgsql.ByCanonicalName+` ORDER BY created_at LIMIT 1`, name).
+		Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt)
+	t.CreatedAt = t.CreatedAt.UTC()
 	if errors.Is(err, sql.ErrNoRows) {
 		return flip.Trust{}, ErrTrustNotFound
 	}

@@ -1,8 +1,9 @@
-// Package pgsql holds every SQL statement flip runs, once: the root
-// package's registration, seeding and verification issue them, the store
+// Package pgsql holds every SQL statement flip runs, once, and the one
+// reader of PostgreSQL error codes (SQLState). The root package's
+// registration, seeding and verification send the statements, the store
 // package's migrations build their indexes on the same canonical
-// expressions, and the tests and benchmarks compare against them. It has no
-// driver and imports nothing of flip's.
+// expressions, and the tests and benchmarks compare against them. It has
+// no driver and imports nothing of flip's.
 package pgsql
 
 import (

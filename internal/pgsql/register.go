@@ -65,7 +65,7 @@ claimed AS (
 )
 SELECT ` + registerOutcomeColumns + `, claimed.slot_name, claimed.slot_number,
        CASE WHEN gate.open AND dup.id IS NULL AND claimed.slot_name IS NULL
-            THEN EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL) END AS busy
+            THEN (` + AnyFreeSlot + `) END AS busy
 FROM gate
 LEFT JOIN dup ON true
 LEFT JOIN claimed ON true`
@@ -133,9 +133,10 @@ FROM free
 WHERE s.slot_name = free.slot_name
 RETURNING s.slot_name, s.slot_number`
 
-// AnyFreeSlot asks, after ClaimSlot found nothing, whether the pool still
+// AnyFreeSlot asks, after a claim found nothing, whether the pool still
 // has free slots that concurrent transactions hold locked: a plain read
-// neither waits for nor skips row locks.
+// neither waits for nor skips row locks. Register asks it within itself;
+// store.Store's ClaimSlot sends it on its own.
 const AnyFreeSlot = `SELECT EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL)`
 
 // The savepoint RegisterTrust works under inside the caller's transaction.

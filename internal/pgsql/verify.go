@@ -6,7 +6,11 @@ package pgsql
 // the hub's own schema, without that index, a sequential scan in the
 // server, still one round trip). LIMIT 2 lets the caller notice a hash
 // held twice, which only corrupt data can produce. $1 hash.
-const TrustByAPIKeyHash = `SELECT id, name, coalesce(code, ''), coalesce(region, ''), created_at, api_key_hash
+const TrustByAPIKeyHash = `SELECT ` + TrustColumns + `, api_key_hash
 FROM trust
 WHERE api_key_hash = $1
 LIMIT 2`
+
+// TrustColumns are a trust row's columns as flip.Trust holds them (a NULL
+// code or region reads as ""), in the order the lookups scan them.
+const TrustColumns = `id, name, coalesce(code, ''), coalesce(region, ''), created_at`
