@@ -101,61 +101,61 @@ func (d *DB) fault(ctx context.Context, m Method, q string, args []any) Fault {
 
 // ExecContext implements flip.DBTX.
 func (d *DB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	f := d.fault(ctx, Exec, q, args)
-	if f.Then != nil {
-		defer f.Then()
+	type answer struct {
+		res sql.Result
+		err error
 	}
-	switch {
-	case f.Err != nil:
-		return nil, f.Err
-	case f.Query != "":
-		return d.Next.ExecContext(ctx, f.Query)
-	}
-	res, err := d.Next.ExecContext(ctx, q, args...)
-	if err == nil && f.ErrAfter != nil {
-		return nil, f.ErrAfter
-	}
-	return res, err
+	a := call(d, ctx, Exec, q, args, func(err error) answer { return answer{err: err} },
+		func(q string, args ...any) answer {
+			res, err := d.Next.ExecContext(ctx, q, args...)
+			return answer{res, err}
+		})
+	return a.res, a.err
 }
 
 // QueryContext implements flip.DBTX.
 func (d *DB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	f := d.fault(ctx, Query, q, args)
-	if f.Then != nil {
-		defer f.Then()
+	type answer struct {
+		rows *sql.Rows
+		err  error
 	}
-	switch {
-	case f.Err != nil:
-		return nil, f.Err
-	case f.Query != "":
-		return d.Next.QueryContext(ctx, f.Query)
-	case f.ErrAfter != nil:
-		if _, err := d.Next.ExecContext(ctx, q, args...); err != nil {
-			return nil, err
-		}
-		return nil, f.ErrAfter
-	}
-	return d.Next.QueryContext(ctx, q, args...)
+	a := call(d, ctx, Query, q, args, func(err error) answer { return answer{err: err} },
+		func(q string, args ...any) answer {
+			rows, err := d.Next.QueryContext(ctx, q, args...)
+			return answer{rows, err}
+		})
+	return a.rows, a.err
 }
 
 // QueryRowContext implements flip.DBTX.
 func (d *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	f := d.fault(ctx, QueryRow, q, args)
+	return call(d, ctx, QueryRow, q, args, errRow, func(q string, args ...any) *sql.Row {
+		return d.Next.QueryRowContext(ctx, q, args...)
+	})
+}
+
+// call records the statement, asks Fault about it and carries the fault
+// out, for each method alike: failed builds the method's answer for an
+// error, send sends a statement on Next. An ErrAfter statement is run with
+// ExecContext, its rows (if any) unread, before the error is returned.
+func call[T any](d *DB, ctx context.Context, m Method, q string, args []any,
+	failed func(error) T, send func(q string, args ...any) T) T {
+	f := d.fault(ctx, m, q, args)
 	if f.Then != nil {
 		defer f.Then()
 	}
 	switch {
 	case f.Err != nil:
-		return errRow(f.Err)
+		return failed(f.Err)
 	case f.Query != "":
-		return d.Next.QueryRowContext(ctx, f.Query)
+		return send(f.Query)
 	case f.ErrAfter != nil:
 		if _, err := d.Next.ExecContext(ctx, q, args...); err != nil {
-			return errRow(err)
+			return failed(err)
 		}
-		return errRow(f.ErrAfter)
+		return failed(f.ErrAfter)
 	}
-	return d.Next.QueryRowContext(ctx, q, args...)
+	return send(q, args...)
 }
 
 // At returns a Fault function that applies f to the n-th statement only.
