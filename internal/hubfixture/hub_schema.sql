@@ -1,9 +1,12 @@
 -- The FLIP hub's database as the hub's own (alembic) migrations leave it,
--- written from the hub's facts in DESIGN.md ("Tables") and not from flip's
--- migration 1: names are the hub's (constraints as PostgreSQL names them by
--- default, indexes as the hub's models name them). Load it into an empty
--- database; it holds no trust, slot, profile or grant rows, only the roles
--- the hub creates.
+-- written from the hub's facts in DESIGN.md ("Tables") and the hub's
+-- models and migrations, not from flip's migration 1: names are the hub's
+-- (constraints as PostgreSQL names them by default, indexes as the hub's
+-- models name them). Besides the tables flip uses it holds every other
+-- hub table that references trust(id), with their real columns, and the
+-- parents those need (projects, model, fl_job, queries). Load it into an
+-- empty database; it holds no trust, slot, profile or grant rows, only the
+-- roles the hub creates.
 
 CREATE TYPE trustauditaction AS ENUM (
     'REGISTERED', 'DELETED', 'OWNER_ADDED', 'OWNER_REMOVED', 'ADMIN_ADDED', 'ADMIN_REMOVED'
@@ -93,78 +96,230 @@ INSERT INTO roles (id, name, description, created_at, updated_at) VALUES
     ('cdee79c9-a5e1-4b9e-a315-1ec2f3d29efe', 'Viewer', 'Read-only access', '2024-03-01 09:00:00+00', '2024-03-01 09:00:00+00'),
     ('8a3d6f14-9b52-4e07-a6c8-1d4f7b2e9053', 'Trust Owner', 'Owns a trust and manages its users', '2024-03-01 09:00:00+00', '2024-03-01 09:00:00+00');
 
--- The hub's other tables that reference trust(id), without ON DELETE.
--- Only id and trust_id matter to flip; the other columns are plausible
--- stand-ins for the hub's own.
+-- The hub's other tables that reference trust(id), as the hub's models
+-- and migrations leave them (up to f5ad2a562fad), with the parent tables
+-- and enum types they need. No foreign key declares ON DELETE, so every
+-- one is NO ACTION; constraints have PostgreSQL's default names. flip
+-- reads none of these tables: they are here so that a test proves flip
+-- leaves them (and their rows) alone, and so that deleting a trust that
+-- still has rows in them fails as it does on the hub. Enums store the
+-- Python members' names, in upper case.
+CREATE TYPE projectstatus AS ENUM ('UNSTAGED', 'STAGED', 'APPROVED');
+-- RUNNING was TRAINING_STARTED (renamed in place, 8c41d0f2ab5e).
+CREATE TYPE modelstatus AS ENUM (
+    'ERROR', 'STOPPED', 'PENDING', 'INITIATED', 'PREPARED', 'RUNNING', 'RESULTS_UPLOADED', 'RESULTS_UPLOAD_FAILED'
+);
+CREATE TYPE jobstatus AS ENUM ('QUEUED', 'IN_PROGRESS', 'COMPLETED', 'DELETED');
+CREATE TYPE trustintersectstatus AS ENUM ('PENDING', 'REQUEST_SENT', 'INITIALISED');
+CREATE TYPE trustapprovalstatus AS ENUM ('PENDING', 'APPROVED', 'DECLINED');
+CREATE TYPE decisionmaker AS ENUM ('HUB', 'SITE');
+-- PERSIST_COHORT added by b3f1c857a001.
+CREATE TYPE tasktype AS ENUM (
+    'COHORT_QUERY', 'CREATE_IMAGING', 'DELETE_IMAGING', 'GET_IMAGING_STATUS', 'REIMPORT_STUDIES', 'UPDATE_USER_PROFILE', 'PERSIST_COHORT'
+);
+CREATE TYPE taskstatus AS ENUM ('PENDING', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'CANCELLED');
+CREATE TYPE xnatimagestatus AS ENUM (
+    'RETRIEVE_STARTED', 'RETRIEVE_COMPLETED', 'RETRIEVE_IN_PROGRESS', 'RETRIEVE_ERROR', 'CREATED', 'DELETED'
+);
+
+-- The parents, with the hub's columns; their other referrers (audits,
+-- uploads, schedulers, query stats) are left out.
+CREATE TABLE projects (
+    id                 uuid NOT NULL,
+    name               varchar NOT NULL,
+    description        varchar NOT NULL,
+    owner_id           uuid NOT NULL,
+    deleted            boolean NOT NULL,
+    creation_timestamp timestamp with time zone NOT NULL,
+    status             projectstatus NOT NULL,
+    dicom_to_nifti     boolean NOT NULL,
+    has_imaging        boolean NOT NULL DEFAULT true,
+    CONSTRAINT projects_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE model (
+    id                 uuid NOT NULL,
+    name               varchar NOT NULL,
+    description        varchar NOT NULL,
+    status             modelstatus NOT NULL,
+    deleted            boolean NOT NULL,
+    project_id         uuid,
+    owner_id           uuid NOT NULL,
+    creation_timestamp timestamp with time zone NOT NULL,
+    CONSTRAINT model_pkey PRIMARY KEY (id),
+    CONSTRAINT model_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects (id)
+);
+
+CREATE TABLE fl_job (
+    id                uuid NOT NULL,
+    model_id          uuid NOT NULL,
+    status            jobstatus NOT NULL,
+    created           timestamp with time zone NOT NULL,
+    started           timestamp with time zone,
+    completed         timestamp with time zone,
+    fl_backend_job_id varchar,
+    num_gpus          integer,
+    mem_per_gpu_gib   integer,
+    CONSTRAINT fl_job_pkey PRIMARY KEY (id),
+    CONSTRAINT fl_job_model_id_fkey FOREIGN KEY (model_id) REFERENCES model (id)
+);
+
+-- queried_trust_ids names trusts without a foreign key.
+CREATE TABLE queries (
+    id                uuid NOT NULL,
+    name              varchar NOT NULL,
+    query             varchar NOT NULL,
+    created           timestamp with time zone NOT NULL,
+    created_by        uuid NOT NULL,
+    project_id        uuid,
+    queried_trust_ids uuid[] NOT NULL,
+    CONSTRAINT queries_pkey PRIMARY KEY (id),
+    CONSTRAINT queries_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects (id)
+);
+CREATE INDEX ix_queries_created_by ON queries USING btree (created_by);
+CREATE INDEX ix_queries_project_id ON queries USING btree (project_id);
+
+-- The tables that reference trust(id), in the order the hub's
+-- delete_trust.py empties them, then cohort_snapshot_status (which that
+-- script does not empty). Nothing references any of them.
+
+-- A link table: no id, the pair is the key.
 CREATE TABLE fl_job_trust (
-    id       uuid NOT NULL,
-    job_id   uuid NOT NULL,
-    trust_id uuid NOT NULL,
-    status   varchar NOT NULL,
-    CONSTRAINT fl_job_trust_pkey PRIMARY KEY (id),
+    fl_job_id uuid NOT NULL,
+    trust_id  uuid NOT NULL,
+    CONSTRAINT fl_job_trust_pkey PRIMARY KEY (fl_job_id, trust_id),
+    CONSTRAINT fl_job_trust_fl_job_id_fkey FOREIGN KEY (fl_job_id) REFERENCES fl_job (id),
     CONSTRAINT fl_job_trust_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
 );
 
+-- The trust column is named trust, not trust_id.
 CREATE TABLE fl_metrics (
-    id          uuid NOT NULL,
-    trust_id    uuid NOT NULL,
-    label       varchar NOT NULL,
-    value       double precision NOT NULL,
-    recorded_at timestamp with time zone NOT NULL,
+    id             uuid NOT NULL,
+    trust          uuid NOT NULL,
+    fl_client_name varchar NOT NULL,
+    model_id       uuid NOT NULL,
+    global_round   integer NOT NULL,
+    "timestamp"    timestamp with time zone,
+    label          varchar NOT NULL,
+    result         double precision NOT NULL,
+    x_label        varchar NOT NULL DEFAULT 'Global Round',
+    x_value        double precision NOT NULL,
     CONSTRAINT fl_metrics_pkey PRIMARY KEY (id),
-    CONSTRAINT fl_metrics_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
+    CONSTRAINT fl_metrics_trust_fkey FOREIGN KEY (trust) REFERENCES trust (id),
+    CONSTRAINT fl_metrics_model_id_fkey FOREIGN KEY (model_id) REFERENCES model (id)
 );
 
+-- trust (so named) is nullable: the hub logs server-side events too. log
+-- became nullable, and event_type, global_round and details were added,
+-- with 8c4f2b9d31e7.
 CREATE TABLE fl_logs (
-    id         uuid NOT NULL,
-    trust_id   uuid NOT NULL,
-    message    text NOT NULL,
-    created_at timestamp with time zone NOT NULL,
+    id             uuid NOT NULL,
+    model_id       uuid NOT NULL,
+    log_date       timestamp with time zone,
+    success        boolean NOT NULL,
+    trust          uuid,
+    fl_client_name varchar,
+    log            varchar,
+    event_type     varchar,
+    global_round   integer,
+    details        jsonb,
     CONSTRAINT fl_logs_pkey PRIMARY KEY (id),
-    CONSTRAINT fl_logs_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
+    CONSTRAINT fl_logs_model_id_fkey FOREIGN KEY (model_id) REFERENCES model (id),
+    CONSTRAINT fl_logs_trust_fkey FOREIGN KEY (trust) REFERENCES trust (id)
 );
 
 CREATE TABLE model_trust_intersect (
-    id       uuid NOT NULL,
-    model_id uuid NOT NULL,
-    trust_id uuid NOT NULL,
+    id                 uuid NOT NULL,
+    status             trustintersectstatus NOT NULL,
+    model_id           uuid,
+    trust_id           uuid,
+    fl_client_endpoint varchar,
     CONSTRAINT model_trust_intersect_pkey PRIMARY KEY (id),
+    CONSTRAINT model_trust_intersect_model_id_fkey FOREIGN KEY (model_id) REFERENCES model (id),
     CONSTRAINT model_trust_intersect_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
 );
 
+-- As b7e3a1c95d20 and e8c4a2f71b36 leave it: approved (boolean) gave way
+-- to status, approved_at was renamed decided_at, and decided_by and
+-- decided_as were added.
 CREATE TABLE project_trust_intersect (
     id         uuid NOT NULL,
-    project_id uuid NOT NULL,
-    trust_id   uuid NOT NULL,
-    approved   boolean NOT NULL DEFAULT false,
+    project_id uuid,
+    trust_id   uuid,
+    decided_at timestamp with time zone,
+    status     trustapprovalstatus NOT NULL,
+    decided_by uuid,
+    decided_as decisionmaker,
     CONSTRAINT project_trust_intersect_pkey PRIMARY KEY (id),
+    CONSTRAINT project_trust_intersect_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects (id),
     CONSTRAINT project_trust_intersect_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
 );
+CREATE INDEX ix_project_trust_intersect_project_id ON project_trust_intersect USING btree (project_id);
+CREATE INDEX ix_project_trust_intersect_trust_id ON project_trust_intersect USING btree (trust_id);
 
+-- data is a JSON document stored as varchar, not jsonb.
 CREATE TABLE query_result (
     id       uuid NOT NULL,
     query_id uuid NOT NULL,
-    trust_id uuid NOT NULL,
-    data     jsonb,
+    trust_id uuid,
+    data     varchar NOT NULL,
     CONSTRAINT query_result_pkey PRIMARY KEY (id),
+    CONSTRAINT query_result_query_id_fkey FOREIGN KEY (query_id) REFERENCES queries (id),
     CONSTRAINT query_result_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
 );
 
+-- payload and result are JSON documents stored as varchar; query_id has
+-- no foreign key.
 CREATE TABLE trust_task (
-    id         uuid NOT NULL,
-    trust_id   uuid NOT NULL,
-    task_type  varchar NOT NULL,
-    status     varchar NOT NULL,
-    created_at timestamp with time zone NOT NULL,
+    id                    uuid NOT NULL,
+    trust_id              uuid NOT NULL,
+    task_type             tasktype NOT NULL,
+    payload               varchar NOT NULL,
+    query_id              uuid,
+    status                taskstatus NOT NULL,
+    result                varchar,
+    needs_post_processing boolean NOT NULL,
+    retry_count           integer NOT NULL,
+    created_at            timestamp with time zone NOT NULL,
+    updated_at            timestamp with time zone,
     CONSTRAINT trust_task_pkey PRIMARY KEY (id),
     CONSTRAINT trust_task_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
 );
+CREATE INDEX ix_trust_task_trust_id ON trust_task USING btree (trust_id);
+CREATE INDEX ix_trust_task_query_id ON trust_task USING btree (query_id);
 
+-- xnat_project_id (XNAT's own id) and query_at_creation have no foreign key.
 CREATE TABLE xnat_project_status (
-    id              uuid NOT NULL,
-    trust_id        uuid NOT NULL,
-    xnat_project_id varchar NOT NULL,
-    status          varchar NOT NULL,
+    id                    uuid NOT NULL,
+    xnat_project_id       uuid NOT NULL,
+    project_id            uuid,
+    trust_id              uuid,
+    retrieve_image_status xnatimagestatus NOT NULL,
+    query_at_creation     uuid,
+    last_reimport         timestamp with time zone NOT NULL,
+    reimport_count        integer NOT NULL,
     CONSTRAINT xnat_project_status_pkey PRIMARY KEY (id),
+    CONSTRAINT xnat_project_status_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects (id),
     CONSTRAINT xnat_project_status_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
+);
+
+-- Added by b3f1c857a001, after the timestamptz migration, so its times are
+-- without time zone. query_id has no foreign key. The hub's code upserts
+-- on COHORT_SNAPSHOT_STATUS_UNIQUE; its columns, (project_id, trust_id),
+-- are inferred from that code, not read from DDL.
+CREATE TABLE cohort_snapshot_status (
+    id                    uuid NOT NULL,
+    project_id            uuid,
+    trust_id              uuid,
+    query_id              uuid,
+    row_count             integer NOT NULL,
+    approved_record_count integer,
+    has_accessions        boolean NOT NULL,
+    query_hash            varchar,
+    snapshot_at           timestamp without time zone NOT NULL,
+    created_at            timestamp without time zone NOT NULL,
+    CONSTRAINT cohort_snapshot_status_pkey PRIMARY KEY (id),
+    CONSTRAINT "COHORT_SNAPSHOT_STATUS_UNIQUE" UNIQUE (project_id, trust_id),
+    CONSTRAINT cohort_snapshot_status_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects (id),
+    CONSTRAINT cohort_snapshot_status_trust_id_fkey FOREIGN KEY (trust_id) REFERENCES trust (id)
 );
