@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -86,22 +87,26 @@ var ErrKitSlotsBusy error = &sentinel{msg: "every free FL kit slot is being clai
 // HTTP 503 with Retry-After.
 var ErrRetryable error = &sentinel{msg: "transient database conflict; roll back and retry the transaction"}
 
-// ErrNotInTransaction is returned when RegisterTrust is handed a connection
-// pool (*sql.DB, *sqlx.DB) or an executor with no open transaction, such as
-// a *sql.Conn in autocommit mode. Nothing is written: flip never begins or
-// commits a transaction behind the caller. Pass a *sql.Tx, a *sqlx.Tx or a
-// *sql.Conn on which you began a transaction, or call
-// Registry.RegisterTrustDB, which owns its transaction.
-var ErrNotInTransaction error = &sentinel{msg: "RegisterTrust needs the caller's open transaction", parent: ErrTrustRegistration}
+// ErrNotInTransaction is returned when RegisterTrust, RotateKeys, RevokeKey
+// or DeleteTrust is handed a connection pool (*sql.DB, *sqlx.DB) or an
+// executor with no open transaction, such as a *sql.Conn in autocommit
+// mode. Nothing is written: flip never begins or commits a transaction
+// behind the caller. Pass a *sql.Tx, a *sqlx.Tx or a *sql.Conn on which you
+// began a transaction (or, to register, call Registry.RegisterTrustDB,
+// which owns its transaction). Like ErrRetryable it is a class, not a
+// child of a base: the error returned also matches the operation's base,
+// ErrTrustRegistration or ErrTrustChange.
+var ErrNotInTransaction error = &sentinel{msg: "the caller's open transaction is needed"}
 
 // ErrRollbackRequired is returned, joined to the error that made a
-// registration fail, when the failed work could not be undone inside the
-// caller's transaction (the rollback to the savepoint failed twice, or the
-// savepoint was already gone). flip then aborts the transaction on purpose
-// so that a COMMIT cannot persist half a registration; the caller must roll
-// it back. Hubs that roll back on every error, as they should, never need
-// to test for it.
-var ErrRollbackRequired error = &sentinel{msg: "the failed registration could not be undone; roll the transaction back", parent: ErrTrustRegistration}
+// registration (or a rotation, revocation or deletion) fail, when the
+// failed work could not be undone inside the caller's transaction (the
+// rollback to the savepoint failed twice, or the savepoint was already
+// gone). flip then aborts the transaction on purpose so that a COMMIT
+// cannot persist half of it; the caller must roll it back. Hubs that roll
+// back on every error, as they should, never need to test for it. The
+// error also matches the operation's base.
+var ErrRollbackRequired error = &sentinel{msg: "the failed operation could not be undone; roll the transaction back"}
 
 // InvalidTrustParamError tells which field of TrustParams was refused and
 // why. It matches ErrInvalidTrustParams and ErrTrustRegistration with
@@ -157,24 +162,30 @@ func (e *DuplicateTrustError) Unwrap() []error {
 	return []error{ErrDuplicateTrust, e.cause}
 }
 
-// registrationError wraps an unexpected failure (a database or minting
-// error) so that it answers errors.Is for ErrTrustRegistration while
-// keeping the cause reachable. When ctx has ended it also matches ctx's
-// error, whatever the driver reported (lib/pq, for one, answers a
-// cancelled statement with SQLSTATE 57014): the caller gave up, and that
-// is what the error says. Otherwise, when the database says the
-// transaction lost a race, it also matches ErrRetryable.
+// registrationError wraps an unexpected failure of a registration (a
+// database or minting error); see opError.
 func registrationError(ctx context.Context, step string, cause error) error {
+	return opError(ctx, ErrTrustRegistration, step, cause)
+}
+
+// opError wraps an unexpected failure (a database or minting error) so
+// that it answers errors.Is for base (ErrTrustRegistration or
+// ErrTrustChange) while keeping the cause reachable. When ctx has ended it
+// also matches ctx's error, whatever the driver reported (lib/pq, for one,
+// answers a cancelled statement with SQLSTATE 57014): the caller gave up,
+// and that is what the error says. Otherwise, when the database says the
+// transaction lost a race, it also matches ErrRetryable.
+func opError(ctx context.Context, base error, step string, cause error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(cause, ctxErr) {
-		return fmt.Errorf("%w: %s: %w (%w)", ErrTrustRegistration, step, cause, ctxErr)
+		return fmt.Errorf("%w: %s: %w (%w)", base, step, cause, ctxErr)
 	}
-	if errors.Is(cause, ErrTrustRegistration) {
+	if errors.Is(cause, base) {
 		return cause
 	}
 	if retryableSQLState(cause) {
-		return fmt.Errorf("%w: %s: %w: %w", ErrTrustRegistration, step, ErrRetryable, cause)
+		return fmt.Errorf("%w: %s: %w: %w", base, step, ErrRetryable, cause)
 	}
-	return fmt.Errorf("%w: %s: %w", ErrTrustRegistration, step, cause)
+	return fmt.Errorf("%w: %s: %w", base, step, cause)
 }
 
 // retryableSQLState reports whether err carries one of the SQLSTATEs that
@@ -188,6 +199,61 @@ func retryableSQLState(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Errors: A trust's later life (RotateKeys, RevokeKey, DeleteTrust).
+
+// ErrTrustChange is the base of every error RotateKeys, RevokeKey and
+// DeleteTrust return, as ErrTrustRegistration is of RegisterTrust's. A hub
+// maps whatever is not one of the more specific errors below (or
+// ErrRetryable, 503) to HTTP 500 and shows no detail.
+var ErrTrustChange error = &sentinel{msg: "trust change failed"}
+
+// ErrTrustNotFound is returned when no trust has the id asked for (it may
+// have been deleted by a transaction that committed first). Nothing was
+// changed. The hub maps it to HTTP 404; the deploy tooling reports
+// "not_found". store's trust lookups return it too.
+var ErrTrustNotFound error = &sentinel{msg: "trust not found", parent: ErrTrustChange}
+
+// ErrTrustDeletionBlocked is returned by DeleteTrust when a row it would
+// have to delete is referenced in turn by a row that is not the trust's
+// (a foreign key from a table that does not itself reference the trust):
+// deleting it would break that reference, or cascade into data flip does
+// not know. Nothing is deleted. The hub maps it to HTTP 409. A
+// *DeletionBlockedError names the tables when they are known.
+var ErrTrustDeletionBlocked error = &sentinel{msg: "the trust has rows that other rows depend on; nothing was deleted", parent: ErrTrustChange}
+
+// DeletionBlockedError says which of the trust's rows could not be
+// deleted: rows of Table that rows of ReferencedFrom point at. It matches
+// ErrTrustDeletionBlocked and ErrTrustChange with errors.Is. Both names
+// are "" when the database reported the reference without saying where
+// (a row inserted while the deletion ran).
+type DeletionBlockedError struct {
+	TrustID        uuid.UUID
+	Table          string // the trust's dependent table, e.g. "query_result"
+	ReferencedFrom string // the table whose rows reference Table's
+	cause          error
+}
+
+func (e *DeletionBlockedError) Error() string {
+	if e.Table == "" {
+		return fmt.Sprintf("trust %s cannot be deleted: a row that belongs to it is referenced by another row; nothing was deleted", e.TrustID)
+	}
+	return fmt.Sprintf("trust %s cannot be deleted: rows of %s that belong to it are referenced from %s; nothing was deleted", e.TrustID, e.Table, e.ReferencedFrom)
+}
+
+// Unwrap returns ErrTrustDeletionBlocked and the database's error, if any.
+func (e *DeletionBlockedError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrTrustDeletionBlocked}
+	}
+	return []error{ErrTrustDeletionBlocked, e.cause}
+}
+
+// changeError wraps an unexpected failure of a rotation, revocation or
+// deletion; see opError.
+func changeError(ctx context.Context, step string, cause error) error {
+	return opError(ctx, ErrTrustChange, step, cause)
 }
 
 // Errors: Keys.

@@ -131,13 +131,22 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 	if err != nil {
 		return RegistrationResult{}, err
 	}
-	if tx == nil {
-		return RegistrationResult{}, fmt.Errorf("%w: tx is nil", ErrNotInTransaction)
-	}
-	if _, isPool := tx.(interface{ Driver() driver.Driver }); isPool {
-		return RegistrationResult{}, ErrNotInTransaction
+	if err := checkTx(tx, ErrTrustRegistration); err != nil {
+		return RegistrationResult{}, err
 	}
 	return r.run(ctx, tx, p, r.registerUnderSavepoint)
+}
+
+// checkTx refuses, before anything is sent, an executor that cannot be
+// the caller's transaction: nil, or a connection pool.
+func checkTx(tx DBTX, base error) error {
+	if tx == nil {
+		return fmt.Errorf("%w: %w: tx is nil", base, ErrNotInTransaction)
+	}
+	if _, isPool := tx.(interface{ Driver() driver.Driver }); isPool {
+		return fmt.Errorf("%w: %w: a connection pool is not a transaction", base, ErrNotInTransaction)
+	}
+	return nil
 }
 
 // run mints the keys, registers normalised p on tx with register, and
@@ -146,24 +155,13 @@ func (r *Registry) run(ctx context.Context, tx DBTX, p TrustParams,
 	register func(context.Context, DBTX, TrustParams, string) (RegistrationResult, error)) (RegistrationResult, error) {
 	// Keys first: minting needs no database, and a failing minter must not
 	// cost a round trip or hold a lock.
-	apiKey, err := r.minter.MintKey(TrustAPIKey)
+	apiKey, serviceKey, err := r.mintKeys(ctx, ErrTrustRegistration)
 	if err != nil {
-		return RegistrationResult{}, registrationError(ctx, "mint trust API key", err)
-	}
-	serviceKey, err := r.minter.MintKey(InternalServiceKey)
-	if err != nil {
-		return RegistrationResult{}, registrationError(ctx, "mint internal-service key", err)
+		return RegistrationResult{}, err
 	}
 	res, err := register(ctx, tx, p, apiKey)
 	if err != nil {
-		level := slog.LevelError // the database or a collaborator failed
-		switch {
-		case errors.Is(err, ErrDuplicateTrust), errors.Is(err, ErrNoFreeKitSlot):
-			level = slog.LevelInfo // an answer, not a fault
-		case errors.Is(err, ErrRetryable), ctx.Err() != nil:
-			level = slog.LevelWarn // passes if tried again
-		}
-		r.logger.LogAttrs(ctx, level, "trust registration refused",
+		r.logger.LogAttrs(ctx, logLevel(ctx, err), "trust registration refused",
 			slog.String("trust_name", p.Name), slog.String("trust_code", p.Code), slog.Any("error", err))
 		return RegistrationResult{}, err
 	}
@@ -174,25 +172,58 @@ func (r *Registry) run(ctx context.Context, tx DBTX, p TrustParams,
 	return res, nil
 }
 
-// registerUnderSavepoint runs register inside a savepoint of the caller's
-// transaction and, on any error, rolls back to it (see undo), so that the
-// caller's transaction is as it was.
-func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
+// mintKeys mints a trust API key and an internal-service key; a failure
+// is wrapped in base.
+func (r *Registry) mintKeys(ctx context.Context, base error) (apiKey, serviceKey string, err error) {
+	if apiKey, err = r.minter.MintKey(TrustAPIKey); err != nil {
+		return "", "", opError(ctx, base, "mint trust API key", err)
+	}
+	if serviceKey, err = r.minter.MintKey(InternalServiceKey); err != nil {
+		return "", "", opError(ctx, base, "mint internal-service key", err)
+	}
+	return apiKey, serviceKey, nil
+}
+
+// logLevel is the level a refused operation is logged at.
+func logLevel(ctx context.Context, err error) slog.Level {
+	switch {
+	case errors.Is(err, ErrDuplicateTrust), errors.Is(err, ErrNoFreeKitSlot), errors.Is(err, ErrTrustNotFound), errors.Is(err, ErrTrustDeletionBlocked):
+		return slog.LevelInfo // an answer, not a fault
+	case errors.Is(err, ErrRetryable), ctx.Err() != nil:
+		return slog.LevelWarn // passes if tried again
+	}
+	return slog.LevelError // the database or a collaborator failed
+}
+
+// registerUnderSavepoint runs register under a savepoint of the caller's
+// transaction (see underSavepoint).
+func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (res RegistrationResult, err error) {
+	err = underSavepoint(ctx, tx, ErrTrustRegistration, func() error {
+		res, err = r.register(ctx, tx, p, apiKey)
+		return err
+	})
+	return res, err
+}
+
+// underSavepoint runs work inside a savepoint of the caller's transaction
+// and, on any error, rolls back to it (see undo), so that the caller's
+// transaction is as it was. Errors of its own are wrapped in base.
+func underSavepoint(ctx context.Context, tx DBTX, base error, work func() error) error {
 	_, err := tx.ExecContext(ctx, pgsql.Savepoint)
 	if pgsql.SQLState(err) == "25P01" { // no_active_sql_transaction
-		return RegistrationResult{}, fmt.Errorf("%w: the connection has no open transaction (begin one, or call RegisterTrustDB): %w", ErrNotInTransaction, err)
+		return fmt.Errorf("%w: %w: the connection has no open transaction (begin one first): %w", base, ErrNotInTransaction, err)
 	}
 	if err != nil {
-		return RegistrationResult{}, registrationError(ctx, "open savepoint", err)
+		return opError(ctx, base, "open savepoint", err)
 	}
-	res, err := r.register(ctx, tx, p, apiKey)
+	err = work()
 	if err == nil {
 		if _, err = tx.ExecContext(ctx, pgsql.ReleaseSavepoint); err == nil {
-			return res, nil
+			return nil
 		}
-		err = registrationError(ctx, "release savepoint", err)
+		err = opError(ctx, base, "release savepoint", err)
 	}
-	return RegistrationResult{}, undo(ctx, tx, err)
+	return undo(ctx, tx, err)
 }
 
 // register sends the registration's statements: the duplicate check and

@@ -13,14 +13,14 @@ import (
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-// undo rolls the caller's transaction back to RegisterTrust's savepoint
+// undo rolls the caller's transaction back to flip's savepoint
 // after cause, and releases it, which leaves the transaction exactly as it
 // was. It uses a context of its own: the caller's may be what just
 // expired, and leaving the transaction aborted would break the promise
 // that it stays usable. A failed undo is tried once more. If the work
 // still cannot be undone (the savepoint is gone after a RELEASE whose
 // answer was lost, say), the transaction is aborted on purpose, so that
-// the caller's COMMIT fails instead of persisting a registration whose
+// the caller's COMMIT fails instead of persisting a change whose
 // keys nobody received, and the error also matches ErrRollbackRequired.
 //
 // When the transaction itself is already over (database/sql rolled it
@@ -45,7 +45,7 @@ func undo(ctx context.Context, tx DBTX, cause error) error {
 		_, _ = tx.ExecContext(ctx, pgsql.AbortTransaction) // fails by design
 		err = fmt.Errorf("%w: %w", ErrRollbackRequired, err)
 	}
-	return errors.Join(cause, fmt.Errorf("undo the failed registration: %w", err))
+	return errors.Join(cause, fmt.Errorf("undo the failed work: %w", err))
 }
 
 func rollbackToSavepoint(ctx context.Context, tx DBTX) error {

@@ -114,9 +114,21 @@ func TestTrustParamsNormalize_ErrorsNameTheFieldAndSentinels(t *testing.T) {
 func TestSentinelsAllDescendFromTheBase(t *testing.T) {
 	t.Parallel()
 	for _, err := range []error{flip.ErrInvalidTrustParams, flip.ErrEmptyTrustName, flip.ErrEmptyTrustCode,
-		flip.ErrDuplicateTrust, flip.ErrNoFreeKitSlot, flip.ErrNotInTransaction} {
+		flip.ErrDuplicateTrust, flip.ErrNoFreeKitSlot} {
 		if !errors.Is(err, flip.ErrTrustRegistration) {
 			t.Errorf("%v does not match ErrTrustRegistration", err)
+		}
+	}
+	for _, err := range []error{flip.ErrTrustNotFound, flip.ErrTrustDeletionBlocked, &flip.DeletionBlockedError{Table: "t"}} {
+		if !errors.Is(err, flip.ErrTrustChange) || errors.Is(err, flip.ErrTrustRegistration) {
+			t.Errorf("%v: want ErrTrustChange and not ErrTrustRegistration", err)
+		}
+	}
+	// Classes shared by registration and the lifecycle belong to neither
+	// base; the errors returned carry the operation's base as well.
+	for _, err := range []error{flip.ErrNotInTransaction, flip.ErrRollbackRequired, flip.ErrRetryable} {
+		if errors.Is(err, flip.ErrTrustRegistration) || errors.Is(err, flip.ErrTrustChange) {
+			t.Errorf("%v matches an operation's base", err)
 		}
 	}
 	dup := &flip.DuplicateTrustError{Field: "code", Name: "N", Code: "C"}

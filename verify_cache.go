@@ -17,6 +17,7 @@ type grantCache struct {
 
 	mu      sync.Mutex
 	gen     uint64
+	paused  bool                     // nothing is served or stored (a ChangeFeed is not listening)
 	entries map[string]*list.Element // hash → element of order
 	order   *list.List               // *grant, oldest first
 }
@@ -36,6 +37,9 @@ func newGrantCache(ttl time.Duration, maxEntries int) *grantCache {
 func (c *grantCache) get(hash string, now time.Time) (Trust, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.paused {
+		return Trust{}, false, c.gen
+	}
 	if el, ok := c.entries[hash]; ok {
 		g := el.Value.(*grant)
 		if now.Before(g.expires) {
@@ -51,7 +55,7 @@ func (c *grantCache) get(hash string, now time.Time) (Trust, bool, uint64) {
 func (c *grantCache) put(hash string, t Trust, since time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	if gen != c.gen || c.paused {
 		return
 	}
 	if el, ok := c.entries[hash]; ok {
@@ -76,6 +80,18 @@ func (c *grantCache) invalidate(match func(Trust) bool) {
 		}
 		el = next
 	}
+}
+
+// pause empties the cache and stops it serving and storing grants until
+// resume; resume empties it again, as grants read while paused may predate
+// changes nobody was told of.
+func (c *grantCache) pause(paused bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paused = paused
+	c.gen++
+	clear(c.entries)
+	c.order.Init()
 }
 
 // len returns the number of entries, expired ones included.

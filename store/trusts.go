@@ -11,17 +11,20 @@ import (
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-// ErrTrustNotFound is returned by the trust lookups when no trust matches.
-var ErrTrustNotFound = errors.New("trust not found")
+// ErrTrustNotFound is returned by the trust lookups when no trust
+// matches. It is flip.ErrTrustNotFound, the error RotateKeys, RevokeKey and
+// DeleteTrust return for a trust that does not exist.
+var ErrTrustNotFound = flip.ErrTrustNotFound
 
 // TrustByName returns the trust whose name has the same canonical form as
-// name, the oldest if several do, or ErrTrustNotFound. Pass a name cleaned
-// by TrustParams.Normalize: it matches what RegisterTrust stored and the
-// legacy rows RegisterTrust would refuse as duplicates. The deploy command
-// uses it to report an existing trust without re-keying it.
+// name, or ErrTrustNotFound. Pass a name cleaned by TrustParams.Normalize:
+// it matches what RegisterTrust stored and the legacy rows RegisterTrust
+// would refuse as duplicates. Where several do (legacy rows), the one
+// spelt exactly as name wins, then the oldest. The deploy commands use it
+// to find the trust to report, rotate or delete.
 func TrustByName(ctx context.Context, db DBTX, name string) (flip.Trust, error) {
 	var t flip.Trust
-	err := db.QueryRowContext(ctx, `SELECT `+pgsql.TrustColumns+` FROM trust WHERE `+pgsql.ByCanonicalName+` ORDER BY created_at LIMIT 1`, name).
+	err := db.QueryRowContext(ctx, `SELECT `+pgsql.TrustColumns+` FROM trust WHERE `+pgsql.ByCanonicalName+` ORDER BY name = $1 DESC, created_at LIMIT 1`, name).
 		Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt)
 	t.CreatedAt = t.CreatedAt.UTC()
 	if errors.Is(err, sql.ErrNoRows) {

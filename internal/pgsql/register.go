@@ -139,17 +139,17 @@ RETURNING s.slot_name, s.slot_number`
 // store.Store's ClaimSlot sends it on its own.
 const AnyFreeSlot = `SELECT EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL)`
 
-// The savepoint RegisterTrust works under inside the caller's transaction.
+// The savepoint flip works under inside the caller's transaction.
 const (
-	Savepoint           = `SAVEPOINT flip_register_trust`
-	ReleaseSavepoint    = `RELEASE SAVEPOINT flip_register_trust`
-	RollbackToSavepoint = `ROLLBACK TO SAVEPOINT flip_register_trust`
+	Savepoint           = `SAVEPOINT flip_trust`
+	ReleaseSavepoint    = `RELEASE SAVEPOINT flip_trust`
+	RollbackToSavepoint = `ROLLBACK TO SAVEPOINT flip_trust`
 )
 
 // AbortTransaction raises an error inside the caller's transaction, which
 // puts it in the aborted state: every later statement fails and COMMIT
-// rolls back. RegisterTrust sends it when it cannot undo its own work.
-const AbortTransaction = `DO $$ BEGIN RAISE EXCEPTION 'flip: a failed trust registration could not be undone; roll this transaction back'; END $$`
+// rolls back. flip sends it when it cannot undo its own work.
+const AbortTransaction = `DO $$ BEGIN RAISE EXCEPTION 'flip: a failed operation could not be undone; roll this transaction back'; END $$`
 
 // Builtin is implemented only by types that embed Mark, which this
 // module's packages alone can name: store.Store. A Registry given one

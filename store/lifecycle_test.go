@@ -1,0 +1,240 @@
+package store_test
+
+import (
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/hubfixture"
+	"github.com/londonaicentre/flip/store"
+)
+
+// A trust's later life, on every schema variant: rotate, revoke, rotate
+// back, delete.
+
+// change runs op in a transaction of its own, committed on success.
+func (b bundle) change(t *testing.T, op func(tx *sql.Tx) error) error {
+	t.Helper()
+	tx, err := b.db.BeginTx(b.ctx, nil)
+	must(t, err)
+	if err := op(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (b bundle) rotate(t *testing.T, id uuid.UUID) (res flip.RegistrationResult, err error) {
+	t.Helper()
+	err = b.change(t, func(tx *sql.Tx) (err error) {
+		res, err = b.reg.RotateKeys(b.ctx, tx, flip.TrustChange{TrustID: id})
+		return err
+	})
+	return res, err
+}
+
+func (b bundle) verify(t *testing.T, key string) error {
+	t.Helper()
+	_, err := flip.NewVerifier(b.db).Verify(b.ctx, key)
+	return err
+}
+
+// keyAudits returns the actions flip_trust_key_audit holds for id, in
+// order, or nil where the table does not exist (a database flip has not
+// migrated).
+func (b bundle) keyAudits(t *testing.T, id uuid.UUID) []string {
+	t.Helper()
+	var exists bool
+	must(t, b.db.QueryRowContext(b.ctx, `SELECT to_regclass('flip_trust_key_audit') IS NOT NULL`).Scan(&exists))
+	if !exists {
+		return nil
+	}
+	var actions []string
+	eachRow(t, b.ctx, b.db, `SELECT action FROM flip_trust_key_audit WHERE trust_id = '`+id.String()+`' ORDER BY audit_date, action`,
+		func(rows *sql.Rows) error {
+			var a string
+			err := rows.Scan(&a)
+			actions = append(actions, a)
+			return err
+		})
+	return actions
+}
+
+func TestRotateRevokeRotate(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		fliptest.AddSlots(t, b.db, "Trust_001")
+		reg := b.mustRegister(t, flip.TrustParams{Name: "Life Trust", Code: "LIFE"})
+
+		rot, err := b.rotate(t, reg.Trust.ID)
+		if err != nil {
+			t.Fatalf("RotateKeys: %v", err)
+		}
+		if rot.APIKey == reg.APIKey || rot.InternalServiceKey == reg.InternalServiceKey || rot.Trust != reg.Trust || rot.KitSlot.Name != "Trust_001" {
+			t.Fatalf("rotation = %v, registration %v", rot, reg)
+		}
+		if err := b.verify(t, reg.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+			t.Errorf("old key after rotation: %v, want ErrUnknownAPIKey", err)
+		}
+		if err := b.verify(t, rot.APIKey); err != nil {
+			t.Errorf("new key after rotation: %v", err)
+		}
+
+		err = b.change(t, func(tx *sql.Tx) error {
+			tr, err := b.reg.RevokeKey(b.ctx, tx, flip.TrustChange{TrustID: reg.Trust.ID})
+			if err == nil && tr != reg.Trust {
+				t.Errorf("RevokeKey = %+v, want %+v", tr, reg.Trust)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("RevokeKey: %v", err)
+		}
+		var hash sql.NullString
+		must(t, b.db.QueryRowContext(b.ctx, `SELECT api_key_hash FROM trust WHERE id = $1`, reg.Trust.ID).Scan(&hash))
+		if hash.Valid {
+			t.Errorf("api_key_hash after revocation = %q, want NULL", hash.String)
+		}
+		if err := b.verify(t, rot.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+			t.Errorf("revoked key: %v, want ErrUnknownAPIKey", err)
+		}
+		if slot, err := store.KitSlotOf(b.ctx, b.db, reg.Trust.ID); err != nil || slot.Name != "Trust_001" {
+			t.Errorf("slot after revocation = %v, %v; want it kept", slot, err)
+		}
+
+		back, err := b.rotate(t, reg.Trust.ID)
+		if err != nil {
+			t.Fatalf("RotateKeys after revocation: %v", err)
+		}
+		if err := b.verify(t, back.APIKey); err != nil {
+			t.Errorf("key rotated after revocation: %v", err)
+		}
+		want := []string{"ROTATED", "REVOKED", "ROTATED"}
+		if v.version < 3 {
+			want = nil
+		}
+		if got := b.keyAudits(t, reg.Trust.ID); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("flip_trust_key_audit = %v, want %v", got, want)
+		}
+		var audits int
+		must(t, b.db.QueryRowContext(b.ctx, `SELECT count(*) FROM trusts_audit WHERE trust_id = $1`, reg.Trust.ID).Scan(&audits))
+		if audits != 1 {
+			t.Errorf("%d trusts_audit rows, want the REGISTERED one only", audits)
+		}
+	})
+}
+
+func TestLifecycle_UnknownTrustIsNotFoundAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	forEachVariant(t, func(t *testing.T, v variant) {
+		b := setup(t, v)
+		c := flip.TrustChange{TrustID: uuid.New()}
+		ops := map[string]func(tx *sql.Tx) error{
+			"rotate": func(tx *sql.Tx) error { _, err := b.reg.RotateKeys(b.ctx, tx, c); return err },
+			"revoke": func(tx *sql.Tx) error { _, err := b.reg.RevokeKey(b.ctx, tx, c); return err },
+			"delete": func(tx *sql.Tx) error { _, err := b.reg.DeleteTrust(b.ctx, tx, c); return err },
+		}
+		for name, op := range ops {
+			err := b.change(t, op)
+			if !errors.Is(err, flip.ErrTrustNotFound) || !errors.Is(err, flip.ErrTrustChange) || errors.Is(err, flip.ErrTrustRegistration) {
+				t.Errorf("%s of an unknown trust: %v", name, err)
+			}
+		}
+	})
+}
+
+func TestLifecycle_PoolIsNotATransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t, variants[0])
+	_, err := b.reg.DeleteTrust(b.ctx, b.db.DB, flip.TrustChange{TrustID: uuid.New()})
+	if !errors.Is(err, flip.ErrNotInTransaction) || !errors.Is(err, flip.ErrTrustChange) || errors.Is(err, flip.ErrTrustRegistration) {
+		t.Errorf("DeleteTrust on a pool: %v", err)
+	}
+}
+
+// The deletion of a legacy hub trust with rows in every dependent table,
+// two kit slots and a trust-scoped grant.
+func TestDeleteTrust_LegacyHubTrust(t *testing.T) {
+	t.Parallel()
+	for _, version := range []int{0, store.LatestVersion()} {
+		b := setup(t, variant{version: version, driver: "postgres", sql: []string{hubfixture.Schema, hubfixture.Legacy}})
+		id := uuid.MustParse("0b7d3f1e-2a44-4c1a-9a0e-1f0000000001")
+		admin := uuid.New()
+		var res flip.DeletionResult
+		err := b.change(t, func(tx *sql.Tx) (err error) {
+			res, err = b.reg.DeleteTrust(b.ctx, tx, flip.TrustChange{TrustID: id, AuditUserID: admin})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("DeleteTrust: %v", err)
+		}
+		if res.Trust.ID != id || res.Trust.Name != "Two Slot Trust" {
+			t.Errorf("deleted trust = %+v", res.Trust)
+		}
+		if len(res.FreedKitSlots) != 2 || res.FreedKitSlots[0].Name != "Legacy_001" || res.FreedKitSlots[1].Name != "Legacy_002" {
+			t.Errorf("freed slots = %+v, want Legacy_001 and Legacy_002", res.FreedKitSlots)
+		}
+		if res.DependentRowsDeleted["user_role"] != 1 {
+			t.Errorf("dependent rows = %v, want one user_role grant", res.DependentRowsDeleted)
+		}
+		t.Logf("version %d: dependent rows deleted %v", version, res.DependentRowsDeleted)
+		var trusts, grants, freed, deleted int
+		must(t, b.db.QueryRowContext(b.ctx, `SELECT
+			(SELECT count(*) FROM trust WHERE id = $1),
+			(SELECT count(*) FROM user_role WHERE trust_id IS NULL),
+			(SELECT count(*) FROM fl_kit_slot WHERE slot_name IN ('Legacy_001', 'Legacy_002') AND assigned_to_trust_id IS NULL AND assigned_at IS NULL),
+			(SELECT count(*) FROM trusts_audit WHERE trust_id = $1 AND action = 'DELETED' AND modified_by_user_id = $2 AND trust_name = 'Two Slot Trust')`,
+			id, admin).Scan(&trusts, &grants, &freed, &deleted))
+		if trusts != 0 || grants != 1 || freed != 2 || deleted != 1 {
+			t.Errorf("after deletion: %d trusts, %d global grants, %d freed slots, %d DELETED audit rows; want 0, 1, 2, 1", trusts, grants, freed, deleted)
+		}
+	}
+}
+
+// A row of the trust's that a row of another table references stops the
+// deletion, naming both tables, and nothing is deleted.
+func TestDeleteTrust_ReferencedDependentBlocks(t *testing.T) {
+	t.Parallel()
+	b := setup(t, variant{version: store.LatestVersion(), driver: "postgres", sql: []string{hubfixture.Schema, `
+		CREATE TABLE site_report (id uuid PRIMARY KEY, trust_id uuid NOT NULL REFERENCES trust (id));
+		CREATE TABLE report_link (id uuid PRIMARY KEY, report_id uuid REFERENCES site_report (id));
+		CREATE TABLE report_note (id uuid PRIMARY KEY, report_id uuid REFERENCES site_report (id), trust_id uuid REFERENCES trust (id))`}})
+	fliptest.AddSlots(t, b.db, "Trust_001", "Trust_002")
+	a := b.mustRegister(t, flip.TrustParams{Name: "A", Code: "A"})
+	other := b.mustRegister(t, flip.TrustParams{Name: "B", Code: "B"})
+	report := uuid.New()
+	_, err := b.db.ExecContext(b.ctx, `INSERT INTO site_report VALUES ($1, $2)`, report, a.Trust.ID)
+	must(t, err)
+	_, err = b.db.ExecContext(b.ctx, `INSERT INTO report_note VALUES (gen_random_uuid(), $1, $2)`, report, a.Trust.ID)
+	must(t, err)
+	// A note of the trust's own pointing at its report is no obstacle.
+	if err := b.change(t, func(tx *sql.Tx) error {
+		_, err := b.reg.DeleteTrust(b.ctx, tx, flip.TrustChange{TrustID: a.Trust.ID})
+		return err
+	}); err != nil {
+		t.Fatalf("deletion with only the trust's own rows referencing each other: %v", err)
+	}
+
+	report = uuid.New()
+	_, err = b.db.ExecContext(b.ctx, `INSERT INTO site_report VALUES ($1, $2)`, report, other.Trust.ID)
+	must(t, err)
+	_, err = b.db.ExecContext(b.ctx, `INSERT INTO report_link VALUES (gen_random_uuid(), $1)`, report)
+	must(t, err)
+	before := fliptest.DumpTables(t, b.db)
+	err = b.change(t, func(tx *sql.Tx) error {
+		_, err := b.reg.DeleteTrust(b.ctx, tx, flip.TrustChange{TrustID: other.Trust.ID})
+		return err
+	})
+	var blocked *flip.DeletionBlockedError
+	if !errors.As(err, &blocked) || !errors.Is(err, flip.ErrTrustDeletionBlocked) || blocked.Table != "site_report" || blocked.ReferencedFrom != "report_link" {
+		t.Fatalf("DeleteTrust = %v, want a DeletionBlockedError for site_report from report_link", err)
+	}
+	if after := fliptest.DumpTables(t, b.db); after != before {
+		t.Error("a blocked deletion changed the database")
+	}
+}
