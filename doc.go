@@ -51,12 +51,28 @@
 // writes a trusts_audit row. Registry.RegisterTrustDB is the same in a
 // transaction of its own, for callers that have none.
 //
+// # A trust's later life
+//
+// Registry.RotateKeys gives a trust new keys (returned once, like a
+// registration's), RevokeKey stops its API key from authenticating until
+// the next rotation, and DeleteTrust removes it with the reference hub's
+// meaning: its kit slots freed, its rows in every table that references
+// trust(id) deleted, a DELETED audit row. Each runs in the caller's
+// transaction with RegisterTrust's contract and announces the change at
+// commit on the PostgreSQL channel flip_trust_changes; Verifier.Listen
+// (with package pqfeed) hears it in every replica. trusts_audit cannot
+// record a rotation or a revocation (its enum has no such value, and flip
+// never adds one): flip_trust_key_audit, migration 3, does.
+//
 // # Errors
 //
-// Every registration error matches ErrTrustRegistration. The specific
+// Every registration error matches ErrTrustRegistration, and every error
+// of a rotation, revocation or deletion ErrTrustChange. The specific
 // sentinels are ErrInvalidTrustParams (with ErrEmptyTrustName and
-// ErrEmptyTrustCode below it), ErrDuplicateTrust, ErrNoFreeKitSlot and
-// ErrNotInTransaction; *InvalidTrustParamError and *DuplicateTrustError
+// ErrEmptyTrustCode below it), ErrDuplicateTrust, ErrNoFreeKitSlot,
+// ErrTrustNotFound and ErrTrustDeletionBlocked; the classes ErrRetryable,
+// ErrNotInTransaction and ErrRollbackRequired appear beside either base.
+// *InvalidTrustParamError, *DuplicateTrustError and *DeletionBlockedError
 // carry detail for errors.As. Database errors are wrapped with %w, never
 // replaced.
 //
@@ -90,7 +106,8 @@
 // Verifier checks the key a trust presents: CheckKey refuses a malformed
 // key without any lookup, then one indexed query by HashAPIKey finds the
 // trust and APIKeyMatchesHash compares in constant time. WithVerifierCache keeps
-// grants (never refusals) in memory for a bounded time.
+// grants (never refusals) in memory for a bounded time, and Verifier.Listen
+// drops a grant as soon as any process commits a change to its trust.
 //
 // # Testing with flip
 //

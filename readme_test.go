@@ -19,6 +19,7 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/cognito"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/pqfeed"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -108,6 +109,60 @@ func TestReadme_Verify(t *testing.T) {
 		if got := whoIsCalling(context.Background(), sqlx.NewDb(db.DB, "postgres"), r); got != want {
 			t.Errorf("key %.12q…: %d, want %d", key, got, want)
 		}
+	}
+}
+
+// README: "A trust's later life: rotate, revoke, delete".
+
+func deleteTrust(ctx context.Context, db *sqlx.DB, admin, id uuid.UUID) (flip.DeletionResult, int, error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return flip.DeletionResult{}, http.StatusInternalServerError, err
+	}
+	defer tx.Rollback() // no-op after Commit
+
+	res, err := registry.DeleteTrust(ctx, tx, flip.TrustChange{TrustID: id, AuditUserID: admin})
+	switch {
+	case errors.Is(err, flip.ErrTrustNotFound):
+		return res, http.StatusNotFound, err
+	case errors.Is(err, flip.ErrTrustDeletionBlocked): // a row of the trust's that other rows reference
+		return res, http.StatusConflict, err
+	case errors.Is(err, flip.ErrRetryable), errors.Is(err, context.DeadlineExceeded):
+		return res, http.StatusServiceUnavailable, err
+	case err != nil:
+		return res, http.StatusInternalServerError, err
+	}
+	if err := tx.Commit(); err != nil {
+		return flip.DeletionResult{}, http.StatusInternalServerError, err
+	}
+	return res, http.StatusOK, nil // res: the trust, its freed slots, rows deleted per table
+}
+
+// At start-up: one Verifier per replica, listening for every replica's changes.
+func startVerifier(ctx context.Context, db *sqlx.DB, databaseURL string) *flip.Verifier {
+	verifier := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 10_000))
+	go verifier.Listen(ctx, pqfeed.New(databaseURL, nil)) // returns when ctx ends
+	return verifier
+}
+
+func TestReadme_DeleteTrust(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x := sqlx.NewDb(db.DB, "postgres")
+	verifier := startVerifier(ctx, x, db.URL)
+	reg := fliptest.RegisterTrust(t, db, flip.TrustParams{Name: "Leaving", Code: "LV"})
+	res, status, err := deleteTrust(ctx, x, uuid.New(), reg.Trust.ID)
+	if status != http.StatusOK || res.Trust.ID != reg.Trust.ID || len(res.FreedKitSlots) != 1 {
+		t.Fatalf("deleteTrust = %+v, %d, %v", res, status, err)
+	}
+	if _, status, _ := deleteTrust(ctx, x, uuid.New(), reg.Trust.ID); status != http.StatusNotFound {
+		t.Errorf("second deleteTrust = %d, want 404", status)
+	}
+	if _, err := verifier.Verify(ctx, reg.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+		t.Errorf("deleted trust's key: %v", err)
 	}
 }
 

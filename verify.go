@@ -26,11 +26,13 @@ import (
 //	trust, err := v.Verify(ctx, r.Header.Get("X-API-Key"))
 //	if errors.Is(err, flip.ErrUnauthorized) { /* 401 */ }
 //
-// With WithVerifierCache, a verified key is remembered for at most the cache's TTL,
-// so a revoked key keeps working for up to that long unless the code that
-// revokes it calls Invalidate or Purge. Refusals are never cached: a key the
-// database does not know is looked up again on every request, and a grant
-// is only ever remembered from a lookup that found the trust.
+// With WithVerifierCache, a verified key is remembered for at most the
+// cache's TTL. Run Listen beside it: a key rotated, revoked or deleted by
+// any process is then forgotten as soon as the change's notice arrives
+// (without it, a changed key keeps working here for up to the TTL, unless
+// this process calls Invalidate or Purge). Refusals are never cached: a
+// key the database does not know is looked up again on every request, and
+// a grant is only ever remembered from a lookup that found the trust.
 type Verifier struct {
 	db    DBTX
 	now   func() time.Time
@@ -122,9 +124,10 @@ func (v *Verifier) Verify(ctx context.Context, key string) (Trust, error) {
 	return trust, nil
 }
 
-// Invalidate forgets cached grants for trustID. Call it after committing a
-// change that must take effect at once for that trust (its deletion, a new
-// API key). Without a cache it does nothing.
+// Invalidate forgets cached grants for trustID. Listen calls it for every
+// change notice; call it yourself after committing a change that must
+// take effect in this process before the notice arrives. Without a cache
+// it does nothing.
 func (v *Verifier) Invalidate(trustID uuid.UUID) {
 	if v.cache != nil {
 		v.cache.invalidate(func(t Trust) bool { return t.ID == trustID })
