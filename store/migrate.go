@@ -152,7 +152,9 @@ func WithLockTimeout(d time.Duration) MigrateOption {
 // ToVersion makes Migrate bring the schema to version instead of the
 // latest: it applies the versions up to it that are missing and reverts,
 // newest first, the applied ones above it. Reverting drops only flip's own
-// objects (version 2's flip_… indexes); version 1's down step is empty, so
+// objects (version 2's flip_… indexes, version 3's flip_trust_key_audit
+// while it is empty: an audit trail with rows is kept); version 1's down
+// step is empty, so
 // the hub's tables and their rows stay even at version 0, where flip
 // cannot tell whether it or the hub created them. Version 1 alone is the
 // hub's schema without flip's indexes; tests use it to prove the code does
@@ -184,9 +186,11 @@ func newMigrateConfig(opts []MigrateOption) migrateConfig {
 // On a database the hub created, Migrate adds only flip's own objects
 // (named flip_…) and never adds to, alters or drops a table, index, type or
 // enum value of the hub's: version 1 creates the hub's tables only where
-// they are missing, and version 2 adds flip's indexes, each unique one only
+// they are missing, version 2 adds flip's indexes, each unique one only
 // where the rows allow it (otherwise a plain index, logged through
-// WithLogger). Whatever legacy rows the hub holds, Migrate succeeds.
+// WithLogger), and version 3 adds flip_trust_key_audit, where rotations
+// and revocations are recorded. Whatever legacy rows the hub holds,
+// Migrate succeeds.
 func Migrate(ctx context.Context, db *sql.DB, opts ...MigrateOption) error {
 	cfg := newMigrateConfig(opts)
 	all, err := migrations()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
@@ -677,6 +678,42 @@ func TestMigrate_DownAndUpAgain(t *testing.T) {
 	}
 	must(t, store.Migrate(ctx, db.DB))
 	fliptest.RegisterTrust(t, db, flipParams("After", "AFT"))
+}
+
+// Migrating below version 3 drops flip_trust_key_audit only while it is
+// empty: an audit trail with rows survives, and migrating up keeps it.
+func TestMigrate_DownKeepsAKeyAuditTrailWithRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	exists := func(db *fliptest.DB) bool {
+		var ok bool
+		must(t, db.QueryRowContext(ctx, `SELECT to_regclass('flip_trust_key_audit') IS NOT NULL`).Scan(&ok))
+		return ok
+	}
+	empty := fliptest.NewDB(t)
+	must(t, store.Migrate(ctx, empty.DB, store.ToVersion(2)))
+	if exists(empty) {
+		t.Error("an empty flip_trust_key_audit survived migrating down to 2")
+	}
+
+	kept := fliptest.NewDB(t)
+	fliptest.AddSlots(t, kept, "Trust_001")
+	res := fliptest.RegisterTrust(t, kept, flipParams("Audited", "AUD"))
+	tx, err := kept.BeginTx(ctx, nil)
+	must(t, err)
+	_, err = flip.NewRegistry(store.New()).RevokeKey(ctx, tx, flip.TrustChange{TrustID: res.Trust.ID})
+	must(t, err)
+	must(t, tx.Commit())
+	must(t, store.Migrate(ctx, kept.DB, store.ToVersion(2)))
+	if !exists(kept) {
+		t.Fatal("migrating down dropped an audit trail with rows")
+	}
+	must(t, store.Migrate(ctx, kept.DB))
+	var n int
+	must(t, kept.QueryRowContext(ctx, `SELECT count(*) FROM flip_trust_key_audit WHERE action = 'REVOKED'`).Scan(&n))
+	if n != 1 {
+		t.Errorf("%d REVOKED rows after migrating down and up, want 1", n)
+	}
 }
 
 // A hub database that already holds duplicate names, registered before
