@@ -36,13 +36,13 @@ func verifyByScan(ctx context.Context, db *sql.DB, key string) (uuid.UUID, bool,
 }
 
 // BenchmarkVerify_10kTrusts compares verifying a trust API key among 10,000
-// trusts with the indexed lookup (flip.Verifier without a cache, through
-// flip.Verifier, no cache), with a full scan of all hashes (the reference
-// hub's method), and with the Verifier's cache serving 100 busy trusts.
-// Keys are drawn across the whole table so the scan's early exit averages
-// half the rows.
+// trusts with the indexed lookup (flip.Verifier without a cache), with a
+// full scan of all hashes (the reference hub's method), and with the
+// Verifier's cache serving 100 busy trusts (hits, once the first 100 calls
+// have filled it). Keys are drawn across the whole table so the scan's
+// early exit averages half the rows.
 //
-//	go test ./store -run '^$' -bench Verify_10kTrusts
+//	go test -run '^$' -bench Verify_10kTrusts .
 func BenchmarkVerify_10kTrusts(b *testing.B) {
 	const trusts = 10_000
 	db := fliptest.NewDB(b)

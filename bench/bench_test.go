@@ -266,3 +266,30 @@ func TestRowVersions_CountEveryWrite(t *testing.T) {
 		t.Errorf("after an idle UPDATE and a DELETE: %+v", c)
 	}
 }
+
+// The revocation section's trials leave the trust with a key that
+// verifies, the revoked one restored without a notice, and account for
+// every trial in each replica (refused or timed out).
+func TestRevocationTrials_KeepTheTrustVerifiable(t *testing.T) {
+	t.Parallel()
+	_, url := openTestDB(t)
+	ctx := t.Context()
+	rb, err := newRevBench(ctx, url, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.close()
+	for i := range 2 { // a rotation, then a revocation
+		if err := rb.trial(ctx, i); err != nil {
+			t.Fatalf("trial %d: %v", i, err)
+		}
+	}
+	if trust, err := flip.NewVerifier(rb.pools[2]).Verify(ctx, rb.key); err != nil || trust.ID != rb.trust {
+		t.Errorf("key after the trials: %+v, %v", trust, err)
+	}
+	for _, r := range rb.replicas {
+		if n := len(r.refusals) + r.timeouts; n != 2 {
+			t.Errorf("%s accounts for %d trials, want 2", r.label, n)
+		}
+	}
+}

@@ -1,6 +1,6 @@
 // Command bench measures flip's performance on this machine and writes the
 // figures, the machine and the command to BENCHMARKS.md: go run ./bench
-// [-only registration,verify,seeding] from the repository root (a few
+// [-only registration,verify,revocation,seeding] from the repository root (a few
 // minutes for all). It needs PostgreSQL at DATABASE_URL (a URL; by default
 // the local server, as fliptest.ServerURL) with a role that may create
 // databases, pgbench, and for seeding node and npm (or COGNITO_LOCAL_URL).
@@ -46,6 +46,7 @@ type section struct {
 var sections = []section{
 	{"registration", "Registration throughput", runRegistration},
 	{"verify", "Key verification", runVerify},
+	{"revocation", "Revocation", runRevocation},
 	{"seeding", "Seeding", runSeeding},
 }
 
@@ -55,20 +56,22 @@ type config struct {
 	callers               []int // the levels of concurrency the registration goals are set at
 	rounds, trusts        int
 	seedUsers, seedRounds int
+	revocationTrials      int
 }
 
 func main() {
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("bench: ")
-	cfg := config{duration: 5 * time.Second, callers: []int{1, 4, 16}, rounds: 2, trusts: 500, seedUsers: 200, seedLatency: 5 * time.Millisecond, seedRounds: 5}
+	cfg := config{duration: 5 * time.Second, callers: []int{1, 4, 16}, rounds: 2, trusts: 500, seedUsers: 200, seedLatency: 5 * time.Millisecond, seedRounds: 5, revocationTrials: 300}
 	flag.StringVar(&cfg.out, "out", "BENCHMARKS.md", "file to write")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated sections to run (registration, verify, seeding); the file keeps the others")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated sections to run (registration, verify, revocation, seeding); the file keeps the others")
 	flag.DurationVar(&cfg.duration, "duration", cfg.duration, "how long each throughput run lasts (whole seconds: pgbench -T)")
 	flag.IntVar(&cfg.rounds, "rounds", cfg.rounds, "throughput rounds per level; the median is reported")
 	flag.IntVar(&cfg.trusts, "trusts", cfg.trusts, "trusts already registered in the registration template")
 	flag.IntVar(&cfg.seedUsers, "seed-users", cfg.seedUsers, "main users per seeding run (1 to 1000)")
 	flag.DurationVar(&cfg.seedLatency, "seed-latency", cfg.seedLatency, "latency the fault proxy adds to every Cognito request while seeding")
 	flag.IntVar(&cfg.seedRounds, "seed-rounds", cfg.seedRounds, "seeding rounds per concurrency level; the median is reported")
+	flag.IntVar(&cfg.revocationTrials, "revocation-trials", cfg.revocationTrials, "key changes timed in the revocation section")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		log.Fatal(err)
@@ -139,8 +142,8 @@ func writeReport(path, header string, blocks map[string]string) error {
 func (c *config) check() ([]section, error) {
 	if _, err := os.Stat("go.mod"); err != nil {
 		return nil, errors.New("run it from the repository root (where go.mod is): go run ./bench")
-	} else if c.seedUsers < 1 || c.seedUsers > 1000 || c.seedRounds < 1 || c.rounds < 1 || c.seedLatency < 0 || c.trusts < 0 {
-		return nil, errors.New("-seed-users wants 1 to 1000; -seed-rounds and -rounds at least 1; -seed-latency and -trusts not negative")
+	} else if c.seedUsers < 1 || c.seedUsers > 1000 || c.seedRounds < 1 || c.rounds < 1 || c.revocationTrials < 1 || c.seedLatency < 0 || c.trusts < 0 {
+		return nil, errors.New("-seed-users wants 1 to 1000; -seed-rounds, -rounds and -revocation-trials at least 1; -seed-latency and -trusts not negative")
 	} else if c.duration < time.Second || c.duration%time.Second != 0 {
 		return nil, fmt.Errorf("-duration %v: want whole seconds, at least one", c.duration)
 	} else if c.only == "" {
@@ -150,7 +153,7 @@ func (c *config) check() ([]section, error) {
 	for _, k := range strings.Split(c.only, ",") {
 		i := slices.IndexFunc(sections, func(s section) bool { return s.key == strings.TrimSpace(k) })
 		if i < 0 {
-			return nil, fmt.Errorf("-only %q: no such section (have registration, verify, seeding)", k)
+			return nil, fmt.Errorf("-only %q: no such section (have registration, verify, revocation, seeding)", k)
 		}
 		chosen = append(chosen, sections[i])
 	}
