@@ -6,6 +6,7 @@
 //	register-trust --name NAME --code CODE [--region REGION] [--require-existing]
 //	               [--database-url URL] [--migrate] [--add-slots LIST]
 //	               [--key-format prefixed|reference] [--timeout 60s]
+//	register-trust --name NAME --rotate [--code CODE] [options]
 //	register-trust --migrate and/or --add-slots LIST   (no --name/--code)
 //	register-trust --print-migrations
 //
@@ -27,6 +28,18 @@
 // printed instead. With --require-existing a missing trust is an error
 // rather than being registered.
 //
+// --rotate re-keys an existing trust: it prints the same full record with
+// "status":"rotated" and two new keys, and the old API key stops working
+// at the commit. It is how a trust whose keys were lost (or leaked) gets
+// new ones, including after a registration whose result never arrived.
+// A trust that does not exist is an error (exit 1); --rotate never
+// registers. --code is not needed, since the name finds the trust; given,
+// it must be the trust's code (in any case), a guard against re-keying
+// the wrong trust. --region cannot be combined with --rotate, which changes
+// nothing but the keys. The rotation is audited in flip_trust_key_audit
+// with no user (NULL); on a database --migrate has not brought that far,
+// a warning on stderr is its only record.
+//
 // The database URL comes from --database-url, else $DATABASE_URL, else
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable. --migrate brings
 // the schema up to date first (safe to repeat); --add-slots adds FL kit
@@ -39,9 +52,9 @@
 // Stdout carries only the JSON result (or, with --print-migrations, SQL);
 // logs go to stderr and never contain a key or the database password.
 //
-// Exit status: 0 on success (registered or existing), 1 when registration
-// or the database fails (stdout is then []), 2 for a usage error (stdout is
-// then empty).
+// Exit status: 0 on success (registered, existing or rotated), 1 when
+// registration, rotation or the database fails (stdout is then []), 2 for
+// a usage error (stdout is then empty).
 package main
 
 import (
@@ -87,6 +100,7 @@ func main() {
 type options struct {
 	name, code, region string
 	requireExisting    bool
+	rotate             bool
 	databaseURL        string
 	databaseURLFrom    string // where databaseURL came from, for error messages
 	migrate            bool
@@ -97,9 +111,9 @@ type options struct {
 }
 
 // record is one element of the JSON array printed on stdout. Key fields are
-// set only for a trust registered by this run.
+// set only for a trust registered or re-keyed by this run.
 type record struct {
-	Status                  string `json:"status"` // "registered" or "existing"
+	Status                  string `json:"status"` // "registered", "existing" or "rotated"
 	TrustID                 string `json:"trust_id"`
 	TrustName               string `json:"trust_name"`
 	TrustCode               string `json:"trust_code"`
@@ -168,6 +182,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return writeJSON(stdout, log, poolSummary{SlotsAdded: added, SlotsTotal: stats.Total, SlotsFree: stats.Free})
 	}
 
+	if opts.rotate {
+		rec, err := rotate(ctx, db, log, opts)
+		if err != nil {
+			return fail("trust keys not rotated", err)
+		}
+		return writeJSON(stdout, log, []record{rec})
+	}
 	rec, err := registerOrFind(ctx, db, log, opts)
 	if err != nil {
 		return fail("trust not registered", err)
@@ -260,23 +281,32 @@ func registerOrFind(ctx context.Context, db *sql.DB, log *slog.Logger, opts opti
 }
 
 // retryBackoff is how long the command waits before each new attempt at a
-// registration that failed with flip.ErrRetryable (a deadlock, a lock
-// timeout, a pool whose free slots other registrations are claiming).
+// registration or rotation that failed with flip.ErrRetryable (a deadlock,
+// a lock timeout, a pool whose free slots other registrations are
+// claiming).
 var retryBackoff = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
 
 // registerRetrying runs RegisterTrustDB, again after a pause when it failed
 // in a way that says "try again": such a failure left nothing behind.
 func registerRetrying(ctx context.Context, reg *flip.Registry, db *sql.DB, log *slog.Logger, params flip.TrustParams) (flip.RegistrationResult, error) {
-	for attempt := 0; ; attempt++ {
-		res, err := reg.RegisterTrustDB(ctx, db, params)
-		if !errors.Is(err, flip.ErrRetryable) || attempt == len(retryBackoff) {
+	return retrying(ctx, log, "registration", func() (flip.RegistrationResult, error) {
+		return reg.RegisterTrustDB(ctx, db, params)
+	})
+}
+
+// retrying runs attempt, again after each pause of retryBackoff while it
+// fails with flip.ErrRetryable; what names the work in the log.
+func retrying[T any](ctx context.Context, log *slog.Logger, what string, attempt func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		res, err := attempt()
+		if !errors.Is(err, flip.ErrRetryable) || i == len(retryBackoff) {
 			return res, err
 		}
-		log.Warn("registration hit a transient conflict; retrying", "attempt", attempt+1, "wait", retryBackoff[attempt].String(), "error", err)
+		log.Warn(what+" hit a transient conflict; retrying", "attempt", i+1, "wait", retryBackoff[i].String(), "error", err)
 		select {
 		case <-ctx.Done():
 			return res, err
-		case <-time.After(retryBackoff[attempt]):
+		case <-time.After(retryBackoff[i]):
 		}
 	}
 }
@@ -293,7 +323,7 @@ func existingRecord(ctx context.Context, db *sql.DB, log *slog.Logger, t flip.Tr
 	case !errors.Is(err, store.ErrSlotNotFound):
 		return record{}, err
 	}
-	log.Info("trust already registered; keys not reissued", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", rec.FLKitSlot)
+	log.Info("trust already registered; keys not reissued (--rotate issues new ones)", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", rec.FLKitSlot)
 	if !strings.EqualFold(t.Code, asked.Code) {
 		log.Warn("existing trust has a different code than requested", "existing_code", t.Code, "requested_code", asked.Code)
 	}
@@ -328,11 +358,13 @@ func newFlagSet(stderr io.Writer, opts *options, addSlots, keyFmt *string) *flag
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage:
   register-trust --name NAME --code CODE [--region REGION] [--require-existing] [options]
+  register-trust --name NAME --rotate [--code CODE] [options]
   register-trust [--migrate] [--add-slots LIST] [options]
   register-trust --print-migrations
 
-Registers a trust and prints it as a JSON array on stdout (keys only for a
-new trust). Exit 0 registered or existing, 1 failed, 2 usage error.
+Registers a trust (or, with --rotate, re-keys an existing one) and prints
+it as a JSON array on stdout (keys only for a new or re-keyed trust).
+Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
 
 `)
 		fs.PrintDefaults()
@@ -341,6 +373,7 @@ new trust). Exit 0 registered or existing, 1 failed, 2 usage error.
 	fs.StringVar(&opts.code, "code", "", "trust `code` (required to register)")
 	fs.StringVar(&opts.region, "region", "", "trust `region` (optional)")
 	fs.BoolVar(&opts.requireExisting, "require-existing", false, "fail (exit 1) instead of registering when no trust has this name")
+	fs.BoolVar(&opts.rotate, "rotate", false, "issue new keys for the existing trust --name (exit 1 if there is none)")
 	fs.StringVar(&opts.databaseURL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+defaultDatabaseURL+")")
 	fs.BoolVar(&opts.migrate, "migrate", false, "apply pending schema migrations first (idempotent)")
 	fs.StringVar(addSlots, "add-slots", "", "add FL kit slots: comma-separated `LIST` of names or ranges like Trust_001..Trust_050")
@@ -359,11 +392,15 @@ func (opts *options) finish(rest []string, addSlots, keyFmt string, getenv func(
 		return fmt.Errorf("unexpected argument %q", rest[0])
 	case opts.timeout <= 0:
 		return errors.New("--timeout must be positive")
-	case opts.printMigrations && (opts.name != "" || opts.code != "" || opts.migrate || addSlots != ""):
+	case opts.printMigrations && (opts.name != "" || opts.code != "" || opts.rotate || opts.migrate || addSlots != ""):
 		return errors.New("--print-migrations cannot be combined with other actions")
 	case opts.printMigrations:
 		return nil
-	case (opts.name == "") != (opts.code == ""):
+	case opts.rotate && opts.name == "":
+		return errors.New("--rotate needs --name")
+	case opts.rotate && opts.region != "":
+		return errors.New("--rotate changes only the keys: --region cannot be given with it")
+	case !opts.rotate && (opts.name == "") != (opts.code == ""):
 		return errors.New("--name and --code are both required to register a trust")
 	case opts.name == "" && (opts.region != "" || opts.requireExisting):
 		return errors.New("--region and --require-existing need --name and --code")
@@ -469,7 +506,7 @@ func hintFor(err error) string {
 		return "add kit slots with --add-slots, e.g. --add-slots Trust_051..Trust_100"
 	}
 	if errors.Is(err, flip.ErrRetryable) {
-		return "other registrations held what this one needed; nothing was written, run the command again"
+		return "other transactions held what this one needed; nothing was written, run the command again"
 	}
 	return ""
 }
@@ -479,7 +516,7 @@ func writeJSON(stdout io.Writer, log *slog.Logger, v any) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		log.Error("writing the result failed; a newly registered trust's keys are lost and it must be re-keyed", "error", err)
+		log.Error("writing the result failed; any keys just issued are lost: re-key the trust with register-trust --name NAME --rotate", "error", err)
 		return exitFail
 	}
 	return exitOK

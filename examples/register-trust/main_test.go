@@ -218,18 +218,21 @@ func TestUsageErrors(t *testing.T) {
 	// Nothing here may reach a database; this URL would fail if it did.
 	const noDB = "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
 	for name, args := range map[string][]string{
-		"unknown flag":       {"--name", "A", "--code", "A", "--frobnicate"},
-		"missing code":       {"--name", "A"},
-		"missing name":       {"--code", "A"},
-		"empty name":         {"--name", "", "--code", "A"},
-		"nothing to do":      {},
-		"bad key format":     {"--name", "A", "--code", "A", "--key-format", "hex"},
-		"positional arg":     {"--name", "A", "--code", "A", "extra"},
-		"region alone":       {"--region", "London", "--migrate"},
-		"bad slot range":     {"--add-slots", "Trust_009..Trust_001"},
-		"empty slot list":    {"--add-slots", " , "},
-		"zero timeout":       {"--name", "A", "--code", "A", "--timeout", "0s"},
-		"print and register": {"--print-migrations", "--name", "A", "--code", "A"},
+		"unknown flag":        {"--name", "A", "--code", "A", "--frobnicate"},
+		"missing code":        {"--name", "A"},
+		"missing name":        {"--code", "A"},
+		"empty name":          {"--name", "", "--code", "A"},
+		"nothing to do":       {},
+		"bad key format":      {"--name", "A", "--code", "A", "--key-format", "hex"},
+		"positional arg":      {"--name", "A", "--code", "A", "extra"},
+		"region alone":        {"--region", "London", "--migrate"},
+		"bad slot range":      {"--add-slots", "Trust_009..Trust_001"},
+		"empty slot list":     {"--add-slots", " , "},
+		"zero timeout":        {"--name", "A", "--code", "A", "--timeout", "0s"},
+		"print and register":  {"--print-migrations", "--name", "A", "--code", "A"},
+		"rotate without name": {"--rotate", "--code", "A"},
+		"rotate with region":  {"--name", "A", "--rotate", "--region", "London"},
+		"print and rotate":    {"--print-migrations", "--rotate"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

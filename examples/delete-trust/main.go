@@ -1,0 +1,357 @@
+// Command delete-trust removes one NHS trust from FLIP, as the reference
+// hub's delete_trust script does, and prints what it did as one JSON
+// object.
+//
+// Usage:
+//
+//	delete-trust --name NAME [--revoke] [--database-url URL] [--timeout 60s]
+//
+// It finds the trust by name the way register-trust does (the same
+// canonical form; among legacy rows sharing it, the one spelt exactly so,
+// then the oldest), frees its FL kit slots, deletes its rows from every
+// table that references it (user_role's trust-scoped grants and
+// cohort_snapshot_status included), writes a DELETED row to trusts_audit
+// with no user (NULL) and deletes the trust, in one transaction:
+//
+//	{"status":"deleted","trust_id":"…","name":"Guy's and St Thomas'",
+//	 "freed_fl_kit_slot":"Trust_001",
+//	 "dependent_rows_deleted":{"fl_job_trust":3,"fl_logs":120,…}}
+//
+// freed_fl_kit_slot is null when the trust held no slot; a legacy trust
+// holding several also gets "freed_fl_kit_slots", all their names.
+// dependent_rows_deleted has every referencing table, zeros included. A
+// trust that does not exist, including one another run deleted a moment
+// before, prints {"status":"not_found","name":"…"}, so running the
+// command again is safe.
+//
+// With --revoke the trust is kept, with its slot and data, and only its
+// API key stops working ({"status":"revoked","trust_id":"…","name":"…"});
+// register-trust --name NAME --rotate later issues new keys. Revoking a
+// revoked trust succeeds again.
+//
+// The database URL comes from --database-url, else $DATABASE_URL, else
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable. Stdout carries
+// only the JSON result; logs go to stderr and never contain a key or the
+// database password.
+//
+// Exit status: 0 when deleted, revoked or not found; 1 when the deletion
+// or the database fails, for instance when another table's rows reference
+// the trust's rows (stdout is then empty, and nothing was changed unless
+// the message says the commit got no answer); 2 for a usage error.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/lib/pq" // PostgreSQL driver, registered as "postgres"
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/store"
+)
+
+// defaultDatabaseURL is used when neither --database-url nor DATABASE_URL is set.
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// options are the parsed command-line flags.
+type options struct {
+	name            string
+	revoke          bool
+	databaseURL     string
+	databaseURLFrom string // where databaseURL came from, for error messages
+	timeout         time.Duration
+}
+
+// deletion is printed for a deleted trust, its keys in the reference
+// script's order.
+type deletion struct {
+	Status               string           `json:"status"` // "deleted"
+	TrustID              string           `json:"trust_id"`
+	Name                 string           `json:"name"`
+	FreedFLKitSlot       *string          `json:"freed_fl_kit_slot"` // null when it held none
+	DependentRowsDeleted map[string]int64 `json:"dependent_rows_deleted"`
+	// FreedFLKitSlots is flip's addition, for a legacy trust that held
+	// more than one slot (the reference script frees only the first).
+	FreedFLKitSlots []string `json:"freed_fl_kit_slots,omitempty"`
+}
+
+// outcome is printed when nothing was deleted: "not_found" (no trust_id)
+// or "revoked".
+type outcome struct {
+	Status  string `json:"status"`
+	TrustID string `json:"trust_id,omitempty"`
+	Name    string `json:"name"`
+}
+
+// run is the whole command: it parses args, does the work and returns the
+// exit status. JSON goes to stdout, logs and usage to stderr; getenv
+// supplies DATABASE_URL.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	opts, err := parseFlags(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	defer cancel()
+	fail := func(msg string, err error) int {
+		log.Error(msg, "error", err)
+		if hint := hintFor(err); hint != "" {
+			log.Error(hint)
+		}
+		return exitFail
+	}
+
+	name, err := normalizeName(opts.name)
+	if err != nil {
+		return fail("bad trust name", err)
+	}
+	log.Info("connecting", "database", redactURL(opts.databaseURL))
+	db, msg, err := connect(ctx, opts)
+	if err != nil {
+		return fail(msg, err)
+	}
+	defer db.Close()
+
+	notFound := func(why string) int {
+		log.Info(why, "name", name)
+		return writeJSON(stdout, log, outcome{Status: "not_found", Name: name})
+	}
+	trust, err := store.TrustByName(ctx, db, name)
+	switch {
+	case errors.Is(err, store.ErrTrustNotFound):
+		return notFound("no trust has this name; nothing to do")
+	case err != nil:
+		return fail("looking the trust up failed", err)
+	}
+
+	// The Registry logs each change; on a database without
+	// flip_trust_key_audit that line is a revocation's only record.
+	reg := flip.NewRegistry(store.New(), flip.WithLogger(log))
+	change := flip.TrustChange{TrustID: trust.ID} // AuditUserID nil: NULL, as the reference script
+	if opts.revoke {
+		log.Info("revoking the trust's API key", "trust_id", trust.ID, "trust_name", trust.Name)
+		err := inTx(ctx, db, func(tx *sql.Tx) error {
+			_, err := reg.RevokeKey(ctx, tx, change)
+			return err
+		})
+		switch {
+		case errors.Is(err, flip.ErrTrustNotFound):
+			return notFound("the trust was deleted by another run meanwhile; nothing to do")
+		case err != nil:
+			return fail("trust key not revoked", err)
+		}
+		return writeJSON(stdout, log, outcome{Status: "revoked", TrustID: trust.ID.String(), Name: trust.Name})
+	}
+
+	log.Info("deleting the trust", "trust_id", trust.ID, "trust_name", trust.Name)
+	var res flip.DeletionResult
+	err = inTx(ctx, db, func(tx *sql.Tx) (err error) {
+		res, err = reg.DeleteTrust(ctx, tx, change)
+		return err
+	})
+	switch {
+	case errors.Is(err, flip.ErrTrustNotFound):
+		return notFound("the trust was deleted by another run meanwhile; nothing to do")
+	case err != nil:
+		return fail("trust not deleted", err)
+	}
+	return writeJSON(stdout, log, deletionRecord(res))
+}
+
+// deletionRecord turns what DeleteTrust removed into the printed object.
+func deletionRecord(res flip.DeletionResult) deletion {
+	d := deletion{
+		Status:               "deleted",
+		TrustID:              res.Trust.ID.String(),
+		Name:                 res.Trust.Name,
+		DependentRowsDeleted: res.DependentRowsDeleted,
+	}
+	if len(res.FreedKitSlots) > 0 {
+		d.FreedFLKitSlot = &res.FreedKitSlots[0].Name
+	}
+	if len(res.FreedKitSlots) > 1 {
+		for _, s := range res.FreedKitSlots {
+			d.FreedFLKitSlots = append(d.FreedFLKitSlots, s.Name)
+		}
+	}
+	return d
+}
+
+// errCommitUnknown is returned when a commit got no answer: the change may
+// or may not have been made. Running the command again settles it.
+var errCommitUnknown = errors.New("the commit got no answer, so the change may or may not have been made: run the command again (a deleted trust is then not_found)")
+
+// inTx runs change in a transaction of the command's own and commits it.
+// The Registry's changes never commit: the transaction is the caller's, and
+// is rolled back on any error.
+func inTx(ctx context.Context, db *sql.DB, change func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }() // no-op after Commit
+	if err := change(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%w: %w", errCommitUnknown, err)
+	}
+	return nil
+}
+
+// normalizeName returns name in the canonical form register-trust stores,
+// so the lookup finds what it registered. TrustParams.Normalize checks a
+// code as well, which a deletion does not have: a placeholder stands in.
+func normalizeName(name string) (string, error) {
+	p, err := flip.TrustParams{Name: name, Code: "none"}.Normalize()
+	return p.Name, err
+}
+
+// connect opens the database and makes sure it answers; on failure the
+// message says which URL was tried and where it came from.
+func connect(ctx context.Context, opts options) (*sql.DB, string, error) {
+	db, err := openDB(opts.databaseURL)
+	if err != nil {
+		return nil, "cannot open database", err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, "cannot connect to the database at " + redactURL(opts.databaseURL) + ", taken from " + opts.databaseURLFrom +
+			"; check that PostgreSQL is running there and the URL is right", err
+	}
+	return db, "", nil
+}
+
+// parseFlags parses args into options, printing usage and the problem to
+// stderr on a usage error.
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
+	var opts options
+	fs := flag.NewFlagSet("delete-trust", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage:
+  delete-trust --name NAME [--revoke] [options]
+
+Deletes a trust, its kit slot assignments and its rows in the hub's tables
+(or, with --revoke, only disables its API key) and prints one JSON object
+on stdout. Exit 0 deleted, revoked or not found, 1 failed, 2 usage error.
+
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&opts.name, "name", "", "trust `name` (required)")
+	fs.BoolVar(&opts.revoke, "revoke", false, "keep the trust and only revoke its API key")
+	fs.StringVar(&opts.databaseURL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+defaultDatabaseURL+")")
+	fs.DurationVar(&opts.timeout, "timeout", 60*time.Second, "give up after this `duration`")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err // flag has printed the problem and usage
+	}
+	var err error
+	switch {
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case strings.TrimSpace(opts.name) == "":
+		err = errors.New("--name is required")
+	case opts.timeout <= 0:
+		err = errors.New("--timeout must be positive")
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "delete-trust: %v\n", err)
+		fs.Usage()
+		return options{}, err
+	}
+	opts.databaseURLFrom = "--database-url"
+	if opts.databaseURL == "" {
+		opts.databaseURL, opts.databaseURLFrom = getenv("DATABASE_URL"), "DATABASE_URL"
+	}
+	if opts.databaseURL == "" {
+		opts.databaseURL, opts.databaseURLFrom = defaultDatabaseURL, "the default (neither --database-url nor DATABASE_URL is set)"
+	}
+	return opts, nil
+}
+
+// openDB opens a pool on rawURL. A malformed URL is reported without
+// echoing it, since it may hold a password.
+func openDB(rawURL string) (*sql.DB, error) {
+	if strings.Contains(rawURL, "://") {
+		if _, err := url.Parse(rawURL); err != nil {
+			return nil, errors.New("the database URL is not a valid URL")
+		}
+	}
+	db, err := sql.Open("postgres", rawURL)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(2)
+	return db, nil
+}
+
+// redactURL returns rawURL fit for a log: the password of a URL is masked,
+// and a key=value connection string is not shown at all.
+func redactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return "(connection string not shown)"
+	}
+	return u.Redacted()
+}
+
+// hintFor suggests a fix for errors an operator can act on.
+func hintFor(err error) string {
+	var pgErr interface{ SQLState() string }
+	if errors.As(err, &pgErr) && pgErr.SQLState() == "42P01" { // undefined_table
+		return "the trust table is missing: is this the hub's database?"
+	}
+	var blocked *flip.DeletionBlockedError
+	if errors.As(err, &blocked) {
+		if blocked.ReferencedFrom != "" {
+			return "nothing was deleted: remove the rows of " + blocked.ReferencedFrom + " that point at the trust's rows in " + blocked.Table + ", then run the command again"
+		}
+		return "nothing was deleted: a row referencing the trust's rows appeared while it ran; run the command again"
+	}
+	if errors.Is(err, flip.ErrRetryable) {
+		return "other transactions held what this one needed; nothing was changed, run the command again"
+	}
+	return ""
+}
+
+// writeJSON prints v as one line of JSON on stdout.
+func writeJSON(stdout io.Writer, log *slog.Logger, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		log.Error("writing the result failed, after the change was committed; running the command again reports it", "error", err)
+		return exitFail
+	}
+	return exitOK
+}

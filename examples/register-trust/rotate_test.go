@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/hubfixture"
+)
+
+func TestRotate(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001..Trust_002")
+	ctx := context.Background()
+	v := flip.NewVerifier(db)
+
+	old, _ := wantOne(t, register(t, db, "--name", "Rotating Trust", "--code", "ROT", "--region", "South"))
+	if _, err := v.Verify(ctx, old.TrustAPIKey); err != nil {
+		t.Fatalf("the registered key does not verify: %v", err)
+	}
+
+	// Spelt differently, and with the code in another case: the same trust.
+	r := register(t, db, "--name", " Rotating  Trust ", "--code", "rot", "--rotate")
+	rec, raw := wantOne(t, r)
+	if rec.Status != "rotated" || rec.TrustID != old.TrustID || rec.TrustName != "Rotating Trust" || rec.TrustCode != "ROT" || rec.Region != "South" {
+		t.Errorf("record = %+v", rec)
+	}
+	if rec.FLKitSlot != "Trust_001" || rec.FLKitSlotNumber == nil || *rec.FLKitSlotNumber != 1 {
+		t.Errorf("kit slot = %q %v, want Trust_001 1", rec.FLKitSlot, rec.FLKitSlotNumber)
+	}
+	for _, field := range []string{"trust_id", "trust_name", "trust_code", "region", "trust_api_key", "trust_internal_service_key", "fl_kit_slot", "fl_kit_slot_number"} {
+		if _, ok := raw[field]; !ok {
+			t.Errorf("record lacks %s", field)
+		}
+	}
+	if rec.TrustAPIKey == old.TrustAPIKey || rec.TrustInternalServiceKey == old.TrustInternalServiceKey {
+		t.Error("a key was not replaced")
+	}
+	if err := flip.CheckKey(flip.TrustAPIKey, rec.TrustAPIKey); err != nil {
+		t.Errorf("trust_api_key: %v", err)
+	}
+	if err := flip.CheckKey(flip.InternalServiceKey, rec.TrustInternalServiceKey); err != nil {
+		t.Errorf("trust_internal_service_key: %v", err)
+	}
+	if _, err := v.Verify(ctx, old.TrustAPIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+		t.Errorf("old key after rotation: %v, want ErrUnknownAPIKey", err)
+	}
+	if got, err := v.Verify(ctx, rec.TrustAPIKey); err != nil || got.ID.String() != rec.TrustID {
+		t.Errorf("new key: %v, %v", got.ID, err)
+	}
+	noSecrets(t, "stderr", r.stderr, old.TrustAPIKey, old.TrustInternalServiceKey, rec.TrustAPIKey, rec.TrustInternalServiceKey)
+
+	var audits int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM flip_trust_key_audit
+		WHERE trust_id = $1 AND action = 'ROTATED' AND modified_by_user_id IS NULL`, rec.TrustID).Scan(&audits); err != nil || audits != 1 {
+		t.Errorf("ROTATED audit rows = %d, %v; want 1", audits, err)
+	}
+
+	// No code needed; the slot is kept and no trust is added.
+	again, _ := wantOne(t, register(t, db, "--name", "Rotating Trust", "--rotate"))
+	if again.Status != "rotated" || again.TrustCode != "ROT" || again.FLKitSlot != "Trust_001" || again.TrustAPIKey == rec.TrustAPIKey {
+		t.Errorf("second rotation = %+v", again)
+	}
+	if n := countTrusts(t, db); n != 1 {
+		t.Errorf("%d trusts, want 1", n)
+	}
+}
+
+func TestRotateRefused(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	wantFailure(t, register(t, db, "--name", "Nowhere", "--rotate"), "no trust is named")
+	if n := countTrusts(t, db); n != 0 {
+		t.Errorf("%d trusts, want 0: --rotate registered one", n)
+	}
+
+	rec, _ := wantOne(t, register(t, db, "--name", "Kept", "--code", "KEPT"))
+	wantFailure(t, register(t, db, "--name", "Kept", "--code", "OTHER", "--rotate"), "nothing rotated")
+	wantFailure(t, register(t, db, "--name", "Kept\x00", "--rotate"), "NUL")
+	if apiKeyHash(t, db, rec.TrustID) != flip.HashAPIKey(rec.TrustAPIKey) {
+		t.Error("a refused rotation re-keyed the trust")
+	}
+}
+
+// A hub trust from before flip, on the hub's schema as it is: no code, no
+// kit slot, no flip_trust_key_audit, so the log line is the only record.
+func TestRotateLegacyTrust(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t, fliptest.FromSQL(hubfixture.Schema, hubfixture.Legacy), fliptest.AtVersion(0))
+	r := register(t, db, "--name", "Keyless Trust", "--rotate")
+	rec, raw := wantOne(t, r)
+	if rec.Status != "rotated" || rec.TrustID != "0b7d3f1e-2a44-4c1a-9a0e-1f0000000004" || rec.TrustCode != "" {
+		t.Errorf("record = %+v", rec)
+	}
+	for _, field := range []string{"fl_kit_slot", "fl_kit_slot_number"} {
+		if _, ok := raw[field]; ok {
+			t.Errorf("record has %s for a trust without a slot", field)
+		}
+	}
+	if _, err := flip.NewVerifier(db).Verify(context.Background(), rec.TrustAPIKey); err != nil {
+		t.Errorf("new key: %v", err)
+	}
+	if !strings.Contains(r.stderr, "flip_trust_key_audit is missing") || !strings.Contains(r.stderr, "Keyless Trust") {
+		t.Errorf("stderr does not record the rotation:\n%s", r.stderr)
+	}
+	noSecrets(t, "stderr", r.stderr, rec.TrustAPIKey, rec.TrustInternalServiceKey)
+}
