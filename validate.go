@@ -45,7 +45,7 @@ const (
 // Duplicate checks compare these canonical forms; codes case-insensitively.
 func (p TrustParams) Normalize() (TrustParams, error) {
 	var err error
-	if p.Name, err = cleanField("name", p.Name, MaxNameLength, ErrEmptyTrustName); err != nil {
+	if p.Name, err = CanonicalTrustName(p.Name); err != nil {
 		return p, err
 	}
 	if p.Code, err = cleanField("code", p.Code, MaxCodeLength, ErrEmptyTrustCode); err != nil {
@@ -58,6 +58,13 @@ func (p TrustParams) Normalize() (TrustParams, error) {
 		return p, err
 	}
 	return p, nil
+}
+
+// CanonicalTrustName returns name in the canonical form Normalize gives a
+// trust's name, or the error Normalize returns for it. Use it to look a
+// trust up by a name as a person typed it; store.TrustsByName does.
+func CanonicalTrustName(name string) (string, error) {
+	return cleanField("name", name, MaxNameLength, ErrEmptyTrustName)
 }
 
 // Validate reports whether p would pass RegisterTrust's input checks,

@@ -16,24 +16,50 @@ import (
 // DeleteTrust return for a trust that does not exist.
 var ErrTrustNotFound = flip.ErrTrustNotFound
 
-// TrustByName returns the trust whose name has the same canonical form as
-// name, or ErrTrustNotFound. Pass a name cleaned by TrustParams.Normalize:
-// it matches what RegisterTrust stored and the legacy rows RegisterTrust
-// would refuse as duplicates. Where several do (legacy rows), the one
-// spelt exactly as name wins, then the oldest. The deploy commands use it
-// to find the trust to report, rotate or delete.
+// TrustByName returns the trust with the name name (see TrustsByName), the
+// first if several have it, or ErrTrustNotFound. register-trust uses it to
+// report an existing trust instead of registering it again.
 func TrustByName(ctx context.Context, db DBTX, name string) (flip.Trust, error) {
-	var t flip.Trust
-	err := db.QueryRowContext(ctx, `SELECT `+pgsql.TrustColumns+` FROM trust WHERE `+pgsql.ByCanonicalName+` ORDER BY name = $1 DESC, created_at LIMIT 1`, name).
-		Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt)
-	t.CreatedAt = t.CreatedAt.UTC()
-	if errors.Is(err, sql.ErrNoRows) {
-		return flip.Trust{}, ErrTrustNotFound
-	}
+	trusts, err := TrustsByName(ctx, db, name)
 	if err != nil {
-		return flip.Trust{}, fmt.Errorf("look up trust: %w", err)
+		return flip.Trust{}, err
 	}
-	return t, nil
+	return trusts[0], nil
+}
+
+// TrustsByName returns every trust whose name has the canonical form of
+// name (flip.CanonicalTrustName: what RegisterTrust stored, and the legacy
+// rows it would refuse as duplicates), those spelt exactly as the
+// canonical name first, then oldest first; or ErrTrustNotFound, or the
+// error CanonicalTrustName returns for a name no trust can have. A legacy
+// hub may hold several trusts with one name: a caller about to change or
+// delete one should refuse to guess, as the deploy commands do.
+func TrustsByName(ctx context.Context, db DBTX, name string) ([]flip.Trust, error) {
+	name, err := flip.CanonicalTrustName(name)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT `+pgsql.TrustColumns+` FROM trust WHERE `+pgsql.ByCanonicalName+` ORDER BY name = $1 DESC, created_at, id`, name)
+	if err != nil {
+		return nil, fmt.Errorf("look up trust: %w", err)
+	}
+	defer rows.Close()
+	var trusts []flip.Trust
+	for rows.Next() {
+		var t flip.Trust
+		if err := rows.Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt); err != nil {
+			return nil, fmt.Errorf("look up trust: %w", err)
+		}
+		t.CreatedAt = t.CreatedAt.UTC()
+		trusts = append(trusts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up trust: %w", err)
+	}
+	if len(trusts) == 0 {
+		return nil, ErrTrustNotFound
+	}
+	return trusts, nil
 }
 
 // KitSlotOf returns the kit slot assigned to trustID, or ErrSlotNotFound.

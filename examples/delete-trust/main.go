@@ -5,10 +5,13 @@
 // Usage:
 //
 //	delete-trust --name NAME [--revoke] [--database-url URL] [--timeout 60s]
+//	delete-trust --id UUID   [--revoke] [--database-url URL] [--timeout 60s]
 //
 // It finds the trust by name the way register-trust does (the same
-// canonical form; among legacy rows sharing it, the one spelt exactly so,
-// then the oldest), frees its FL kit slots, deletes its rows from every
+// canonical form), or takes its id. A legacy hub may hold several trusts
+// with one name (the reference hub's duplicate-check race): the command
+// then refuses to guess, lists their ids and changes nothing; pick one
+// with --id. It frees the trust's FL kit slots, deletes its rows from every
 // table that references it (user_role's trust-scoped grants and
 // cohort_snapshot_status included), writes a DELETED row to trusts_audit
 // with no user (NULL) and deletes the trust, in one transaction:
@@ -56,6 +59,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	_ "github.com/lib/pq" // PostgreSQL driver, registered as "postgres"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/store"
@@ -81,6 +85,7 @@ func main() {
 // options are the parsed command-line flags.
 type options struct {
 	name            string
+	id              uuid.UUID // uuid.Nil: find the trust by name
 	revoke          bool
 	databaseURL     string
 	databaseURLFrom string // where databaseURL came from, for error messages
@@ -105,7 +110,7 @@ type deletion struct {
 type outcome struct {
 	Status  string `json:"status"`
 	TrustID string `json:"trust_id,omitempty"`
-	Name    string `json:"name"`
+	Name    string `json:"name,omitempty"`
 }
 
 // run is the whole command: it parses args, does the work and returns the
@@ -131,9 +136,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitFail
 	}
 
-	name, err := normalizeName(opts.name)
-	if err != nil {
-		return fail("bad trust name", err)
+	name := ""
+	if opts.id == uuid.Nil {
+		if name, err = flip.CanonicalTrustName(opts.name); err != nil {
+			return fail("bad trust name", err)
+		}
 	}
 	log.Info("connecting", "database", redactURL(opts.databaseURL))
 	db, msg, err := connect(ctx, opts)
@@ -143,15 +150,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	defer db.Close()
 
 	notFound := func(why string) int {
-		log.Info(why, "name", name)
-		return writeJSON(stdout, log, outcome{Status: "not_found", Name: name})
+		log.Info(why, "name", name, "trust_id", opts.id)
+		o := outcome{Status: "not_found", Name: name}
+		if opts.id != uuid.Nil {
+			o.TrustID = opts.id.String()
+		}
+		return writeJSON(stdout, log, o)
 	}
-	trust, err := store.TrustByName(ctx, db, name)
-	switch {
-	case errors.Is(err, store.ErrTrustNotFound):
-		return notFound("no trust has this name; nothing to do")
-	case err != nil:
-		return fail("looking the trust up failed", err)
+	trust := flip.Trust{ID: opts.id}
+	if opts.id == uuid.Nil {
+		trusts, err := store.TrustsByName(ctx, db, name)
+		switch {
+		case errors.Is(err, store.ErrTrustNotFound):
+			return notFound("no trust has this name; nothing to do")
+		case err != nil:
+			return fail("looking the trust up failed", err)
+		case len(trusts) > 1:
+			return fail("nothing changed", ambiguous(name, trusts))
+		}
+		trust = trusts[0]
 	}
 
 	// The Registry logs each change; on a database without
@@ -160,8 +177,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	change := flip.TrustChange{TrustID: trust.ID} // AuditUserID nil: NULL, as the reference script
 	if opts.revoke {
 		log.Info("revoking the trust's API key", "trust_id", trust.ID, "trust_name", trust.Name)
-		err := inTx(ctx, db, func(tx *sql.Tx) error {
-			_, err := reg.RevokeKey(ctx, tx, change)
+		var revoked flip.Trust
+		err := inTx(ctx, db, func(tx *sql.Tx) (err error) {
+			revoked, err = reg.RevokeKey(ctx, tx, change)
 			return err
 		})
 		switch {
@@ -170,7 +188,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		case err != nil:
 			return fail("trust key not revoked", err)
 		}
-		return writeJSON(stdout, log, outcome{Status: "revoked", TrustID: trust.ID.String(), Name: trust.Name})
+		return writeJSON(stdout, log, outcome{Status: "revoked", TrustID: trust.ID.String(), Name: revoked.Name})
 	}
 
 	log.Info("deleting the trust", "trust_id", trust.ID, "trust_name", trust.Name)
@@ -229,12 +247,14 @@ func inTx(ctx context.Context, db *sql.DB, change func(*sql.Tx) error) error {
 	return nil
 }
 
-// normalizeName returns name in the canonical form register-trust stores,
-// so the lookup finds what it registered. TrustParams.Normalize checks a
-// code as well, which a deletion does not have: a placeholder stands in.
-func normalizeName(name string) (string, error) {
-	p, err := flip.TrustParams{Name: name, Code: "none"}.Normalize()
-	return p.Name, err
+// ambiguous says which trusts share name, so that the operator can pick
+// one with --id.
+func ambiguous(name string, trusts []flip.Trust) error {
+	ids := make([]string, len(trusts))
+	for i, t := range trusts {
+		ids[i] = fmt.Sprintf("%s (%q, code %q, created %s)", t.ID, t.Name, t.Code, t.CreatedAt.Format(time.RFC3339))
+	}
+	return fmt.Errorf("%d trusts have the name %q: %s; choose one with --id", len(trusts), name, strings.Join(ids, ", "))
 }
 
 // connect opens the database and makes sure it answers; on failure the
@@ -261,6 +281,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage:
   delete-trust --name NAME [--revoke] [options]
+  delete-trust --id UUID [--revoke] [options]
 
 Deletes a trust, its kit slot assignments and its rows in the hub's tables
 (or, with --revoke, only disables its API key) and prints one JSON object
@@ -269,7 +290,8 @@ on stdout. Exit 0 deleted, revoked or not found, 1 failed, 2 usage error.
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&opts.name, "name", "", "trust `name` (required)")
+	fs.StringVar(&opts.name, "name", "", "trust `name` (this or --id)")
+	id := fs.String("id", "", "trust `id`, where several trusts share a name (this or --name)")
 	fs.BoolVar(&opts.revoke, "revoke", false, "keep the trust and only revoke its API key")
 	fs.StringVar(&opts.databaseURL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+defaultDatabaseURL+")")
 	fs.DurationVar(&opts.timeout, "timeout", 60*time.Second, "give up after this `duration`")
@@ -280,10 +302,15 @@ on stdout. Exit 0 deleted, revoked or not found, 1 failed, 2 usage error.
 	switch {
 	case fs.NArg() > 0:
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case strings.TrimSpace(opts.name) == "":
-		err = errors.New("--name is required")
+	case (strings.TrimSpace(opts.name) == "") == (*id == ""):
+		err = errors.New("exactly one of --name and --id is required")
 	case opts.timeout <= 0:
 		err = errors.New("--timeout must be positive")
+	}
+	if *id != "" && err == nil {
+		if opts.id, err = uuid.Parse(*id); err != nil || opts.id == uuid.Nil {
+			err = fmt.Errorf("--id %q is not a trust id (a UUID)", *id)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "delete-trust: %v\n", err)

@@ -328,6 +328,34 @@ func TestDeletedAfterLookup(t *testing.T) {
 
 // TestUsageErrors builds nothing and needs no database or network: every
 // case is refused before the command would connect.
+// Three legacy trusts share the canonical name "Twin Hospital" (two spelt
+// alike): deleting by that name refuses to guess and changes nothing; by
+// --id it deletes the one asked for.
+func TestAmbiguousNameRefusesAndIDChooses(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t, fliptest.FromSQL(hubfixture.Schema, hubfixture.Legacy))
+	before := fliptest.DumpTables(t, db)
+	r := deleteTrust(t, db, "--name", "Twin Hospital")
+	wantFailure(t, r, "3 trusts have the name")
+	for _, id := range []string{"0b7d3f1e-2a44-4c1a-9a0e-1f0000000005", "0b7d3f1e-2a44-4c1a-9a0e-1f0000000006", "0b7d3f1e-2a44-4c1a-9a0e-1f0000000007"} {
+		if !strings.Contains(r.stderr, id) {
+			t.Errorf("the refusal does not list %s:\n%s", id, r.stderr)
+		}
+	}
+	if after := fliptest.DumpTables(t, db); after != before {
+		t.Error("an ambiguous name changed the database")
+	}
+	got, _ := wantOK(t, deleteTrust(t, db, "--id", "0b7d3f1e-2a44-4c1a-9a0e-1f0000000006"))
+	if got["status"] != "deleted" || got["trust_id"] != "0b7d3f1e-2a44-4c1a-9a0e-1f0000000006" {
+		t.Errorf("delete by id = %v", got)
+	}
+	if n := count(t, db, `SELECT count(*) FROM trust WHERE id IN ('0b7d3f1e-2a44-4c1a-9a0e-1f0000000005', '0b7d3f1e-2a44-4c1a-9a0e-1f0000000007')`); n != 2 {
+		t.Errorf("%d of the other two twins left, want 2", n)
+	}
+	wantStdout(t, deleteTrust(t, db, "--id", "0b7d3f1e-2a44-4c1a-9a0e-1f0000000006"),
+		`{"status":"not_found","trust_id":"0b7d3f1e-2a44-4c1a-9a0e-1f0000000006"}`)
+}
+
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	const noDB = "postgres://postgres@127.0.0.1:1/none?sslmode=disable"
@@ -339,6 +367,9 @@ func TestUsageErrors(t *testing.T) {
 		"unknown flag":   {"--name", "A", "--purge"},
 		"positional arg": {"--name", "A", "extra"},
 		"zero timeout":   {"--name", "A", "--timeout", "0s"},
+		"name and id":    {"--name", "A", "--id", "0b7d3f1e-2a44-4c1a-9a0e-1f0000000001"},
+		"bad id":         {"--id", "not-a-uuid"},
+		"nil id":         {"--id", "00000000-0000-0000-0000-000000000000"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

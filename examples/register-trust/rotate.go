@@ -24,13 +24,22 @@ func rotate(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (re
 	if err != nil {
 		return record{}, err
 	}
-	trust, err := store.TrustByName(ctx, db, asked.Name)
+	trusts, err := store.TrustsByName(ctx, db, asked.Name)
 	if errors.Is(err, store.ErrTrustNotFound) {
 		return record{}, fmt.Errorf("%w: no trust is named %q; --rotate re-keys only an existing trust", err, asked.Name)
 	}
 	if err != nil {
 		return record{}, err
 	}
+	if len(trusts) > 1 { // legacy rows: refuse to guess whose keys to replace
+		ids := make([]string, len(trusts))
+		for i, t := range trusts {
+			ids[i] = t.ID.String()
+		}
+		return record{}, fmt.Errorf("%d trusts are named %q (%s): nothing rotated; rotate one by id through the hub (POST /admin/trusts/{id}/rotate-key)",
+			len(trusts), asked.Name, strings.Join(ids, ", "))
+	}
+	trust := trusts[0]
 	if asked.Code != "" && !strings.EqualFold(trust.Code, asked.Code) {
 		return record{}, fmt.Errorf("trust %q has code %q, not %q: nothing rotated", trust.Name, trust.Code, asked.Code)
 	}
@@ -62,19 +71,13 @@ func rotate(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (re
 }
 
 // lookupParams normalises --name (and --code, when given) as registration
-// does, so that the lookup matches what RegisterTrust stored. Normalize
-// insists on a code, which a rotation does not need: without one, a
-// placeholder stands in for the check and is dropped from the result.
+// does, so that the lookup matches what RegisterTrust stored.
 func lookupParams(opts options) (flip.TrustParams, error) {
-	code := opts.code
-	if code == "" {
-		code = "none"
+	name, err := flip.CanonicalTrustName(opts.name)
+	if err != nil || opts.code == "" {
+		return flip.TrustParams{Name: name}, err
 	}
-	p, err := flip.TrustParams{Name: opts.name, Code: code}.Normalize()
-	if opts.code == "" {
-		p.Code = ""
-	}
-	return p, err
+	return flip.TrustParams{Name: name, Code: opts.code}.Normalize()
 }
 
 // rotateTx rotates the keys in a transaction of its own and commits it.
