@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/cognito"
+	"github.com/londonaicentre/flip/pqfeed"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -185,4 +186,23 @@ func Boot(ctx context.Context, db *sql.DB, seed SeedFunc, srv *http.Server, ln n
 		return err
 	}
 	return Serve(ctx, srv, ln)
+}
+
+// ListenForTrustChanges keeps v's cache true to the trust changes
+// (rotations, revocations, deletions) that any process commits on the
+// database at databaseURL, until ctx ends: v.Listen over a pqfeed
+// connection of its own, so a key revoked through one replica stops
+// authenticating at every other within moments, not at the end of the
+// cache's TTL. Run it in a goroutine of its own for the server's life, on
+// the Verifier given to NewServer, as main does. While the feed is not
+// listening (starting, reconnecting, or stopped) v verifies every key
+// against the database: correct, only uncached. A feed that stops before
+// ctx ends is logged at error level.
+func ListenForTrustChanges(ctx context.Context, v *flip.Verifier, databaseURL string, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := v.Listen(ctx, pqfeed.New(databaseURL, log)); err != nil && ctx.Err() == nil {
+		log.ErrorContext(ctx, "the trust change feed stopped; keys are verified without the cache from now on", slog.Any("error", err))
+	}
 }

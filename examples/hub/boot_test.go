@@ -281,3 +281,39 @@ func TestSeedFromEnv_RefusesAConfigurationThatCannotWork(t *testing.T) {
 		})
 	}
 }
+
+// Two replicas on one database: a key rotated, then revoked, through one
+// stops authenticating at the other, whose Verifier had cached it, once
+// the change feed has told it; without the feed the other would honour the
+// cached grant for a minute.
+func TestListenForTrustChanges_OtherReplicasHearOfChanges(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	first := serveHandler(t, NewHandler(Config{DB: db.DB, Authoriser: fakeAuth}))
+	v := newVerifier(db.DB)
+	stopped := make(chan struct{})
+	go func() { ListenForTrustChanges(t.Context(), v, db.URL, nil); close(stopped) }()
+	t.Cleanup(func() { <-stopped })
+	second := serveHandler(t, NewHandler(Config{DB: db.DB, Authoriser: fakeAuth, Verifier: v}))
+
+	reg := register(t, first, "Replicated Trust", "REPL")
+	id, key := reg.body["id"].(string), reg.body["trust_api_key"].(string)
+	// The second replica caches grants once its feed is listening.
+	if !eventually(func() bool { return trustMe(t, second, key).status == http.StatusOK && v.CachedGrants() == 1 }) {
+		t.Fatal("the second replica never cached the grant: its feed did not start listening")
+	}
+	rot := rotateKey.send(t, first, id, asAdmin)
+	wantStatus(t, rot, http.StatusOK)
+	if !eventually(func() bool { return trustMe(t, second, key).status == http.StatusUnauthorized }) {
+		t.Error("the second replica still honours the key rotated away")
+	}
+	newKey := rot.body["trust_api_key"].(string)
+	if !eventually(func() bool { return trustMe(t, second, newKey).status == http.StatusOK && v.CachedGrants() == 1 }) {
+		t.Fatal("the second replica never cached the new key's grant")
+	}
+	wantStatus(t, revokeKey.send(t, first, id, asAdmin), http.StatusOK)
+	if !eventually(func() bool { return trustMe(t, second, newKey).status == http.StatusUnauthorized }) {
+		t.Error("the second replica still honours the revoked key")
+	}
+}

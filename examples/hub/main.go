@@ -1,6 +1,7 @@
 // Command hub is a minimal FLIP hub built on flip: it registers trusts
-// over HTTP and checks trust API keys, to show how the library fits into a
-// net/http service. Copy what you need; it is not a product.
+// over HTTP, rotates, revokes and deletes them, and checks trust API keys,
+// to show how the library fits into a net/http service. Copy what you
+// need; it is not a product.
 //
 //	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	FLIP_HUB_ADMIN_TOKEN=change-me FLIP_HUB_ADMIN_ID=$(uuidgen) \
@@ -9,30 +10,44 @@
 //	curl -X POST localhost:8080/admin/trusts -H 'Authorization: Bearer change-me' \
 //	     -H 'Content-Type: application/json' -d '{"name":"Guy'\''s and St Thomas'\''","code":"GSTT","region":"London"}'
 //	curl localhost:8080/trust/me -H 'X-API-Key: flip_ak_…'
+//	curl -X POST localhost:8080/admin/trusts/$ID/rotate-key -H 'Authorization: Bearer change-me'
+//	curl -X POST localhost:8080/admin/trusts/$ID/revoke -H 'Authorization: Bearer change-me'
+//	curl -X DELETE localhost:8080/admin/trusts/$ID -H 'Authorization: Bearer change-me'
+//
+// The routes (see NewHandler):
+//
+//	POST   /admin/trusts                  register a trust: 201 with its keys
+//	POST   /admin/trusts/{id}/rotate-key  new keys: 200 with them, as registration's 201
+//	POST   /admin/trusts/{id}/revoke      the API key stops authenticating: 200
+//	DELETE /admin/trusts/{id}             the trust and its rows go, its slots are freed: 200
+//	GET    /trust/me                      the calling trust, by its API key
+//	GET    /healthz                       readiness
 //
 // # Pools, bounds and timeouts
 //
-// Registrations must never stop a trust's requests from being answered,
-// and a registration must never commit after its client has been given up
-// on (the trust would exist with keys nobody holds). The hub gets both from
-// four small measures, all defined in server.go:
+// Admin writes (registrations and the trust changes: rotation,
+// revocation, deletion) must never stop a trust's requests from being
+// answered, and must never commit after their client has been given up on
+// (a trust would exist with keys nobody holds, or hold keys nobody has).
+// The hub gets both from four small measures, all defined in server.go:
 //
 //   - Two connection pools (OpenPools): key verification and /healthz use
 //     a pool of VerifyPoolSize (20) connections that nothing able to wait
-//     on a lock touches; registrations use their own pool of AdminPoolSize
-//     (4). A lock that blocks registrations can use up only the admin pool.
-//     This is the measure that isolates; the others make failures fast.
-//   - A bound on registrations in flight, equal to the admin pool's size:
-//     one more is answered 503 with Retry-After at once instead of queueing
-//     for a connection.
+//     on a lock touches; admin writes use their own pool of AdminPoolSize
+//     (4). A lock that blocks them can use up only the admin pool. This is
+//     the measure that isolates; the others make failures fast.
+//   - One bound on admin writes in flight (a Bound), equal to the admin
+//     pool's size and shared by registrations and changes: one more is
+//     answered 503 with Retry-After at once instead of queueing for a
+//     connection.
 //   - lock_timeout (DefaultLockTimeout, 2s) set with SET LOCAL in every
-//     registration transaction: a held lock becomes a fast, retryable 503.
-//   - A deadline on every registration, RegistrationTimeout(WriteTimeout):
-//     the server's WriteTimeout (30s) less a margin (5s). RegisterTrust and
-//     the commit both run under it; once it has passed database/sql rolls
-//     the transaction back and refuses the commit, and the client still
-//     gets its 503. The commit is the last thing before the 201 is written.
-//     NewServer derives both values from one setting.
+//     admin transaction: a held lock becomes a fast, retryable 503.
+//   - A deadline on every admin write, RegistrationTimeout(WriteTimeout):
+//     the server's WriteTimeout (30s) less a margin (5s). The library call
+//     and the commit both run under it; once it has passed database/sql
+//     rolls the transaction back and refuses the commit, and the client
+//     still gets its 503. The commit is the last thing before the 201 or
+//     200 is written. NewServer derives both values from one setting.
 //
 // /healthz pings the verification pool within HealthTimeout (1s): 200 when
 // trusts' keys can be checked, 503 when they cannot. Use it as the
@@ -46,14 +61,45 @@
 //	409 duplicate trust, or no free kit slot (add slots)
 //	413, 415 body too large, not application/json
 //	503 + Retry-After: nothing was registered, try again: too many
-//	    registrations in flight, every free kit slot being claimed
+//	    admin writes in flight, every free kit slot being claimed
 //	    (flip.ErrKitSlotsBusy), a retryable conflict or lock timeout
 //	    (flip.ErrRetryable), or the deadline passed
 //	500 anything else, with no detail; also a commit whose outcome is
 //	    unknown (the connection broke during COMMIT)
 //
-// GET /trust/me answers 401 for a missing or unknown key and 503 when the
-// key cannot be checked.
+// # Status codes of rotate-key, revoke and DELETE
+//
+// Each runs in a transaction of the request's own, audited as the admin
+// (rotations and revocations in flip_trust_key_audit, deletions in
+// trusts_audit), and rolled back on every error: only a 200 changed
+// anything.
+//
+//	200 done. rotate-key: the registration's 201 body with the new keys,
+//	    the only copy; the old API key is refused from now on. revoke:
+//	    {"id","name","status":"revoked"}; the trust and its kit slot stay,
+//	    and rotate-key brings it back. DELETE: {"status":"deleted",
+//	    "trust_id","name","freed_fl_kit_slot" (the first freed slot, or
+//	    null),"freed_fl_kit_slots","dependent_rows_deleted" (rows per table
+//	    that references trust)}
+//	400 the id is not a UUID (checked after the credentials; 400 rather
+//	    than 404 so that a mistyped id is not taken for a deleted trust)
+//	401, 403 no credentials, or not an admin
+//	404 no trust has this id (a retried DELETE whose first try committed)
+//	405 another method (ServeMux's, with Allow)
+//	409 DELETE only: a row of the trust's is referenced from a table that
+//	    is not the trust's; the message names both tables; nothing deleted
+//	503 + Retry-After: nothing was changed, try again: too many admin
+//	    writes in flight, a retryable conflict or lock timeout (e.g. the
+//	    trust's row held by another transaction), or the deadline passed
+//	500 anything else, with no detail; also a commit whose outcome is
+//	    unknown (rotate-key: rotate again, to have keys for certain)
+//
+// After the commit the hub drops the trust's cached grant from its own
+// Verifier at once; other replicas hear of the change on the database's
+// change feed (ListenForTrustChanges, started by main), within moments.
+//
+// GET /trust/me answers 401 for a missing, unknown or revoked key and 503
+// when the key cannot be checked.
 //
 // # Running it
 //
@@ -140,7 +186,9 @@ func run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := NewServer(Config{DB: verifyDB, AdminDB: adminDB, Authoriser: NewStaticTokenAuthoriser(tokens), Logger: log})
+	verifier := newVerifier(verifyDB)
+	go ListenForTrustChanges(ctx, verifier, dbURL, log)
+	srv := NewServer(Config{DB: verifyDB, AdminDB: adminDB, Authoriser: NewStaticTokenAuthoriser(tokens), Verifier: verifier, Logger: log})
 	log.Info("hub starting", slog.String("addr", ln.Addr().String()))
 	return Boot(ctx, verifyDB, seed, srv, ln, store.WithLogger(log))
 }

@@ -16,37 +16,44 @@ type Config struct {
 	// DB is the pool key verification and /healthz use (OpenPools'
 	// verify pool). Nothing that can wait on a lock should use it.
 	DB *sql.DB
-	// AdminDB is the separate, small pool registrations use (OpenPools'
-	// admin pool). nil means DB, which only tests should do: registrations
-	// could then take the connections key verification needs.
+	// AdminDB is the separate, small pool admin writes (registrations and
+	// trust changes) use (OpenPools' admin pool). nil means DB, which only
+	// tests should do: admin writes could then take the connections key
+	// verification needs.
 	AdminDB    *sql.DB
 	Authoriser Authoriser
-	// Registry defaults to flip.NewRegistry(store.New()); the handler logs
-	// each outcome itself.
+	// Registry defaults to flip.NewRegistry(store.New()); the handlers log
+	// each outcome themselves.
 	Registry *flip.Registry
-	// Verifier defaults to DB with a one-minute
-	// cache of up to 10,000 grants.
+	// Verifier defaults to DB with a one-minute cache of up to 10,000
+	// grants (newVerifier). To hear of other replicas' changes, pass one
+	// that ListenForTrustChanges keeps true, as main does.
 	Verifier *flip.Verifier
 	Logger   *slog.Logger // nil discards
 	// WriteTimeout is the server's WriteTimeout (default
-	// DefaultWriteTimeout); registrations get RegistrationTimeout of it.
-	// NewServer sets both from this one value.
+	// DefaultWriteTimeout); registrations and trust changes get
+	// RegistrationTimeout of it. NewServer sets both from this one value.
 	WriteTimeout time.Duration
-	// MaxRegistrations bounds the registrations in flight (default
+	// MaxRegistrations bounds the admin writes in flight, registrations
+	// and trust changes together, as they share the admin pool (default
 	// AdminPoolSize); one more is answered 503 at once.
 	MaxRegistrations int
-	// LockTimeout is each registration transaction's lock_timeout
-	// (default DefaultLockTimeout).
+	// LockTimeout is each admin write transaction's lock_timeout (default
+	// DefaultLockTimeout).
 	LockTimeout time.Duration
 }
 
 // NewHandler returns the example hub's routes:
 //
-//	POST /admin/trusts  register a trust (admin only; see TrustsHandler)
-//	GET  /trust/me      the calling trust, by its API key (RequireTrustAPIKey)
-//	GET  /healthz       200 while key verification can get a connection, else 503
+//	POST   /admin/trusts                  register a trust (admin only; see TrustsHandler)
+//	POST   /admin/trusts/{id}/rotate-key  new keys for a trust (admin only; see TrustChangeHandler)
+//	POST   /admin/trusts/{id}/revoke      stop a trust's API key (admin only)
+//	DELETE /admin/trusts/{id}             delete a trust (admin only)
+//	GET    /trust/me                      the calling trust, by its API key (RequireTrustAPIKey)
+//	GET    /healthz                       200 while key verification can get a connection, else 503
 //
-// Every registration purges the Verifier's cache after it commits.
+// Every registration purges the Verifier's cache after it commits; every
+// trust change drops that trust's cached grants (Invalidate).
 func NewHandler(cfg Config) http.Handler {
 	log := cfg.Logger
 	if log == nil {
@@ -58,7 +65,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	verifier := cfg.Verifier
 	if verifier == nil {
-		verifier = flip.NewVerifier(cfg.DB, flip.WithVerifierCache(time.Minute, 10_000))
+		verifier = newVerifier(cfg.DB)
 	}
 	admin := cfg.AdminDB
 	if admin == nil {
@@ -76,15 +83,31 @@ func NewHandler(cfg Config) http.Handler {
 	if lockTimeout <= 0 {
 		lockTimeout = DefaultLockTimeout
 	}
+	bound := NewBound(inFlight) // one for all admin writes: they share the admin pool
 	mux := http.NewServeMux()
 	mux.Handle("/admin/trusts", &TrustsHandler{
 		DB: admin, Registrar: reg, Authoriser: cfg.Authoriser, Logger: log,
-		Timeout: RegistrationTimeout(write), MaxInFlight: inFlight, LockTimeout: lockTimeout,
+		Timeout: RegistrationTimeout(write), InFlight: bound, LockTimeout: lockTimeout,
 		AfterCommit: func(flip.RegistrationResult) { verifier.Purge() },
 	})
+	changes := &TrustChangeHandler{
+		DB: admin, Changer: reg, Authoriser: cfg.Authoriser, Logger: log,
+		Timeout: RegistrationTimeout(write), InFlight: bound, LockTimeout: lockTimeout,
+		AfterCommit: verifier.Invalidate,
+	}
+	mux.Handle("POST /admin/trusts/{id}/rotate-key", changes.RotateKey())
+	mux.Handle("POST /admin/trusts/{id}/revoke", changes.Revoke())
+	mux.Handle("DELETE /admin/trusts/{id}", changes.Delete())
 	mux.Handle("GET /trust/me", RequireTrustAPIKey(verifier, log, http.HandlerFunc(whoAmI)))
 	mux.Handle("GET /healthz", healthz(cfg.DB, log))
 	return mux
+}
+
+// newVerifier is the hub's Verifier on db: a one-minute cache of up to
+// 10,000 grants, kept true to other replicas' changes when
+// ListenForTrustChanges runs for it.
+func newVerifier(db *sql.DB) *flip.Verifier {
+	return flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 10_000))
 }
 
 // healthz answers 200 when a connection of db (the verification pool) can

@@ -44,5 +44,29 @@ func registrationStatus(err error) (int, string) {
 	return http.StatusInternalServerError, internalErrorMessage
 }
 
+// changeStatus maps a RotateKeys, RevokeKey or DeleteTrust error to the
+// HTTP status and the message shown to the caller, as registrationStatus
+// does: no such trust 404; a deletion blocked by a reference from outside
+// the trust's rows 409, naming both tables (the schema is no secret to an
+// admin, and the names say what to clear first); a change not made that
+// may pass if sent again (a retryable conflict, a lock timeout, the
+// deadline) 503; anything else 500 with no detail.
+func changeStatus(err error) (int, string) {
+	var blocked *flip.DeletionBlockedError
+	switch {
+	case errors.Is(err, flip.ErrTrustNotFound):
+		return http.StatusNotFound, "no trust has this id"
+	case errors.As(err, &blocked):
+		return http.StatusConflict, blocked.Error()
+	case errors.Is(err, flip.ErrTrustDeletionBlocked):
+		return http.StatusConflict, flip.ErrTrustDeletionBlocked.Error()
+	case errors.Is(err, flip.ErrRetryable):
+		return http.StatusServiceUnavailable, "the change met a concurrent change or a held lock and was not made; retry"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, "the change did not finish in time and was not made; retry"
+	}
+	return http.StatusInternalServerError, internalErrorMessage
+}
+
 // internalErrorMessage is the whole body of every 500.
 const internalErrorMessage = "internal server error"

@@ -4,11 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,17 +40,15 @@ type TrustsHandler struct {
 	// (NewHandler sets RegistrationTimeout of it), so that nothing commits
 	// once the client can no longer be given the keys.
 	Timeout time.Duration
-	// MaxInFlight bounds the registrations running at once; one more is
+	// InFlight bounds the registrations running at once, together with
+	// the trust changes NewHandler gives the same Bound; one more is
 	// answered 503 with Retry-After at once rather than queueing for a
-	// connection. 0 means no bound.
-	MaxInFlight int
+	// connection. nil means no bound.
+	InFlight *Bound
 	// LockTimeout, if set, is the registration transaction's lock_timeout:
 	// a lock held elsewhere fails the registration with a retryable error
 	// (503) after this long.
 	LockTimeout time.Duration
-
-	inFlightOnce sync.Once
-	inFlight     chan struct{} // a token per registration running
 }
 
 // registerResponse is the 201 body. Region is null when none was given.
@@ -71,7 +66,7 @@ type registerResponse struct {
 
 // ServeHTTP implements http.Handler. Checks run cheapest first and the
 // caller's identity before the body: method (405), credentials (401/403),
-// content type (415), body (413/400), the bound on registrations in flight
+// content type (415), body (413/400), the bound on admin writes in flight
 // (503), then the registration (400/409/503/500).
 func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.Logger
@@ -88,7 +83,7 @@ func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "use POST to register a trust")
 		return
 	}
-	adminID, ok := h.authorise(w, r, log)
+	adminID, ok := authoriseAdmin(w, r, h.Authoriser, log, "register trusts")
 	if !ok {
 		return
 	}
@@ -105,14 +100,14 @@ func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, err)
 		return
 	}
-	if !h.enter() {
+	if !h.InFlight.TryEnter() {
 		log.WarnContext(r.Context(), "trust registration refused: too many in flight",
-			slog.Int("max_in_flight", h.MaxInFlight), slog.String("admin_id", adminID.String()))
+			slog.Int("max_in_flight", h.InFlight.Cap()), slog.String("admin_id", adminID.String()))
 		w.Header().Set("Retry-After", retryAfter)
-		writeError(w, http.StatusServiceUnavailable, "too many registrations in progress; nothing was registered; retry shortly")
+		writeError(w, http.StatusServiceUnavailable, "too many admin writes in progress; nothing was registered; retry shortly")
 		return
 	}
-	defer h.leave()
+	defer h.InFlight.Leave()
 	p := flip.TrustParams{Name: req.Name, Code: req.Code, Region: req.Region, AuditUserID: adminID}
 	res, err := h.register(r.Context(), p)
 	if err != nil {
@@ -125,28 +120,6 @@ func (h *TrustsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/admin/trusts/"+res.Trust.ID.String())
 	writeJSON(w, http.StatusCreated, newRegisterResponse(res))
-}
-
-// authorise answers the request itself (401, 403 or 500) and reports false
-// unless the caller is an admin with an id for the audit trail.
-func (h *TrustsHandler) authorise(w http.ResponseWriter, r *http.Request, log *slog.Logger) (uuid.UUID, bool) {
-	adminID, err := h.Authoriser.AuthoriseAdmin(r)
-	switch {
-	case errors.Is(err, ErrUnauthenticated):
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeError(w, http.StatusUnauthorized, "authentication required")
-		return uuid.Nil, false
-	case err != nil:
-		writeError(w, http.StatusForbidden, "only FLIP admins may register trusts")
-		return uuid.Nil, false
-	case adminID == uuid.Nil:
-		// An authoriser that grants without naming the admin would leave
-		// the audit trail blank, as if no person had acted.
-		log.ErrorContext(r.Context(), "authoriser granted access without an admin id")
-		writeError(w, http.StatusInternalServerError, internalErrorMessage)
-		return uuid.Nil, false
-	}
-	return adminID, true
 }
 
 // writeRegistrationError logs a failed registration at the level its
@@ -167,67 +140,13 @@ func writeRegistrationError(w http.ResponseWriter, r *http.Request, log *slog.Lo
 	writeError(w, status, msg)
 }
 
-// register runs the registration in a transaction of its own: committed on
-// success, rolled back on any error (the deferred Rollback is a no-op after
-// Commit). Everything runs under ctx, the commit too: once ctx has ended,
-// database/sql rolls the transaction back and refuses the commit, so a
-// registration past its deadline leaves nothing behind.
+// register runs the registration in a transaction of its own (inAdminTx):
+// committed on success, rolled back on any error, all of it, the commit
+// too, under ctx.
 func (h *TrustsHandler) register(ctx context.Context, p flip.TrustParams) (flip.RegistrationResult, error) {
-	tx, err := h.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return flip.RegistrationResult{}, contextCause(ctx, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if h.LockTimeout > 0 {
-		ms := strconv.FormatInt(max(h.LockTimeout.Milliseconds(), 1), 10)
-		if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms+"ms"); err != nil {
-			return flip.RegistrationResult{}, contextCause(ctx, err)
-		}
-	}
-	res, err := h.Registrar.RegisterTrust(ctx, tx, p)
-	if err != nil {
-		return flip.RegistrationResult{}, err // matches ctx's error once ctx has ended
-	}
-	if err := tx.Commit(); err != nil {
-		if errors.Is(err, sql.ErrTxDone) {
-			// database/sql rolled the transaction back when ctx ended.
-			err = contextCause(ctx, err)
-		}
-		// Any other commit error leaves the outcome unknown: a 500.
-		return flip.RegistrationResult{}, err
-	}
-	return res, nil
-}
-
-// contextCause marks err with ctx's error once ctx has ended: the deadline
-// is then why the work failed, whatever the driver reported (lib/pq calls a
-// cancelled statement "canceling statement due to user request").
-func contextCause(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w: %w", cerr, err)
-	}
-	return err
-}
-
-// enter takes a token for one registration, or reports false when
-// MaxInFlight are already running; leave gives the token back.
-func (h *TrustsHandler) enter() bool {
-	if h.MaxInFlight <= 0 {
-		return true
-	}
-	h.inFlightOnce.Do(func() { h.inFlight = make(chan struct{}, h.MaxInFlight) })
-	select {
-	case h.inFlight <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (h *TrustsHandler) leave() {
-	if h.MaxInFlight > 0 {
-		<-h.inFlight
-	}
+	return inAdminTx(ctx, h.DB, h.LockTimeout, func(tx *sql.Tx) (flip.RegistrationResult, error) {
+		return h.Registrar.RegisterTrust(ctx, tx, p)
+	})
 }
 
 func writeRequestError(w http.ResponseWriter, err error) {

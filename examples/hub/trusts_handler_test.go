@@ -122,14 +122,14 @@ func TestRegisterTrust_BadInputIs400AndWritesNothing(t *testing.T) {
 	wantNothingWritten(t, h.db)
 }
 
-// One registration more than MaxInFlight is answered 503 while the others
+// One registration more than its Bound allows is answered 503 while the others
 // still run, without waiting for them; the token comes back afterwards.
 func TestRegisterTrust_BeyondTheInFlightBoundIs503AtOnce(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
 	entered, proceed := make(chan struct{}, 2), make(chan struct{})
 	url := serveHandler(t, &TrustsHandler{
-		DB: db, Authoriser: fakeAuth, MaxInFlight: 1,
+		DB: db, Authoriser: fakeAuth, InFlight: NewBound(1),
 		Registrar: registrarFunc(func(ctx context.Context, tx flip.DBTX, p flip.TrustParams) (flip.RegistrationResult, error) {
 			entered <- struct{}{}
 			<-proceed
