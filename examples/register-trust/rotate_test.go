@@ -109,4 +109,12 @@ func TestRotateLegacyTrust(t *testing.T) {
 		t.Errorf("stderr does not record the rotation:\n%s", r.stderr)
 	}
 	noSecrets(t, "stderr", r.stderr, rec.TrustAPIKey, rec.TrustInternalServiceKey)
+
+	// Three legacy trusts share the name "Twin Hospital": whose keys to
+	// replace is not --rotate's guess to make.
+	before := fliptest.DumpTables(t, db)
+	wantFailure(t, register(t, db, "--name", "Twin Hospital", "--rotate"), "3 trusts are named")
+	if fliptest.DumpTables(t, db) != before {
+		t.Error("an ambiguous name re-keyed a trust")
+	}
 }
