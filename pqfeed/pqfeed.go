@@ -8,7 +8,7 @@
 //
 // It opens one connection of its own (not from the hub's pool, whatever
 // driver that uses), reconnects when it drops, and pings it every
-// PingInterval so that a connection that died silently is noticed.
+// 10 seconds so that a connection that died silently is noticed.
 package pqfeed
 
 import (
@@ -24,8 +24,8 @@ import (
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-// PingInterval is how often the listening connection is checked.
-const PingInterval = 10 * time.Second
+// pingInterval is how often the listening connection is checked.
+const pingInterval = 10 * time.Second
 
 // Feed is a flip.ChangeFeed over lib/pq's Listener.
 type Feed struct {
@@ -77,7 +77,7 @@ func (f *Feed) Listen(ctx context.Context, listening func(bool), changed func(uu
 		}
 		s.up(downs)
 	}()
-	ping := time.NewTicker(PingInterval)
+	ping := time.NewTicker(pingInterval)
 	defer ping.Stop()
 	for {
 		select {
