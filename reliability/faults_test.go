@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/internal/faultdb"
+	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
@@ -51,8 +53,8 @@ const (
 var primaryKinds = []faultKind{faultError, faultServerError, faultErrorAfter, faultCancelCall, faultCancelTx, faultCancelDuring, faultKill}
 
 // undoKinds strike the undo path: a first fault (faultError) fails the
-// registration, a second one hits the j-th statement of the rollback to the
-// savepoint. RegisterTrust retries a failed undo once, so a client-side
+// call, a second one hits the j-th statement of the rollback to the
+// savepoint. Every operation retries a failed undo once, so a client-side
 // error or a server error there still leaves the caller's transaction
 // usable; only a killed backend ends it. (An undo that fails every time is
 // covered in store's TestRegisterTrust_FailedUndoNeverLeavesHalfARegistration:
@@ -80,7 +82,7 @@ func (p point) String() string {
 }
 
 // expectation says what the caller's transaction must look like after the
-// point: usable (RegisterTrust promises it) or failed (the connection or
+// point: usable (every operation promises it) or failed (the connection or
 // the transaction is gone by construction); when neither, either is
 // acceptable as long as nothing from the call is committed.
 type expectation int
@@ -125,15 +127,16 @@ func expect(p point, stmts []string) expectation {
 }
 
 // racing reports whether the point's fault may miss: a cancel racing an
-// instant statement can come too late to fail the registration.
+// instant statement can come too late to fail the call.
 func (p point) racing(h *faultHarness) bool {
-	return p.kind == faultCancelDuring && blockSQL(h.stmts, p.at) == ""
+	q, _ := blockSQL(h.stmts, p.at, target{})
+	return p.kind == faultCancelDuring && q == ""
 }
 
 // injector decides the fault of one statement, right before it is sent.
 type injector func(ctx context.Context, s faultdb.Stmt) faultdb.Fault
 
-// plan strikes statement n of those RegisterTrust sends with at[n], and
+// plan strikes statement n of those the call sends with at[n], and
 // records which of them fired.
 type plan struct {
 	at    map[int]injector
@@ -167,185 +170,197 @@ func errorAfter(context.Context, faultdb.Stmt) faultdb.Fault {
 	return faultdb.Fault{ErrAfter: errInjected}
 }
 
-// blockSQL returns what a second connection runs, in a transaction, to hold
-// statement q on a lock, or "" when q takes no lock that can be held (the
-// savepoint statements). Every lock is one RegisterTrust's transaction
-// does not hold yet when q starts.
-//
-// Statement at (1-based) of stmts is q; a Register sent again after the
-// identity lock (the hub's bare schema) finds the transaction holding
-// every table lock already, so nothing can hold it then.
-func blockSQL(stmts []string, at int) string {
-	q := stmts[at-1]
-	if q == pgsql.Register && slices.Contains(stmts[:at-1], q) {
-		return ""
-	}
-	switch q {
-	case pgsql.LockTrustIdentity:
-		return q // the same advisory locks, with the same name and code
-	case pgsql.Register:
-		// Its first lock is ACCESS SHARE on trust, for the duplicate check.
-		return `LOCK TABLE trust IN ACCESS EXCLUSIVE MODE`
-	}
-	return ""
-}
-
 // faultHarness runs fault points on one variant's database, one after
-// another (a blocker or a kill must not hit a neighbour's statement).
+// another (a blocker or a kill must not hit a neighbour's statement), for
+// one operation after another.
 type faultHarness struct {
 	b        *bundle
 	v        *violations
-	stmts    []string // the statements of a clean registration
+	op       operation
+	stmts    []string // the statements of a clean call
 	undoN    int      // statements of the undo after a failure
 	auditBy  uuid.UUID
 	outcomes map[string]int
 	lastErr  map[faultKind]string
+	// listener listens on flip_trust_changes, for notices a failed call
+	// must never have delivered.
+	listener *pq.Listener
+	// What the lifecycle operations act on: a trust for rotation and
+	// revocation, one for deletion. On a legacy database both are the
+	// legacy trust, and snap is the database as the fixture left it.
+	keyTrust, delTrust uuid.UUID
+	snap               *snapshot
+	restores           int
 }
 
-func TestRegisterTrust_FaultAtEveryStatement(t *testing.T) {
+// legacyTrust is the hub fixture's trust with two kit slots, a
+// trust-scoped grant and rows in every table that references trust(id).
+var legacyTrust = uuid.MustParse("0b7d3f1e-2a44-4c1a-9a0e-1f0000000001")
+
+// legacyReferrer adds a table of the hub's own that references one of the
+// trust's dependent tables, so that DeleteTrust checks for blockers (one
+// statement more to strike); its row points at another trust's result, so
+// nothing blocks the legacy trust's deletion.
+const legacyReferrer = `CREATE TABLE result_review (id uuid PRIMARY KEY, query_result_id uuid NOT NULL REFERENCES query_result (id));
+INSERT INTO result_review VALUES ('3a6b9c0d-4e5f-4a1b-8c2d-5c00000000f1', '3a6b9c0d-4e5f-4a1b-8c2d-5c0000000012');`
+
+// legacyVariants are the hub's database with its legacy rows: as the hub
+// leaves it (flip never migrated it), and migrated, with a referrer of a
+// dependent table. Only the fault harness runs on them.
+var legacyVariants = []variant{
+	{name: "hub_fixture/lib_pq", version: 0, driver: "postgres", format: flip.ReferenceKeys,
+		fixture: []string{hubfixture.Schema, hubfixture.Legacy}},
+	{name: "hub_fixture_migrated/pgx", version: store.LatestVersion(), driver: "pgx", format: flip.PrefixedKeys,
+		fixture: []string{hubfixture.Schema, hubfixture.Legacy, legacyReferrer}},
+}
+
+// TestFaultAtEveryStatement breaks registration, rotation, revocation and
+// deletion at every statement they send, one harness for all four.
+func TestFaultAtEveryStatement(t *testing.T) {
 	t.Parallel()
-	for _, v := range variants {
+	for _, v := range slices.Concat(variants, legacyVariants) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, v, 2+adminConns) // the caller's connection, and one being replaced
-			h := &faultHarness{b: b, v: &violations{t: t}, auditBy: uuid.New(), outcomes: map[string]int{}, lastErr: map[faultKind]string{}}
-			h.addSlots(t, 10)
-			h.stmts = h.cleanRun(t)
-			h.undoN = h.countUndo(t)
-
-			var points []point
-			for range short(1, 10) {
-				for _, kind := range primaryKinds {
-					for at := 1; at <= len(h.stmts); at++ {
-						points = append(points, point{kind: kind, at: at})
-					}
-				}
-				for at := 2; at <= len(h.stmts); at++ {
-					for _, uk := range undoKinds {
-						for j := 1; j <= h.undoN; j++ {
-							points = append(points, point{kind: faultError, at: at, undoKind: uk, undoAt: j})
-						}
-					}
-				}
-			}
-			for i, p := range points {
-				if i%5 == 0 {
-					h.addSlots(t, 5) // successes use slots up; keep some free
-				}
-				h.run(t, p)
-			}
-			checkInvariants(b.ctx, h.v, b.admin, "after all fault points")
-			checkSecrets(b.ctx, h.v, b, "after all fault points")
-
-			report(t, "faults", v,
-				"statements", len(h.stmts), "undo_statements", h.undoN,
-				"points", len(points), "outcomes", counts(h.outcomes), "violations", h.v.n)
-			for _, k := range primaryKinds {
-				if e := h.lastErr[k]; e != "" {
-					t.Logf("%s, last error seen: %s", k, e)
-				}
+			// The caller's connection, one being replaced, and the listener.
+			b := setup(t, v, 3+adminConns)
+			b.db.SetMaxOpenConns(2)
+			h := newFaultHarness(t, b)
+			for _, op := range operations {
+				t.Run(op.name, func(t *testing.T) { h.runOperation(t, op) })
 			}
 		})
 	}
 }
 
-func (h *faultHarness) addSlots(t *testing.T, n int) {
+func newFaultHarness(t *testing.T, b *bundle) *faultHarness {
 	t.Helper()
-	names := make([]string, n)
-	for i := range names {
-		names[i] = "Fault_" + uuid.NewString()
+	h := &faultHarness{b: b, v: &violations{t: t}, auditBy: uuid.New()}
+	h.listener = pq.NewListener(b.db.URL, 10*time.Millisecond, time.Second, nil)
+	t.Cleanup(func() { h.listener.Close() })
+	if err := h.listener.Listen(pgsql.ChangeChannel); err != nil {
+		t.Fatalf("listen on %s: %v", pgsql.ChangeChannel, err)
 	}
-	if _, err := store.AddSlots(h.b.ctx, h.b.admin, names...); err != nil {
-		t.Fatalf("add slots: %v", err)
+	// LISTEN is in effect once the harness's own notice has come back.
+	if got := h.notices(t, "before any call"); len(got) != 0 {
+		t.Fatalf("notices before any call: %q", got)
+	}
+	if !b.v.legacy() {
+		h.keyTrust = h.registerTarget(t, "Key target")
+		h.delTrust = h.registerTarget(t, "Deletion target")
+		return h
+	}
+	h.keyTrust, h.delTrust = legacyTrust, legacyTrust
+	var err error
+	if h.snap, err = takeSnapshot(b.ctx, b.admin); err != nil {
+		t.Fatalf("snapshot the legacy database: %v", err)
+	}
+	return h
+}
+
+// runOperation learns the statements of a clean call of op, then strikes
+// each of them with each fault kind in turn.
+func (h *faultHarness) runOperation(t *testing.T, op operation) {
+	b := h.b
+	h.op, h.v = op, &violations{t: t}
+	h.outcomes, h.lastErr, h.restores = map[string]int{}, map[faultKind]string{}, 0
+	h.stmts = h.cleanRun(t)
+	h.undoN = h.countUndo(t)
+
+	var points []point
+	for range short(1, 10) {
+		for _, kind := range primaryKinds {
+			for at := 1; at <= len(h.stmts); at++ {
+				points = append(points, point{kind: kind, at: at})
+			}
+		}
+		for at := 2; at <= len(h.stmts); at++ {
+			for _, uk := range undoKinds {
+				for j := 1; j <= h.undoN; j++ {
+					points = append(points, point{kind: faultError, at: at, undoKind: uk, undoAt: j})
+				}
+			}
+		}
+	}
+	for _, p := range points {
+		h.run(t, p)
+	}
+	h.commitClean(t)
+	checkInvariants(b.ctx, h.v, b, "after all fault points")
+	checkSecrets(b.ctx, h.v, b, "after all fault points")
+
+	report(t, "faults", b.v, "op", op.name,
+		"statements", len(h.stmts), "undo_statements", h.undoN,
+		"points", len(points), "outcomes", counts(h.outcomes), "restores", h.restores, "violations", h.v.n)
+	for _, k := range primaryKinds {
+		if e := h.lastErr[k]; e != "" {
+			t.Logf("%s, last error seen: %s", k, e)
+		}
 	}
 }
 
-// cleanRun registers one trust through a faultdb.DB with no faults and
-// returns the statements RegisterTrust sent, in order.
+// cleanRun calls the operation through a faultdb.DB with no faults and
+// returns the statements it sent, in order. The caller's transaction is
+// rolled back: the target stays for the fault points.
 func (h *faultHarness) cleanRun(t *testing.T) []string {
 	t.Helper()
 	ctx := h.b.ctx
+	tg := h.op.target(t, h, point{kind: "clean"})
 	tx, err := h.b.db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	defer tx.Rollback() //nolint:errcheck // the clean call is not kept
 	f := &faultdb.DB{Next: tx}
-	if _, err := h.b.reg.RegisterTrust(ctx, f, flip.TrustParams{Name: "Clean " + uuid.NewString(), Code: "C" + uuid.NewString()[:8]}); err != nil {
-		t.Fatalf("clean registration: %v", err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
+	if _, err := h.op.call(ctx, h, f, tg); err != nil {
+		t.Fatalf("clean %s: %v", h.op.name, err)
 	}
 	stmts := f.Queries()
-	if len(stmts) == 0 {
-		t.Fatal("RegisterTrust sent no statement")
-	}
 	labels := make([]string, len(stmts))
 	for i, q := range stmts {
 		labels[i] = label(q)
 	}
-	t.Logf("a clean RegisterTrust sends %d statements: %s", len(stmts), strings.Join(labels, ", "))
-	if !contains(stmts, pgsql.Register) {
-		t.Errorf("pgsql.Register is not among the statements RegisterTrust sends; internal/pgsql has drifted")
+	t.Logf("a clean %s sends %d statements: %s", h.op.name, len(stmts), strings.Join(labels, ", "))
+	if !slices.Contains(labels, h.op.core) {
+		t.Errorf("%s is not among the statements %s sends; internal/pgsql has drifted", h.op.core, h.op.name)
 	}
 	return stmts
 }
 
-// countUndo fails the registration at its second statement and counts the
+// countUndo fails the call at its second statement and counts the
 // statements that follow: the undo path.
 func (h *faultHarness) countUndo(t *testing.T) int {
 	t.Helper()
 	ctx := h.b.ctx
+	tg := h.op.target(t, h, point{kind: "undo"})
 	tx, err := h.b.db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // test cleanup
 	f := &faultdb.DB{Next: tx, Fault: faultdb.At(2, faultdb.Fault{Err: errInjected})}
-	if _, err := h.b.reg.RegisterTrust(ctx, f, flip.TrustParams{Name: "Undo " + uuid.NewString(), Code: "U" + uuid.NewString()[:8]}); !errors.Is(err, errInjected) {
-		t.Fatalf("registration failing at statement 2: %v, want the injected error", err)
+	if _, err := h.op.call(ctx, h, f, tg); !errors.Is(err, errInjected) {
+		t.Fatalf("%s failing at statement 2: %v, want the injected error", h.op.name, err)
 	}
 	undo := f.Queries()[2:]
 	labels := make([]string, len(undo))
 	for i, q := range undo {
 		labels[i] = label(q)
 	}
-	t.Logf("after a failure RegisterTrust sends %d statements: %s", len(undo), strings.Join(labels, ", "))
+	t.Logf("after a failure %s sends %d statements: %s", h.op.name, len(undo), strings.Join(labels, ", "))
 	return len(undo)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// label names a statement briefly for messages.
-func label(q string) string {
-	switch q {
-	case pgsql.LockTrustIdentity:
-		return "LockTrustIdentity"
-	case pgsql.Register:
-		return "Register"
-	}
-	if f := strings.Fields(q); len(f) > 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return q
 }
 
 // run tries one fault point and checks everything that must hold after it.
 func (h *faultHarness) run(t *testing.T, p point) {
 	t.Helper()
-	b, v := h.b, h.v
+	b, v, op := h.b, h.v, h.op
 	base := b.ctx
-	where := fmt.Sprintf("%s (%s)", p, label(h.stmts[p.at-1]))
-	name := "Fault " + p.String() + " " + uuid.NewString()[:8]
-	code := "F" + uuid.NewString()[:12]
+	where := fmt.Sprintf("%s %s (%s)", op.name, p, label(h.stmts[p.at-1]))
+	tg := op.target(t, h, p)
+	before, err := dumpLines(base, b.admin)
+	if err != nil {
+		t.Fatalf("%s: dump before: %v", where, err)
+	}
 
 	// The caller: a transaction with some work of its own, then the call.
 	txCtx, cancelTx := context.WithCancel(base)
@@ -369,13 +384,13 @@ func (h *faultHarness) run(t *testing.T, p point) {
 	}
 
 	pl := &plan{at: map[int]injector{}}
-	pl.at[p.at] = h.injector(p.kind, pid, name, code, cancelCall, where)
+	pl.at[p.at] = h.injector(p.kind, pid, tg, cancelCall, where)
 	if p.undoKind != "" {
-		pl.at[p.at+p.undoAt] = h.injector(p.undoKind, pid, name, code, cancelCall, where)
+		pl.at[p.at+p.undoAt] = h.injector(p.undoKind, pid, tg, cancelCall, where)
 	}
 	f := &faultdb.DB{Next: tx, Fault: pl.fault}
 	minted := b.minter.count()
-	res, regErr := b.reg.RegisterTrust(callCtx, f, flip.TrustParams{Name: name, Code: code, AuditUserID: h.auditBy})
+	out, callErr := op.call(callCtx, h, f, tg)
 	keys := b.minter.since(minted)
 
 	// The caller carries on, then commits.
@@ -395,7 +410,7 @@ func (h *faultHarness) run(t *testing.T, p point) {
 	sent := f.Queries()
 	for n := range pl.at {
 		if !pl.fired[n] {
-			v.add("%s: the fault planned for statement %d never fired (RegisterTrust sent %d statements)", where, n, len(sent))
+			v.add("%s: the fault planned for statement %d never fired (%s sent %d statements)", where, n, op.name, len(sent))
 		}
 	}
 	if p.undoKind != "" && len(sent) >= p.at+p.undoAt {
@@ -406,56 +421,65 @@ func (h *faultHarness) run(t *testing.T, p point) {
 
 	// What the call returned.
 	switch {
-	case regErr == nil && !p.racing(h):
-		v.add("%s: RegisterTrust succeeded although statement %d failed", where, p.at)
-	case regErr != nil && !errors.Is(regErr, flip.ErrTrustRegistration):
-		v.add("%s: error does not match ErrTrustRegistration: %v", where, regErr)
-	case regErr != nil && p.undoKind == "":
-		h.lastErr[p.kind] = regErr.Error()
+	case callErr == nil && !p.racing(h):
+		v.add("%s: %s succeeded although statement %d failed", where, op.name, p.at)
+	case callErr == nil:
+	case !errors.Is(callErr, op.base):
+		v.add("%s: error does not match %v: %v", where, op.base, callErr)
+	case errors.Is(callErr, op.other):
+		v.add("%s: error matches %v, the other operations' base: %v", where, op.other, callErr)
+	case errors.Is(callErr, flip.ErrTrustNotFound):
+		// The trust exists: a 404 would tell the admin it is gone.
+		v.add("%s: a fault reported as ErrTrustNotFound: %v", where, callErr)
+	case p.undoKind == "":
+		h.lastErr[p.kind] = callErr.Error()
 	}
-	// ErrRollbackRequired says a committable half-registration may remain;
+	// ErrRollbackRequired says a committable half-done change may remain;
 	// it is false where the transaction was already over (cancelled,
 	// killed), which only tells the operator to look for damage that
 	// cannot exist.
-	if errors.Is(regErr, flip.ErrRollbackRequired) && (errors.Is(errFollow, sql.ErrTxDone) || errors.Is(errFollow, driver.ErrBadConn)) {
-		v.add("%s: the error says the registration could not be undone, but the transaction was already over: %v", where, regErr)
+	if errors.Is(callErr, flip.ErrRollbackRequired) && (errors.Is(errFollow, sql.ErrTxDone) || errors.Is(errFollow, driver.ErrBadConn)) {
+		v.add("%s: the error says the call could not be undone, but the transaction was already over: %v", where, callErr)
 	}
-	if regErr != nil {
+	if callErr != nil {
 		for _, k := range keys {
-			if strings.Contains(regErr.Error(), k.key) {
+			if strings.Contains(callErr.Error(), k.key) {
 				v.add("%s: the error message contains a plaintext %s", where, k.kind)
 			}
 		}
-		if res.APIKey != "" || res.InternalServiceKey != "" {
+		if len(out.keys) > 0 {
 			v.add("%s: a failed call returned keys", where)
 		}
 	}
 
-	// What the database holds.
-	var apiHash string
-	for _, k := range keys {
-		if k.kind == flip.TrustAPIKey {
-			apiHash = flip.HashAPIKey(k.key)
+	// What the database holds: the change when the call succeeded and the
+	// caller committed; otherwise exactly what it held before the caller
+	// began, and the caller's own work if it committed.
+	committed := callErr == nil && usable
+	dump, err := tableText(base, b.admin)
+	if err != nil {
+		t.Fatalf("%s: dump after: %v", where, err)
+	}
+	var after []string
+	for _, l := range strings.Split(strings.TrimSuffix(dump, "\n"), "\n") {
+		if !strings.Contains(l, marker.String()) {
+			after = append(after, l)
 		}
 	}
-	var trusts, audits, hashes int
+	slices.Sort(after)
+	if committed {
+		if msg, err := op.committed(base, h, tg, out); err != nil {
+			t.Fatalf("%s: read back: %v", where, err)
+		} else if msg != "" {
+			v.add("%s: %s", where, msg)
+		}
+	} else if gone, added := diffLines(before, after); len(gone)+len(added) > 0 {
+		v.add("%s: the failed call changed the database (returned error: %v; caller's commit: %v, %v): rows lost %q, rows new %q",
+			where, callErr, errFollow, errCommit, gone, added)
+	}
 	var desc sql.NullString
-	err = b.admin.QueryRowContext(base, `SELECT
-		(SELECT count(*) FROM trust WHERE name = $1),
-		(SELECT count(*) FROM trusts_audit WHERE trust_name = $1),
-		(SELECT count(*) FROM trust WHERE api_key_hash = $2),
-		(SELECT description FROM roles WHERE id = $3)`, name, apiHash, marker).Scan(&trusts, &audits, &hashes, &desc)
-	if err != nil {
+	if err := b.admin.QueryRowContext(base, `SELECT (SELECT description FROM roles WHERE id = $1)`, marker).Scan(&desc); err != nil {
 		t.Fatalf("%s: read back: %v", where, err)
-	}
-	registered := regErr == nil && usable
-	want := 0
-	if registered {
-		want = 1
-	}
-	if trusts != want || audits != want || hashes != want {
-		v.add("%s: the database holds %d trusts, %d audit rows and %d API key hashes from the call, want %d each (returned error: %v; caller's commit: %v, %v)",
-			where, trusts, audits, hashes, want, regErr, errFollow, errCommit)
 	}
 	switch {
 	case usable && desc.String != "after":
@@ -466,28 +490,118 @@ func (h *faultHarness) run(t *testing.T, p point) {
 
 	switch e := expect(p, h.stmts); {
 	case e == mustBeUsable && !usable:
-		v.add("%s: the caller's transaction is not usable after the failed call (RegisterTrust: %v; caller's next statement: %v; commit: %v)",
-			where, regErr, errFollow, errCommit)
+		v.add("%s: the caller's transaction is not usable after the failed call (%s: %v; caller's next statement: %v; commit: %v)",
+			where, op.name, callErr, errFollow, errCommit)
 	case e == mustHaveFailed && usable:
 		v.add("%s: the caller's transaction survived a fault that must end it", where)
 	}
 
+	// What listeners heard: the trust's notice once after a committed
+	// change, nothing from a failed call.
+	want := 0
+	if committed && op.notifies {
+		want = 1
+	}
+	if heard := h.notices(t, where); want == 0 && len(heard) > 0 {
+		v.add("%s: listeners heard %q after the caller's commit (%v), want nothing from a call that failed or was not committed (returned error: %v)",
+			where, heard, errCommit, callErr)
+	} else if want == 1 && (len(heard) != 1 || heard[0] != tg.trust.String()) {
+		v.add("%s: listeners heard %q after the committed %s, want the id of trust %s once", where, heard, op.name, tg.trust)
+	}
+
 	class := "failed_cleanly"
 	switch {
-	case registered:
-		class = "registered"
+	case committed:
+		class = "committed"
 	case usable:
 		class = "usable"
 	}
 	h.outcomes[class]++
 
-	checkInvariants(base, v, b.admin, where)
-	checkSecrets(base, v, b, where)
+	checkInvariants(base, v, b, where)
+	// The call's own keys: an earlier call's keys are gone from memory by
+	// now, so nothing can store or log them any more (and every key is
+	// searched for once more after the last point).
+	checkKeys(v, keys, dump, b.logs.String(), where)
+}
+
+// notices sends a notice of the harness's own on flip_trust_changes,
+// after everything the test committed so far, and returns the payloads
+// heard before it. PostgreSQL delivers notices in commit order, so
+// anything a committed call announced has arrived by then; nothing has
+// to be waited for by the clock.
+func (h *faultHarness) notices(t *testing.T, where string) []string {
+	t.Helper()
+	sentinel := "reliability-" + uuid.NewString()
+	if _, err := h.b.admin.ExecContext(h.b.ctx, `SELECT pg_notify($1, $2)`, pgsql.ChangeChannel, sentinel); err != nil {
+		t.Fatalf("%s: notify: %v", where, err)
+	}
+	var heard []string
+	for {
+		select {
+		case n := <-h.listener.Notify:
+			switch {
+			case n == nil: // lib/pq reconnected: notices may have been lost
+				h.v.add("%s: the listener lost its connection; notices may have been missed", where)
+			case n.Extra == sentinel:
+				return heard
+			default:
+				heard = append(heard, n.Extra)
+			}
+		case <-h.b.ctx.Done():
+			t.Fatalf("%s: the harness's own notice never came back: %v", where, h.b.ctx.Err())
+		}
+	}
+}
+
+// commitClean calls the operation once more without a fault and commits:
+// the fault points almost never let a call commit, and this proves that
+// the checks of a committed call, and the listener, see one. The legacy
+// trust's deletion must also have freed both its slots and deleted rows
+// from every dependent table; the legacy database is then restored, which
+// proves the restore the racing points rely on.
+func (h *faultHarness) commitClean(t *testing.T) {
+	t.Helper()
+	ctx := h.b.ctx
+	tg := h.op.target(t, h, point{kind: "committed"})
+	tx, err := h.b.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	out, err := h.op.call(ctx, h, tx, tg)
+	if err != nil {
+		t.Fatalf("clean %s: %v", h.op.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := h.op.committed(ctx, h, tg, out); err != nil || msg != "" {
+		h.v.add("clean %s: %s %v", h.op.name, msg, err)
+	}
+	heard := h.notices(t, "clean "+h.op.name)
+	if want := h.op.notifies; (want && (len(heard) != 1 || heard[0] != tg.trust.String())) || (!want && len(heard) != 0) {
+		h.v.add("clean %s: listeners heard %q (announces: %v)", h.op.name, heard, want)
+	}
+	if h.op.name != "delete" || !h.b.v.legacy() {
+		return
+	}
+	res := out.deletion
+	if len(res.FreedKitSlots) != 2 {
+		h.v.add("deleting the legacy trust freed %v, want its two slots", res.FreedKitSlots)
+	}
+	for table, n := range res.DependentRowsDeleted {
+		if n == 0 {
+			h.v.add("deleting the legacy trust deleted no row of %s; the fixture gives it rows in every dependent table", table)
+		}
+	}
+	t.Logf("the legacy trust's deletion: %d dependent tables %v", len(res.DependentRowsDeleted), res.DependentRowsDeleted)
+	h.restore(t)
 }
 
 // injector builds the fault of kind at a statement of the transaction
 // running on backend pid.
-func (h *faultHarness) injector(kind faultKind, pid int, name, code string, cancel context.CancelFunc, where string) injector {
+func (h *faultHarness) injector(kind faultKind, pid int, tg target, cancel context.CancelFunc, where string) injector {
 	switch kind {
 	case faultError:
 		return clientError
@@ -512,7 +626,7 @@ func (h *faultHarness) injector(kind faultKind, pid int, name, code string, canc
 		}
 	case faultCancelDuring:
 		return func(_ context.Context, s faultdb.Stmt) faultdb.Fault {
-			return h.cancelDuring(s, pid, name, code, cancel, where)
+			return h.cancelDuring(s, pid, tg, cancel, where)
 		}
 	}
 	panic("unknown fault kind " + kind)
@@ -521,8 +635,8 @@ func (h *faultHarness) injector(kind faultKind, pid int, name, code string, canc
 // cancelDuring holds s on a lock from a second connection, cancels once
 // the backend waits for it, and lets go once s is done. A statement that
 // takes no lock gets the cancel racing it instead.
-func (h *faultHarness) cancelDuring(s faultdb.Stmt, pid int, name, code string, cancel context.CancelFunc, where string) faultdb.Fault {
-	lock := blockSQL(h.stmts, s.N)
+func (h *faultHarness) cancelDuring(s faultdb.Stmt, pid int, tg target, cancel context.CancelFunc, where string) faultdb.Fault {
+	lock, args := blockSQL(h.stmts, s.N, tg)
 	if lock == "" {
 		go cancel()
 		return faultdb.Fault{}
@@ -531,10 +645,6 @@ func (h *faultHarness) cancelDuring(s faultdb.Stmt, pid int, name, code string, 
 	if err != nil {
 		h.v.add("%s: begin blocker: %v", where, err)
 		return faultdb.Fault{}
-	}
-	var args []any
-	if lock == pgsql.LockTrustIdentity {
-		args = []any{name, code}
 	}
 	if _, err := blocker.ExecContext(h.b.ctx, lock, args...); err != nil {
 		h.v.add("%s: take blocking lock: %v", where, err)

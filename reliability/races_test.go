@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -9,10 +10,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/store"
 )
@@ -124,7 +127,7 @@ func TestRegisterTrust_RacesRoundAfterRound(t *testing.T) {
 					if r.name == "pool_exhaustion" && free != 0 {
 						viol.add("%s: %d slots still free after more callers than slots", where, free)
 					}
-					checkInvariants(b.ctx, viol, b.admin, where)
+					checkInvariants(b.ctx, viol, b, where)
 				}
 			}
 			checkSecrets(b.ctx, viol, b, "after all rounds")
@@ -310,6 +313,400 @@ func killRound(t *testing.T, b *bundle, viol *violations, i int, span time.Durat
 		// the outcome of a commit is unknowable on a dropped connection.
 		outcome = "committed_but_reported_failed"
 	}
-	checkInvariants(b.ctx, viol, b.admin, fmt.Sprintf("kill %d", i))
+	checkInvariants(b.ctx, viol, b, fmt.Sprintf("kill %d", i))
 	return outcome
+}
+
+// A trust's later life, raced. Each round sets up a few trusts and
+// releases callers at them at once on the shared pool; the rounds repeat
+// like the registration races.
+const lifecyclePairs = 6 // trusts contested at once in a round
+
+// lifecycleRace is one kind of round: run plays it and sorts what came
+// out into outcomes, adding a violation for anything that must not be.
+type lifecycleRace struct {
+	name string
+	run  func(t *testing.T, b *bundle, viol *violations, outcomes map[string]int)
+}
+
+var lifecycleRaces = []lifecycleRace{
+	{"rotate_vs_verify", rotateVsVerify},
+	{"delete_vs_register", deleteVsRegister},
+	{"delete_vs_delete", deleteVsDelete},
+	{"rotate_vs_delete", rotateVsDelete},
+}
+
+func TestLifecycle_RacesRoundAfterRound(t *testing.T) {
+	t.Parallel()
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, v, racePool+adminConns)
+			b.db.SetMaxIdleConns(racePool)
+			rounds := short(4, 100)
+			for _, r := range lifecycleRaces {
+				viol := &violations{t: t}
+				outcomes := map[string]int{}
+				for round := range rounds {
+					r.run(t, b, viol, outcomes)
+					checkInvariants(b.ctx, viol, b, fmt.Sprintf("round %d %s", round, r.name))
+				}
+				checkSecrets(b.ctx, viol, b, "after all rounds of "+r.name)
+				report(t, "races_"+r.name, v, "rounds", rounds, "outcomes", counts(outcomes), "connections", racePool, "violations", viol.n)
+			}
+		})
+	}
+}
+
+// registerTrusts adds n slots and registers n trusts on them.
+func registerTrusts(t *testing.T, b *bundle, n int) []flip.RegistrationResult {
+	t.Helper()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "Life_" + uuid.NewString()
+	}
+	if _, err := store.AddSlots(b.ctx, b.admin, names...); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]flip.RegistrationResult, n)
+	for i := range out {
+		var err error
+		out[i], err = b.reg.RegisterTrustDB(b.ctx, b.db, flip.TrustParams{Name: "Life " + uuid.NewString(), Code: uuid.NewString()})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// inTx runs op in a transaction of its own on b's pool and commits it, or
+// rolls it back when op fails.
+func inTx(b *bundle, op func(tx *sql.Tx) error) error {
+	tx, err := b.db.BeginTx(b.ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := op(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (b *bundle) rotate(id uuid.UUID) (res flip.RegistrationResult, err error) {
+	err = inTx(b, func(tx *sql.Tx) (err error) {
+		res, err = b.reg.RotateKeys(b.ctx, tx, flip.TrustChange{TrustID: id})
+		return err
+	})
+	return res, err
+}
+
+func (b *bundle) delete(id uuid.UUID) error {
+	return inTx(b, func(tx *sql.Tx) error {
+		_, err := b.reg.DeleteTrust(b.ctx, tx, flip.TrustChange{TrustID: id})
+		return err
+	})
+}
+
+// rotateVsVerify: verifiers present a trust's old and new API keys to an
+// uncached Verifier, over and over, while the trust's keys are rotated
+// and committed. A verification that began after Commit returned must
+// refuse the old key and accept the new one; one that ended before Commit
+// was called must accept the old key and refuse the new one; one that
+// overlapped the commit may see either. The phases are atomic flags set
+// around Commit and read around each verification, never clock readings.
+func rotateVsVerify(t *testing.T, b *bundle, viol *violations, outcomes map[string]int) {
+	t.Helper()
+	const verifiers, afterCommit = 8, 4
+	tr := registerTrusts(t, b, 1)[0]
+	verifier := flip.NewVerifier(b.db)
+	var (
+		newKey                  atomic.Pointer[string]
+		commitCalled, committed atomic.Bool
+		warm, wg                sync.WaitGroup
+		mu                      sync.Mutex
+		rotateErr               error
+	)
+	note := func(outcome string, bad string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		outcomes[outcome]++
+		if bad != "" {
+			viol.add("rotate_vs_verify: "+bad, args...)
+		}
+	}
+	start := make(chan struct{})
+	for range verifiers {
+		wg.Add(1)
+		warm.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			warmed, after := false, 0
+			for after < afterCommit {
+				// Whether Commit had returned is read before a verification
+				// begins, whether it had been called once it has ended.
+				done, nk := committed.Load(), newKey.Load()
+				_, errOld := verifier.Verify(b.ctx, tr.APIKey)
+				called := commitCalled.Load()
+				switch {
+				case errOld != nil && !errors.Is(errOld, flip.ErrUnknownAPIKey):
+					note("verify_error", "verifying the old key failed: %v", errOld)
+				case done && errOld == nil:
+					note("old_after_commit", "the old key was accepted by a verification begun after Commit returned")
+				case done:
+					note("old_after_commit", "")
+				case !called && errOld != nil:
+					note("old_before_commit", "the old key was refused by a verification that ended before Commit was called")
+				case !called:
+					note("old_before_commit", "")
+				default:
+					note("old_during_commit", "")
+				}
+				if nk != nil {
+					got, errNew := verifier.Verify(b.ctx, *nk)
+					called := commitCalled.Load()
+					switch {
+					case errNew != nil && !errors.Is(errNew, flip.ErrUnknownAPIKey):
+						note("verify_error", "verifying the new key failed: %v", errNew)
+					case errNew == nil && got.ID != tr.Trust.ID:
+						note("wrong_trust", "the new key identified trust %s, want %s", got.ID, tr.Trust.ID)
+					case done && errNew != nil:
+						note("new_after_commit", "the new key was refused by a verification begun after Commit returned")
+					case done:
+						note("new_after_commit", "")
+					case !called && errNew == nil:
+						note("new_before_commit", "the new key was accepted by a verification that ended before Commit was called")
+					case !called:
+						note("new_before_commit", "")
+					default:
+						note("new_during_commit", "")
+					}
+				}
+				if !warmed {
+					warmed = true
+					warm.Done()
+				}
+				if done {
+					after++
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-start
+		warm.Wait() // every verifier has seen the old key at work
+		tx, err := b.db.BeginTx(b.ctx, nil)
+		if err != nil {
+			rotateErr = err
+			committed.Store(true)
+			return
+		}
+		defer tx.Rollback() //nolint:errcheck // no-op after Commit
+		res, err := b.reg.RotateKeys(b.ctx, tx, flip.TrustChange{TrustID: tr.Trust.ID})
+		if err == nil {
+			newKey.Store(&res.APIKey)
+			commitCalled.Store(true)
+			err = tx.Commit()
+		}
+		rotateErr = err
+		committed.Store(true) // also on failure: the verifiers must stop
+	}()
+	close(start)
+	wg.Wait()
+	if rotateErr != nil {
+		viol.add("rotate_vs_verify: the rotation failed: %v", rotateErr)
+	}
+}
+
+// deleteVsRegister: each of a few trusts is deleted while a trust of the
+// same name is registered. Either the registration met the old trust and
+// was refused as a duplicate, or the deletion came first and the
+// registration succeeded; the deletion always succeeds, and one name is
+// never held by two trusts. Every other pair also reuses the code.
+func deleteVsRegister(t *testing.T, b *bundle, viol *violations, outcomes map[string]int) {
+	t.Helper()
+	trusts := registerTrusts(t, b, lifecyclePairs)
+	spare := make([]string, lifecyclePairs) // slots for the registrations
+	for i := range spare {
+		spare[i] = "Life_" + uuid.NewString()
+	}
+	if _, err := store.AddSlots(b.ctx, b.admin, spare...); err != nil {
+		t.Fatal(err)
+	}
+	freeBefore := freeSlots(t, b)
+	errDel := make([]error, len(trusts))
+	errReg := make([]error, len(trusts))
+	reg := make([]flip.RegistrationResult, len(trusts))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, tr := range trusts {
+		p := flip.TrustParams{Name: tr.Trust.Name, Code: uuid.NewString()}
+		if i%2 == 0 {
+			p.Code = tr.Trust.Code
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			errDel[i] = b.delete(tr.Trust.ID)
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			for range 50 {
+				if reg[i], errReg[i] = b.reg.RegisterTrustDB(b.ctx, b.db, p); !errors.Is(errReg[i], flip.ErrRetryable) {
+					break
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	registered := 0
+	for i, tr := range trusts {
+		var ids []uuid.UUID
+		if err := sqlx.NewDb(b.admin, "postgres").SelectContext(b.ctx, &ids, `SELECT id FROM trust WHERE name = $1`, tr.Trust.Name); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case errDel[i] != nil:
+			viol.add("delete_vs_register: the deletion failed: %v", errDel[i])
+			outcomes["bad"]++
+		case errors.Is(errReg[i], flip.ErrDuplicateTrust) && len(ids) == 0:
+			outcomes["registration_refused_then_deleted"]++
+		case errReg[i] == nil && len(ids) == 1 && ids[0] == reg[i].Trust.ID && ids[0] != tr.Trust.ID:
+			outcomes["deleted_then_registered"]++
+			registered++
+		default:
+			viol.add("delete_vs_register: deletion %v, registration %v (trust %s), and the name is held by %v", errDel[i], errReg[i], reg[i].Trust.ID, ids)
+			outcomes["bad"]++
+		}
+	}
+	if free, want := freeSlots(t, b), freeBefore+lifecyclePairs-registered; free != want {
+		viol.add("delete_vs_register: %d slots free after %d deletions and %d registrations from %d, want %d", free, lifecyclePairs, registered, freeBefore, want)
+	}
+}
+
+// deleteVsDelete: each of a few trusts is deleted by two callers at once;
+// exactly one deletes it, the other finds nothing to delete, and the
+// trust's slot is free once, its DELETED audit row written once.
+func deleteVsDelete(t *testing.T, b *bundle, viol *violations, outcomes map[string]int) {
+	t.Helper()
+	trusts := registerTrusts(t, b, lifecyclePairs)
+	errs := make([][2]error, len(trusts))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, tr := range trusts {
+		for j := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[i][j] = b.delete(tr.Trust.ID)
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	for i, tr := range trusts {
+		ok, notFound := 0, 0
+		for _, err := range errs[i] {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, flip.ErrTrustNotFound):
+				notFound++
+			}
+		}
+		var left, audits, slotFree int
+		if err := b.admin.QueryRowContext(b.ctx, `SELECT
+			(SELECT count(*) FROM trust WHERE id = $1),
+			(SELECT count(*) FROM trusts_audit WHERE trust_id = $1 AND action = 'DELETED'),
+			(SELECT count(*) FROM fl_kit_slot WHERE slot_name = $2 AND assigned_to_trust_id IS NULL)`,
+			tr.Trust.ID, tr.KitSlot.Name).Scan(&left, &audits, &slotFree); err != nil {
+			t.Fatal(err)
+		}
+		if ok != 1 || notFound != 1 || left != 0 || audits != 1 || slotFree != 1 {
+			viol.add("delete_vs_delete: the deletions returned %v; %d trusts left, %d DELETED audit rows, slot free %d; want one deleted, one ErrTrustNotFound, 0, 1, 1",
+				errs[i], left, audits, slotFree)
+			outcomes["bad"]++
+			continue
+		}
+		outcomes["one_deleted_one_not_found"]++
+	}
+}
+
+// rotateVsDelete: each of a few trusts is rotated while it is deleted.
+// Either the rotation came first and both succeeded, or the deletion came
+// first and the rotation found no trust; the deletion always succeeds,
+// and no trust holds the rotated key afterwards.
+func rotateVsDelete(t *testing.T, b *bundle, viol *violations, outcomes map[string]int) {
+	t.Helper()
+	trusts := registerTrusts(t, b, lifecyclePairs)
+	errDel := make([]error, len(trusts))
+	errRot := make([]error, len(trusts))
+	rot := make([]flip.RegistrationResult, len(trusts))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, tr := range trusts {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			errDel[i] = b.delete(tr.Trust.ID)
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			rot[i], errRot[i] = b.rotate(tr.Trust.ID)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	verifier := flip.NewVerifier(b.db)
+	for i, tr := range trusts {
+		var left int
+		if err := b.admin.QueryRowContext(b.ctx, `SELECT count(*) FROM trust WHERE id = $1 OR api_key_hash = $2 OR api_key_hash = $3`,
+			tr.Trust.ID, flip.HashAPIKey(tr.APIKey), flip.HashAPIKey(rot[i].APIKey)).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case errDel[i] != nil:
+			viol.add("rotate_vs_delete: the deletion failed: %v (rotation: %v)", errDel[i], errRot[i])
+			outcomes["bad"]++
+			continue
+		case left != 0:
+			viol.add("rotate_vs_delete: after the deletion (rotation: %v) %d trusts have its id or one of its keys", errRot[i], left)
+			outcomes["bad"]++
+			continue
+		case errRot[i] == nil:
+			outcomes["rotated_then_deleted"]++
+		case errors.Is(errRot[i], flip.ErrTrustNotFound):
+			outcomes["deleted_then_rotation_not_found"]++
+		default:
+			viol.add("rotate_vs_delete: the rotation failed with neither success nor ErrTrustNotFound: %v", errRot[i])
+			outcomes["bad"]++
+			continue
+		}
+		for _, key := range []string{tr.APIKey, rot[i].APIKey} {
+			if key == "" {
+				continue
+			}
+			if _, err := verifier.Verify(b.ctx, key); !errors.Is(err, flip.ErrUnknownAPIKey) {
+				viol.add("rotate_vs_delete: a key of the deleted trust verifies: %v", err)
+			}
+		}
+	}
+}
+
+func freeSlots(t *testing.T, b *bundle) int {
+	t.Helper()
+	var free int
+	if err := b.admin.QueryRowContext(b.ctx, `SELECT count(*) FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL`).Scan(&free); err != nil {
+		t.Fatal(err)
+	}
+	return free
 }

@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
@@ -102,6 +104,71 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 				hubLog.LogAttrs(ctx, slog.LevelDebug, "registration refused", slog.Any("error", err))
 			}
 
+			// 1b. A trust's later life: rotations (one of them rolled back
+			// by its caller, its keys returned but never stored), a
+			// revocation, a deletion, and a rotation of a trust that does not
+			// exist; every result and error logged as a careless hub would.
+			// registered keeps each trust's current keys; retired the keys
+			// rotated away.
+			var retired []string
+			change := func(what string, op func(tx *sql.Tx) (any, error), commit bool) {
+				t.Helper()
+				tx, err := b.db.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tx.Rollback() //nolint:errcheck // no-op after Commit
+				res, err := op(tx)
+				hubLog.LogAttrs(ctx, slog.LevelDebug, what, slog.Any("result", res), slog.Any("error", err))
+				hubLog.Debug(fmt.Sprintf("%s %v / %+v / %#v", what, res, res, res))
+				if err != nil {
+					viol.add("%s: %v", what, err)
+					return
+				}
+				if commit {
+					if err := tx.Commit(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			rotate := func(i int, commit bool) flip.RegistrationResult {
+				t.Helper()
+				var rot flip.RegistrationResult
+				change(fmt.Sprintf("rotated %d", i), func(tx *sql.Tx) (res any, err error) {
+					rot, err = b.reg.RotateKeys(ctx, tx, flip.TrustChange{TrustID: registered[i].Trust.ID})
+					return rot, err
+				}, commit)
+				if commit {
+					retired = append(retired, registered[i].APIKey)
+					registered[i] = rot
+				}
+				return rot
+			}
+			rotate(0, true)
+			rotate(0, true)
+			rotate(1, true)
+			rolledBackRotation := rotate(1, false)
+			change("revoked 2", func(tx *sql.Tx) (any, error) {
+				return b.reg.RevokeKey(ctx, tx, flip.TrustChange{TrustID: registered[2].Trust.ID})
+			}, true)
+			change("deleted 3", func(tx *sql.Tx) (any, error) {
+				return b.reg.DeleteTrust(ctx, tx, flip.TrustChange{TrustID: registered[3].Trust.ID, AuditUserID: uuid.New()})
+			}, true)
+			revoked, deleted := registered[2], registered[3]
+			live := []flip.RegistrationResult{registered[0], registered[1], registered[4]}
+			{
+				tx, err := b.db.BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = b.reg.RotateKeys(ctx, tx, flip.TrustChange{TrustID: uuid.New()})
+				if !errors.Is(err, flip.ErrTrustNotFound) {
+					viol.add("rotating a trust that does not exist: %v, want ErrTrustNotFound", err)
+				}
+				hubLog.LogAttrs(ctx, slog.LevelDebug, "rotation refused", slog.Any("error", err))
+				_ = tx.Rollback()
+			}
+
 			// 2. Seed main users, twice: the second run writes nothing and
 			// logs at debug level.
 			idp := fliptest.NewIdentityProvider()
@@ -143,7 +210,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 				}
 			}
 			stranger := flip.RandomKeyMinter{Format: v.format}
-			for _, res := range registered {
+			for _, res := range live {
 				verify("hit", res.APIKey, &res.Trust)
 				verify("cached hit", res.APIKey, &res.Trust)
 				verify("internal-service key as API key", res.InternalServiceKey, nil)
@@ -165,15 +232,21 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 				verify("unknown key", unknown, nil)
 			}
 			verify("rolled-back trust's key", rolledBack.APIKey, nil)
+			verify("key from a rolled-back rotation", rolledBackRotation.APIKey, nil)
+			for _, k := range retired {
+				verify("key rotated away", k, nil)
+			}
+			verify("revoked key", revoked.APIKey, nil)
+			verify("deleted trust's key", deleted.APIKey, nil)
 			verify("empty", "", nil)
 			verify("garbage", "flip_ak_not-a-key", nil)
-			if n := verifier.CachedGrants(); n != len(registered) {
-				viol.add("the cache holds %d grants, want %d (only hits are cached)", n, len(registered))
+			if n := verifier.CachedGrants(); n != len(live) {
+				viol.add("the cache holds %d grants, want %d (only hits are cached)", n, len(live))
 			}
-			verifier.Invalidate(registered[0].Trust.ID)
-			verify("hit after Invalidate", registered[0].APIKey, &registered[0].Trust)
+			verifier.Invalidate(live[0].Trust.ID)
+			verify("hit after Invalidate", live[0].APIKey, &live[0].Trust)
 			verifier.Purge()
-			verify("hit after Purge", registered[1].APIKey, &registered[1].Trust)
+			verify("hit after Purge", live[1].APIKey, &live[1].Trust)
 
 			// 4. Search.
 			dump, err := tableText(ctx, b.admin)
@@ -183,7 +256,8 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			logs := b.logs.String()
 			for _, want := range []string{`"msg":"trust registered"`, `"msg":"trust registration refused"`, `"msg":"main user seeded"`,
 				`"level":"DEBUG","msg":"main user seeded"`, `"msg":"main user skipped: not found in the identity provider"`,
-				`"msg":"main user skipped: identity provider unavailable"`, `"msg":"verify"`} {
+				`"msg":"main user skipped: identity provider unavailable"`, `"msg":"verify"`,
+				`"msg":"trust keys rotated"`, `"msg":"trust key revoked"`, `"msg":"trust deleted"`, `"msg":"trust keys rotated: refused"`} {
 				if !strings.Contains(logs, want) {
 					viol.add("the captured log lacks %s: the search would miss what that component logs", want)
 				}
@@ -217,7 +291,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 				}
 			}
 			// Sanity: the search does see the stored hashes, each in its own row.
-			for _, res := range registered {
+			for _, res := range live {
 				h := flip.HashAPIKey(res.APIKey)
 				if !strings.Contains(dump, h) {
 					viol.add("trust %s: its API-key hash is not in the dump; the search is blind", res.Trust.Name)
@@ -230,7 +304,20 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			if strings.Contains(dump, flip.HashAPIKey(rolledBack.APIKey)) {
 				viol.add("the rolled-back trust's hash is stored")
 			}
-			checkInvariants(ctx, viol, b.admin, "after the full cycle")
+			// What a later life took away is gone: the keys rotated away, the
+			// rolled-back rotation's, the revoked and the deleted trust's.
+			for _, k := range append(retired, rolledBackRotation.APIKey, revoked.APIKey, deleted.APIKey) {
+				if strings.Contains(dump, flip.HashAPIKey(k)) {
+					viol.add("the hash of a key that no longer authenticates is still stored")
+				}
+			}
+			var deletedRows int
+			var revokedHash sql.NullString
+			if err := b.admin.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM trust WHERE id = $1), (SELECT api_key_hash FROM trust WHERE id = $2)`,
+				deleted.Trust.ID, revoked.Trust.ID).Scan(&deletedRows, &revokedHash); err != nil || deletedRows != 0 || revokedHash.Valid {
+				viol.add("after the later life: %d rows of the deleted trust, the revoked trust's hash %v (%v); want none and NULL", deletedRows, revokedHash, err)
+			}
+			checkInvariants(ctx, viol, b, "after the full cycle")
 
 			verifications := 0
 			for _, n := range counts {

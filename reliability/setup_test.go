@@ -38,16 +38,25 @@ func short[T any](s, long T) T {
 // variant is one combination of schema and driver every check runs on.
 type variant struct {
 	name    string
-	version int    // 1: the hub's schema without flip's indexes
+	version int    // 1: the hub's schema without flip's indexes; 0: flip never migrated it
 	driver  string // database/sql driver name
 	format  flip.KeyFormat
+	// fixture, when set, is the SQL the database starts from (the hub's
+	// own schema and legacy rows), before migrating to version.
+	fixture []string
 }
 
+// legacy reports whether the database holds the hub's legacy rows, which
+// break rules flip keeps for what it writes itself (two slots for a trust,
+// duplicate names, placeholder hashes): only the rules that hold for any
+// hub data are checked there.
+func (v variant) legacy() bool { return len(v.fixture) > 0 }
+
 var variants = []variant{
-	{"flip_schema/lib_pq", store.LatestVersion(), "postgres", flip.PrefixedKeys},
-	{"flip_schema/pgx", store.LatestVersion(), "pgx", flip.ReferenceKeys},
-	{"hub_schema/lib_pq", 1, "postgres", flip.ReferenceKeys},
-	{"hub_schema/pgx", 1, "pgx", flip.PrefixedKeys},
+	{name: "flip_schema/lib_pq", version: store.LatestVersion(), driver: "postgres", format: flip.PrefixedKeys},
+	{name: "flip_schema/pgx", version: store.LatestVersion(), driver: "pgx", format: flip.ReferenceKeys},
+	{name: "hub_schema/lib_pq", version: 1, driver: "postgres", format: flip.ReferenceKeys},
+	{name: "hub_schema/pgx", version: 1, driver: "pgx", format: flip.PrefixedKeys},
 }
 
 // connBudget is how many PostgreSQL connections the package's tests may
@@ -161,7 +170,11 @@ type bundle struct {
 func setup(t *testing.T, v variant, n int) *bundle {
 	t.Helper()
 	takeConns(t, n)
-	db := fliptest.NewDB(t, fliptest.AtVersion(v.version), fliptest.WithDriver(v.driver))
+	opts := []fliptest.Option{fliptest.AtVersion(v.version), fliptest.WithDriver(v.driver)}
+	if v.legacy() {
+		opts = append(opts, fliptest.FromSQL(v.fixture...))
+	}
+	db := fliptest.NewDB(t, opts...)
 	db.SetMaxOpenConns(n - adminConns)
 	admin, err := sql.Open("postgres", db.URL)
 	if err != nil {
@@ -201,39 +214,70 @@ func (v *violations) add(format string, args ...any) {
 	v.t.Errorf(format, args...)
 }
 
-// invariantsSQL counts, per rule, the rows that break what must hold after
-// any mix of registrations, failed ones included.
-const invariantsSQL = `SELECT
-  (SELECT count(*) FROM trust t WHERE (SELECT count(*) FROM fl_kit_slot s WHERE s.assigned_to_trust_id = t.id) <> 1),
-  (SELECT count(*) FROM trust t WHERE (SELECT count(*) FROM trusts_audit a WHERE a.trust_id = t.id AND a.action = 'REGISTERED') <> 1),
-  (SELECT count(*) FROM trusts_audit a WHERE NOT EXISTS (SELECT 1 FROM trust t WHERE t.id = a.trust_id)),
-  (SELECT count(*) FROM fl_kit_slot s WHERE s.assigned_to_trust_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trust t WHERE t.id = s.assigned_to_trust_id)),
-  (SELECT count(*) FROM fl_kit_slot s WHERE (s.assigned_to_trust_id IS NULL) <> (s.assigned_at IS NULL)),
-  (SELECT count(*) FROM (SELECT name FROM trust GROUP BY name HAVING count(*) > 1) d),
-  (SELECT count(*) FROM (SELECT lower(code) FROM trust GROUP BY lower(code) HAVING count(*) > 1) d),
-  (SELECT count(*) FROM trust WHERE api_key_hash IS NULL OR api_key_hash !~ '^[0-9a-f]{64}$')`
-
-var invariantNames = []string{
-	"trusts without exactly one kit slot",
-	"trusts without exactly one REGISTERED audit row",
-	"audit rows of a trust that does not exist",
-	"slots assigned to a trust that does not exist",
-	"slots half assigned (trust without time or time without trust)",
-	"names held by more than one trust",
-	"codes held by more than one trust (case-insensitively)",
-	"trusts without a 64-hex-digit API key hash",
+// invariant is one rule that must hold after any mix of registrations,
+// rotations, revocations and deletions, failed ones included: sql counts
+// the rows that break it. anyData marks the rules that hold for any hub
+// data, legacy rows included; keyAudit those that need flip's
+// flip_trust_key_audit (migration 3).
+type invariant struct {
+	name     string
+	sql      string
+	anyData  bool
+	keyAudit bool
 }
 
-// checkInvariants adds a violation per broken rule and returns how many
-// rules broke.
-func checkInvariants(ctx context.Context, v *violations, db *sql.DB, where string) int {
+var invariants = []invariant{
+	{name: "trusts without exactly one kit slot",
+		sql: `SELECT count(*) FROM trust t WHERE (SELECT count(*) FROM fl_kit_slot s WHERE s.assigned_to_trust_id = t.id) <> 1`},
+	{name: "trusts without exactly one REGISTERED audit row",
+		sql: `SELECT count(*) FROM trust t WHERE (SELECT count(*) FROM trusts_audit a WHERE a.trust_id = t.id AND a.action = 'REGISTERED') <> 1`},
+	{name: "audit rows of a trust that does not exist and was never deleted", anyData: true,
+		sql: `SELECT count(*) FROM trusts_audit a WHERE NOT EXISTS (SELECT 1 FROM trust t WHERE t.id = a.trust_id)
+		      AND NOT EXISTS (SELECT 1 FROM trusts_audit d WHERE d.trust_id = a.trust_id AND d.action = 'DELETED')`},
+	{name: "trusts that exist after their DELETED audit row", anyData: true,
+		sql: `SELECT count(*) FROM trust t WHERE EXISTS (SELECT 1 FROM trusts_audit d WHERE d.trust_id = t.id AND d.action = 'DELETED')`},
+	{name: "slots assigned to a trust that does not exist", anyData: true,
+		sql: `SELECT count(*) FROM fl_kit_slot s WHERE s.assigned_to_trust_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM trust t WHERE t.id = s.assigned_to_trust_id)`},
+	{name: "slots half assigned (trust without time or time without trust)", anyData: true,
+		sql: `SELECT count(*) FROM fl_kit_slot s WHERE (s.assigned_to_trust_id IS NULL) <> (s.assigned_at IS NULL)`},
+	{name: "names held by more than one trust",
+		sql: `SELECT count(*) FROM (SELECT name FROM trust GROUP BY name HAVING count(*) > 1) d`},
+	{name: "codes held by more than one trust (case-insensitively)",
+		sql: `SELECT count(*) FROM (SELECT lower(code) FROM trust GROUP BY lower(code) HAVING count(*) > 1) d`},
+	{name: "trusts with an API key hash that is not 64 hex digits",
+		sql: `SELECT count(*) FROM trust WHERE api_key_hash !~ '^[0-9a-f]{64}$'`},
+	// A NULL hash is a revoked key; where flip_trust_key_audit exists, the
+	// trust's last key change must say so. (Below version 3 only the log
+	// records a revocation.)
+	{name: "trusts without an API key hash whose last key change is not a revocation", keyAudit: true,
+		sql: `SELECT count(*) FROM trust t WHERE t.api_key_hash IS NULL
+		      AND coalesce((SELECT k.action FROM flip_trust_key_audit k WHERE k.trust_id = t.id ORDER BY k.audit_date DESC LIMIT 1), '') <> 'REVOKED'`},
+}
+
+// checkInvariants adds a violation per broken rule of those that apply to
+// b's database and returns how many rules broke.
+func checkInvariants(ctx context.Context, v *violations, b *bundle, where string) int {
 	v.t.Helper()
-	counts := make([]int, len(invariantNames))
+	var keyAudit bool
+	if err := b.admin.QueryRowContext(ctx, `SELECT to_regclass('flip_trust_key_audit') IS NOT NULL`).Scan(&keyAudit); err != nil {
+		v.add("%s: check invariants: %v", where, err)
+		return 1
+	}
+	var rules []invariant
+	var parts []string
+	for _, r := range invariants {
+		if (b.v.legacy() && !r.anyData) || (r.keyAudit && !keyAudit) {
+			continue
+		}
+		rules = append(rules, r)
+		parts = append(parts, "("+r.sql+")")
+	}
+	counts := make([]int, len(rules))
 	dest := make([]any, len(counts))
 	for i := range counts {
 		dest[i] = &counts[i]
 	}
-	if err := db.QueryRowContext(ctx, invariantsSQL).Scan(dest...); err != nil {
+	if err := b.admin.QueryRowContext(ctx, "SELECT "+strings.Join(parts, ",\n")).Scan(dest...); err != nil {
 		v.add("%s: check invariants: %v", where, err)
 		return 1
 	}
@@ -241,7 +285,7 @@ func checkInvariants(ctx context.Context, v *violations, db *sql.DB, where strin
 	for i, n := range counts {
 		if n != 0 {
 			broken++
-			v.add("%s: invariant broken: %d %s", where, n, invariantNames[i])
+			v.add("%s: invariant broken: %d %s", where, n, rules[i].name)
 		}
 	}
 	return broken
@@ -280,8 +324,19 @@ func checkSecrets(ctx context.Context, v *violations, b *bundle, where string) {
 		v.add("%s: dump tables: %v", where, err)
 		return
 	}
-	logs := b.logs.String()
-	for _, k := range b.minter.since(0) {
+	checkSecretsIn(v, b, dump, where)
+}
+
+// checkSecretsIn is checkSecrets on a dump the caller already has.
+func checkSecretsIn(v *violations, b *bundle, dump, where string) {
+	v.t.Helper()
+	checkKeys(v, b.minter.since(0), dump, b.logs.String(), where)
+}
+
+// checkKeys searches dump and logs for keys.
+func checkKeys(v *violations, keys []mintedKey, dump, logs, where string) {
+	v.t.Helper()
+	for _, k := range keys {
 		if strings.Contains(dump, k.key) {
 			v.add("%s: plaintext %s stored in the database", where, k.kind)
 		}
