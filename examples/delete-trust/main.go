@@ -52,7 +52,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -60,13 +59,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	_ "github.com/lib/pq" // PostgreSQL driver, registered as "postgres"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/store"
 )
-
-// defaultDatabaseURL is used when neither --database-url nor DATABASE_URL is set.
-const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // Exit statuses.
 const (
@@ -84,12 +80,11 @@ func main() {
 
 // options are the parsed command-line flags.
 type options struct {
-	name            string
-	id              uuid.UUID // uuid.Nil: find the trust by name
-	revoke          bool
-	databaseURL     string
-	databaseURLFrom string // where databaseURL came from, for error messages
-	timeout         time.Duration
+	name     string
+	id       uuid.UUID // uuid.Nil: find the trust by name
+	revoke   bool
+	database cmddb.Source
+	timeout  time.Duration
 }
 
 // deletion is printed for a deleted trust, its keys in the reference
@@ -142,8 +137,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail("bad trust name", err)
 		}
 	}
-	log.Info("connecting", "database", redactURL(opts.databaseURL))
-	db, msg, err := connect(ctx, opts)
+	log.Info("connecting", "database", cmddb.Redact(opts.database.URL))
+	db, msg, err := cmddb.Connect(ctx, opts.database, 2)
 	if err != nil {
 		return fail(msg, err)
 	}
@@ -257,21 +252,6 @@ func ambiguous(name string, trusts []flip.Trust) error {
 	return fmt.Errorf("%d trusts have the name %q: %s; choose one with --id", len(trusts), name, strings.Join(ids, ", "))
 }
 
-// connect opens the database and makes sure it answers; on failure the
-// message says which URL was tried and where it came from.
-func connect(ctx context.Context, opts options) (*sql.DB, string, error) {
-	db, err := openDB(opts.databaseURL)
-	if err != nil {
-		return nil, "cannot open database", err
-	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, "cannot connect to the database at " + redactURL(opts.databaseURL) + ", taken from " + opts.databaseURLFrom +
-			"; check that PostgreSQL is running there and the URL is right", err
-	}
-	return db, "", nil
-}
-
 // parseFlags parses args into options, printing usage and the problem to
 // stderr on a usage error.
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
@@ -293,7 +273,7 @@ on stdout. Exit 0 deleted, revoked or not found, 1 failed, 2 usage error.
 	fs.StringVar(&opts.name, "name", "", "trust `name` (this or --id)")
 	id := fs.String("id", "", "trust `id`, where several trusts share a name (this or --name)")
 	fs.BoolVar(&opts.revoke, "revoke", false, "keep the trust and only revoke its API key")
-	fs.StringVar(&opts.databaseURL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+defaultDatabaseURL+")")
+	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+cmddb.DefaultURL+")")
 	fs.DurationVar(&opts.timeout, "timeout", 60*time.Second, "give up after this `duration`")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err // flag has printed the problem and usage
@@ -317,40 +297,8 @@ on stdout. Exit 0 deleted, revoked or not found, 1 failed, 2 usage error.
 		fs.Usage()
 		return options{}, err
 	}
-	opts.databaseURLFrom = "--database-url"
-	if opts.databaseURL == "" {
-		opts.databaseURL, opts.databaseURLFrom = getenv("DATABASE_URL"), "DATABASE_URL"
-	}
-	if opts.databaseURL == "" {
-		opts.databaseURL, opts.databaseURLFrom = defaultDatabaseURL, "the default (neither --database-url nor DATABASE_URL is set)"
-	}
+	opts.database = cmddb.Resolve(opts.database.URL, getenv)
 	return opts, nil
-}
-
-// openDB opens a pool on rawURL. A malformed URL is reported without
-// echoing it, since it may hold a password.
-func openDB(rawURL string) (*sql.DB, error) {
-	if strings.Contains(rawURL, "://") {
-		if _, err := url.Parse(rawURL); err != nil {
-			return nil, errors.New("the database URL is not a valid URL")
-		}
-	}
-	db, err := sql.Open("postgres", rawURL)
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(2)
-	return db, nil
-}
-
-// redactURL returns rawURL fit for a log: the password of a URL is masked,
-// and a key=value connection string is not shown at all.
-func redactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" {
-		return "(connection string not shown)"
-	}
-	return u.Redacted()
 }
 
 // hintFor suggests a fix for errors an operator can act on.

@@ -129,19 +129,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/google/uuid"
-	_ "github.com/lib/pq" // the "postgres" driver
+	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/store"
 )
-
-// defaultDatabaseURL is used when DATABASE_URL is not set: the local
-// development server.
-const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -154,7 +149,7 @@ func main() {
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
-	dbURL := getenv("DATABASE_URL", defaultDatabaseURL)
+	dbURL := getenv("DATABASE_URL", cmddb.DefaultURL)
 	verifyDB, adminDB, err := OpenPools(dbURL)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
@@ -163,7 +158,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer adminDB.Close()
 	if err := verifyDB.PingContext(ctx); err != nil {
 		return fmt.Errorf("cannot connect to the database at DATABASE_URL (%s; unset means %s): check that PostgreSQL is running there and the URL is right: %w",
-			redactURL(dbURL), defaultDatabaseURL, err)
+			cmddb.Redact(dbURL), cmddb.DefaultURL, err)
 	}
 
 	tokens := map[string]uuid.UUID{}
@@ -198,13 +193,4 @@ func getenv(name, fallback string) string {
 		return v
 	}
 	return fallback
-}
-
-// redactURL hides the password of a database URL for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(an unparsable URL)"
-	}
-	return u.Redacted()
 }

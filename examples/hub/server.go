@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/londonaicentre/flip/internal/cmddb"
 )
 
 // The hub's pools, bounds and timeouts. They live together because each is
@@ -45,21 +47,18 @@ func RegistrationTimeout(write time.Duration) time.Duration {
 // verify (VerifyPoolSize connections) for key verification, /healthz and
 // the boot's migration, and admin (AdminPoolSize) for registrations and
 // seeding. Registrations stuck behind a lock can then use up only their own
-// pool, never the connections a trust's request needs.
+// pool, never the connections a trust's request needs. A malformed url is
+// refused without being echoed (cmddb.Open).
 func OpenPools(url string) (verify, admin *sql.DB, err error) {
-	verify, err = sql.Open("postgres", url)
+	verify, err = cmddb.Open(url, VerifyPoolSize)
 	if err != nil {
 		return nil, nil, err
 	}
-	admin, err = sql.Open("postgres", url)
+	admin, err = cmddb.Open(url, AdminPoolSize)
 	if err != nil {
 		verify.Close()
 		return nil, nil, err
 	}
-	verify.SetMaxOpenConns(VerifyPoolSize)
-	verify.SetMaxIdleConns(VerifyPoolSize)
-	admin.SetMaxOpenConns(AdminPoolSize)
-	admin.SetMaxIdleConns(AdminPoolSize)
 	return verify, admin, nil
 }
 

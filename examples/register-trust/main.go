@@ -67,20 +67,16 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	_ "github.com/lib/pq" // PostgreSQL driver, registered as "postgres"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/store"
 )
-
-// defaultDatabaseURL is used when neither --database-url nor DATABASE_URL is set.
-const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // Exit statuses.
 const (
@@ -101,8 +97,7 @@ type options struct {
 	name, code, region string
 	requireExisting    bool
 	rotate             bool
-	databaseURL        string
-	databaseURLFrom    string // where databaseURL came from, for error messages
+	database           cmddb.Source
 	migrate            bool
 	slots              []string // expanded --add-slots names
 	printMigrations    bool
@@ -163,8 +158,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitFail
 	}
 
-	log.Info("connecting", "database", redactURL(opts.databaseURL))
-	db, msg, err := connect(ctx, opts)
+	log.Info("connecting", "database", cmddb.Redact(opts.database.URL))
+	db, msg, err := cmddb.Connect(ctx, opts.database, 2)
 	if err != nil {
 		return fail(msg, err)
 	}
@@ -194,21 +189,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail("trust not registered", err)
 	}
 	return writeJSON(stdout, log, []record{rec})
-}
-
-// connect opens the database and makes sure it answers; on failure the
-// message says which URL was tried and where it came from.
-func connect(ctx context.Context, opts options) (*sql.DB, string, error) {
-	db, err := openDB(opts.databaseURL)
-	if err != nil {
-		return nil, "cannot open database", err
-	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, "cannot connect to the database at " + redactURL(opts.databaseURL) + ", taken from " + opts.databaseURLFrom +
-			"; check that PostgreSQL is running there and the URL is right", err
-	}
-	return db, "", nil
 }
 
 // prepare runs --migrate and --add-slots, returning how many slots were
@@ -374,7 +354,7 @@ Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
 	fs.StringVar(&opts.region, "region", "", "trust `region` (optional)")
 	fs.BoolVar(&opts.requireExisting, "require-existing", false, "fail (exit 1) instead of registering when no trust has this name")
 	fs.BoolVar(&opts.rotate, "rotate", false, "issue new keys for the existing trust --name (exit 1 if there is none)")
-	fs.StringVar(&opts.databaseURL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+defaultDatabaseURL+")")
+	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+cmddb.DefaultURL+")")
 	fs.BoolVar(&opts.migrate, "migrate", false, "apply pending schema migrations first (idempotent)")
 	fs.StringVar(addSlots, "add-slots", "", "add FL kit slots: comma-separated `LIST` of names or ranges like Trust_001..Trust_050")
 	fs.BoolVar(&opts.printMigrations, "print-migrations", false, "print the schema migration SQL and exit")
@@ -422,13 +402,7 @@ func (opts *options) finish(rest []string, addSlots, keyFmt string, getenv func(
 		}
 		opts.slots = slots
 	}
-	opts.databaseURLFrom = "--database-url"
-	if opts.databaseURL == "" {
-		opts.databaseURL, opts.databaseURLFrom = getenv("DATABASE_URL"), "DATABASE_URL"
-	}
-	if opts.databaseURL == "" {
-		opts.databaseURL, opts.databaseURLFrom = defaultDatabaseURL, "the default (neither --database-url nor DATABASE_URL is set)"
-	}
+	opts.database = cmddb.Resolve(opts.database.URL, getenv)
 	return nil
 }
 
@@ -468,32 +442,6 @@ func printMigrations(stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
-}
-
-// openDB opens a pool on rawURL. A malformed URL is reported without
-// echoing it, since it may hold a password.
-func openDB(rawURL string) (*sql.DB, error) {
-	if strings.Contains(rawURL, "://") {
-		if _, err := url.Parse(rawURL); err != nil {
-			return nil, errors.New("the database URL is not a valid URL")
-		}
-	}
-	db, err := sql.Open("postgres", rawURL)
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(2)
-	return db, nil
-}
-
-// redactURL returns rawURL fit for a log: the password of a URL is masked,
-// and a key=value connection string is not shown at all.
-func redactURL(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" {
-		return "(connection string not shown)"
-	}
-	return u.Redacted()
 }
 
 // hintFor suggests a fix for errors an operator can act on.

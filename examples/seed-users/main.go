@@ -44,14 +44,12 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -60,14 +58,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	_ "github.com/lib/pq" // PostgreSQL driver, registered as "postgres"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/cognito"
+	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/store"
 )
-
-// defaultDatabaseURL is used when neither --database-url nor DATABASE_URL is set.
-const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // Exit statuses.
 const (
@@ -125,12 +120,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	case o.concurrency < 1, o.maxAttempts < 1, o.timeout <= 0:
 		return o, usage("--concurrency, --max-attempts and --timeout must be positive")
 	}
-	if o.databaseURL == "" {
-		o.databaseURL = getenv("DATABASE_URL")
-	}
-	if o.databaseURL == "" {
-		o.databaseURL = defaultDatabaseURL
-	}
+	o.databaseURL = cmddb.Resolve(o.databaseURL, getenv).URL
 	return o, nil
 }
 
@@ -166,8 +156,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail("cannot configure Cognito", err)
 	}
 
-	log.Info("connecting", "database", redactURL(opts.databaseURL))
-	db, err := sql.Open("postgres", opts.databaseURL)
+	log.Info("connecting", "database", cmddb.Redact(opts.databaseURL))
+	db, err := cmddb.Open(opts.databaseURL, 2)
 	if err != nil {
 		return fail("cannot open database", err)
 	}
@@ -226,13 +216,4 @@ func newProvider(ctx context.Context, opts options, getenv func(string) string) 
 		cfg.BaseEndpoint = aws.String(opts.endpoint)
 	}
 	return cognito.NewFromConfig(cfg, opts.userPoolID, cognito.WithMaxAttempts(opts.maxAttempts)), nil
-}
-
-// redactURL hides the password in a database URL for logging.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		return "(database URL not shown)"
-	}
-	return u.Redacted()
 }
