@@ -98,19 +98,25 @@ func (r *Registry) RevokeKey(ctx context.Context, tx DBTX, c TrustChange) (Trust
 		return Trust{}, err
 	}
 	res, err := r.setKeyHash(ctx, tx, c, nil, auditRevoked, "trust key revoked")
-	return res.Trust, err
+	if err != nil {
+		return Trust{}, err
+	}
+	return res.Trust, nil
 }
 
 // setKeyHash stores hash (a string, or nil to revoke) for c.TrustID under
 // a savepoint, audits it as action and logs the outcome as done.
 func (r *Registry) setKeyHash(ctx context.Context, tx DBTX, c TrustChange, hash any, action, done string) (RegistrationResult, error) {
-	var res RegistrationResult
+	var (
+		res     RegistrationResult
+		audited bool // flip_trust_key_audit exists
+	)
 	err := underSavepoint(ctx, tx, ErrTrustChange, func() error {
 		var (
-			hadKey, audited bool
-			slotName        sql.NullString
-			slotNumber      sql.NullInt64
-			t               = &res.Trust
+			hadKey     bool
+			slotName   sql.NullString
+			slotNumber sql.NullInt64
+			t          = &res.Trust
 		)
 		err := tx.QueryRowContext(ctx, pgsql.SetAPIKeyHash, c.TrustID, hash).
 			Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt, &hadKey, &slotName, &slotNumber, &audited)
@@ -125,9 +131,6 @@ func (r *Registry) setKeyHash(ctx context.Context, tx DBTX, c TrustChange, hash 
 			res.KitSlot = KitSlot{Name: slotName.String, Number: int(slotNumber.Int64), AssignedTo: t.ID}
 		}
 		if !audited {
-			r.logger.LogAttrs(ctx, slog.LevelWarn, "flip_trust_key_audit is missing (run store.Migrate); this log line is the only record of the change",
-				slog.String("action", action), slog.String("trust_id", t.ID.String()), slog.String("trust_name", t.Name),
-				slog.String("audit_user_id", c.AuditUserID.String()))
 			return nil
 		}
 		_, err = tx.ExecContext(ctx, pgsql.InsertKeyAudit, uuid.New(), t.ID, t.Name, action, nullUUID(c.AuditUserID), r.stamp())
@@ -137,7 +140,15 @@ func (r *Registry) setKeyHash(ctx context.Context, tx DBTX, c TrustChange, hash 
 		return nil
 	})
 	r.logChange(ctx, done, c, res.Trust, err)
-	return res, err
+	if err != nil {
+		return RegistrationResult{}, err
+	}
+	if !audited {
+		r.logger.LogAttrs(ctx, slog.LevelWarn, "flip_trust_key_audit is missing (run store.Migrate); this log line is the only record of the change",
+			slog.String("action", action), slog.String("trust_id", res.Trust.ID.String()), slog.String("trust_name", res.Trust.Name),
+			slog.String("audit_user_id", c.AuditUserID.String()))
+	}
+	return res, nil
 }
 
 func notFound(id uuid.UUID) error { return fmt.Errorf("%w: no trust has id %s", ErrTrustNotFound, id) }
