@@ -2,8 +2,8 @@ package store_test
 
 import (
 	"bytes"
-	"database/sql"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,7 +80,9 @@ func TestSlotNameSource_NothingNewIsStillNoFreeSlot(t *testing.T) {
 		{"all names taken", func(t *testing.T) flip.SlotNameSource { return namesFile(t, `["Trust_001"]`) }, "it held 1 names, 0 added"},
 		{"empty list", func(t *testing.T) flip.SlotNameSource { return namesFile(t, `[]`) }, "it held 0 names"},
 		{"malformed file", func(t *testing.T) flip.SlotNameSource { return namesFile(t, `Trust_001, Trust_002`) }, "not a JSON list of strings"},
-		{"missing file", func(t *testing.T) flip.SlotNameSource { return flip.SlotNamesFromFile(filepath.Join(t.TempDir(), "none.json")) }, "no such file"},
+		{"missing file", func(t *testing.T) flip.SlotNameSource {
+			return flip.SlotNamesFromFile(filepath.Join(t.TempDir(), "none.json"))
+		}, "no such file"},
 		{"unset variable", func(*testing.T) flip.SlotNameSource { return flip.SlotNamesFromEnv("FLIP_TEST_SLOT_NAMES_UNSET") }, "FLIP_TEST_SLOT_NAMES_UNSET is not set"},
 		{"malformed variable", func(*testing.T) flip.SlotNameSource { return flip.SlotNamesFromEnv("FLIP_TEST_SLOT_NAMES_MALFORMED") }, "environment variable FLIP_TEST_SLOT_NAMES_MALFORMED"},
 	}
