@@ -137,6 +137,28 @@ tps = 1162.496017 (without initial connection time)
 	}
 }
 
+// The deploy section takes a run as a success only on one record with the
+// status it expects.
+func TestCheckRecord(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		stdout, want string
+		ok           bool
+	}{
+		{`[{"status":"registered","trust_id":"x"}]` + "\n", "registered", true},
+		{`[{"status":"existing"}]`, "registered", false},
+		{`[]`, "registered", false},
+		{`[{"status":"registered"},{"status":"registered"}]`, "registered", false},
+		{"", "registered", false},
+		{"", "", true},
+		{"usage", "", false},
+	} {
+		if err := checkRecord([]byte(c.stdout), c.want); (err == nil) != c.ok {
+			t.Errorf("checkRecord(%q, %q) = %v", c.stdout, c.want, err)
+		}
+	}
+}
+
 // A ratio's verdict names the caller counts where it missed its goal.
 func TestRatioCells_GoalVerdict(t *testing.T) {
 	t.Parallel()

@@ -1,12 +1,14 @@
 // Command bench measures flip's performance on this machine and writes the
 // figures, the machine and the command to BENCHMARKS.md: go run ./bench
-// [-only registration,verify,revocation,seeding] from the repository root (a few
-// minutes for all). It needs PostgreSQL at DATABASE_URL (a URL; by default
-// the local server, as fliptest.ServerURL) with a role that may create
-// databases, pgbench, and for seeding node and npm (or COGNITO_LOCAL_URL).
-// The flip_bench_* databases it creates are dropped before it exits, even
-// on Ctrl-C. Each section is a block between <!-- bench:KEY --> markers, so
-// that -only replaces its own and keeps the others.
+// [-only registration,verify,revocation,seeding,deploy] from the repository
+// root (a few minutes for all). It needs PostgreSQL at DATABASE_URL (a URL;
+// by default the local server, as fliptest.ServerURL) with a role that may
+// create databases, pgbench, for seeding node and npm (or
+// COGNITO_LOCAL_URL), and for deploy the go command (it builds
+// examples/register-trust). The flip_bench_* databases it creates are
+// dropped before it exits, even on Ctrl-C. Each section is a block between
+// <!-- bench:KEY --> markers, so that -only replaces its own and keeps the
+// others.
 package main
 
 import (
@@ -48,6 +50,7 @@ var sections = []section{
 	{"verify", "Key verification", runVerify},
 	{"revocation", "Revocation", runRevocation},
 	{"seeding", "Seeding", runSeeding},
+	{"deploy", "Deploy cost", runDeploy},
 }
 
 type config struct {
@@ -57,14 +60,15 @@ type config struct {
 	rounds, trusts        int
 	seedUsers, seedRounds int
 	revocationTrials      int
+	deployRuns            int
 }
 
 func main() {
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("bench: ")
-	cfg := config{duration: 5 * time.Second, callers: []int{1, 4, 16}, rounds: 2, trusts: 500, seedUsers: 200, seedLatency: 5 * time.Millisecond, seedRounds: 5, revocationTrials: 300}
+	cfg := config{duration: 5 * time.Second, callers: []int{1, 4, 16}, rounds: 2, trusts: 500, seedUsers: 200, seedLatency: 5 * time.Millisecond, seedRounds: 5, revocationTrials: 300, deployRuns: 50}
 	flag.StringVar(&cfg.out, "out", "BENCHMARKS.md", "file to write")
-	flag.StringVar(&cfg.only, "only", "", "comma-separated sections to run (registration, verify, revocation, seeding); the file keeps the others")
+	flag.StringVar(&cfg.only, "only", "", "comma-separated sections to run (registration, verify, revocation, seeding, deploy); the file keeps the others")
 	flag.DurationVar(&cfg.duration, "duration", cfg.duration, "how long each throughput run lasts (whole seconds: pgbench -T)")
 	flag.IntVar(&cfg.rounds, "rounds", cfg.rounds, "throughput rounds per level; the median is reported")
 	flag.IntVar(&cfg.trusts, "trusts", cfg.trusts, "trusts already registered in the registration template")
@@ -72,6 +76,7 @@ func main() {
 	flag.DurationVar(&cfg.seedLatency, "seed-latency", cfg.seedLatency, "latency the fault proxy adds to every Cognito request while seeding")
 	flag.IntVar(&cfg.seedRounds, "seed-rounds", cfg.seedRounds, "seeding rounds per concurrency level; the median is reported")
 	flag.IntVar(&cfg.revocationTrials, "revocation-trials", cfg.revocationTrials, "key changes timed in the revocation section")
+	flag.IntVar(&cfg.deployRuns, "deploy-runs", cfg.deployRuns, "timed register-trust runs per case in the deploy section; the median is reported")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		log.Fatal(err)
@@ -142,8 +147,8 @@ func writeReport(path, header string, blocks map[string]string) error {
 func (c *config) check() ([]section, error) {
 	if _, err := os.Stat("go.mod"); err != nil {
 		return nil, errors.New("run it from the repository root (where go.mod is): go run ./bench")
-	} else if c.seedUsers < 1 || c.seedUsers > 1000 || c.seedRounds < 1 || c.rounds < 1 || c.revocationTrials < 1 || c.seedLatency < 0 || c.trusts < 0 {
-		return nil, errors.New("-seed-users wants 1 to 1000; -seed-rounds, -rounds and -revocation-trials at least 1; -seed-latency and -trusts not negative")
+	} else if c.seedUsers < 1 || c.seedUsers > 1000 || c.seedRounds < 1 || c.rounds < 1 || c.revocationTrials < 1 || c.deployRuns < 1 || c.seedLatency < 0 || c.trusts < 0 {
+		return nil, errors.New("-seed-users wants 1 to 1000; -seed-rounds, -rounds, -revocation-trials and -deploy-runs at least 1; -seed-latency and -trusts not negative")
 	} else if c.duration < time.Second || c.duration%time.Second != 0 {
 		return nil, fmt.Errorf("-duration %v: want whole seconds, at least one", c.duration)
 	} else if c.only == "" {
@@ -153,7 +158,7 @@ func (c *config) check() ([]section, error) {
 	for _, k := range strings.Split(c.only, ",") {
 		i := slices.IndexFunc(sections, func(s section) bool { return s.key == strings.TrimSpace(k) })
 		if i < 0 {
-			return nil, fmt.Errorf("-only %q: no such section (have registration, verify, revocation, seeding)", k)
+			return nil, fmt.Errorf("-only %q: no such section (have registration, verify, revocation, seeding, deploy)", k)
 		}
 		chosen = append(chosen, sections[i])
 	}
