@@ -122,5 +122,7 @@
 //
 // Slots live in fl_kit_slot and are only ever added (store.AddSlots); a
 // slot's number is the trailing _<N> of its name. RegisterTrust fails with
-// ErrNoFreeKitSlot when the pool is empty; the fix is to add slots.
+// ErrNoFreeKitSlot when the pool is empty; the fix is to add slots, or to
+// give the Registry a SlotNameSource (WithSlotNameSource), which it asks
+// for names to add when it finds the pool empty.
 package flip

@@ -45,7 +45,8 @@ type SlotStore interface {
 // Registry registers trusts. It holds no state of its own besides its
 // collaborators and is safe for concurrent use; create one at start-up.
 type Registry struct {
-	slots  SlotStore // nil: claimed within pgsql.Register
+	slots  SlotStore      // nil: claimed within pgsql.Register
+	source SlotNameSource // nil: the pool is not grown on a miss
 	minter KeyMinter
 	now    func() time.Time
 	logger *slog.Logger
@@ -260,6 +261,12 @@ func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey 
 		return RegistrationResult{Trust: trust, KitSlot: slot}, nil
 	case !out.slotName.Valid && out.busy.Bool:
 		return RegistrationResult{}, ErrKitSlotsBusy
+	case !out.slotName.Valid && r.source != nil:
+		slot, added, err := r.growPool(ctx, tx, trust.ID, now)
+		if err != nil {
+			return RegistrationResult{}, err
+		}
+		return RegistrationResult{Trust: trust, KitSlot: slot, AddedKitSlots: added}, nil
 	case !out.slotName.Valid:
 		return RegistrationResult{}, ErrNoFreeKitSlot
 	}

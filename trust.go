@@ -58,6 +58,9 @@ type RegistrationResult struct {
 	KitSlot            KitSlot `json:"kit_slot"`
 	APIKey             string  `json:"-"`
 	InternalServiceKey string  `json:"-"`
+	// AddedKitSlots are the slot names a Registry's SlotNameSource added to
+	// the pool for this registration (the pool was empty); usually none.
+	AddedKitSlots []string `json:"added_fl_kit_slots,omitempty"`
 }
 
 const redacted = "[REDACTED]"

@@ -12,13 +12,13 @@ import (
 // Internals the store's tests check directly.
 var (
 	Migrations = migrations
-	SlotNumber = slotNumber
+	SlotNumber = pgsql.SlotNumber
 )
 
 const (
 	MigrationTable    = migrationTable
-	UnnumberedSlot    = unnumberedSlot
-	MaxSlotNameLength = maxSlotNameLength
+	UnnumberedSlot    = pgsql.UnnumberedSlot
+	MaxSlotNameLength = pgsql.MaxSlotNameLength
 )
 
 // AppliedVersion returns the highest version Migrate recorded in db, or 0.

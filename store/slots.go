@@ -3,27 +3,17 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
-
-// unnumberedSlot is the slot_number of a slot whose name has no trailing
-// _<N>: such slots are handed out after every numbered one.
-const unnumberedSlot = 10000
-
-// maxSlotNameLength is the longest slot name AddSlots accepts, in characters.
-const maxSlotNameLength = 255
 
 // ErrSlotNotFound is returned when a trust holds no kit slot.
 var ErrSlotNotFound = errors.New("kit slot not found")
@@ -31,7 +21,7 @@ var ErrSlotNotFound = errors.New("kit slot not found")
 // ErrInvalidSlotName is returned by AddSlots for a blank name or one with
 // control characters, invalid UTF-8 or more than 255
 // characters. Nothing is added.
-var ErrInvalidSlotName = errors.New("invalid kit slot name")
+var ErrInvalidSlotName = pgsql.ErrInvalidSlotName
 
 // ClaimSlot implements flip.SlotStore on its own statement (a Registry
 // given a Store claims within its registration statement instead). When no
@@ -73,25 +63,7 @@ func scanSlot(row interface{ Scan(...any) error }) (flip.KitSlot, error) {
 	return s, nil
 }
 
-var (
-	trailingNumber = regexp.MustCompile(`_(\d+)$`)
-	numberedName   = regexp.MustCompile(`^(.*?)(\d+)$`)
-)
-
-// slotNumber returns the slot_number for a slot name: the trailing _<N>
-// (Trust_007 → 7), or unnumberedSlot when there is none or it does not fit
-// in a PostgreSQL integer.
-func slotNumber(name string) int {
-	m := trailingNumber.FindStringSubmatch(name)
-	if m == nil {
-		return unnumberedSlot
-	}
-	n, err := strconv.ParseInt(m[1], 10, 32)
-	if err != nil {
-		return unnumberedSlot
-	}
-	return int(n)
-}
+var numberedName = regexp.MustCompile(`^(.*?)(\d+)$`)
 
 // AddSlots adds kit slots to the pool and returns how many were new. Each
 // argument is a slot name or a range of them, "Trust_001..Trust_050" (see
@@ -102,36 +74,24 @@ func slotNumber(name string) int {
 // trimmed; a blank or malformed name, or a malformed range, fails the call
 // before anything is written.
 func AddSlots(ctx context.Context, db DBTX, namesOrRanges ...string) (int, error) {
-	type row struct {
-		Name   string `json:"name"`
-		Number int    `json:"number"`
-	}
-	rows := make([]row, 0, len(namesOrRanges))
+	var clean []string
 	for _, spec := range namesOrRanges {
 		names, err := SlotRange(spec)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrInvalidSlotName, err)
 		}
 		for _, raw := range names {
-			name, err := cleanSlotName(raw)
+			name, err := pgsql.CleanSlotName(raw)
 			if err != nil {
 				return 0, err
 			}
-			rows = append(rows, row{name, slotNumber(name)})
+			clean = append(clean, name)
 		}
 	}
-	if len(rows) == 0 {
+	if len(clean) == 0 {
 		return 0, nil
 	}
-	// One JSON parameter instead of a driver-specific array type keeps this
-	// working with every driver and any number of names.
-	payload, err := json.Marshal(rows)
-	if err != nil {
-		return 0, err
-	}
-	res, err := db.ExecContext(ctx, `INSERT INTO fl_kit_slot (slot_name, slot_number)
-SELECT DISTINCT ON (r.name) r.name, r.number FROM json_to_recordset($1::json) AS r(name text, number integer)
-ON CONFLICT (slot_name) DO NOTHING`, string(payload))
+	res, err := db.ExecContext(ctx, pgsql.AddSlots, pgsql.SlotRows(clean))
 	if err != nil {
 		return 0, fmt.Errorf("add kit slots: %w", err)
 	}
@@ -140,21 +100,6 @@ ON CONFLICT (slot_name) DO NOTHING`, string(payload))
 		return 0, fmt.Errorf("add kit slots: %w", err)
 	}
 	return int(n), nil
-}
-
-func cleanSlotName(raw string) (string, error) {
-	name := strings.TrimSpace(raw)
-	switch {
-	case !utf8.ValidString(name):
-		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidSlotName)
-	case name == "":
-		return "", fmt.Errorf("%w: blank", ErrInvalidSlotName)
-	case utf8.RuneCountInString(name) > maxSlotNameLength:
-		return "", fmt.Errorf("%w: %q is longer than %d characters", ErrInvalidSlotName, name[:32]+"…", maxSlotNameLength)
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return "", fmt.Errorf("%w: %q contains a control character", ErrInvalidSlotName, name)
-	}
-	return name, nil
 }
 
 // SlotRange expands "Trust_001..Trust_050" into Trust_001, Trust_002, …,

@@ -105,7 +105,10 @@
 //
 // At start it migrates the database, seeds the main users and only then
 // listens (HUB_ADDR, default 127.0.0.1:8080). Add kit slots first, e.g.
-// with go run ./examples/register-trust --add-slots Trust_001..Trust_050.
+// with go run ./examples/register-trust --add-slots Trust_001..Trust_050,
+// or set FL_KIT_SLOT_NAMES to a JSON list of slot names: as the reference
+// hub does in development, a registration that finds the pool empty then
+// adds the names it lacks and claims again (flip.WithSlotNameSource).
 // Without FLIP_HUB_ADMIN_TOKEN every admin request is answered 401.
 //
 // Seeding looks the main users of FLIP_MAIN_USERS (JSON) or
@@ -134,6 +137,7 @@ import (
 	"syscall"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/store"
 )
@@ -183,7 +187,16 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	verifier := newVerifier(verifyDB)
 	go ListenForTrustChanges(ctx, verifier, dbURL, log)
-	srv := NewServer(Config{DB: verifyDB, AdminDB: adminDB, Authoriser: NewStaticTokenAuthoriser(tokens), Verifier: verifier, Logger: log})
+	var regOpts []flip.Option // the handlers log each outcome themselves
+	if _, ok := os.LookupEnv("FL_KIT_SLOT_NAMES"); ok {
+		// As the reference hub in development: the pool grows from this
+		// JSON list when a registration finds it empty. In production the
+		// reference reads an SSM parameter: plug in a SlotNameSource of
+		// your own.
+		regOpts = append(regOpts, flip.WithSlotNameSource(flip.SlotNamesFromEnv("FL_KIT_SLOT_NAMES")))
+	}
+	srv := NewServer(Config{DB: verifyDB, AdminDB: adminDB, Authoriser: NewStaticTokenAuthoriser(tokens), Verifier: verifier, Logger: log,
+		Registry: flip.NewRegistry(store.New(), regOpts...)})
 	log.Info("hub starting", slog.String("addr", ln.Addr().String()))
 	return Boot(ctx, verifyDB, seed, srv, ln, store.WithLogger(log))
 }
