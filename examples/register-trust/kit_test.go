@@ -530,3 +530,42 @@ func TestPlanUsage(t *testing.T) {
 		t.Errorf("exit %d, plan %+v", r.code, p)
 	}
 }
+
+// The built command, in a real environment: the kit goes to the file,
+// stdout carries only its path, and only hub_shared's variables reach it.
+func TestBinaryKitFile(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t, fliptest.FromSQL(hubfixture.Schema), fliptest.AtVersion(0))
+	var environ []string
+	for k, v := range unrelatedVars {
+		if k != "PATH" && k != "HOME" { // the go tool and the test still need theirs
+			environ = append(environ, k+"="+v)
+		}
+	}
+	for k, v := range hubVars {
+		environ = append(environ, k+"="+v)
+	}
+	environ = append(environ, "DATABASE_URL="+db.URL, envSlotNames+`=["Trust_001"]`)
+	path := filepath.Join(t.TempDir(), "kit.json")
+
+	r := execBinary(t, environ, "--name", "Binary Kit", "--code", "BKIT", "--aes-key", "--out-file", path)
+	if r.code != exitOK || r.stdout != path+"\n" {
+		t.Fatalf("exit %d, stdout %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kit file: %v, mode %v", err, fi.Mode())
+	}
+	data, _ := os.ReadFile(path)
+	rec, raw := wantOne(t, result{stdout: string(data)})
+	wantKeys(t, raw, aesKeys...)
+	if rec.slot() != "Trust_001" || rec.HubShared["DOCKER_TAG"] != "v1.2.3" || len(rec.HubShared) != 6 {
+		t.Errorf("record = %+v", rec)
+	}
+	noSecrets(t, "stderr", r.stderr, rec.TrustAPIKey, rec.TrustInternalServiceKey, rec.TrustAESKey)
+	for name, v := range unrelatedVars {
+		if strings.Contains(string(data), v) {
+			t.Errorf("the value of %s reached the kit", name)
+		}
+	}
+}

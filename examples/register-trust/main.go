@@ -1,12 +1,13 @@
 // Command register-trust registers one NHS trust with FLIP from a deploy
-// pipeline and prints its keys, once, as JSON.
+// pipeline and prints its kit record, with its keys, once, as JSON.
 //
 // Usage:
 //
 //	register-trust --name NAME --code CODE [--region REGION] [--require-existing]
+//	               [--aes-key] [--out-file PATH] [--slot-names-file PATH] [--plan]
 //	               [--database-url URL] [--migrate] [--add-slots LIST]
 //	               [--key-format prefixed|reference] [--timeout 60s]
-//	register-trust --name NAME --rotate [--code CODE] [options]
+//	register-trust --name NAME --rotate [--code CODE] [--aes-key] [--out-file PATH] [--plan] [options]
 //	register-trust --migrate and/or --add-slots LIST   (no --name/--code)
 //	register-trust --print-migrations
 //
@@ -14,31 +15,63 @@
 //
 //	DATABASE_URL=postgres://flip:secret@db:5432/flip?sslmode=require \
 //	register-trust --migrate --add-slots Trust_001..Trust_050 \
-//	    --name "Guy's and St Thomas'" --code GSTT --region London
+//	    --name "Guy's and St Thomas'" --code GSTT --region London --aes-key
 //
-// A new trust is printed with its keys, which are shown only this once:
+// A new trust is printed as the reference hub's kit record, its keys shown
+// only this once (trust_aes_key and trust_aes_kid only with --aes-key):
 //
 //	[{"status":"registered","trust_id":"…","trust_name":"Guy's and St Thomas'",
-//	  "trust_code":"GSTT","region":"London","trust_api_key":"flip_ak_…",
-//	  "trust_internal_service_key":"flip_sk_…","fl_kit_slot":"Trust_001",
-//	  "fl_kit_slot_number":1}]
+//	  "trust_api_key":"flip_ak_…","trust_internal_service_key":"flip_sk_…",
+//	  "trust_aes_key":"…44 characters…","trust_aes_kid":"trust-…",
+//	  "fl_kit_slot":"Trust_001","fl_kit_slot_number":1,
+//	  "hub_shared":{"CENTRAL_HUB_API_URL":"…","DOCKER_TAG":"…"}}]
 //
-// Running it again with the same name is safe: the trust is never re-keyed,
-// and a metadata-only record with "status":"existing" and no key fields is
-// printed instead. With --require-existing a missing trust is an error
-// rather than being registered.
+// hub_shared copies those of a fixed list of variables (hubSharedVars)
+// that are set to something other than "" in the environment, and
+// nothing else from it. The AES payload key is 32 bytes from crypto/rand
+// in padded base64, stored nowhere, like the internal-service key.
+//
+// Running it again with the same name is safe: the trust is never
+// re-keyed, and a metadata-only record with "status":"existing" (trust_id,
+// trust_name, fl_kit_slot, fl_kit_slot_number, hub_shared) is printed
+// instead. With --require-existing a missing trust is an error rather
+// than being registered. A trust that holds no kit slot (a legacy row) has
+// null in fl_kit_slot and fl_kit_slot_number.
 //
 // --rotate re-keys an existing trust: it prints the same full record with
-// "status":"rotated" and two new keys, and the old API key stops working
-// at the commit. It is how a trust whose keys were lost (or leaked) gets
-// new ones, including after a registration whose result never arrived.
-// A trust that does not exist is an error (exit 1); --rotate never
-// registers. --code is not needed, since the name finds the trust; given,
-// it must be the trust's code (in any case), a guard against re-keying
-// the wrong trust. --region cannot be combined with --rotate, which changes
-// nothing but the keys. The rotation is audited in flip_trust_key_audit
-// with no user (NULL); on a database --migrate has not brought that far,
-// a warning on stderr is its only record.
+// "status":"rotated" and two new keys (and a new AES key with --aes-key),
+// and the old API key stops working at the commit. It is how a trust
+// whose keys were lost (or leaked) gets new ones, including after a
+// registration whose result never arrived. A trust that does not exist is
+// an error (exit 1); --rotate never registers. --code is not needed, since
+// the name finds the trust; given, it must be the trust's code (in any
+// case), a guard against re-keying the wrong trust. --region cannot be
+// combined with --rotate, which changes nothing but the keys. The rotation
+// is audited in flip_trust_key_audit with no user (NULL); on a database
+// --migrate has not brought that far, a warning on stderr is its only
+// record.
+//
+// --out-file PATH writes the JSON array to PATH instead, mode 0600,
+// through a temporary file in the same directory renamed over PATH once
+// written and synced; stdout then carries only PATH, and on failure
+// nothing (PATH is left as it was, and no temporary file stays). A
+// symbolic link, a directory or another non-regular file at PATH is
+// refused before anything is registered.
+//
+// A registration that finds no free kit slot grows the pool, once, from
+// --slot-names-file PATH or else $FL_KIT_SLOT_NAMES (a JSON list of slot
+// names; "" counts as unset): the names the pool lacks are added in the
+// registration's transaction and the claim is tried again. A source that
+// cannot be read or parsed is logged and taken as empty, so the run fails
+// as with an empty pool, saying what the source held.
+//
+// --plan writes nothing: it runs the registration (or rotation), with
+// --add-slots, in a transaction that it rolls back, and prints one JSON
+// object saying what the real run would do (see plan): its action
+// (register, skip, rotate or fail), whether the trust exists, the slot it
+// would claim or holds, the pool's size and free slots, the names the
+// slot-name source would add, and the error it would fail with. It never
+// holds a key. Exit 0 if the run would succeed, 1 if not.
 //
 // The database URL comes from --database-url, else $DATABASE_URL, else
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable. --migrate brings
@@ -49,12 +82,13 @@
 // {"slots_added":N,"slots_total":T,"slots_free":F}. --print-migrations
 // prints the schema SQL for a DBA to review or apply and exits.
 //
-// Stdout carries only the JSON result (or, with --print-migrations, SQL);
-// logs go to stderr and never contain a key or the database password.
+// Stdout carries only the JSON result (or, with --out-file, its path; with
+// --print-migrations, SQL); logs go to stderr and never contain a key or
+// the database password.
 //
 // Exit status: 0 on success (registered, existing or rotated), 1 when
-// registration, rotation or the database fails (stdout is then []), 2 for
-// a usage error (stdout is then empty).
+// registration, rotation or the database fails (stdout is then [], or
+// nothing with --out-file), 2 for a usage error (stdout is then empty).
 package main
 
 import (
@@ -101,6 +135,8 @@ type options struct {
 	aesKey             bool
 	outFile            string
 	plan               bool
+	slotNamesFile      string
+	slotNames          flip.SlotNameSource // nil: an empty pool is an error
 	database           cmddb.Source
 	migrate            bool
 	slots              []string // expanded --add-slots names
@@ -223,11 +259,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 // newRegistry is the Registry every registration and rotation of the
 // command uses: keys in the format asked for, and the command's logger, so
 // that what the registry reports (a rotation on a database without its
-// audit table, a slot-name source it could not read) reaches stderr.
+// audit table, a slot-name source it could not read) reaches stderr; and
+// the slot-name source, if any, to grow an empty pool from.
 func newRegistry(opts options, log *slog.Logger) *flip.Registry {
-	return flip.NewRegistry(store.New(),
-		flip.WithKeyMinter(flip.RandomKeyMinter{Format: opts.keyFormat}),
-		flip.WithLogger(log))
+	regOpts := []flip.Option{flip.WithKeyMinter(flip.RandomKeyMinter{Format: opts.keyFormat}), flip.WithLogger(log)}
+	if opts.slotNames != nil {
+		regOpts = append(regOpts, flip.WithSlotNameSource(opts.slotNames))
+	}
+	return flip.NewRegistry(store.New(), regOpts...)
 }
 
 // keysLost returns msg, and when o issued keys that have now been lost,
@@ -402,6 +441,7 @@ Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
 	fs.BoolVar(&opts.rotate, "rotate", false, "issue new keys for the existing trust --name (exit 1 if there is none)")
 	fs.BoolVar(&opts.aesKey, "aes-key", false, "also issue a per-trust AES payload key (trust_aes_key, trust_aes_kid) to a new or re-keyed trust; stored nowhere")
 	fs.StringVar(&opts.outFile, "out-file", "", "write the JSON to `PATH` (mode 0600, atomically) instead of stdout, which then carries only PATH")
+	fs.StringVar(&opts.slotNamesFile, "slot-names-file", "", "on an empty pool, add the slot names this JSON list `PATH` holds and claim again (default $"+envSlotNames+")")
 	fs.BoolVar(&opts.plan, "plan", false, "write nothing; print what the run would do (exit 0 if it would succeed, 1 if not)")
 	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+cmddb.DefaultURL+")")
 	fs.BoolVar(&opts.migrate, "migrate", false, "apply pending schema migrations first (idempotent)")
@@ -421,12 +461,14 @@ func (opts *options) finish(rest []string, addSlots, keyFmt string, getenv func(
 		return fmt.Errorf("unexpected argument %q", rest[0])
 	case opts.timeout <= 0:
 		return errors.New("--timeout must be positive")
-	case opts.printMigrations && (opts.name != "" || opts.code != "" || opts.rotate || opts.migrate || addSlots != "" || opts.plan || opts.outFile != "" || opts.aesKey):
+	case opts.printMigrations && (opts.name != "" || opts.code != "" || opts.rotate || opts.migrate || addSlots != "" || opts.plan || opts.outFile != "" || opts.aesKey || opts.slotNamesFile != ""):
 		return errors.New("--print-migrations cannot be combined with other actions")
 	case opts.printMigrations:
 		return nil
-	case opts.name == "" && (opts.plan || opts.outFile != "" || opts.aesKey):
-		return errors.New("--plan, --out-file and --aes-key need --name: they are about a trust's kit")
+	case opts.name == "" && (opts.plan || opts.outFile != "" || opts.aesKey || opts.slotNamesFile != ""):
+		return errors.New("--plan, --out-file, --aes-key and --slot-names-file need --name: they are about a trust's kit")
+	case opts.rotate && opts.slotNamesFile != "":
+		return errors.New("--rotate keeps the trust's slot: --slot-names-file cannot be given with it")
 	case opts.plan && opts.migrate:
 		return errors.New("--plan writes nothing, and --migrate would: run --migrate on its own first")
 	case opts.plan && opts.outFile != "":
@@ -458,6 +500,7 @@ func (opts *options) finish(rest []string, addSlots, keyFmt string, getenv func(
 		opts.slots = slots
 	}
 	opts.database = cmddb.Resolve(opts.database.URL, getenv)
+	opts.slotNames = slotNameSource(opts.slotNamesFile, getenv)
 	return nil
 }
 
@@ -506,7 +549,7 @@ func hintFor(err error) string {
 		return "the flip tables are missing: run with --migrate, or apply --print-migrations"
 	}
 	if errors.Is(err, flip.ErrNoFreeKitSlot) {
-		return "add kit slots with --add-slots, e.g. --add-slots Trust_051..Trust_100"
+		return "add kit slots with --add-slots, e.g. --add-slots Trust_051..Trust_100, or list more names in --slot-names-file or " + envSlotNames
 	}
 	if errors.Is(err, flip.ErrRetryable) {
 		return "other transactions held what this one needed; nothing was written, run the command again"

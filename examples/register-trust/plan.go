@@ -101,6 +101,9 @@ func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (
 	switch o.status {
 	case "registered":
 		p.Action = "register"
+		if o.res.AddedKitSlots != nil {
+			p.SlotNamesAdded = o.res.AddedKitSlots
+		}
 	case "existing":
 		p.Action, p.TrustExists, p.TrustID = "skip", true, t.ID.String()
 	case "rotated":
