@@ -1,12 +1,13 @@
 // Command register-trust registers one NHS trust with FLIP from a deploy
-// pipeline and prints its keys, once, as JSON.
+// pipeline and prints its kit record, with its keys, once, as JSON.
 //
 // Usage:
 //
 //	register-trust --name NAME --code CODE [--region REGION] [--require-existing]
+//	               [--aes-key] [--out-file PATH] [--slot-names-file PATH] [--plan]
 //	               [--database-url URL] [--migrate] [--add-slots LIST]
 //	               [--key-format prefixed|reference] [--timeout 60s]
-//	register-trust --name NAME --rotate [--code CODE] [options]
+//	register-trust --name NAME --rotate [--code CODE] [--aes-key] [--out-file PATH] [--plan] [options]
 //	register-trust --migrate and/or --add-slots LIST   (no --name/--code)
 //	register-trust --print-migrations
 //
@@ -14,31 +15,63 @@
 //
 //	DATABASE_URL=postgres://flip:secret@db:5432/flip?sslmode=require \
 //	register-trust --migrate --add-slots Trust_001..Trust_050 \
-//	    --name "Guy's and St Thomas'" --code GSTT --region London
+//	    --name "Guy's and St Thomas'" --code GSTT --region London --aes-key
 //
-// A new trust is printed with its keys, which are shown only this once:
+// A new trust is printed as the reference hub's kit record, its keys shown
+// only this once (trust_aes_key and trust_aes_kid only with --aes-key):
 //
 //	[{"status":"registered","trust_id":"…","trust_name":"Guy's and St Thomas'",
-//	  "trust_code":"GSTT","region":"London","trust_api_key":"flip_ak_…",
-//	  "trust_internal_service_key":"flip_sk_…","fl_kit_slot":"Trust_001",
-//	  "fl_kit_slot_number":1}]
+//	  "trust_api_key":"flip_ak_…","trust_internal_service_key":"flip_sk_…",
+//	  "trust_aes_key":"…44 characters…","trust_aes_kid":"trust-…",
+//	  "fl_kit_slot":"Trust_001","fl_kit_slot_number":1,
+//	  "hub_shared":{"CENTRAL_HUB_API_URL":"…","DOCKER_TAG":"…"}}]
 //
-// Running it again with the same name is safe: the trust is never re-keyed,
-// and a metadata-only record with "status":"existing" and no key fields is
-// printed instead. With --require-existing a missing trust is an error
-// rather than being registered.
+// hub_shared copies those of a fixed list of variables (hubSharedVars)
+// that are set to something other than "" in the environment, and
+// nothing else from it. The AES payload key is 32 bytes from crypto/rand
+// in padded base64, stored nowhere, like the internal-service key.
+//
+// Running it again with the same name is safe: the trust is never
+// re-keyed, and a metadata-only record with "status":"existing" (trust_id,
+// trust_name, fl_kit_slot, fl_kit_slot_number, hub_shared) is printed
+// instead. With --require-existing a missing trust is an error rather
+// than being registered. A trust that holds no kit slot (a legacy row) has
+// null in fl_kit_slot and fl_kit_slot_number.
 //
 // --rotate re-keys an existing trust: it prints the same full record with
-// "status":"rotated" and two new keys, and the old API key stops working
-// at the commit. It is how a trust whose keys were lost (or leaked) gets
-// new ones, including after a registration whose result never arrived.
-// A trust that does not exist is an error (exit 1); --rotate never
-// registers. --code is not needed, since the name finds the trust; given,
-// it must be the trust's code (in any case), a guard against re-keying
-// the wrong trust. --region cannot be combined with --rotate, which changes
-// nothing but the keys. The rotation is audited in flip_trust_key_audit
-// with no user (NULL); on a database --migrate has not brought that far,
-// a warning on stderr is its only record.
+// "status":"rotated" and two new keys (and a new AES key with --aes-key),
+// and the old API key stops working at the commit. It is how a trust
+// whose keys were lost (or leaked) gets new ones, including after a
+// registration whose result never arrived. A trust that does not exist is
+// an error (exit 1); --rotate never registers. --code is not needed, since
+// the name finds the trust; given, it must be the trust's code (in any
+// case), a guard against re-keying the wrong trust. --region cannot be
+// combined with --rotate, which changes nothing but the keys. The rotation
+// is audited in flip_trust_key_audit with no user (NULL); on a database
+// --migrate has not brought that far, a warning on stderr is its only
+// record.
+//
+// --out-file PATH writes the JSON array to PATH instead, mode 0600,
+// through a temporary file in the same directory renamed over PATH once
+// written and synced; stdout then carries only PATH, and on failure
+// nothing (PATH is left as it was, and no temporary file stays). A
+// symbolic link, a directory or another non-regular file at PATH is
+// refused before anything is registered.
+//
+// A registration that finds no free kit slot grows the pool, once, from
+// --slot-names-file PATH or else $FL_KIT_SLOT_NAMES (a JSON list of slot
+// names; "" counts as unset): the names the pool lacks are added in the
+// registration's transaction and the claim is tried again. A source that
+// cannot be read or parsed is logged and taken as empty, so the run fails
+// as with an empty pool, saying what the source held.
+//
+// --plan writes nothing: it runs the registration (or rotation), with
+// --add-slots, in a transaction that it rolls back, and prints one JSON
+// object saying what the real run would do (see plan): its action
+// (register, skip, rotate or fail), whether the trust exists, the slot it
+// would claim or holds, the pool's size and free slots, the names the
+// slot-name source would add, and the error it would fail with. It never
+// holds a key. Exit 0 if the run would succeed, 1 if not.
 //
 // The database URL comes from --database-url, else $DATABASE_URL, else
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable. --migrate brings
@@ -49,12 +82,13 @@
 // {"slots_added":N,"slots_total":T,"slots_free":F}. --print-migrations
 // prints the schema SQL for a DBA to review or apply and exits.
 //
-// Stdout carries only the JSON result (or, with --print-migrations, SQL);
-// logs go to stderr and never contain a key or the database password.
+// Stdout carries only the JSON result (or, with --out-file, its path; with
+// --print-migrations, SQL); logs go to stderr and never contain a key or
+// the database password.
 //
 // Exit status: 0 on success (registered, existing or rotated), 1 when
-// registration, rotation or the database fails (stdout is then []), 2 for
-// a usage error (stdout is then empty).
+// registration, rotation or the database fails (stdout is then [], or
+// nothing with --out-file), 2 for a usage error (stdout is then empty).
 package main
 
 import (
@@ -93,30 +127,22 @@ func main() {
 }
 
 // options are the parsed command-line flags.
+// options are the parsed command-line flags.
 type options struct {
 	name, code, region string
 	requireExisting    bool
 	rotate             bool
+	aesKey             bool
+	outFile            string
+	plan               bool
+	slotNamesFile      string
+	slotNames          flip.SlotNameSource // nil: an empty pool is an error
 	database           cmddb.Source
 	migrate            bool
 	slots              []string // expanded --add-slots names
 	printMigrations    bool
 	keyFormat          flip.KeyFormat
 	timeout            time.Duration
-}
-
-// record is one element of the JSON array printed on stdout. Key fields are
-// set only for a trust registered or re-keyed by this run.
-type record struct {
-	Status                  string `json:"status"` // "registered", "existing" or "rotated"
-	TrustID                 string `json:"trust_id"`
-	TrustName               string `json:"trust_name"`
-	TrustCode               string `json:"trust_code"`
-	Region                  string `json:"region"`
-	TrustAPIKey             string `json:"trust_api_key,omitempty"`
-	TrustInternalServiceKey string `json:"trust_internal_service_key,omitempty"`
-	FLKitSlot               string `json:"fl_kit_slot,omitempty"`
-	FLKitSlotNumber         *int   `json:"fl_kit_slot_number,omitempty"`
 }
 
 // poolSummary is printed when only --migrate and/or --add-slots are given.
@@ -127,8 +153,8 @@ type poolSummary struct {
 }
 
 // run is the whole command: it parses args, does the work and returns the
-// exit status. JSON goes to stdout, logs and usage to stderr; getenv
-// supplies DATABASE_URL.
+// exit status. JSON goes to stdout (or, with --out-file, to that file),
+// logs and usage to stderr; getenv supplies DATABASE_URL and hub_shared.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	opts, err := parseFlags(args, stderr, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -142,17 +168,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if opts.plan {
+		log = log.With(slog.String("plan", "rolled back, nothing is written"))
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
 
+	// The kit file is prepared before anything is registered: a path that
+	// cannot be written must fail the run before keys exist to be lost.
+	var out *kitFile
+	if opts.outFile != "" {
+		if out, err = openKitFile(opts.outFile); err != nil {
+			log.Error("nothing registered", "error", err)
+			return exitFail
+		}
+		defer out.discard() // a no-op once committed
+	}
+
 	registering := opts.name != ""
-	// fail logs err and returns exit 1, printing [] first when registering.
+	// fail logs err and returns exit 1. On stdout it leaves a failed plan
+	// under --plan, [] when registering to stdout, and nothing when the
+	// kit was to go to --out-file (stdout carries only its path).
 	fail := func(msg string, err error) int {
 		log.Error(msg, "error", err)
 		if hint := hintFor(err); hint != "" {
 			log.Error(hint)
 		}
-		if registering {
+		switch {
+		case opts.plan:
+			writeJSON(stdout, log, failedPlan(opts, fmt.Errorf("%s: %w", msg, err)))
+		case registering && out == nil:
 			fmt.Fprintln(stdout, "[]")
 		}
 		return exitFail
@@ -164,11 +209,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(msg, err)
 	}
 	defer db.Close()
+
+	if opts.plan {
+		p, ok := makePlan(ctx, db, log, opts)
+		if code := writeJSON(stdout, log, p); code != exitOK || !ok {
+			return exitFail
+		}
+		return exitOK
+	}
+
 	added, msg, err := prepare(ctx, db, log, opts)
 	if err != nil {
 		return fail(msg, err)
 	}
-
 	if !registering {
 		stats, err := store.CountSlots(ctx, db)
 		if err != nil {
@@ -177,18 +230,68 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return writeJSON(stdout, log, poolSummary{SlotsAdded: added, SlotsTotal: stats.Total, SlotsFree: stats.Free})
 	}
 
+	reg := newRegistry(opts, log)
+	var o outcome
 	if opts.rotate {
-		rec, err := rotate(ctx, db, log, opts)
-		if err != nil {
-			return fail("trust keys not rotated", err)
-		}
+		o, err = rotate(ctx, db, log, opts, func(c flip.TrustChange) (flip.RegistrationResult, error) {
+			return retrying(ctx, log, "rotation", func() (flip.RegistrationResult, error) { return rotateTx(ctx, reg, db, c) })
+		})
+		msg = "trust keys not rotated"
+	} else {
+		o, err = registerOrFind(ctx, db, log, opts, func(p flip.TrustParams) (flip.RegistrationResult, error) {
+			return retrying(ctx, log, "registration", func() (flip.RegistrationResult, error) { return reg.RegisterTrustDB(ctx, db, p) })
+		})
+		msg = "trust not registered"
+	}
+	if err != nil {
+		return fail(msg, err)
+	}
+	rec, err := kitRecord(o, opts.aesKey, getenv)
+	if err != nil {
+		return fail(keysLost(o, "minting the AES key failed"), err)
+	}
+	if out == nil {
 		return writeJSON(stdout, log, []record{rec})
 	}
-	rec, err := registerOrFind(ctx, db, log, opts)
-	if err != nil {
-		return fail("trust not registered", err)
+	return writeKitFile(stdout, log, out, o, []record{rec})
+}
+
+// newRegistry is the Registry every registration and rotation of the
+// command uses: keys in the format asked for, and the command's logger, so
+// that what the registry reports (a rotation on a database without its
+// audit table, a slot-name source it could not read) reaches stderr; and
+// the slot-name source, if any, to grow an empty pool from.
+func newRegistry(opts options, log *slog.Logger) *flip.Registry {
+	regOpts := []flip.Option{flip.WithKeyMinter(flip.RandomKeyMinter{Format: opts.keyFormat}), flip.WithLogger(log)}
+	if opts.slotNames != nil {
+		regOpts = append(regOpts, flip.WithSlotNameSource(opts.slotNames))
 	}
-	return writeJSON(stdout, log, []record{rec})
+	return flip.NewRegistry(store.New(), regOpts...)
+}
+
+// keysLost returns msg, and when o issued keys that have now been lost,
+// how to get new ones.
+func keysLost(o outcome, msg string) string {
+	if o.status == "existing" {
+		return msg
+	}
+	return msg + "; the keys just issued are lost: re-key the trust with register-trust --name NAME --rotate"
+}
+
+// writeKitFile writes recs to the --out-file and prints its path, and
+// nothing else, on stdout: the keys reach no terminal and no log.
+func writeKitFile(stdout io.Writer, log *slog.Logger, out *kitFile, o outcome, recs []record) int {
+	data, err := json.Marshal(recs)
+	if err == nil {
+		err = out.commit(append(data, '\n'))
+	}
+	if err != nil {
+		log.Error(keysLost(o, "writing --out-file failed, and nothing is there"), "path", out.path, "error", err)
+		return exitFail
+	}
+	log.Info("kit written", "path", out.path, "trust_id", o.res.Trust.ID, "status", o.status)
+	fmt.Fprintln(stdout, out.path)
+	return exitOK
 }
 
 // prepare runs --migrate and --add-slots, returning how many slots were
@@ -214,50 +317,39 @@ func prepare(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (i
 var errTrustMissing = errors.New("no trust with that name is registered (--require-existing)")
 
 // registerOrFind reports the trust named opts.name if it exists and
-// registers it otherwise (unless --require-existing). An existing trust is
-// never re-keyed.
-func registerOrFind(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (record, error) {
+// registers it with register otherwise (unless --require-existing). An
+// existing trust is never re-keyed. Lookups go to q: the database in a
+// real run, the plan's transaction under --plan, where register works in
+// that transaction too.
+func registerOrFind(ctx context.Context, q flip.DBTX, log *slog.Logger, opts options,
+	register func(flip.TrustParams) (flip.RegistrationResult, error)) (outcome, error) {
 	params, err := flip.TrustParams{Name: opts.name, Code: opts.code, Region: opts.region}.Normalize()
 	if err != nil {
-		return record{}, err
+		return outcome{}, err
 	}
-	trust, err := store.TrustByName(ctx, db, params.Name)
+	trust, err := store.TrustByName(ctx, q, params.Name)
 	switch {
 	case err == nil:
-		return existingRecord(ctx, db, log, trust, params)
+		return existingOutcome(ctx, q, log, trust, params)
 	case !errors.Is(err, store.ErrTrustNotFound):
-		return record{}, err
+		return outcome{}, err
 	case opts.requireExisting:
-		return record{}, fmt.Errorf("%w: %q", errTrustMissing, params.Name)
+		return outcome{}, fmt.Errorf("%w: %q", errTrustMissing, params.Name)
 	}
 
-	reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(flip.RandomKeyMinter{Format: opts.keyFormat}))
-	res, err := registerRetrying(ctx, reg, db, log, params)
+	res, err := register(params)
 	var dup *flip.DuplicateTrustError
 	if errors.As(err, &dup) && dup.Field == "name" {
 		// Registered by someone else between our lookup and our attempt.
 		log.Info("trust was registered concurrently by another run", "trust_name", params.Name)
-		if trust, err := store.TrustByName(ctx, db, params.Name); err == nil {
-			return existingRecord(ctx, db, log, trust, params)
+		if trust, err := store.TrustByName(ctx, q, params.Name); err == nil {
+			return existingOutcome(ctx, q, log, trust, params)
 		}
 	}
 	if err != nil {
-		return record{}, err
+		return outcome{}, err
 	}
-	log.Info("trust registered", "trust_id", res.Trust.ID, "trust_name", res.Trust.Name,
-		"trust_code", res.Trust.Code, "fl_kit_slot", res.KitSlot.Name)
-	n := res.KitSlot.Number
-	return record{
-		Status:                  "registered",
-		TrustID:                 res.Trust.ID.String(),
-		TrustName:               res.Trust.Name,
-		TrustCode:               res.Trust.Code,
-		Region:                  res.Trust.Region,
-		TrustAPIKey:             res.APIKey,
-		TrustInternalServiceKey: res.InternalServiceKey,
-		FLKitSlot:               res.KitSlot.Name,
-		FLKitSlotNumber:         &n,
-	}, nil
+	return outcome{status: "registered", res: res}, nil
 }
 
 // retryBackoff is how long the command waits before each new attempt at a
@@ -266,16 +358,9 @@ func registerOrFind(ctx context.Context, db *sql.DB, log *slog.Logger, opts opti
 // claiming).
 var retryBackoff = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
 
-// registerRetrying runs RegisterTrustDB, again after a pause when it failed
-// in a way that says "try again": such a failure left nothing behind.
-func registerRetrying(ctx context.Context, reg *flip.Registry, db *sql.DB, log *slog.Logger, params flip.TrustParams) (flip.RegistrationResult, error) {
-	return retrying(ctx, log, "registration", func() (flip.RegistrationResult, error) {
-		return reg.RegisterTrustDB(ctx, db, params)
-	})
-}
-
 // retrying runs attempt, again after each pause of retryBackoff while it
-// fails with flip.ErrRetryable; what names the work in the log.
+// fails with flip.ErrRetryable (such a failure left nothing behind); what
+// names the work in the log.
 func retrying[T any](ctx context.Context, log *slog.Logger, what string, attempt func() (T, error)) (T, error) {
 	for i := 0; ; i++ {
 		res, err := attempt()
@@ -291,26 +376,24 @@ func retrying[T any](ctx context.Context, log *slog.Logger, what string, attempt
 	}
 }
 
-// existingRecord builds the metadata-only record for a trust that is
-// already registered, with its kit slot if it holds one.
-func existingRecord(ctx context.Context, db *sql.DB, log *slog.Logger, t flip.Trust, asked flip.TrustParams) (record, error) {
-	rec := record{Status: "existing", TrustID: t.ID.String(), TrustName: t.Name, TrustCode: t.Code, Region: t.Region}
-	slot, err := store.KitSlotOf(ctx, db, t.ID)
+// existingOutcome is the skip outcome for a trust that is already
+// registered, with its kit slot if it holds one, and no keys.
+func existingOutcome(ctx context.Context, q flip.DBTX, log *slog.Logger, t flip.Trust, asked flip.TrustParams) (outcome, error) {
+	o := outcome{status: "existing", res: flip.RegistrationResult{Trust: t}}
+	slot, err := store.KitSlotOf(ctx, q, t.ID)
 	switch {
 	case err == nil:
-		n := slot.Number
-		rec.FLKitSlot, rec.FLKitSlotNumber = slot.Name, &n
+		o.res.KitSlot = slot
 	case !errors.Is(err, store.ErrSlotNotFound):
-		return record{}, err
+		return outcome{}, err
 	}
-	log.Info("trust already registered; keys not reissued (--rotate issues new ones)", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", rec.FLKitSlot)
+	log.Info("trust already registered; keys not reissued (--rotate issues new ones)", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", slot.Name)
 	if !strings.EqualFold(t.Code, asked.Code) {
 		log.Warn("existing trust has a different code than requested", "existing_code", t.Code, "requested_code", asked.Code)
 	}
-	return rec, nil
+	return o, nil
 }
 
-// parseFlags parses args into options, printing usage and the problem to
 // stderr on a usage error.
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
 	var (
@@ -337,13 +420,15 @@ func newFlagSet(stderr io.Writer, opts *options, addSlots, keyFmt *string) *flag
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage:
-  register-trust --name NAME --code CODE [--region REGION] [--require-existing] [options]
-  register-trust --name NAME --rotate [--code CODE] [options]
+  register-trust --name NAME --code CODE [--region REGION] [--require-existing]
+                 [--aes-key] [--out-file PATH] [--plan] [options]
+  register-trust --name NAME --rotate [--code CODE] [--aes-key] [--out-file PATH] [--plan] [options]
   register-trust [--migrate] [--add-slots LIST] [options]
   register-trust --print-migrations
 
 Registers a trust (or, with --rotate, re-keys an existing one) and prints
-it as a JSON array on stdout (keys only for a new or re-keyed trust).
+it as a JSON array on stdout, or in --out-file (keys only for a new or
+re-keyed trust). --plan prints what it would do and writes nothing.
 Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
 
 `)
@@ -354,6 +439,10 @@ Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
 	fs.StringVar(&opts.region, "region", "", "trust `region` (optional)")
 	fs.BoolVar(&opts.requireExisting, "require-existing", false, "fail (exit 1) instead of registering when no trust has this name")
 	fs.BoolVar(&opts.rotate, "rotate", false, "issue new keys for the existing trust --name (exit 1 if there is none)")
+	fs.BoolVar(&opts.aesKey, "aes-key", false, "also issue a per-trust AES payload key (trust_aes_key, trust_aes_kid) to a new or re-keyed trust; stored nowhere")
+	fs.StringVar(&opts.outFile, "out-file", "", "write the JSON to `PATH` (mode 0600, atomically) instead of stdout, which then carries only PATH")
+	fs.StringVar(&opts.slotNamesFile, "slot-names-file", "", "on an empty pool, add the slot names this JSON list `PATH` holds and claim again (default $"+envSlotNames+")")
+	fs.BoolVar(&opts.plan, "plan", false, "write nothing; print what the run would do (exit 0 if it would succeed, 1 if not)")
 	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+cmddb.DefaultURL+")")
 	fs.BoolVar(&opts.migrate, "migrate", false, "apply pending schema migrations first (idempotent)")
 	fs.StringVar(addSlots, "add-slots", "", "add FL kit slots: comma-separated `LIST` of names or ranges like Trust_001..Trust_050")
@@ -372,10 +461,18 @@ func (opts *options) finish(rest []string, addSlots, keyFmt string, getenv func(
 		return fmt.Errorf("unexpected argument %q", rest[0])
 	case opts.timeout <= 0:
 		return errors.New("--timeout must be positive")
-	case opts.printMigrations && (opts.name != "" || opts.code != "" || opts.rotate || opts.migrate || addSlots != ""):
+	case opts.printMigrations && (opts.name != "" || opts.code != "" || opts.rotate || opts.migrate || addSlots != "" || opts.plan || opts.outFile != "" || opts.aesKey || opts.slotNamesFile != ""):
 		return errors.New("--print-migrations cannot be combined with other actions")
 	case opts.printMigrations:
 		return nil
+	case opts.name == "" && (opts.plan || opts.outFile != "" || opts.aesKey || opts.slotNamesFile != ""):
+		return errors.New("--plan, --out-file, --aes-key and --slot-names-file need --name: they are about a trust's kit")
+	case opts.rotate && opts.slotNamesFile != "":
+		return errors.New("--rotate keeps the trust's slot: --slot-names-file cannot be given with it")
+	case opts.plan && opts.migrate:
+		return errors.New("--plan writes nothing, and --migrate would: run --migrate on its own first")
+	case opts.plan && opts.outFile != "":
+		return errors.New("--plan prints its plan on stdout and has no kit for --out-file")
 	case opts.rotate && opts.name == "":
 		return errors.New("--rotate needs --name")
 	case opts.rotate && opts.region != "":
@@ -403,6 +500,7 @@ func (opts *options) finish(rest []string, addSlots, keyFmt string, getenv func(
 		opts.slots = slots
 	}
 	opts.database = cmddb.Resolve(opts.database.URL, getenv)
+	opts.slotNames = slotNameSource(opts.slotNamesFile, getenv)
 	return nil
 }
 
@@ -451,7 +549,7 @@ func hintFor(err error) string {
 		return "the flip tables are missing: run with --migrate, or apply --print-migrations"
 	}
 	if errors.Is(err, flip.ErrNoFreeKitSlot) {
-		return "add kit slots with --add-slots, e.g. --add-slots Trust_051..Trust_100"
+		return "add kit slots with --add-slots, e.g. --add-slots Trust_051..Trust_100, or list more names in --slot-names-file or " + envSlotNames
 	}
 	if errors.Is(err, flip.ErrRetryable) {
 		return "other transactions held what this one needed; nothing was written, run the command again"

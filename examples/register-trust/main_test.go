@@ -124,17 +124,16 @@ func TestRegisterThenRerun(t *testing.T) {
 
 	r := register(t, db, "--name", "  Guy's & St Thomas'  ", "--code", "GSTT", "--region", "London")
 	rec, raw := wantOne(t, r)
-	if rec.Status != "registered" || rec.TrustName != "Guy's & St Thomas'" || rec.TrustCode != "GSTT" || rec.Region != "London" {
+	if rec.Status != "registered" || rec.TrustName != "Guy's & St Thomas'" {
 		t.Errorf("record = %+v", rec)
 	}
-	if rec.FLKitSlot != "Trust_001" || rec.FLKitSlotNumber == nil || *rec.FLKitSlotNumber != 1 {
-		t.Errorf("kit slot = %q %v, want Trust_001 1", rec.FLKitSlot, rec.FLKitSlotNumber)
+	if code, region := codeAndRegion(t, db, rec.TrustID); code != "GSTT" || region != "London" {
+		t.Errorf("stored code, region = %q, %q; want GSTT, London", code, region)
 	}
-	for _, field := range []string{"trust_id", "trust_name", "trust_code", "region", "trust_api_key", "trust_internal_service_key", "fl_kit_slot", "fl_kit_slot_number"} {
-		if _, ok := raw[field]; !ok {
-			t.Errorf("record lacks %s", field)
-		}
+	if rec.slot() != "Trust_001" || rec.FLKitSlotNumber == nil || *rec.FLKitSlotNumber != 1 {
+		t.Errorf("kit slot = %q %v, want Trust_001 1", rec.slot(), rec.FLKitSlotNumber)
 	}
+	wantKeys(t, raw, newKeys...)
 	if err := flip.CheckKey(flip.TrustAPIKey, rec.TrustAPIKey); err != nil {
 		t.Errorf("trust_api_key: %v", err)
 	}
@@ -158,14 +157,10 @@ func TestRegisterThenRerun(t *testing.T) {
 	// Same name again (different spacing): reported, never re-keyed.
 	r = register(t, db, "--name", "Guy's & St Thomas'", "--code", "GSTT", "--region", "London")
 	again, raw := wantOne(t, r)
-	if again.Status != "existing" || again.TrustID != rec.TrustID || again.FLKitSlot != "Trust_001" || *again.FLKitSlotNumber != 1 {
+	if again.Status != "existing" || again.TrustID != rec.TrustID || again.slot() != "Trust_001" || *again.FLKitSlotNumber != 1 {
 		t.Errorf("re-run record = %+v", again)
 	}
-	for _, field := range []string{"trust_api_key", "trust_internal_service_key"} {
-		if _, ok := raw[field]; ok {
-			t.Errorf("existing record has %s", field)
-		}
-	}
+	wantKeys(t, raw, skipKeys...)
 	if got := apiKeyHash(t, db, rec.TrustID); got != hash {
 		t.Errorf("api_key_hash changed on re-run")
 	}
@@ -200,13 +195,13 @@ func TestExistingTrustWithoutSlot(t *testing.T) {
 	}
 	r := register(t, db, "--name", "Old", "--code", "OTHER")
 	rec, raw := wantOne(t, r)
-	if rec.Status != "existing" || rec.TrustCode != "OLD" || rec.Region != "" {
+	if rec.Status != "existing" || rec.TrustName != "Old" {
 		t.Errorf("record = %+v", rec)
 	}
-	for _, field := range []string{"fl_kit_slot", "fl_kit_slot_number", "trust_api_key", "trust_internal_service_key"} {
-		if _, ok := raw[field]; ok {
-			t.Errorf("record has %s", field)
-		}
+	// The key set is the same as ever; the trust has no slot to name.
+	wantKeys(t, raw, skipKeys...)
+	if raw["fl_kit_slot"] != nil || raw["fl_kit_slot_number"] != nil {
+		t.Errorf("slot = %v %v, want null null", raw["fl_kit_slot"], raw["fl_kit_slot_number"])
 	}
 	if !strings.Contains(r.stderr, "different code") {
 		t.Errorf("no warning about the differing code:\n%s", r.stderr)
@@ -305,7 +300,7 @@ func TestBusyPoolIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := result{<-done, stdout.String(), stderr.buf.String()}
-	if rec, _ := wantOne(t, r); rec.Status != "registered" || rec.FLKitSlot != "Trust_001" {
+	if rec, _ := wantOne(t, r); rec.Status != "registered" || rec.slot() != "Trust_001" {
 		t.Errorf("record = %+v", rec)
 	}
 }
@@ -394,7 +389,7 @@ func TestMigrateFromVersionZero(t *testing.T) {
 	}
 	// Idempotent, and combines with slots and registration.
 	rec, _ := wantOne(t, register(t, db, "--migrate", "--add-slots", "Trust_001", "--name", "A", "--code", "A"))
-	if rec.Status != "registered" || rec.FLKitSlot != "Trust_001" {
+	if rec.Status != "registered" || rec.slot() != "Trust_001" {
 		t.Errorf("record = %+v", rec)
 	}
 }
@@ -500,7 +495,7 @@ func TestConcurrentSameName(t *testing.T) {
 		rec, _ := wantOne(t, r)
 		if rec.Status == "registered" {
 			registered++
-		} else if rec.TrustAPIKey != "" || rec.FLKitSlot != "Trust_001" {
+		} else if rec.TrustAPIKey != "" || rec.slot() != "Trust_001" {
 			t.Errorf("existing record = %+v", rec)
 		}
 	}
@@ -575,7 +570,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 
 	r = execBinary(t, nil, append(url, "--name", "Binary Trust", "--code", "BIN", "--region", "North")...)
 	rec, _ := wantOne(t, r)
-	if rec.Status != "registered" || rec.FLKitSlot != "Trust_001" {
+	if rec.Status != "registered" || rec.slot() != "Trust_001" {
 		t.Errorf("record = %+v", rec)
 	}
 	if err := flip.CheckKey(flip.TrustAPIKey, rec.TrustAPIKey); err != nil {

@@ -17,57 +17,43 @@ import (
 // ones. Running --rotate again settles it either way.
 var errRotateCommitUnknown = errors.New("the commit of the rotation got no answer, so it may or may not have taken effect: run register-trust --name NAME --rotate again")
 
-// rotate gives the existing trust named opts.name new keys and returns
-// its full record, status "rotated". It never registers a trust.
-func rotate(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (record, error) {
+// rotate gives the existing trust named opts.name new keys through
+// rotateKeys and returns its full outcome, status "rotated". It never
+// registers a trust. Lookups go to q: the database in a real run, the
+// plan's transaction under --plan.
+func rotate(ctx context.Context, q flip.DBTX, log *slog.Logger, opts options,
+	rotateKeys func(flip.TrustChange) (flip.RegistrationResult, error)) (outcome, error) {
 	asked, err := lookupParams(opts)
 	if err != nil {
-		return record{}, err
+		return outcome{}, err
 	}
-	trusts, err := store.TrustsByName(ctx, db, asked.Name)
+	trusts, err := store.TrustsByName(ctx, q, asked.Name)
 	if errors.Is(err, store.ErrTrustNotFound) {
-		return record{}, fmt.Errorf("%w: no trust is named %q; --rotate re-keys only an existing trust", err, asked.Name)
+		return outcome{}, fmt.Errorf("%w: no trust is named %q; --rotate re-keys only an existing trust", err, asked.Name)
 	}
 	if err != nil {
-		return record{}, err
+		return outcome{}, err
 	}
 	if len(trusts) > 1 { // legacy rows: refuse to guess whose keys to replace
 		ids := make([]string, len(trusts))
 		for i, t := range trusts {
 			ids[i] = t.ID.String()
 		}
-		return record{}, fmt.Errorf("%d trusts are named %q (%s): nothing rotated; rotate one by id through the hub (POST /admin/trusts/{id}/rotate-key)",
+		return outcome{}, fmt.Errorf("%d trusts are named %q (%s): nothing rotated; rotate one by id through the hub (POST /admin/trusts/{id}/rotate-key)",
 			len(trusts), asked.Name, strings.Join(ids, ", "))
 	}
 	trust := trusts[0]
 	if asked.Code != "" && !strings.EqualFold(trust.Code, asked.Code) {
-		return record{}, fmt.Errorf("trust %q has code %q, not %q: nothing rotated", trust.Name, trust.Code, asked.Code)
+		return outcome{}, fmt.Errorf("trust %q has code %q, not %q: nothing rotated", trust.Name, trust.Code, asked.Code)
 	}
-
-	// The Registry logs the change, and on a database without
-	// flip_trust_key_audit (not yet migrated) that log line is its only
-	// record, so it goes to stderr with the command's own lines.
-	reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(flip.RandomKeyMinter{Format: opts.keyFormat}), flip.WithLogger(log))
-	res, err := retrying(ctx, log, "rotation", func() (flip.RegistrationResult, error) {
-		return rotateTx(ctx, reg, db, flip.TrustChange{TrustID: trust.ID})
-	})
+	// The Registry (newRegistry) logs the change, and on a database
+	// without flip_trust_key_audit (not yet migrated) that log line is its
+	// only record, so it goes to stderr with the command's own lines.
+	res, err := rotateKeys(flip.TrustChange{TrustID: trust.ID})
 	if err != nil {
-		return record{}, err
+		return outcome{}, err
 	}
-	rec := record{
-		Status:                  "rotated",
-		TrustID:                 res.Trust.ID.String(),
-		TrustName:               res.Trust.Name,
-		TrustCode:               res.Trust.Code,
-		Region:                  res.Trust.Region,
-		TrustAPIKey:             res.APIKey,
-		TrustInternalServiceKey: res.InternalServiceKey,
-	}
-	if res.KitSlot.Name != "" { // a legacy trust may hold none
-		n := res.KitSlot.Number
-		rec.FLKitSlot, rec.FLKitSlotNumber = res.KitSlot.Name, &n
-	}
-	return rec, nil
+	return outcome{status: "rotated", res: res}, nil
 }
 
 // lookupParams normalises --name (and --code, when given) as registration

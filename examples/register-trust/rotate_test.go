@@ -26,17 +26,16 @@ func TestRotate(t *testing.T) {
 	// Spelt differently, and with the code in another case: the same trust.
 	r := register(t, db, "--name", " Rotating  Trust ", "--code", "rot", "--rotate")
 	rec, raw := wantOne(t, r)
-	if rec.Status != "rotated" || rec.TrustID != old.TrustID || rec.TrustName != "Rotating Trust" || rec.TrustCode != "ROT" || rec.Region != "South" {
+	if rec.Status != "rotated" || rec.TrustID != old.TrustID || rec.TrustName != "Rotating Trust" {
 		t.Errorf("record = %+v", rec)
 	}
-	if rec.FLKitSlot != "Trust_001" || rec.FLKitSlotNumber == nil || *rec.FLKitSlotNumber != 1 {
-		t.Errorf("kit slot = %q %v, want Trust_001 1", rec.FLKitSlot, rec.FLKitSlotNumber)
+	if code, region := codeAndRegion(t, db, rec.TrustID); code != "ROT" || region != "South" {
+		t.Errorf("stored code, region = %q, %q; want ROT, South", code, region)
 	}
-	for _, field := range []string{"trust_id", "trust_name", "trust_code", "region", "trust_api_key", "trust_internal_service_key", "fl_kit_slot", "fl_kit_slot_number"} {
-		if _, ok := raw[field]; !ok {
-			t.Errorf("record lacks %s", field)
-		}
+	if rec.slot() != "Trust_001" || rec.FLKitSlotNumber == nil || *rec.FLKitSlotNumber != 1 {
+		t.Errorf("kit slot = %q %v, want Trust_001 1", rec.slot(), rec.FLKitSlotNumber)
 	}
+	wantKeys(t, raw, newKeys...)
 	if rec.TrustAPIKey == old.TrustAPIKey || rec.TrustInternalServiceKey == old.TrustInternalServiceKey {
 		t.Error("a key was not replaced")
 	}
@@ -62,7 +61,7 @@ func TestRotate(t *testing.T) {
 
 	// No code needed; the slot is kept and no trust is added.
 	again, _ := wantOne(t, register(t, db, "--name", "Rotating Trust", "--rotate"))
-	if again.Status != "rotated" || again.TrustCode != "ROT" || again.FLKitSlot != "Trust_001" || again.TrustAPIKey == rec.TrustAPIKey {
+	if again.Status != "rotated" || again.slot() != "Trust_001" || again.TrustAPIKey == rec.TrustAPIKey {
 		t.Errorf("second rotation = %+v", again)
 	}
 	if n := countTrusts(t, db); n != 1 {
@@ -94,13 +93,12 @@ func TestRotateLegacyTrust(t *testing.T) {
 	db := fliptest.NewDB(t, fliptest.FromSQL(hubfixture.Schema, hubfixture.Legacy), fliptest.AtVersion(0))
 	r := register(t, db, "--name", "Keyless Trust", "--rotate")
 	rec, raw := wantOne(t, r)
-	if rec.Status != "rotated" || rec.TrustID != "0b7d3f1e-2a44-4c1a-9a0e-1f0000000004" || rec.TrustCode != "" {
+	if rec.Status != "rotated" || rec.TrustID != "0b7d3f1e-2a44-4c1a-9a0e-1f0000000004" {
 		t.Errorf("record = %+v", rec)
 	}
-	for _, field := range []string{"fl_kit_slot", "fl_kit_slot_number"} {
-		if _, ok := raw[field]; ok {
-			t.Errorf("record has %s for a trust without a slot", field)
-		}
+	wantKeys(t, raw, newKeys...)
+	if raw["fl_kit_slot"] != nil || raw["fl_kit_slot_number"] != nil {
+		t.Errorf("slot = %v %v for a trust without one, want null null", raw["fl_kit_slot"], raw["fl_kit_slot_number"])
 	}
 	if _, err := flip.NewVerifier(db).Verify(context.Background(), rec.TrustAPIKey); err != nil {
 		t.Errorf("new key: %v", err)
