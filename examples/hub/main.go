@@ -187,8 +187,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	}
 	verifier := newVerifier(verifyDB)
 	go ListenForTrustChanges(ctx, verifier, dbURL, log)
-	var regOpts []flip.Option // the handlers log each outcome themselves
-	if _, ok := os.LookupEnv("FL_KIT_SLOT_NAMES"); ok {
+	var regOpts []flip.Option                 // the handlers log each outcome themselves
+	if os.Getenv("FL_KIT_SLOT_NAMES") != "" { // set and not empty, as register-trust reads it
 		// As the reference hub in development: the pool grows from this
 		// JSON list when a registration finds it empty. In production the
 		// reference reads an SSM parameter: plug in a SlotNameSource of
