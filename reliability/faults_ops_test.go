@@ -3,13 +3,17 @@ package reliability
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
@@ -26,9 +30,13 @@ type operation struct {
 	// notifies says a committed success announces its trust on
 	// flip_trust_changes.
 	notifies bool
-	// core is the statement the call exists to send: the clean run must
-	// send it, or internal/pgsql has drifted from what the harness knows.
-	core string
+	// core are the statements the call exists to send: the clean run must
+	// send them, or internal/pgsql has drifted from what the harness knows.
+	core []string
+	// refuses, when set, is the error a clean call returns: the call is a
+	// refusal (ErrNoFreeKitSlot after the pool could not grow), which must
+	// commit nothing however it is broken.
+	refuses error
 	// target readies what the call at point p acts on.
 	target func(t *testing.T, h *faultHarness, p point) target
 	// call runs the operation on tx for tg.
@@ -39,18 +47,27 @@ type operation struct {
 }
 
 // target is what one call acts on: a name and code to register, or a
-// trust to change.
+// trust to change. slots are the (clean) names the slot-name source holds
+// for a registration that grows the pool.
 type target struct {
 	name, code string
 	trust      uuid.UUID
+	slots      []string
 }
 
 // outcome is what a call returned: the trust it acted on (or created) and
-// the plaintext keys it handed out.
+// the plaintext keys it handed out; for a registration, its slot and the
+// slots it added to the pool.
 type outcome struct {
 	trust    uuid.UUID
 	keys     []string
+	slot     string
+	added    []string
 	deletion flip.DeletionResult
+}
+
+func registrationOutcome(res flip.RegistrationResult) outcome {
+	return outcome{trust: res.Trust.ID, keys: keysOf(res), slot: res.KitSlot.Name, added: res.AddedKitSlots}
 }
 
 func keysOf(res flip.RegistrationResult) []string {
@@ -65,29 +82,61 @@ func keysOf(res flip.RegistrationResult) []string {
 
 var operations = []operation{
 	{
-		name: "register", base: flip.ErrTrustRegistration, other: flip.ErrTrustChange, core: "Register",
+		name: "register", base: flip.ErrTrustRegistration, other: flip.ErrTrustChange, core: []string{"Register"},
 		target: func(t *testing.T, h *faultHarness, p point) target {
 			h.keepFreeSlots(t)
-			return target{name: "Fault " + p.String() + " " + uuid.NewString()[:8], code: "F" + uuid.NewString()[:12]}
+			return registrationTarget(p)
 		},
 		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
 			res, err := h.b.reg.RegisterTrust(ctx, tx, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
-			return outcome{trust: res.Trust.ID, keys: keysOf(res)}, err
+			return registrationOutcome(res), err
+		},
+		committed: registered,
+	},
+	{
+		// A registration that finds no free slot and grows the pool from
+		// its slot-name source: the insert of the missing names and the
+		// second claim are sent on top of a registration's statements.
+		name: "register_grow", base: flip.ErrTrustRegistration, other: flip.ErrTrustChange, core: []string{"Register", "AddSlots", "ClaimSlot"},
+		target: func(t *testing.T, h *faultHarness, p point) target { return h.growTarget(t, p, false) },
+		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
+			res, err := h.growReg.RegisterTrust(ctx, tx, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
+			return registrationOutcome(res), err
 		},
 		committed: func(ctx context.Context, h *faultHarness, tg target, out outcome) (string, error) {
-			var trusts, audits, hashes int
+			if msg, err := registered(ctx, h, tg, out); msg != "" || err != nil {
+				return msg, err
+			}
+			var inPool int
+			var holder uuid.NullUUID
 			err := h.b.admin.QueryRowContext(ctx, `SELECT
-				(SELECT count(*) FROM trust WHERE name = $1),
-				(SELECT count(*) FROM trusts_audit WHERE trust_name = $1),
-				(SELECT count(*) FROM trust WHERE api_key_hash = $2)`, tg.name, flip.HashAPIKey(out.keys[0])).Scan(&trusts, &audits, &hashes)
-			if err != nil || (trusts == 1 && audits == 1 && hashes == 1) {
+				(SELECT count(*) FROM fl_kit_slot WHERE slot_name = ANY($1)),
+				(SELECT assigned_to_trust_id FROM fl_kit_slot WHERE slot_name = $2)`, pq.Array(tg.slots), out.slot).Scan(&inPool, &holder)
+			added := slices.Sorted(slices.Values(out.added))
+			if err != nil || (inPool == len(tg.slots) && slices.Equal(added, tg.slots) && out.slot == tg.slots[0] && holder.UUID == out.trust) {
 				return "", err
 			}
-			return fmt.Sprintf("the registration was committed, but the database holds %d trusts, %d audit rows and %d API key hashes from it, want 1 each", trusts, audits, hashes), nil
+			return fmt.Sprintf("the registration was committed with slot %q, having added %q; the pool holds %d of the source's %q, and the slot is assigned to %v, want all of them added and the first claimed by trust %s",
+				out.slot, out.added, inPool, tg.slots, holder, out.trust), nil
 		},
 	},
 	{
-		name: "rotate", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: "SetAPIKeyHash",
+		// The same, with a source whose every name is already in the pool
+		// (and taken): the insert adds nothing, the second claim misses,
+		// the busy check says none is free, and the registration is refused.
+		name: "register_grow_miss", base: flip.ErrTrustRegistration, other: flip.ErrTrustChange, core: []string{"AddSlots", "ClaimSlot", "AnyFreeSlot"},
+		refuses: flip.ErrNoFreeKitSlot,
+		target:  func(t *testing.T, h *faultHarness, p point) target { return h.growTarget(t, p, true) },
+		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
+			res, err := h.growReg.RegisterTrust(ctx, tx, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
+			return registrationOutcome(res), err
+		},
+		committed: func(ctx context.Context, h *faultHarness, tg target, out outcome) (string, error) {
+			return fmt.Sprintf("a registration that must be refused (no free slot, nothing to add) was committed with slot %q", out.slot), nil
+		},
+	},
+	{
+		name: "rotate", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"SetAPIKeyHash"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.keyTrust} },
 		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
 			res, err := h.b.reg.RotateKeys(ctx, tx, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
@@ -102,7 +151,7 @@ var operations = []operation{
 		},
 	},
 	{
-		name: "revoke", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: "SetAPIKeyHash",
+		name: "revoke", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"SetAPIKeyHash"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.keyTrust} },
 		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
 			tr, err := h.b.reg.RevokeKey(ctx, tx, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
@@ -117,7 +166,7 @@ var operations = []operation{
 		},
 	},
 	{
-		name: "delete", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: "DeleteTrust",
+		name: "delete", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"DeleteTrust"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.deleteTarget(t)} },
 		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
 			res, err := h.b.reg.DeleteTrust(ctx, tx, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
@@ -135,6 +184,64 @@ var operations = []operation{
 			return fmt.Sprintf("the deletion was committed, but %d trusts and %d DELETED audit rows have its id, want 0 and 1", trusts, deleted), nil
 		},
 	},
+}
+
+// registrationTarget is a fresh name and code to register.
+func registrationTarget(p point) target {
+	return target{name: "Fault " + p.String() + " " + uuid.NewString()[:8], code: "F" + uuid.NewString()[:12]}
+}
+
+// registered checks a committed registration: one trust of the name, one
+// audit row, and the returned API key's hash stored.
+func registered(ctx context.Context, h *faultHarness, tg target, out outcome) (string, error) {
+	var trusts, audits, hashes int
+	err := h.b.admin.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM trust WHERE name = $1),
+		(SELECT count(*) FROM trusts_audit WHERE trust_name = $1),
+		(SELECT count(*) FROM trust WHERE api_key_hash = $2)`, tg.name, flip.HashAPIKey(out.keys[0])).Scan(&trusts, &audits, &hashes)
+	if err != nil || (trusts == 1 && audits == 1 && hashes == 1) {
+		return "", err
+	}
+	return fmt.Sprintf("the registration was committed, but the database holds %d trusts, %d audit rows and %d API key hashes from it, want 1 each", trusts, audits, hashes), nil
+}
+
+// growTarget readies a registration that finds no free slot: the pool's
+// free slots are deleted (what earlier calls left, the fixture's spares),
+// so only trusts' slots remain, and the slot-name source (a file) is
+// written anew. With taken, it lists slots the pool already holds, all
+// assigned, so there is nothing to add; else three new names, out of
+// order, one with spaces around it, and a blank one, which is skipped.
+// tg.slots are the names as the pool would hold them, the one to be
+// claimed first.
+func (h *faultHarness) growTarget(t *testing.T, p point, taken bool) target {
+	t.Helper()
+	ctx := h.b.ctx
+	if _, err := h.b.admin.ExecContext(ctx, `DELETE FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL`); err != nil {
+		t.Fatalf("empty the pool: %v", err)
+	}
+	tg := registrationTarget(p)
+	var listed []string
+	if taken {
+		if err := sqlx.NewDb(h.b.admin, "postgres").SelectContext(ctx, &tg.slots,
+			`SELECT slot_name FROM fl_kit_slot WHERE assigned_to_trust_id IS NOT NULL ORDER BY slot_name LIMIT 3`); err != nil || len(tg.slots) == 0 {
+			t.Fatalf("taken slots: %q, %v", tg.slots, err)
+		}
+		listed = tg.slots
+	} else {
+		id := uuid.NewString()[:8]
+		for i := 1; i <= 3; i++ {
+			tg.slots = append(tg.slots, fmt.Sprintf("Grow_%s_%d", id, i))
+		}
+		listed = []string{tg.slots[2], tg.slots[0], " " + tg.slots[1] + " ", ""}
+	}
+	b, err := json.Marshal(listed)
+	if err == nil {
+		err = os.WriteFile(h.slotFile, b, 0o600)
+	}
+	if err != nil {
+		t.Fatalf("write the slot-name source: %v", err)
+	}
+	return tg
 }
 
 func storedHash(ctx context.Context, db *sql.DB, id uuid.UUID) (sql.NullString, error) {
@@ -157,6 +264,12 @@ func label(q string) string {
 		return "InsertKeyAudit"
 	case pgsql.LockTrustForDelete:
 		return "LockTrustForDelete"
+	case pgsql.AddSlots:
+		return "AddSlots"
+	case pgsql.ClaimSlot:
+		return "ClaimSlot"
+	case pgsql.AnyFreeSlot:
+		return "AnyFreeSlot"
 	}
 	// The two statements DeleteTrust builds from the catalog.
 	switch {
@@ -203,7 +316,21 @@ func blockSQL(stmts []string, at int, tg target) (string, []any) {
 	case "DeleteTrust":
 		// The dependents were read by CheckBlockers; the audit table was not.
 		return `LOCK TABLE trusts_audit IN ACCESS EXCLUSIVE MODE`, nil
+	case "AddSlots":
+		// Register has taken ROW EXCLUSIVE on fl_kit_slot, so no table lock
+		// can hold the insert; the row of a name it inserts can: a second
+		// connection writes that name (a new row, or a new version of a
+		// taken slot's) and the insert's uniqueness check waits for it.
+		var name string
+		if len(tg.slots) > 0 {
+			name = tg.slots[0]
+		}
+		return `INSERT INTO fl_kit_slot (slot_name, slot_number) VALUES ($1, 0)
+			ON CONFLICT (slot_name) DO UPDATE SET slot_number = fl_kit_slot.slot_number`, []any{name}
 	}
+	// ClaimSlot and AnyFreeSlot neither: the transaction holds every table
+	// lock they take since Register, the claim skips locked rows, and the
+	// only free rows are the transaction's own uncommitted ones.
 	return "", nil
 }
 

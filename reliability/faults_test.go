@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -191,6 +192,10 @@ type faultHarness struct {
 	keyTrust, delTrust uuid.UUID
 	snap               *snapshot
 	restores           int
+	// growReg is b.reg with a slot-name source reading slotFile, which
+	// the growth operations' targets write.
+	growReg  *flip.Registry
+	slotFile string
 }
 
 // legacyTrust is the hub fixture's trust with two kit slots, a
@@ -214,8 +219,10 @@ var legacyVariants = []variant{
 		fixture: []string{hubfixture.Schema, hubfixture.Legacy, legacyReferrer}},
 }
 
-// TestFaultAtEveryStatement breaks registration, rotation, revocation and
-// deletion at every statement they send, one harness for all four.
+// TestFaultAtEveryStatement breaks registration (from a pool with free
+// slots, growing an empty one, and refused when growing finds nothing to
+// add), rotation, revocation and deletion at every statement they send,
+// one harness for all of them.
 func TestFaultAtEveryStatement(t *testing.T) {
 	t.Parallel()
 	for _, v := range slices.Concat(variants, legacyVariants) {
@@ -235,6 +242,8 @@ func TestFaultAtEveryStatement(t *testing.T) {
 func newFaultHarness(t *testing.T, b *bundle) *faultHarness {
 	t.Helper()
 	h := &faultHarness{b: b, v: &violations{t: t}, auditBy: uuid.New()}
+	h.slotFile = filepath.Join(t.TempDir(), "slot-names.json")
+	h.growReg = b.registry(flip.WithSlotNameSource(flip.SlotNamesFromFile(h.slotFile)))
 	h.listener = pq.NewListener(b.db.URL, 10*time.Millisecond, time.Second, nil)
 	t.Cleanup(func() { h.listener.Close() })
 	if err := h.listener.Listen(pgsql.ChangeChannel); err != nil {
@@ -266,6 +275,19 @@ func (h *faultHarness) runOperation(t *testing.T, op operation) {
 	h.stmts = h.cleanRun(t)
 	h.undoN = h.countUndo(t)
 
+	// A refusal ends with its own undo: a fault there is already one on
+	// the undo path, and a second would be the undo that fails every time
+	// (ErrRollbackRequired by design), so the undo faults come on top of
+	// faults before it only.
+	work := len(h.stmts)
+	if op.refuses != nil {
+		work -= h.undoN
+		for _, q := range h.stmts[work:] {
+			if !strings.HasPrefix(q, "ROLLBACK") && !strings.HasPrefix(q, "RELEASE") {
+				t.Fatalf("the refused %s does not end with its undo: %q", op.name, label(q))
+			}
+		}
+	}
 	var points []point
 	for range short(1, 10) {
 		for _, kind := range primaryKinds {
@@ -273,7 +295,7 @@ func (h *faultHarness) runOperation(t *testing.T, op operation) {
 				points = append(points, point{kind: kind, at: at})
 			}
 		}
-		for at := 2; at <= len(h.stmts); at++ {
+		for at := 2; at <= work; at++ {
 			for _, uk := range undoKinds {
 				for j := 1; j <= h.undoN; j++ {
 					points = append(points, point{kind: faultError, at: at, undoKind: uk, undoAt: j})
@@ -311,8 +333,8 @@ func (h *faultHarness) cleanRun(t *testing.T) []string {
 	}
 	defer tx.Rollback() //nolint:errcheck // the clean call is not kept
 	f := &faultdb.DB{Next: tx}
-	if _, err := h.op.call(ctx, h, f, tg); err != nil {
-		t.Fatalf("clean %s: %v", h.op.name, err)
+	if _, err := h.op.call(ctx, h, f, tg); !h.cleanError(err) {
+		t.Fatalf("clean %s: %v (want %v)", h.op.name, err, h.op.refuses)
 	}
 	stmts := f.Queries()
 	labels := make([]string, len(stmts))
@@ -320,10 +342,21 @@ func (h *faultHarness) cleanRun(t *testing.T) []string {
 		labels[i] = label(q)
 	}
 	t.Logf("a clean %s sends %d statements: %s", h.op.name, len(stmts), strings.Join(labels, ", "))
-	if !slices.Contains(labels, h.op.core) {
-		t.Errorf("%s is not among the statements %s sends; internal/pgsql has drifted", h.op.core, h.op.name)
+	for _, core := range h.op.core {
+		if !slices.Contains(labels, core) {
+			t.Errorf("%s is not among the statements %s sends; internal/pgsql has drifted", core, h.op.name)
+		}
 	}
 	return stmts
+}
+
+// cleanError reports whether err is what a call without a fault returns:
+// nil, or the operation's refusal.
+func (h *faultHarness) cleanError(err error) bool {
+	if h.op.refuses == nil {
+		return err == nil
+	}
+	return errors.Is(err, h.op.refuses) && errors.Is(err, h.op.base)
 }
 
 // countUndo fails the call at its second statement and counts the
@@ -421,6 +454,8 @@ func (h *faultHarness) run(t *testing.T, p point) {
 
 	// What the call returned.
 	switch {
+	case callErr == nil && op.refuses != nil:
+		v.add("%s: %s succeeded; it must be refused (%v) whatever happens", where, op.name, op.refuses)
 	case callErr == nil && !p.racing(h):
 		v.add("%s: %s succeeded although statement %d failed", where, op.name, p.at)
 	case callErr == nil:
@@ -569,12 +604,30 @@ func (h *faultHarness) commitClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	out, err := h.op.call(ctx, h, tx, tg)
+	before, err := dumpLines(ctx, h.b.admin)
 	if err != nil {
-		t.Fatalf("clean %s: %v", h.op.name, err)
+		t.Fatal(err)
+	}
+	out, err := h.op.call(ctx, h, tx, tg)
+	if !h.cleanError(err) {
+		t.Fatalf("clean %s: %v (want %v)", h.op.name, err, h.op.refuses)
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
+	}
+	if h.op.refuses != nil {
+		// A refusal the caller commits anyway leaves nothing behind.
+		after, err := dumpLines(ctx, h.b.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gone, added := diffLines(before, after); len(gone)+len(added) > 0 {
+			h.v.add("clean %s, committed: the refusal changed the database: rows lost %q, rows new %q", h.op.name, gone, added)
+		}
+		if heard := h.notices(t, "clean "+h.op.name); len(heard) != 0 {
+			h.v.add("clean %s: listeners heard %q from a refusal", h.op.name, heard)
+		}
+		return
 	}
 	if msg, err := h.op.committed(ctx, h, tg, out); err != nil || msg != "" {
 		h.v.add("clean %s: %s %v", h.op.name, msg, err)
@@ -617,9 +670,13 @@ func (h *faultHarness) injector(kind faultKind, pid int, tg target, cancel conte
 	case faultKill:
 		return func(context.Context, faultdb.Stmt) faultdb.Fault {
 			var killed bool
-			// The timeout makes pg_terminate_backend wait for the backend
-			// to be gone.
-			if err := h.b.admin.QueryRowContext(h.b.ctx, `SELECT pg_terminate_backend($1, 30000)`, pid).Scan(&killed); err != nil || !killed {
+			// Then wait for the backend to be gone. (pg_terminate_backend's
+			// own timeout would wait too, but in steps of 100 ms.)
+			err := h.b.admin.QueryRowContext(h.b.ctx, `SELECT pg_terminate_backend($1)`, pid).Scan(&killed)
+			if err == nil && killed {
+				err = backendGone(h.b.ctx, h.b.admin, pid)
+			}
+			if err != nil || !killed {
 				h.v.add("%s: could not terminate backend %d: %v", where, pid, err)
 			}
 			return faultdb.Fault{}

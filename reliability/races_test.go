@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -709,4 +712,160 @@ func freeSlots(t *testing.T, b *bundle) int {
 		t.Fatal(err)
 	}
 	return free
+}
+
+// Registrations growing the pool at once: each round starts with no free
+// slot, and growCallers callers, on a pool of growPool connections, register
+// at once with one slot-name source (a file) listing growNames new names,
+// half through RegisterTrustDB, half through RegisterTrust in a transaction
+// of their own. Every one must succeed at the first try: growing the pool
+// is no reason to fail, not even with an error worth retrying.
+const (
+	growCallers = 10
+	growPool    = 5
+	growNames   = 12
+)
+
+func TestSlotGrowth_RacesRoundAfterRound(t *testing.T) {
+	t.Parallel()
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, v, growPool+adminConns)
+			b.db.SetMaxIdleConns(growPool)
+			file := filepath.Join(t.TempDir(), "slot-names.json")
+			src := &countingSource{inner: flip.SlotNamesFromFile(file)}
+			reg := b.registry(flip.WithSlotNameSource(src))
+			viol := &violations{t: t}
+			outcomes := map[string]int{}
+			rounds, contested := short(10, 300), 0
+			for round := range rounds {
+				before := src.calls.Load()
+				growRound(t, b, reg, file, viol, outcomes, fmt.Sprintf("round %d", round))
+				if src.calls.Load()-before > 1 {
+					contested++ // more than one caller found the pool empty and grew it
+				}
+				checkInvariants(b.ctx, viol, b, fmt.Sprintf("round %d", round))
+			}
+			checkSecrets(b.ctx, viol, b, "after all rounds")
+			if contested == 0 {
+				viol.add("no round had two callers growing the pool at once: the race was not run")
+			}
+			report(t, "races_slot_growth", v, "rounds", rounds, "contested_rounds", contested, "source_reads", src.calls.Load(),
+				"callers", growCallers, "connections", growPool, "names", growNames, "outcomes", counts(outcomes), "violations", viol.n)
+		})
+	}
+}
+
+// countingSource counts how often the registrations ask it for names:
+// once per registration that found no free slot.
+type countingSource struct {
+	inner flip.SlotNameSource
+	calls atomic.Int64
+}
+
+func (c *countingSource) SlotNames(ctx context.Context) ([]string, error) {
+	c.calls.Add(1)
+	return c.inner.SlotNames(ctx)
+}
+
+// growRound plays one round of TestSlotGrowth_RacesRoundAfterRound.
+func growRound(t *testing.T, b *bundle, reg *flip.Registry, file string, viol *violations, outcomes map[string]int, where string) {
+	t.Helper()
+	// What the last round left free goes: the round starts with none.
+	if _, err := b.admin.ExecContext(b.ctx, `DELETE FROM fl_kit_slot WHERE assigned_to_trust_id IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()[:8]
+	names := make([]string, growNames)
+	for i := range names {
+		names[i] = fmt.Sprintf("Grown_%s_%d", id, i+1)
+	}
+	list, _ := json.Marshal(names)
+	if err := os.WriteFile(file, list, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	results := make([]flip.RegistrationResult, growCallers)
+	errs := make([]error, growCallers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range growCallers {
+		wg.Go(func() {
+			p := flip.TrustParams{Name: fmt.Sprintf("Grown %s %d", id, i), Code: fmt.Sprintf("G%s%d", id, i)}
+			<-start
+			if i%2 == 0 {
+				results[i], errs[i] = reg.RegisterTrustDB(b.ctx, b.db, p)
+				return
+			}
+			errs[i] = inTx(b, func(tx *sql.Tx) (err error) {
+				results[i], err = reg.RegisterTrust(b.ctx, tx, p)
+				return err
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	added := map[string]int{}
+	claimed := map[string]uuid.UUID{}
+	for i, err := range errs {
+		res := results[i]
+		switch {
+		case errors.Is(err, flip.ErrRetryable):
+			outcomes["retryable"]++
+			viol.add("%s: caller %d got a retryable error growing the pool: %v", where, i, err)
+			continue
+		case err != nil:
+			outcomes["error"]++
+			viol.add("%s: caller %d failed: %v", where, i, err)
+			continue
+		case len(res.AddedKitSlots) > 0:
+			outcomes["grew"]++
+		default:
+			outcomes["claimed"]++
+		}
+		for _, n := range res.AddedKitSlots {
+			added[n]++
+		}
+		if other, taken := claimed[res.KitSlot.Name]; taken || !slices.Contains(names, res.KitSlot.Name) {
+			viol.add("%s: caller %d got slot %q (also given to %v: %v), want one of this round's names, its own", where, i, res.KitSlot.Name, other, taken)
+		}
+		claimed[res.KitSlot.Name] = res.Trust.ID
+	}
+	// Each name added once, by one caller, and nothing else.
+	for _, n := range names {
+		if added[n] != 1 {
+			viol.add("%s: %q reported added %d times, want once", where, n, added[n])
+		}
+	}
+	if len(added) != len(names) {
+		viol.add("%s: %d names reported added, want the source's %d: %v", where, len(added), len(names), added)
+	}
+	// The pool holds each name once, assigned to the trust that was told
+	// it has it, and the rest free.
+	rows, err := b.admin.QueryContext(b.ctx, `SELECT slot_name, assigned_to_trust_id FROM fl_kit_slot WHERE slot_name LIKE $1`, "Grown_"+id+"_%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	inPool := map[string]uuid.NullUUID{}
+	for rows.Next() {
+		var n string
+		var holder uuid.NullUUID
+		if err := rows.Scan(&n, &holder); err != nil {
+			t.Fatal(err)
+		}
+		inPool[n] = holder
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(inPool) != len(names) {
+		viol.add("%s: the pool holds %d of the source's %d names", where, len(inPool), len(names))
+	}
+	for n, holder := range inPool {
+		if want, ok := claimed[n]; (ok && holder.UUID != want) || (!ok && holder.Valid) {
+			viol.add("%s: slot %q is assigned to %v, want %v (given out: %v)", where, n, holder, want, ok)
+		}
+	}
 }

@@ -161,7 +161,14 @@ type bundle struct {
 	admin  *sql.DB
 	minter *recordingMinter
 	logs   *syncBuffer
+	logger *slog.Logger
 	reg    *flip.Registry
+}
+
+// registry returns a Registry like b.reg, whose keys are recorded and
+// whose log is captured, with opts on top (a slot-name source, say).
+func (b *bundle) registry(opts ...flip.Option) *flip.Registry {
+	return flip.NewRegistry(store.New(), append([]flip.Option{flip.WithKeyMinter(b.minter), flip.WithLogger(b.logger)}, opts...)...)
 }
 
 // setup takes n connections from the budget (the test's pool plus the
@@ -195,8 +202,8 @@ func setup(t *testing.T, v variant, n int) *bundle {
 		minter: &recordingMinter{inner: flip.RandomKeyMinter{Format: v.format}},
 		logs:   &syncBuffer{},
 	}
-	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b.reg = flip.NewRegistry(store.New(), flip.WithKeyMinter(b.minter), flip.WithLogger(logger))
+	b.logger = slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b.reg = b.registry()
 	return b
 }
 
@@ -365,7 +372,7 @@ func backendGone(ctx context.Context, admin *sql.DB, pid int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("backend %d still alive after a minute", pid)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 
