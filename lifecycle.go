@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/dbexec"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -76,7 +77,7 @@ func (r *Registry) RotateKeys(ctx context.Context, tx DBTX, c TrustChange) (Regi
 	if err != nil {
 		return RegistrationResult{}, err
 	}
-	res, err := r.setKeyHash(ctx, tx, c, HashAPIKey(apiKey), auditRotated, "trust keys rotated")
+	res, err := r.setKeyHash(ctx, dbexec.FromSQL(tx), c, HashAPIKey(apiKey), auditRotated, "trust keys rotated")
 	if err != nil {
 		return RegistrationResult{}, err
 	}
@@ -97,7 +98,7 @@ func (r *Registry) RevokeKey(ctx context.Context, tx DBTX, c TrustChange) (Trust
 	if err := checkTx(tx, ErrTrustChange); err != nil {
 		return Trust{}, err
 	}
-	res, err := r.setKeyHash(ctx, tx, c, nil, auditRevoked, "trust key revoked")
+	res, err := r.setKeyHash(ctx, dbexec.FromSQL(tx), c, nil, auditRevoked, "trust key revoked")
 	if err != nil {
 		return Trust{}, err
 	}
@@ -106,7 +107,7 @@ func (r *Registry) RevokeKey(ctx context.Context, tx DBTX, c TrustChange) (Trust
 
 // setKeyHash stores hash (a string, or nil to revoke) for c.TrustID under
 // a savepoint, audits it as action and logs the outcome as done.
-func (r *Registry) setKeyHash(ctx context.Context, tx DBTX, c TrustChange, hash any, action, done string) (RegistrationResult, error) {
+func (r *Registry) setKeyHash(ctx context.Context, tx dbexec.Executor, c TrustChange, hash any, action, done string) (RegistrationResult, error) {
 	var (
 		res     RegistrationResult
 		audited bool // flip_trust_key_audit exists
@@ -118,7 +119,7 @@ func (r *Registry) setKeyHash(ctx context.Context, tx DBTX, c TrustChange, hash 
 			slotNumber sql.NullInt64
 			t          = &res.Trust
 		)
-		err := tx.QueryRowContext(ctx, pgsql.SetAPIKeyHash, c.TrustID, hash).
+		err := tx.QueryRow(ctx, pgsql.SetAPIKeyHash, c.TrustID, hash).
 			Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt, &hadKey, &slotName, &slotNumber, &audited)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -133,7 +134,7 @@ func (r *Registry) setKeyHash(ctx context.Context, tx DBTX, c TrustChange, hash 
 		if !audited {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, pgsql.InsertKeyAudit, uuid.New(), t.ID, t.Name, action, nullUUID(c.AuditUserID), r.stamp())
+		_, err = tx.Exec(ctx, pgsql.InsertKeyAudit, uuid.New(), t.ID, t.Name, action, nullUUID(c.AuditUserID), r.stamp())
 		if err != nil {
 			return changeError(ctx, "write key audit row", err)
 		}

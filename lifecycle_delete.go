@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/dbexec"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -60,15 +61,16 @@ func (r *Registry) DeleteTrust(ctx context.Context, tx DBTX, c TrustChange) (Del
 		return DeletionResult{}, err
 	}
 	var res DeletionResult
-	err := underSavepoint(ctx, tx, ErrTrustChange, func() error {
-		deps, blockers, err := lockForDelete(ctx, tx, c.TrustID, &res.Trust)
+	ex := dbexec.FromSQL(tx)
+	err := underSavepoint(ctx, ex, ErrTrustChange, func() error {
+		deps, blockers, err := lockForDelete(ctx, ex, c.TrustID, &res.Trust)
 		if err != nil {
 			return err
 		}
-		if err := checkBlockers(ctx, tx, c.TrustID, deps, blockers); err != nil {
+		if err := checkBlockers(ctx, ex, c.TrustID, deps, blockers); err != nil {
 			return err
 		}
-		return r.deleteLocked(ctx, tx, c, deps, &res)
+		return r.deleteLocked(ctx, ex, c, deps, &res)
 	})
 	r.logChange(ctx, "trust deleted", c, res.Trust, err)
 	if err != nil {
@@ -80,12 +82,12 @@ func (r *Registry) DeleteTrust(ctx context.Context, tx DBTX, c TrustChange) (Del
 // lockForDelete locks the trust, reads it into t, and returns the tables
 // whose rows reference it and the foreign keys that could block deleting
 // those rows.
-func lockForDelete(ctx context.Context, tx DBTX, id uuid.UUID, t *Trust) ([]pgsql.Dependent, []pgsql.Blocker, error) {
+func lockForDelete(ctx context.Context, tx dbexec.Executor, id uuid.UUID, t *Trust) ([]pgsql.Dependent, []pgsql.Blocker, error) {
 	var (
 		trustOID, slotOID sql.NullInt64
 		keysJSON          string
 	)
-	err := tx.QueryRowContext(ctx, pgsql.LockTrustForDelete, id).
+	err := tx.QueryRow(ctx, pgsql.LockTrustForDelete, id).
 		Scan(&t.ID, &t.Name, &t.Code, &t.Region, &t.CreatedAt, &trustOID, &slotOID, &keysJSON)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -139,12 +141,12 @@ func planDelete(keys []pgsql.ForeignKey, trustOID, slotOID uint32) ([]pgsql.Depe
 
 // checkBlockers fails with a *DeletionBlockedError if a row outside the
 // trust's own references one of the trust's dependent rows.
-func checkBlockers(ctx context.Context, tx DBTX, id uuid.UUID, deps []pgsql.Dependent, blockers []pgsql.Blocker) error {
+func checkBlockers(ctx context.Context, tx dbexec.Executor, id uuid.UUID, deps []pgsql.Dependent, blockers []pgsql.Blocker) error {
 	if len(blockers) == 0 {
 		return nil
 	}
 	var i int
-	err := tx.QueryRowContext(ctx, pgsql.CheckBlockers(deps, blockers), id).Scan(&i)
+	err := tx.QueryRow(ctx, pgsql.CheckBlockers(deps, blockers), id).Scan(&i)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
@@ -157,12 +159,12 @@ func checkBlockers(ctx context.Context, tx DBTX, id uuid.UUID, deps []pgsql.Depe
 
 // deleteLocked deletes the locked trust and its dependent rows in one
 // statement and fills res with what went.
-func (r *Registry) deleteLocked(ctx context.Context, tx DBTX, c TrustChange, deps []pgsql.Dependent, res *DeletionResult) error {
+func (r *Registry) deleteLocked(ctx context.Context, tx dbexec.Executor, c TrustChange, deps []pgsql.Dependent, res *DeletionResult) error {
 	var (
 		countsJSON, freedJSON string
 		deleted               int
 	)
-	err := tx.QueryRowContext(ctx, pgsql.DeleteTrust(deps), c.TrustID, uuid.New(), nullUUID(c.AuditUserID), r.stamp()).
+	err := tx.QueryRow(ctx, pgsql.DeleteTrust(deps), c.TrustID, uuid.New(), nullUUID(c.AuditUserID), r.stamp()).
 		Scan(&countsJSON, &freedJSON, &deleted)
 	switch state := pgsql.SQLState(err); {
 	case state == "23503" || state == "23001": // foreign_key_violation, restrict_violation

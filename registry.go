@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/dbexec"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -22,6 +23,14 @@ type DBTX interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
+
+// DBTX and dbexec.SQL, the handle the core's database/sql adapter takes,
+// are one method set declared twice (dbexec cannot import flip); these
+// stop the build if they drift apart.
+var (
+	_ dbexec.SQL = DBTX(nil)
+	_ DBTX       = dbexec.SQL(nil)
+)
 
 // TxBeginner opens transactions: *sql.DB, *sqlx.DB and *sql.Conn have it.
 // It is what RegisterTrustDB and a seeding run that owns its transactions
@@ -135,7 +144,7 @@ func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (R
 	if err := checkTx(tx, ErrTrustRegistration); err != nil {
 		return RegistrationResult{}, err
 	}
-	return r.run(ctx, tx, p, r.registerUnderSavepoint)
+	return r.run(ctx, dbexec.FromSQL(tx), p, r.registerUnderSavepoint)
 }
 
 // checkTx refuses, before anything is sent, an executor that cannot be
@@ -152,8 +161,8 @@ func checkTx(tx DBTX, base error) error {
 
 // run mints the keys, registers normalised p on tx with register, and
 // logs the outcome; the keys go into the result only on success.
-func (r *Registry) run(ctx context.Context, tx DBTX, p TrustParams,
-	register func(context.Context, DBTX, TrustParams, string) (RegistrationResult, error)) (RegistrationResult, error) {
+func (r *Registry) run(ctx context.Context, tx dbexec.Executor, p TrustParams,
+	register func(context.Context, dbexec.Executor, TrustParams, string) (RegistrationResult, error)) (RegistrationResult, error) {
 	// Keys first: minting needs no database, and a failing minter must not
 	// cost a round trip or hold a lock.
 	apiKey, serviceKey, err := r.mintKeys(ctx, ErrTrustRegistration)
@@ -198,7 +207,7 @@ func logLevel(ctx context.Context, err error) slog.Level {
 
 // registerUnderSavepoint runs register under a savepoint of the caller's
 // transaction (see underSavepoint).
-func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (res RegistrationResult, err error) {
+func (r *Registry) registerUnderSavepoint(ctx context.Context, tx dbexec.Executor, p TrustParams, apiKey string) (res RegistrationResult, err error) {
 	err = underSavepoint(ctx, tx, ErrTrustRegistration, func() error {
 		res, err = r.register(ctx, tx, p, apiKey)
 		return err
@@ -209,8 +218,8 @@ func (r *Registry) registerUnderSavepoint(ctx context.Context, tx DBTX, p TrustP
 // underSavepoint runs work inside a savepoint of the caller's transaction
 // and, on any error, rolls back to it (see undo), so that the caller's
 // transaction is as it was. Errors of its own are wrapped in base.
-func underSavepoint(ctx context.Context, tx DBTX, base error, work func() error) error {
-	_, err := tx.ExecContext(ctx, pgsql.Savepoint)
+func underSavepoint(ctx context.Context, tx dbexec.Executor, base error, work func() error) error {
+	_, err := tx.Exec(ctx, pgsql.Savepoint)
 	if pgsql.SQLState(err) == "25P01" { // no_active_sql_transaction
 		return fmt.Errorf("%w: %w: the connection has no open transaction (begin one first): %w", base, ErrNotInTransaction, err)
 	}
@@ -219,7 +228,7 @@ func underSavepoint(ctx context.Context, tx DBTX, base error, work func() error)
 	}
 	err = work()
 	if err == nil {
-		if _, err = tx.ExecContext(ctx, pgsql.ReleaseSavepoint); err == nil {
+		if _, err = tx.Exec(ctx, pgsql.ReleaseSavepoint); err == nil {
 			return nil
 		}
 		err = opError(ctx, base, "release savepoint", err)
@@ -237,13 +246,13 @@ func underSavepoint(ctx context.Context, tx DBTX, base error, work func() error)
 // so that its snapshot sees every rival that committed meanwhile. A
 // duplicate has written nothing; any other error may leave writes for the
 // caller to undo (the savepoint, or RegisterTrustDB's rollback).
-func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey string) (RegistrationResult, error) {
+func (r *Registry) register(ctx context.Context, tx dbexec.Executor, p TrustParams, apiKey string) (RegistrationResult, error) {
 	now := r.now().UTC().Truncate(time.Microsecond)
 	trust := Trust{ID: uuid.New(), Name: p.Name, Code: p.Code, Region: p.Region, CreatedAt: now}
 	hash := HashAPIKey(apiKey)
 	out, err := r.send(ctx, tx, trust, hash, p.AuditUserID, false)
 	if err == nil && out.needsLock && !out.dup.id.Valid {
-		if _, err := tx.ExecContext(ctx, pgsql.LockTrustIdentity, p.Name, p.Code); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.LockTrustIdentity, p.Name, p.Code); err != nil {
 			return RegistrationResult{}, registrationError(ctx, "lock trust name and code", err)
 		}
 		out, err = r.send(ctx, tx, trust, hash, p.AuditUserID, true)
@@ -254,7 +263,7 @@ func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey 
 	case out.dup.id.Valid:
 		return RegistrationResult{}, out.dup.duplicateError(p)
 	case r.slots != nil:
-		slot, err := r.slots.ClaimSlot(ctx, tx, trust.ID, now)
+		slot, err := r.claimSlot(ctx, tx, trust.ID, now)
 		if err != nil {
 			return RegistrationResult{}, registrationError(ctx, "claim kit slot", err)
 		}
@@ -274,6 +283,18 @@ func (r *Registry) register(ctx context.Context, tx DBTX, p TrustParams, apiKey 
 	return RegistrationResult{Trust: trust, KitSlot: slot}, nil
 }
 
+// claimSlot claims the trust's kit slot from a SlotStore of the caller's
+// own. SlotStore is public and takes a DBTX, so it gets back the handle
+// the operation was given: the claim still runs in the caller's
+// transaction, after the trust is written.
+func (r *Registry) claimSlot(ctx context.Context, tx dbexec.Executor, trustID uuid.UUID, at time.Time) (KitSlot, error) {
+	db, ok := dbexec.SQLOf(tx)
+	if !ok {
+		return KitSlot{}, errors.New("a SlotStore of the caller's own needs a database/sql transaction")
+	}
+	return r.slots.ClaimSlot(ctx, db, trustID, at)
+}
+
 // registerOutcome is the row pgsql.Register (or RegisterWithoutSlot)
 // returns.
 type registerOutcome struct {
@@ -286,17 +307,19 @@ type registerOutcome struct {
 
 // send runs the registration statement once; locked says the identity
 // lock is held.
-func (r *Registry) send(ctx context.Context, tx DBTX, t Trust, apiKeyHash string, auditUser uuid.UUID, locked bool) (registerOutcome, error) {
+func (r *Registry) send(ctx context.Context, tx dbexec.Executor, t Trust, apiKeyHash string, auditUser uuid.UUID, locked bool) (registerOutcome, error) {
 	var out registerOutcome
+	// One array for both statements, sliced: Scan's arguments escape
+	// through the Row interface, and an append would allocate again.
 	stmt := pgsql.Register
-	dest := []any{&out.dup.id, &out.dup.name, &out.dup.code, &out.dup.region, &out.dup.createdAt, &out.dup.sameName, &out.needsLock}
+	dest := [...]any{&out.dup.id, &out.dup.name, &out.dup.code, &out.dup.region, &out.dup.createdAt, &out.dup.sameName, &out.needsLock,
+		&out.slotName, &out.slotNumber, &out.busy}
+	n := len(dest)
 	if r.slots != nil {
-		stmt = pgsql.RegisterWithoutSlot
-	} else {
-		dest = append(dest, &out.slotName, &out.slotNumber, &out.busy)
+		stmt, n = pgsql.RegisterWithoutSlot, n-3 // without the three slot columns
 	}
-	err := tx.QueryRowContext(ctx, stmt, t.Name, t.Code, t.ID, t.Region, apiKeyHash, t.CreatedAt,
-		uuid.New(), nullUUID(auditUser), locked).Scan(dest...)
+	err := tx.QueryRow(ctx, stmt, t.Name, t.Code, t.ID, t.Region, apiKeyHash, t.CreatedAt,
+		uuid.New(), nullUUID(auditUser), locked).Scan(dest[:n]...)
 	return out, err
 }
 
@@ -317,7 +340,7 @@ func (r *Registry) RegisterTrustDB(ctx context.Context, db TxBeginner, p TrustPa
 		return RegistrationResult{}, registrationError(ctx, "begin transaction", err)
 	}
 	defer func() { _ = tx.Rollback() }() // no-op after Commit; undoes a failed registration
-	res, err := r.run(ctx, tx, p, r.register)
+	res, err := r.run(ctx, dbexec.FromSQL(tx), p, r.register)
 	if err != nil {
 		return RegistrationResult{}, err
 	}

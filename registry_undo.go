@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/dbexec"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -27,7 +28,7 @@ import (
 // back because its context ended, or the connection died and the server
 // rolled it back) nothing of it can be committed any more: that is
 // reported as such, without ErrRollbackRequired.
-func undo(ctx context.Context, tx DBTX, cause error) error {
+func undo(ctx context.Context, tx dbexec.Executor, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var err error
@@ -42,15 +43,15 @@ func undo(ctx context.Context, tx DBTX, cause error) error {
 	case transactionGone(err):
 		err = fmt.Errorf("the transaction had already ended and was rolled back; nothing of it was committed: %w", err)
 	default:
-		_, _ = tx.ExecContext(ctx, pgsql.AbortTransaction) // fails by design
+		_, _ = tx.Exec(ctx, pgsql.AbortTransaction) // fails by design
 		err = fmt.Errorf("%w: %w", ErrRollbackRequired, err)
 	}
 	return errors.Join(cause, fmt.Errorf("undo the failed work: %w", err))
 }
 
-func rollbackToSavepoint(ctx context.Context, tx DBTX) error {
+func rollbackToSavepoint(ctx context.Context, tx dbexec.Executor) error {
 	for _, q := range [...]string{pgsql.RollbackToSavepoint, pgsql.ReleaseSavepoint} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
+		if _, err := tx.Exec(ctx, q); err != nil {
 			return err
 		}
 	}

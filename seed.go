@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/dbexec"
 )
 
 // Seeding main users
@@ -100,7 +101,9 @@ func (s *Seeder) SeedMainUsers(ctx context.Context, db DBTX, idp IdentityProvide
 	if err := ctx.Err(); err != nil {
 		return SeedReport{}, fmt.Errorf("%w: %w", ErrSeedMainUsers, err)
 	}
-	if err := ensureRoles(ctx, db, WellKnownRoles(), s.now()); err != nil {
+	to := seedDB{ex: dbexec.FromSQL(db)}
+	to.begin, _ = db.(TxBeginner)
+	if err := ensureRoles(ctx, to.ex, WellKnownRoles(), s.now()); err != nil {
 		return SeedReport{}, fmt.Errorf("%w: ensure roles: %w", ErrSeedMainUsers, err)
 	}
 
@@ -117,7 +120,7 @@ func (s *Seeder) SeedMainUsers(ctx context.Context, db DBTX, idp IdentityProvide
 			// The provider may ignore cancellation; do not wait for it.
 			return report, &SeedUserError{Index: i, Email: u.Email, Step: "lookup", Err: ctx.Err()}
 		}
-		out, err := s.seedOne(ctx, db, i, u, r)
+		out, err := s.seedOne(ctx, to, i, u, r)
 		if err != nil {
 			s.logger().LogAttrs(ctx, slog.LevelError, "seeding main users stopped",
 				slog.String("email", u.Email), slog.Any("error", err))
@@ -131,7 +134,7 @@ func (s *Seeder) SeedMainUsers(ctx context.Context, db DBTX, idp IdentityProvide
 
 // seedOne turns user i's lookup result into an outcome, writing when the
 // user was found. A non-nil error stops the run.
-func (s *Seeder) seedOne(ctx context.Context, db DBTX, i int, u mainUser, r lookupResult) (UserOutcome, error) {
+func (s *Seeder) seedOne(ctx context.Context, to seedDB, i int, u mainUser, r lookupResult) (UserOutcome, error) {
 	out := UserOutcome{Email: u.Email, Role: u.Role}
 	if r.err != nil {
 		var ipe *IdentityProviderError
@@ -165,7 +168,7 @@ func (s *Seeder) seedOne(ctx context.Context, db DBTX, i int, u mainUser, r look
 			Err: fmt.Errorf("%w: the identity provider returned a user without an id", ErrIdentityProvider)}
 	}
 	out.UserID = r.user.ID
-	change, err := s.write(ctx, db, userProfile{UserID: r.user.ID, Name: u.Name, Organisation: u.Organisation}, u.role.ID)
+	change, err := s.write(ctx, to, userProfile{UserID: r.user.ID, Name: u.Name, Organisation: u.Organisation}, u.role.ID)
 	if err != nil {
 		return out, &SeedUserError{Index: i, Email: u.Email, Step: "write", Err: err}
 	}
@@ -190,18 +193,25 @@ func (s *Seeder) seedOne(ctx context.Context, db DBTX, i int, u mainUser, r look
 	return out, nil
 }
 
+// seedDB is where a run writes: ex sends the statements on the caller's
+// handle, and begin, when that handle can begin transactions, gives each
+// user's writes a transaction of their own.
+type seedDB struct {
+	ex    dbexec.Executor
+	begin TxBeginner // nil: the handle is the caller's transaction
+}
+
 // write applies one user's profile and role, in a transaction of its own
-// when db can begin one, else in the caller's transaction.
-func (s *Seeder) write(ctx context.Context, db DBTX, p userProfile, roleID uuid.UUID) (userChange, error) {
-	beginner, ok := db.(TxBeginner)
-	if !ok {
-		return applyMainUser(ctx, db, p, roleID, s.now())
+// when the caller's handle can begin one, else in the caller's transaction.
+func (s *Seeder) write(ctx context.Context, to seedDB, p userProfile, roleID uuid.UUID) (userChange, error) {
+	if to.begin == nil {
+		return applyMainUser(ctx, to.ex, p, roleID, s.now())
 	}
-	tx, err := beginner.BeginTx(ctx, nil)
+	tx, err := to.begin.BeginTx(ctx, nil)
 	if err != nil {
 		return userChange{}, fmt.Errorf("begin: %w", err)
 	}
-	change, err := applyMainUser(ctx, tx, p, roleID, s.now())
+	change, err := applyMainUser(ctx, dbexec.FromSQL(tx), p, roleID, s.now())
 	if err != nil {
 		_ = tx.Rollback() // the error being returned is the one that matters
 		return userChange{}, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/dbexec"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -31,13 +32,13 @@ type userChange struct {
 // statement, so on a connection pool every insert commits by itself;
 // concurrent callers inserting the same role wait for each other and
 // neither fails.
-func ensureRoles(ctx context.Context, db DBTX, roles []Role, at time.Time) error {
+func ensureRoles(ctx context.Context, db dbexec.Executor, roles []Role, at time.Time) error {
 	for _, r := range roles {
-		if _, err := db.ExecContext(ctx, pgsql.InsertRole, r.ID, r.Name, r.Description, at); err != nil {
+		if _, err := db.Exec(ctx, pgsql.InsertRole, r.ID, r.Name, r.Description, at); err != nil {
 			return fmt.Errorf("insert role %q: %w", r.Name, err)
 		}
 		var ok bool
-		if err := db.QueryRowContext(ctx, pgsql.RoleExists, r.ID).Scan(&ok); err != nil {
+		if err := db.QueryRow(ctx, pgsql.RoleExists, r.ID).Scan(&ok); err != nil {
 			return fmt.Errorf("check role %q: %w", r.Name, err)
 		}
 		if !ok {
@@ -53,13 +54,13 @@ func ensureRoles(ctx context.Context, db DBTX, roles []Role, at time.Time) error
 // globally (trust_id NULL) only if the user holds no role at all. When
 // everything is already as asked, no row is written. A roleID missing from
 // roles is an error naming the role.
-func applyMainUser(ctx context.Context, tx DBTX, p userProfile, roleID uuid.UUID, at time.Time) (userChange, error) {
+func applyMainUser(ctx context.Context, tx dbexec.Executor, p userProfile, roleID uuid.UUID, at time.Time) (userChange, error) {
 	var change userChange
-	if _, err := tx.ExecContext(ctx, pgsql.LockUser, p.UserID); err != nil {
+	if _, err := tx.Exec(ctx, pgsql.LockUser, p.UserID); err != nil {
 		return change, fmt.Errorf("lock user %s: %w", p.UserID, err)
 	}
 	var name, org string
-	err := tx.QueryRowContext(ctx, pgsql.SelectProfile, p.UserID).Scan(&name, &org)
+	err := tx.QueryRow(ctx, pgsql.SelectProfile, p.UserID).Scan(&name, &org)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		n, err := execCount(ctx, tx, pgsql.InsertProfile, p.UserID, p.Name, p.Organisation, at)
@@ -95,8 +96,8 @@ func applyMainUser(ctx context.Context, tx DBTX, p userProfile, roleID uuid.UUID
 }
 
 // execCount runs a statement and returns how many rows it changed.
-func execCount(ctx context.Context, tx DBTX, query string, args ...any) (int64, error) {
-	res, err := tx.ExecContext(ctx, query, args...)
+func execCount(ctx context.Context, tx dbexec.Executor, query string, args ...any) (int64, error) {
+	res, err := tx.Exec(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}

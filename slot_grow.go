@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/dbexec"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -18,7 +19,7 @@ import (
 // registration statement has already written. It returns the slot and the
 // names it added. Sent on tx: the insert (when the source gave any valid
 // name), the claim, and on a miss the busy check.
-func (r *Registry) growPool(ctx context.Context, tx DBTX, trustID uuid.UUID, now time.Time) (KitSlot, []string, error) {
+func (r *Registry) growPool(ctx context.Context, tx dbexec.Executor, trustID uuid.UUID, now time.Time) (KitSlot, []string, error) {
 	source := describeSource(r.source)
 	names, err := r.source.SlotNames(ctx)
 	held := fmt.Sprintf("it held %d names", len(names))
@@ -45,7 +46,7 @@ func (r *Registry) growPool(ctx context.Context, tx DBTX, trustID uuid.UUID, now
 			slog.String("source", source), slog.Int("added", len(added)))
 	}
 	slot := KitSlot{AssignedTo: trustID, AssignedAt: now}
-	err = tx.QueryRowContext(ctx, pgsql.ClaimSlot, trustID, now).Scan(&slot.Name, &slot.Number)
+	err = tx.QueryRow(ctx, pgsql.ClaimSlot, trustID, now).Scan(&slot.Name, &slot.Number)
 	if err == nil {
 		return slot, added, nil
 	}
@@ -53,7 +54,7 @@ func (r *Registry) growPool(ctx context.Context, tx DBTX, trustID uuid.UUID, now
 		return KitSlot{}, nil, registrationError(ctx, "claim kit slot", err)
 	}
 	var busy bool
-	if err := tx.QueryRowContext(ctx, pgsql.AnyFreeSlot).Scan(&busy); err != nil {
+	if err := tx.QueryRow(ctx, pgsql.AnyFreeSlot).Scan(&busy); err != nil {
 		return KitSlot{}, nil, registrationError(ctx, "check for locked kit slots", err)
 	}
 	if busy {
@@ -63,11 +64,11 @@ func (r *Registry) growPool(ctx context.Context, tx DBTX, trustID uuid.UUID, now
 }
 
 // addSlots inserts the names the pool lacks and returns those it inserted.
-func addSlots(ctx context.Context, tx DBTX, names []string) ([]string, error) {
+func addSlots(ctx context.Context, tx dbexec.Executor, names []string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	rows, err := tx.QueryContext(ctx, pgsql.AddSlots, pgsql.SlotRows(names))
+	rows, err := tx.Query(ctx, pgsql.AddSlots, pgsql.SlotRows(names))
 	if err != nil {
 		return nil, err
 	}

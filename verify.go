@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/londonaicentre/flip/internal/dbexec"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -34,7 +35,7 @@ import (
 // key the database does not know is looked up again on every request, and
 // a grant is only ever remembered from a lookup that found the trust.
 type Verifier struct {
-	db    DBTX
+	db    dbexec.Executor // nil when NewVerifier was given none
 	now   func() time.Time
 	cache *grantCache // nil without WithVerifierCache
 }
@@ -71,7 +72,10 @@ func WithVerifierClock(now func() time.Time) VerifierOption {
 // could build it, a scan of trust on the hub's bare schema). Caching is off
 // unless WithVerifierCache is given.
 func NewVerifier(db DBTX, opts ...VerifierOption) *Verifier {
-	v := &Verifier{db: db, now: time.Now}
+	v := &Verifier{now: time.Now}
+	if db != nil {
+		v.db = dbexec.FromSQL(db) // once, not per Verify
+	}
 	for _, opt := range opts {
 		opt(v)
 	}
@@ -162,8 +166,8 @@ var errNoDatabase = errors.New("flip: Verifier has no database; create it with N
 // stored; found is false, with a nil error, when no trust holds it. A hash
 // held by two trusts (only rows copied by hand can do that) is refused
 // with ErrAmbiguousAPIKeyHash rather than granted to either.
-func lookupAPIKeyHash(ctx context.Context, db DBTX, hash string) (t Trust, storedHash string, found bool, err error) {
-	rows, err := db.QueryContext(ctx, pgsql.TrustByAPIKeyHash, hash)
+func lookupAPIKeyHash(ctx context.Context, db dbexec.Executor, hash string) (t Trust, storedHash string, found bool, err error) {
+	rows, err := db.Query(ctx, pgsql.TrustByAPIKeyHash, hash)
 	if err != nil {
 		return Trust{}, "", false, fmt.Errorf("look up trust by API-key hash: %w", err)
 	}
