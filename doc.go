@@ -60,9 +60,10 @@
 // trust(id) deleted, a DELETED audit row. Each runs in the caller's
 // transaction with RegisterTrust's contract and announces the change at
 // commit on the PostgreSQL channel flip_trust_changes; Verifier.Listen
-// (with package pqfeed) hears it in every replica. trusts_audit cannot
-// record a rotation or a revocation (its enum has no such value, and flip
-// never adds one): flip_trust_key_audit, migration 3, does.
+// (with package pqfeed, or flippgx on a pgx pool) hears it in every
+// replica. trusts_audit cannot record a rotation or a revocation (its
+// enum has no such value, and flip never adds one): flip_trust_key_audit,
+// migration 3, does.
 //
 // # Errors
 //

@@ -10,9 +10,10 @@ import (
 // (RotateKeys, RevokeKey, DeleteTrust): a NOTIFY on the PostgreSQL
 // channel flip_trust_changes with the trust's id as the payload, sent on
 // the caller's transaction and so delivered only if it commits, to every
-// session listening on that database. pqfeed.New is lib/pq's. Only
-// flip's operations send it: code of the hub's own that changes a trust's
-// key or deletes a trust should send the same notice in its transaction.
+// session listening on that database. pqfeed.New is lib/pq's and
+// flippgx.NewFeed pgx's. Only flip's operations send it: code of the
+// hub's own that changes a trust's key or deletes a trust should send the
+// same notice in its transaction.
 type ChangeFeed interface {
 	// Listen listens until ctx ends, reconnecting as needed, and then
 	// returns ctx's error (or an error if it cannot go on). It calls
