@@ -20,7 +20,9 @@
 // (KeyMinter, SlotStore, IdentityProvider, and the executor DBTX), and the
 // one core that sends registration's and seeding's statements and undoes a
 // failure. It imports no database driver and no AWS SDK: store/ is the
-// PostgreSQL side (migrations, the kit-slot pool, lookups), cognito/ the
+// PostgreSQL side (migrations, the kit-slot pool, lookups), flippgx/ runs
+// the same operations, through the same core, on pgx's own handles (a
+// pgx.Tx, a *pgxpool.Pool) for a hub without database/sql, cognito/ is the
 // identity-provider adapter, and fliptest/ gives tests an isolated
 // database in one call.
 //

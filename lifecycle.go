@@ -70,14 +70,24 @@ const (
 // A trust that does not exist is ErrTrustNotFound. Every error matches
 // ErrTrustChange; the retryable ones ErrRetryable too.
 func (r *Registry) RotateKeys(ctx context.Context, tx DBTX, c TrustChange) (RegistrationResult, error) {
-	if err := checkTx(tx, ErrTrustChange); err != nil {
+	ex, err := txExecutor(tx, ErrTrustChange)
+	if err != nil {
 		return RegistrationResult{}, err
+	}
+	return r.rotateKeys(ctx, ex, c)
+}
+
+// rotateKeys is RotateKeys on the caller's transaction ex, whatever its
+// driver (see registerTrust).
+func (r *Registry) rotateKeys(ctx context.Context, ex dbexec.Executor, c TrustChange) (RegistrationResult, error) {
+	if ex == nil {
+		return RegistrationResult{}, errNilTx(ErrTrustChange)
 	}
 	apiKey, serviceKey, err := r.mintKeys(ctx, ErrTrustChange)
 	if err != nil {
 		return RegistrationResult{}, err
 	}
-	res, err := r.setKeyHash(ctx, dbexec.FromSQL(tx), c, HashAPIKey(apiKey), auditRotated, "trust keys rotated")
+	res, err := r.setKeyHash(ctx, ex, c, HashAPIKey(apiKey), auditRotated, "trust keys rotated")
 	if err != nil {
 		return RegistrationResult{}, err
 	}
@@ -95,10 +105,20 @@ func (r *Registry) RotateKeys(ctx context.Context, tx DBTX, c TrustChange) (Regi
 // A trust that does not exist is ErrTrustNotFound. Every error matches
 // ErrTrustChange; the retryable ones ErrRetryable too.
 func (r *Registry) RevokeKey(ctx context.Context, tx DBTX, c TrustChange) (Trust, error) {
-	if err := checkTx(tx, ErrTrustChange); err != nil {
+	ex, err := txExecutor(tx, ErrTrustChange)
+	if err != nil {
 		return Trust{}, err
 	}
-	res, err := r.setKeyHash(ctx, dbexec.FromSQL(tx), c, nil, auditRevoked, "trust key revoked")
+	return r.revokeKey(ctx, ex, c)
+}
+
+// revokeKey is RevokeKey on the caller's transaction ex, whatever its
+// driver (see registerTrust).
+func (r *Registry) revokeKey(ctx context.Context, ex dbexec.Executor, c TrustChange) (Trust, error) {
+	if ex == nil {
+		return Trust{}, errNilTx(ErrTrustChange)
+	}
+	res, err := r.setKeyHash(ctx, ex, c, nil, auditRevoked, "trust key revoked")
 	if err != nil {
 		return Trust{}, err
 	}

@@ -57,11 +57,20 @@ type DeletionResult struct {
 // A trust that does not exist is ErrTrustNotFound. Every error matches
 // ErrTrustChange; the retryable ones ErrRetryable too.
 func (r *Registry) DeleteTrust(ctx context.Context, tx DBTX, c TrustChange) (DeletionResult, error) {
-	if err := checkTx(tx, ErrTrustChange); err != nil {
+	ex, err := txExecutor(tx, ErrTrustChange)
+	if err != nil {
 		return DeletionResult{}, err
 	}
+	return r.deleteTrust(ctx, ex, c)
+}
+
+// deleteTrust is DeleteTrust on the caller's transaction ex, whatever its
+// driver (see registerTrust).
+func (r *Registry) deleteTrust(ctx context.Context, ex dbexec.Executor, c TrustChange) (DeletionResult, error) {
+	if ex == nil {
+		return DeletionResult{}, errNilTx(ErrTrustChange)
+	}
 	var res DeletionResult
-	ex := dbexec.FromSQL(tx)
 	err := underSavepoint(ctx, ex, ErrTrustChange, func() error {
 		deps, blockers, err := lockForDelete(ctx, ex, c.TrustID, &res.Trust)
 		if err != nil {

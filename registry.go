@@ -137,27 +137,42 @@ func NewRegistry(slots SlotStore, opts ...Option) *Registry {
 // claimed by a transaction that committed after that snapshot surfaces
 // there as a serialization failure (SQLSTATE 40001), an ErrRetryable.
 func (r *Registry) RegisterTrust(ctx context.Context, tx DBTX, p TrustParams) (RegistrationResult, error) {
+	ex, err := txExecutor(tx, ErrTrustRegistration)
+	if err != nil {
+		return RegistrationResult{}, err
+	}
+	return r.registerTrust(ctx, ex, p)
+}
+
+// registerTrust is RegisterTrust on the caller's transaction ex, whatever
+// its driver: database/sql's comes through RegisterTrust, pgx's through
+// internal/bridge. A nil ex is refused after p is validated.
+func (r *Registry) registerTrust(ctx context.Context, ex dbexec.Executor, p TrustParams) (RegistrationResult, error) {
 	p, err := p.Normalize()
 	if err != nil {
 		return RegistrationResult{}, err
 	}
-	if err := checkTx(tx, ErrTrustRegistration); err != nil {
-		return RegistrationResult{}, err
+	if ex == nil {
+		return RegistrationResult{}, errNilTx(ErrTrustRegistration)
 	}
-	return r.run(ctx, dbexec.FromSQL(tx), p, r.registerUnderSavepoint)
+	return r.run(ctx, ex, p, r.registerUnderSavepoint)
 }
 
-// checkTx refuses, before anything is sent, an executor that cannot be
-// the caller's transaction: nil, or a connection pool.
-func checkTx(tx DBTX, base error) error {
+// txExecutor adapts the caller's database/sql transaction, refusing a
+// connection pool before anything is sent; a nil tx gives a nil Executor,
+// which the operation refuses in its turn.
+func txExecutor(tx DBTX, base error) (dbexec.Executor, error) {
 	if tx == nil {
-		return fmt.Errorf("%w: %w: tx is nil", base, ErrNotInTransaction)
+		return nil, nil
 	}
 	if _, isPool := tx.(interface{ Driver() driver.Driver }); isPool {
-		return fmt.Errorf("%w: %w: a connection pool is not a transaction", base, ErrNotInTransaction)
+		return nil, fmt.Errorf("%w: %w: a connection pool is not a transaction", base, ErrNotInTransaction)
 	}
-	return nil
+	return dbexec.FromSQL(tx), nil
 }
+
+// errNilTx is the error of an operation given no transaction at all.
+func errNilTx(base error) error { return fmt.Errorf("%w: %w: tx is nil", base, ErrNotInTransaction) }
 
 // run mints the keys, registers normalised p on tx with register, and
 // logs the outcome; the keys go into the result only on success.
@@ -331,20 +346,34 @@ func (r *Registry) send(ctx context.Context, tx dbexec.Executor, t Trust, apiKey
 // RegisterTrust. An error that matches ErrRetryable has left nothing
 // behind; calling again is safe.
 func (r *Registry) RegisterTrustDB(ctx context.Context, db TxBeginner, p TrustParams) (RegistrationResult, error) {
+	return r.registerTrustDB(ctx, dbexec.BeginnerFromSQL(db), p)
+}
+
+// registerTrustDB is RegisterTrustDB with transactions from db, whatever
+// its driver.
+func (r *Registry) registerTrustDB(ctx context.Context, db dbexec.Beginner, p TrustParams) (RegistrationResult, error) {
 	p, err := p.Normalize()
 	if err != nil {
 		return RegistrationResult{}, err
 	}
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := db.Begin(ctx)
 	if err != nil {
 		return RegistrationResult{}, registrationError(ctx, "begin transaction", err)
 	}
-	defer func() { _ = tx.Rollback() }() // no-op after Commit; undoes a failed registration
-	res, err := r.run(ctx, dbexec.FromSQL(tx), p, r.register)
+	committed := false
+	defer func() {
+		if !committed { // undoes a failed registration, or one that panicked
+			// Not ctx, which may be what ended: pgx would then drop the
+			// connection instead of sending ROLLBACK.
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	res, err := r.run(ctx, tx, p, r.register)
 	if err != nil {
 		return RegistrationResult{}, err
 	}
-	if err := tx.Commit(); err != nil {
+	committed = true // a failed COMMIT has ended the transaction too
+	if err := tx.Commit(ctx); err != nil {
 		return RegistrationResult{}, registrationError(ctx, "commit", err)
 	}
 	return res, nil

@@ -91,6 +91,17 @@ func NewSeeder(users []MainUser) *Seeder {
 // ctx bounds the whole run: when it ends, SeedMainUsers returns promptly
 // with an error wrapping ctx.Err(), even if the identity provider hangs.
 func (s *Seeder) SeedMainUsers(ctx context.Context, db DBTX, idp IdentityProvider) (SeedReport, error) {
+	var begin dbexec.Beginner
+	if b, ok := db.(TxBeginner); ok {
+		begin = dbexec.BeginnerFromSQL(b)
+	}
+	return s.seedMainUsers(ctx, dbexec.FromSQL(db), begin, idp)
+}
+
+// seedMainUsers is SeedMainUsers on ex, whatever its driver: with begin,
+// each user's writes get a transaction of their own from it; without,
+// ex is the caller's transaction.
+func (s *Seeder) seedMainUsers(ctx context.Context, ex dbexec.Executor, begin dbexec.Beginner, idp IdentityProvider) (SeedReport, error) {
 	users, err := normalizeMainUsers(s.Users)
 	if err != nil {
 		return SeedReport{}, fmt.Errorf("%w: %w", ErrSeedMainUsers, err)
@@ -101,8 +112,7 @@ func (s *Seeder) SeedMainUsers(ctx context.Context, db DBTX, idp IdentityProvide
 	if err := ctx.Err(); err != nil {
 		return SeedReport{}, fmt.Errorf("%w: %w", ErrSeedMainUsers, err)
 	}
-	to := seedDB{ex: dbexec.FromSQL(db)}
-	to.begin, _ = db.(TxBeginner)
+	to := seedDB{ex: ex, begin: begin}
 	if err := ensureRoles(ctx, to.ex, WellKnownRoles(), s.now()); err != nil {
 		return SeedReport{}, fmt.Errorf("%w: ensure roles: %w", ErrSeedMainUsers, err)
 	}
@@ -198,7 +208,7 @@ func (s *Seeder) seedOne(ctx context.Context, to seedDB, i int, u mainUser, r lo
 // user's writes a transaction of their own.
 type seedDB struct {
 	ex    dbexec.Executor
-	begin TxBeginner // nil: the handle is the caller's transaction
+	begin dbexec.Beginner // nil: the handle is the caller's transaction
 }
 
 // write applies one user's profile and role, in a transaction of its own
@@ -207,16 +217,18 @@ func (s *Seeder) write(ctx context.Context, to seedDB, p userProfile, roleID uui
 	if to.begin == nil {
 		return applyMainUser(ctx, to.ex, p, roleID, s.now())
 	}
-	tx, err := to.begin.BeginTx(ctx, nil)
+	tx, err := to.begin.Begin(ctx)
 	if err != nil {
 		return userChange{}, fmt.Errorf("begin: %w", err)
 	}
-	change, err := applyMainUser(ctx, dbexec.FromSQL(tx), p, roleID, s.now())
+	change, err := applyMainUser(ctx, tx, p, roleID, s.now())
 	if err != nil {
-		_ = tx.Rollback() // the error being returned is the one that matters
+		// The error being returned is the one that matters. Not ctx, which
+		// may be what ended (see registerTrustDB).
+		_ = tx.Rollback(context.WithoutCancel(ctx))
 		return userChange{}, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		return userChange{}, fmt.Errorf("commit: %w", err)
 	}
 	return change, nil

@@ -72,10 +72,16 @@ func WithVerifierClock(now func() time.Time) VerifierOption {
 // could build it, a scan of trust on the hub's bare schema). Caching is off
 // unless WithVerifierCache is given.
 func NewVerifier(db DBTX, opts ...VerifierOption) *Verifier {
-	v := &Verifier{now: time.Now}
+	var ex dbexec.Executor
 	if db != nil {
-		v.db = dbexec.FromSQL(db) // once, not per Verify
+		ex = dbexec.FromSQL(db) // once, not per Verify
 	}
+	return newVerifier(ex, opts...)
+}
+
+// newVerifier is NewVerifier on db, whatever its driver.
+func newVerifier(db dbexec.Executor, opts ...VerifierOption) *Verifier {
+	v := &Verifier{db: db, now: time.Now}
 	for _, opt := range opts {
 		opt(v)
 	}

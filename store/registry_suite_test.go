@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
 )
@@ -22,9 +24,31 @@ import (
 // how concurrent registrations line up. It once kept an in-memory fake of
 // the store honest; now it runs on the real thing only, on every variant
 // of the registration tests and on flip's migration 1 alone (the hub's
-// tables as flip first copied them, without flip's unique indexes).
+// tables as flip first copied them, without flip's unique indexes), each
+// both with database/sql transactions (the variant's driver) and with
+// pgx's own (flippgx on a pgx.Tx): one suite, one core, two ways in.
 
-var suiteVariants = append(slices.Clone(variants), variant{"flip_migration_1/lib_pq", 1, "postgres", nil})
+var suiteSchemas = append(slices.Clone(variants), variant{"flip_migration_1/lib_pq", 1, "postgres", nil})
+
+// suiteVariant is a schema variant and the way the caller's
+// transactions are opened on it.
+type suiteVariant struct {
+	variant
+	native bool // pgx.Tx through flippgx; else *sql.Tx on the variant's driver
+}
+
+var suiteVariants = func() []suiteVariant {
+	var out []suiteVariant
+	for _, v := range suiteSchemas {
+		out = append(out, suiteVariant{variant: v})
+		if v.driver == "postgres" { // one pgx-native run per schema
+			native := v
+			native.name = strings.TrimSuffix(v.name, "/lib_pq") + "/pgx_native"
+			out = append(out, suiteVariant{variant: native, native: true})
+		}
+	}
+	return out
+}()
 
 func TestRegisterTrustSuite(t *testing.T) {
 	t.Parallel()
@@ -34,7 +58,11 @@ func TestRegisterTrustSuite(t *testing.T) {
 			for _, v := range suiteVariants {
 				t.Run(v.name, func(t *testing.T) {
 					t.Parallel()
-					c.run(t, &suite{bundle: setup(t, v), t: t})
+					s := &suite{bundle: setup(t, v.variant), t: t}
+					if v.native {
+						s.pool = newSuitePool(t, s.db)
+					}
+					c.run(t, s)
 				})
 			}
 		})
@@ -45,28 +73,47 @@ func TestRegisterTrustSuite(t *testing.T) {
 // test on setup errors.
 type suite struct {
 	bundle
-	t *testing.T
+	t    *testing.T
+	pool *pgxpool.Pool // set: the caller's transactions are pgx's
 }
 
 func (s *suite) addSlots(specs ...string) { fliptest.AddSlots(s.t, s.db, specs...) }
 
-func (s *suite) begin() *sql.Tx {
+// begin opens a caller's transaction of the variant's kind.
+func (s *suite) begin() callerTx {
 	s.t.Helper()
-	tx, err := s.db.BeginTx(s.ctx, nil)
+	tx, err := s.beginTx()
 	if err != nil {
 		s.t.Fatalf("begin: %v", err)
 	}
 	return tx
 }
 
+func (s *suite) beginTx() (callerTx, error) {
+	if s.pool != nil {
+		tx, err := s.pool.Begin(s.ctx)
+		return pgxCallerTx{ctx: s.ctx, tx: tx}, err
+	}
+	tx, err := s.db.BeginTx(s.ctx, nil)
+	return sqlCallerTx{ctx: s.ctx, tx: tx}, err
+}
+
+// verifier is a Verifier on the variant's kind of pool.
+func (s *suite) verifier() *flip.Verifier {
+	if s.pool != nil {
+		return flippgx.NewVerifier(s.pool)
+	}
+	return flip.NewVerifier(s.db)
+}
+
 // register runs one registration in a transaction of its own, committed on
 // success and rolled back on error, as the hub does.
 func (s *suite) register(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
-	tx, err := s.db.BeginTx(s.ctx, nil)
+	tx, err := s.beginTx()
 	if err != nil {
 		return flip.RegistrationResult{}, err
 	}
-	res, err := reg.RegisterTrust(s.ctx, tx, p)
+	res, err := tx.RegisterTrust(reg, p)
 	if err != nil {
 		_ = tx.Rollback()
 		return res, err
@@ -248,10 +295,10 @@ var suiteCases = []struct {
 	{"FailedRegistrationLeavesTxUsable", func(t *testing.T, s *suite) {
 		tx := s.begin()
 		defer tx.Rollback()
-		_, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "No slot", Code: "NS"})
+		_, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "No slot", Code: "NS"})
 		wantErrIs(t, err, flip.ErrNoFreeKitSlot)
 		s.addSlots("Trust_001")
-		if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "Second try", Code: "ST"}); err != nil {
+		if _, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "Second try", Code: "ST"}); err != nil {
 			t.Fatalf("register in the same transaction after a failure: %v", err)
 		}
 		if err := tx.Commit(); err != nil {
@@ -265,8 +312,8 @@ var suiteCases = []struct {
 	{"FailureAfterInsertUndoesTrust", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
 		tx := s.begin()
-		failing := &faultdb.DB{Next: tx, Fault: failRegister(faultdb.Fault{Err: errInjected})}
-		_, err := s.reg.RegisterTrust(s.ctx, failing, flip.TrustParams{Name: "A", Code: "A"})
+		failing := tx.WithFaults(failRegister(faultdb.Fault{Err: errInjected}))
+		_, err := failing.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"})
 		wantErrIs(t, err, errInjected)
 		wantErrIs(t, err, flip.ErrTrustRegistration)
 		if err := tx.Commit(); err != nil { // committing anyway must persist nothing
@@ -277,8 +324,8 @@ var suiteCases = []struct {
 	{"AnswerLostAfterTheWritesUndoesTrustSlotAndAudit", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
 		tx := s.begin()
-		failing := &faultdb.DB{Next: tx, Fault: failRegister(faultdb.Fault{ErrAfter: errInjected})}
-		_, err := s.reg.RegisterTrust(s.ctx, failing, flip.TrustParams{Name: "A", Code: "A"})
+		failing := tx.WithFaults(failRegister(faultdb.Fault{ErrAfter: errInjected}))
+		_, err := failing.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"})
 		wantErrIs(t, err, errInjected)
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
@@ -289,7 +336,7 @@ var suiteCases = []struct {
 	{"CallerRollbackLeavesNothing", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
 		tx := s.begin()
-		if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+		if _, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Rollback(); err != nil {
@@ -301,10 +348,10 @@ var suiteCases = []struct {
 		s.addSlots("Trust_001..Trust_002")
 		tx := s.begin()
 		defer tx.Rollback()
-		if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+		if _, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "B"})
+		_, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "B"})
 		wantErrIs(t, err, flip.ErrDuplicateTrust)
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
@@ -320,7 +367,7 @@ var suiteCases = []struct {
 			name := fmt.Sprint("Contested ", commitFirst)
 			tx := s.begin()
 			code := fmt.Sprint("Contested-", commitFirst)
-			if _, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: name, Code: code}); err != nil {
+			if _, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: name, Code: code}); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
@@ -409,11 +456,11 @@ var suiteCases = []struct {
 		s.addSlots("Trust_001")
 		tx := s.begin()
 		defer tx.Rollback()
-		res, err := s.reg.RegisterTrust(s.ctx, tx, flip.TrustParams{Name: "A", Code: "A"})
+		res, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := flip.NewVerifier(s.db)
+		v := s.verifier()
 		if _, err := v.Verify(s.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("verify before commit: error = %v, want ErrUnknownAPIKey", err)
 		}

@@ -7,13 +7,21 @@
 //
 // The interfaces are the smallest both database/sql and pgx v5 satisfy
 // with a few lines each and without an allocation per statement. An
-// adapter hands errors back untouched (sql.ErrNoRows, sql.ErrTxDone, a
-// driver error with its SQLState method): the core decides what a failure
-// means (a duplicate, a retry, a transaction that is gone) from those
-// values, and a wrapped or replaced error would change the answer.
+// adapter hands errors back as the driver made them (sql.ErrNoRows,
+// sql.ErrTxDone, a driver error with its SQLState method): the core
+// decides what a failure means (a duplicate, a retry, a transaction that
+// is gone) from those values, and a replaced error would change the
+// answer. The one translation allowed adds, never replaces: an adapter
+// whose driver says "this transaction is over" in errors of its own (pgx's
+// ErrTxClosed, a closed connection) returns an error that also matches
+// database/sql's sentinel for it (sql.ErrTxDone, sql.ErrConnDone), so the
+// core tells a transaction that is gone by those alone and imports no
+// driver.
 //
 // It is internal: the public API is flip's Registry, Verifier and Seeder,
-// which take the caller's handle and adapt it once per call.
+// which take the caller's handle and adapt it once per call, and the
+// driver adapters of this module (flippgx), which reach the same core
+// through internal/bridge.
 package dbexec
 
 import "context"
@@ -53,4 +61,19 @@ type Rows interface {
 // Row is the result of QueryRow.
 type Row interface {
 	Scan(dest ...any) error
+}
+
+// Beginner begins transactions, for the operations that own theirs:
+// RegisterTrustDB, and a seeding run given a pool or a connection.
+type Beginner interface {
+	Begin(ctx context.Context) (Tx, error)
+}
+
+// Tx is a transaction a Beginner began. Commit and Rollback take a
+// context as pgx's do; database/sql's ignore it. Rollback after Commit
+// does nothing but return an error, so a deferred Rollback is safe.
+type Tx interface {
+	Executor
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
 }

@@ -21,13 +21,59 @@ type SQL interface {
 // *sql.Rows as a pointer of another name.
 func FromSQL(db SQL) Executor { return sqlExecutor{db} }
 
-// SQLOf returns the database/sql handle an Executor from FromSQL sends
-// on, for the one public interface that takes one (flip.SlotStore's
-// ClaimSlot); false for any other Executor.
+// SQLOf returns the database/sql handle an Executor from FromSQL (or a
+// Tx from BeginnerFromSQL) sends on, for the one public interface that
+// takes one (flip.SlotStore's ClaimSlot); false for any other Executor.
 func SQLOf(e Executor) (SQL, bool) {
-	s, ok := e.(sqlExecutor)
-	return s.db, ok
+	switch s := e.(type) {
+	case sqlExecutor:
+		return s.db, true
+	case *sqlTx:
+		return (*sql.Tx)(s), true
+	}
+	return nil, false
 }
+
+// SQLBeginner opens database/sql transactions: the method set of
+// flip.TxBeginner, declared again for the same reason as SQL.
+type SQLBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// BeginnerFromSQL returns the Beginner that begins transactions on db
+// with its default options. A Tx it begins is the *sql.Tx under another
+// name, so beginning allocates nothing of the adapter's own.
+func BeginnerFromSQL(db SQLBeginner) Beginner { return sqlBeginner{db} }
+
+type sqlBeginner struct{ db SQLBeginner }
+
+func (b sqlBeginner) Begin(ctx context.Context) (Tx, error) {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return (*sqlTx)(tx), nil
+}
+
+// sqlTx is *sql.Tx as a Tx: a conversion, not a wrapper.
+type sqlTx sql.Tx
+
+var _ Tx = (*sqlTx)(nil)
+
+func (t *sqlTx) Exec(ctx context.Context, query string, args ...any) (Result, error) {
+	return sqlExecutor{(*sql.Tx)(t)}.Exec(ctx, query, args...)
+}
+
+func (t *sqlTx) Query(ctx context.Context, query string, args ...any) (Rows, error) {
+	return sqlExecutor{(*sql.Tx)(t)}.Query(ctx, query, args...)
+}
+
+func (t *sqlTx) QueryRow(ctx context.Context, query string, args ...any) Row {
+	return (*sql.Tx)(t).QueryRowContext(ctx, query, args...)
+}
+
+func (t *sqlTx) Commit(context.Context) error   { return (*sql.Tx)(t).Commit() }
+func (t *sqlTx) Rollback(context.Context) error { return (*sql.Tx)(t).Rollback() }
 
 type sqlExecutor struct{ db SQL }
 

@@ -132,3 +132,42 @@ func (driverResult) LastInsertId() (int64, error) { return 0, nil }
 func (driverResult) RowsAffected() (int64, error) { return 0, nil }
 
 type other struct{ dbexec.Executor }
+
+// A Tx from BeginnerFromSQL is the *sql.Tx: its statements, commit and
+// rollback are the transaction's, and SQLOf hands it back for a
+// SlotStore of the caller's own.
+func TestBeginnerFromSQL_BeginsCommitsAndRollsBack(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t, fliptest.AtVersion(0))
+	ctx := t.Context()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	b := dbexec.BeginnerFromSQL(db)
+	for _, commit := range []bool{true, false} {
+		tx, err := b.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := dbexec.SQLOf(tx); !ok || h == nil {
+			t.Fatalf("SQLOf(Tx) = %v, %v; want its *sql.Tx", h, ok)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		end := tx.Rollback
+		if commit {
+			end = tx.Commit
+		}
+		if err := end(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(ctx); !errors.Is(err, sql.ErrTxDone) {
+			t.Fatalf("Rollback after the end: %v; want sql.ErrTxDone", err)
+		}
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d rows committed (%v); want the committed one", n, err)
+	}
+}
