@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/londonaicentre/flip/fliptest"
-	"github.com/londonaicentre/flip/internal/dbexec"
+	"github.com/londonaicentre/flip/internal/dbexec/dbexectest"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -24,7 +24,7 @@ func executorSetup(t *testing.T) (context.Context, pgx.Tx, executor) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	if _, err := conn.Exec(ctx, `CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2)`); err != nil {
+	if _, err := conn.Exec(ctx, dbexectest.Table); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := conn.Begin(ctx)
@@ -37,33 +37,7 @@ func executorSetup(t *testing.T) (context.Context, pgx.Tx, executor) {
 func TestExecutor_SendsEachMethodOnTheTx(t *testing.T) {
 	t.Parallel()
 	ctx, _, ex := executorSetup(t)
-	res, err := ex.Exec(ctx, `UPDATE t SET n = n * 10`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := res.RowsAffected(); n != 2 || err != nil {
-		t.Fatalf("RowsAffected = %d, %v; want 2", n, err)
-	}
-	rows, err := ex.Query(ctx, `SELECT n FROM t ORDER BY n`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int
-	for rows.Next() {
-		var n int
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(got) != 2 || got[0] != 10 || got[1] != 20 {
-		t.Fatalf("Query = %v, %v; want [10 20]", got, err)
-	}
-	var sum int
-	if err := ex.QueryRow(ctx, `SELECT sum(n) FROM t`).Scan(&sum); err != nil || sum != 30 {
-		t.Fatalf("QueryRow = %d, %v; want 30", sum, err)
-	}
+	dbexectest.SendsEachMethod(t, ctx, ex)
 }
 
 // The core reads what a failure means from the error values: pgx's must
@@ -110,16 +84,7 @@ func TestExecutor_ClosedConnectionIsConnDone(t *testing.T) {
 //
 // Not parallel: testing.AllocsPerRun refuses to run beside other tests.
 func TestExecutor_StatementsAllocateNothing(t *testing.T) {
-	var ex dbexec.Executor = executor{fakeQuerier{}} // as the core holds it
-	ctx := context.Background()
-	allocs := testing.AllocsPerRun(100, func() {
-		_, _ = ex.Exec(ctx, "")
-		_, _ = ex.Query(ctx, "")
-		_ = ex.QueryRow(ctx, "")
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per round of Exec, Query and QueryRow; want 0", allocs)
-	}
+	dbexectest.AllocatesNothing(t, executor{fakeQuerier{}})
 }
 
 // fakeQuerier answers every statement with shared values, allocating

@@ -8,6 +8,7 @@ import (
 
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/dbexec"
+	"github.com/londonaicentre/flip/internal/dbexec/dbexectest"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -17,7 +18,7 @@ func setup(t *testing.T) (context.Context, *sql.Tx, dbexec.Executor) {
 	t.Helper()
 	db := fliptest.NewDB(t, fliptest.AtVersion(0))
 	ctx := t.Context()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2)`); err != nil {
+	if _, err := db.ExecContext(ctx, dbexectest.Table); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := db.BeginTx(ctx, nil)
@@ -31,33 +32,7 @@ func setup(t *testing.T) (context.Context, *sql.Tx, dbexec.Executor) {
 func TestFromSQL_SendsEachMethodOnTheHandle(t *testing.T) {
 	t.Parallel()
 	ctx, _, ex := setup(t)
-	res, err := ex.Exec(ctx, `UPDATE t SET n = n * 10`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := res.RowsAffected(); n != 2 || err != nil {
-		t.Fatalf("RowsAffected = %d, %v; want 2", n, err)
-	}
-	rows, err := ex.Query(ctx, `SELECT n FROM t ORDER BY n`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int
-	for rows.Next() {
-		var n int
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(got) != 2 || got[0] != 10 || got[1] != 20 {
-		t.Fatalf("Query = %v, %v; want [10 20]", got, err)
-	}
-	var sum int
-	if err := ex.QueryRow(ctx, `SELECT sum(n) FROM t`).Scan(&sum); err != nil || sum != 30 {
-		t.Fatalf("QueryRow = %d, %v; want 30", sum, err)
-	}
+	dbexectest.SendsEachMethod(t, ctx, ex)
 }
 
 // The core decides what a failure means from the error values themselves,
@@ -100,16 +75,7 @@ func TestSQLOf_ReturnsTheHandleFromSQLWasGiven(t *testing.T) {
 //
 // Not parallel: testing.AllocsPerRun refuses to run beside other tests.
 func TestFromSQL_StatementsAllocateNothing(t *testing.T) {
-	ex := dbexec.FromSQL(fakeSQL{})
-	ctx := context.Background()
-	allocs := testing.AllocsPerRun(100, func() {
-		_, _ = ex.Exec(ctx, "")
-		_, _ = ex.Query(ctx, "")
-		_ = ex.QueryRow(ctx, "")
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per round of Exec, Query and QueryRow; want 0", allocs)
-	}
+	dbexectest.AllocatesNothing(t, dbexec.FromSQL(fakeSQL{}))
 }
 
 // fakeSQL answers every statement with shared values, allocating nothing.

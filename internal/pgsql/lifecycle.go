@@ -141,8 +141,8 @@ func CheckBlockers(deps []Dependent, blockers []Blocker) string {
 		}
 		parts = append(parts, fmt.Sprintf(
 			"SELECT %d WHERE EXISTS (SELECT FROM %s AS g WHERE (%s) IN (SELECT %s FROM %s AS d WHERE %s) AND %s)",
-			i, Identifier(b.Key.Schema, b.Key.Table), columnList("g", b.Key.Columns),
-			columnList("d", b.Key.References), Identifier(d.Schema, d.Table), ownedBy(d, "d"), notOwned))
+			i, identifier(b.Key.Schema, b.Key.Table), columnList("g", b.Key.Columns),
+			columnList("d", b.Key.References), identifier(d.Schema, d.Table), ownedBy(d, "d"), notOwned))
 	}
 	return strings.Join(parts, "\nUNION ALL\n") + "\nLIMIT 1"
 }
@@ -161,7 +161,7 @@ func DeleteTrust(deps []Dependent) string {
 	b.WriteString("WITH ")
 	counts := make([]string, 0, len(deps))
 	for i, d := range deps {
-		fmt.Fprintf(&b, "dep%d AS (DELETE FROM %s AS d WHERE %s RETURNING 1),\n", i, Identifier(d.Schema, d.Table), ownedBy(d, "d"))
+		fmt.Fprintf(&b, "dep%d AS (DELETE FROM %s AS d WHERE %s RETURNING 1),\n", i, identifier(d.Schema, d.Table), ownedBy(d, "d"))
 		counts = append(counts, fmt.Sprintf("(SELECT count(*) FROM dep%d)", i))
 	}
 	b.WriteString(`freed AS (
@@ -185,9 +185,9 @@ SELECT json_build_array(` + strings.Join(counts, ", ") + `)::text,
 	return b.String()
 }
 
-// Identifier is schema.table, each quoted as an SQL identifier. The names
+// identifier is schema.table, each quoted as an SQL identifier. The names
 // come from the catalog, never from a caller.
-func Identifier(schema, table string) string {
+func identifier(schema, table string) string {
 	return quoteIdent(schema) + "." + quoteIdent(table)
 }
 
