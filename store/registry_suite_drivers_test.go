@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/flippgx"
@@ -67,7 +66,7 @@ func (t pgxCallerTx) RegisterTrust(reg *flip.Registry, p flip.TrustParams) (flip
 }
 
 func (t pgxCallerTx) WithFaults(fault func(context.Context, faultdb.Stmt) faultdb.Fault) callerTx {
-	t.via = &faultPgxTx{Tx: t.tx, fault: fault}
+	t.via = &faultdb.PgxTx{Tx: t.tx, Fault: fault}
 	return t
 }
 
@@ -84,79 +83,3 @@ func newSuitePool(t *testing.T, db *fliptest.DB) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
-
-// faultPgxTx is faultdb.DB's faults on a pgx.Tx: each statement is
-// numbered and handed to fault, then failed before it is sent (Err),
-// replaced (Query), or run with its answer lost (ErrAfter). Not safe for
-// concurrent use; a transaction is not either.
-type faultPgxTx struct {
-	pgx.Tx
-	fault func(context.Context, faultdb.Stmt) faultdb.Fault
-	n     int
-}
-
-func (f *faultPgxTx) decide(ctx context.Context, m faultdb.Method, q string, args []any) faultdb.Fault {
-	f.n++
-	return f.fault(ctx, faultdb.Stmt{N: f.n, Method: m, Query: q, Args: args})
-}
-
-func (f *faultPgxTx) Exec(ctx context.Context, q string, args ...any) (pgconn.CommandTag, error) {
-	ft := f.decide(ctx, faultdb.Exec, q, args)
-	if ft.Then != nil {
-		defer ft.Then()
-	}
-	switch {
-	case ft.Err != nil:
-		return pgconn.CommandTag{}, ft.Err
-	case ft.Query != "":
-		return f.Tx.Exec(ctx, ft.Query)
-	case ft.ErrAfter != nil:
-		if _, err := f.Tx.Exec(ctx, q, args...); err != nil {
-			return pgconn.CommandTag{}, err
-		}
-		return pgconn.CommandTag{}, ft.ErrAfter
-	}
-	return f.Tx.Exec(ctx, q, args...)
-}
-
-func (f *faultPgxTx) Query(ctx context.Context, q string, args ...any) (pgx.Rows, error) {
-	ft := f.decide(ctx, faultdb.Query, q, args)
-	if ft.Then != nil {
-		defer ft.Then()
-	}
-	switch {
-	case ft.Err != nil:
-		return nil, ft.Err
-	case ft.Query != "":
-		return f.Tx.Query(ctx, ft.Query)
-	case ft.ErrAfter != nil:
-		if _, err := f.Tx.Exec(ctx, q, args...); err != nil {
-			return nil, err
-		}
-		return nil, ft.ErrAfter
-	}
-	return f.Tx.Query(ctx, q, args...)
-}
-
-func (f *faultPgxTx) QueryRow(ctx context.Context, q string, args ...any) pgx.Row {
-	ft := f.decide(ctx, faultdb.QueryRow, q, args)
-	if ft.Then != nil {
-		defer ft.Then()
-	}
-	switch {
-	case ft.Err != nil:
-		return errPgxRow{ft.Err}
-	case ft.Query != "":
-		return f.Tx.QueryRow(ctx, ft.Query)
-	case ft.ErrAfter != nil:
-		if _, err := f.Tx.Exec(ctx, q, args...); err != nil {
-			return errPgxRow{err}
-		}
-		return errPgxRow{ft.ErrAfter}
-	}
-	return f.Tx.QueryRow(ctx, q, args...)
-}
-
-type errPgxRow struct{ err error }
-
-func (r errPgxRow) Scan(...any) error { return r.err }

@@ -64,23 +64,27 @@ const ServerError = `SELECT CAST('faultdb: injected fault' AS integer)`
 type DB struct {
 	Next  flip.DBTX
 	Fault func(ctx context.Context, s Stmt) Fault
-
-	mu    sync.Mutex
-	stmts []Stmt
+	record
 }
 
 var _ flip.DBTX = (*DB)(nil)
 
+// record is the statements issued through a DB or a PgxTx, in order.
+type record struct {
+	mu    sync.Mutex
+	stmts []Stmt
+}
+
 // Stmts returns the statements issued so far, faulted ones included.
-func (d *DB) Stmts() []Stmt {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]Stmt(nil), d.stmts...)
+func (r *record) Stmts() []Stmt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Stmt(nil), r.stmts...)
 }
 
 // Queries returns the text of the statements issued so far.
-func (d *DB) Queries() []string {
-	stmts := d.Stmts()
+func (r *record) Queries() []string {
+	stmts := r.Stmts()
 	qs := make([]string, len(stmts))
 	for i, s := range stmts {
 		qs[i] = s.Query
@@ -88,15 +92,16 @@ func (d *DB) Queries() []string {
 	return qs
 }
 
-func (d *DB) fault(ctx context.Context, m Method, q string, args []any) Fault {
-	d.mu.Lock()
-	s := Stmt{N: len(d.stmts) + 1, Method: m, Query: q, Args: args}
-	d.stmts = append(d.stmts, s)
-	d.mu.Unlock()
-	if d.Fault == nil {
+// decide records the statement and asks fault (when set) about it.
+func (r *record) decide(ctx context.Context, fault func(context.Context, Stmt) Fault, m Method, q string, args []any) Fault {
+	r.mu.Lock()
+	s := Stmt{N: len(r.stmts) + 1, Method: m, Query: q, Args: args}
+	r.stmts = append(r.stmts, s)
+	r.mu.Unlock()
+	if fault == nil {
 		return Fault{}
 	}
-	return d.Fault(ctx, s)
+	return fault(ctx, s)
 }
 
 // ExecContext implements flip.DBTX.
@@ -105,11 +110,11 @@ func (d *DB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 		res sql.Result
 		err error
 	}
-	a := call(d, ctx, Exec, q, args, func(err error) answer { return answer{err: err} },
+	a := call(d.decide(ctx, d.Fault, Exec, q, args), q, args, func(err error) answer { return answer{err: err} },
 		func(q string, args ...any) answer {
 			res, err := d.Next.ExecContext(ctx, q, args...)
 			return answer{res, err}
-		})
+		}, d.execOnly(ctx, q, args))
 	return a.res, a.err
 }
 
@@ -119,28 +124,30 @@ func (d *DB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows
 		rows *sql.Rows
 		err  error
 	}
-	a := call(d, ctx, Query, q, args, func(err error) answer { return answer{err: err} },
+	a := call(d.decide(ctx, d.Fault, Query, q, args), q, args, func(err error) answer { return answer{err: err} },
 		func(q string, args ...any) answer {
 			rows, err := d.Next.QueryContext(ctx, q, args...)
 			return answer{rows, err}
-		})
+		}, d.execOnly(ctx, q, args))
 	return a.rows, a.err
 }
 
 // QueryRowContext implements flip.DBTX.
 func (d *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return call(d, ctx, QueryRow, q, args, errRow, func(q string, args ...any) *sql.Row {
+	return call(d.decide(ctx, d.Fault, QueryRow, q, args), q, args, errRow, func(q string, args ...any) *sql.Row {
 		return d.Next.QueryRowContext(ctx, q, args...)
-	})
+	}, d.execOnly(ctx, q, args))
 }
 
-// call records the statement, asks Fault about it and carries the fault
-// out, for each method alike: failed builds the method's answer for an
-// error, send sends a statement on Next. An ErrAfter statement is run with
-// ExecContext, its rows (if any) unread, before the error is returned.
-func call[T any](d *DB, ctx context.Context, m Method, q string, args []any,
-	failed func(error) T, send func(q string, args ...any) T) T {
-	f := d.fault(ctx, m, q, args)
+func (d *DB) execOnly(ctx context.Context, q string, args []any) func() error {
+	return func() error { _, err := d.Next.ExecContext(ctx, q, args...); return err }
+}
+
+// call carries out the fault f on the statement q, for each method and driver alike: failed
+// builds the method's answer for an error, send sends a statement, and
+// execOnly runs the original statement with its rows (if any) unread, for
+// an ErrAfter fault.
+func call[T any](f Fault, q string, args []any, failed func(error) T, send func(q string, args ...any) T, execOnly func() error) T {
 	if f.Then != nil {
 		defer f.Then()
 	}
@@ -150,7 +157,7 @@ func call[T any](d *DB, ctx context.Context, m Method, q string, args []any,
 	case f.Query != "":
 		return send(f.Query)
 	case f.ErrAfter != nil:
-		if _, err := d.Next.ExecContext(ctx, q, args...); err != nil {
+		if err := execOnly(); err != nil {
 			return failed(err)
 		}
 		return failed(f.ErrAfter)
