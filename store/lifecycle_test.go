@@ -16,22 +16,10 @@ import (
 // A trust's later life, on every schema variant: rotate, revoke, rotate
 // back, delete.
 
-// change runs op in a transaction of its own, committed on success.
-func (b bundle) change(t *testing.T, op func(tx *sql.Tx) error) error {
-	t.Helper()
-	tx, err := b.db.BeginTx(b.ctx, nil)
-	must(t, err)
-	if err := op(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 func (b bundle) rotate(t *testing.T, id uuid.UUID) (res flip.RegistrationResult, err error) {
 	t.Helper()
-	err = b.change(t, func(tx *sql.Tx) (err error) {
-		res, err = b.reg.RotateKeys(b.ctx, tx, flip.TrustChange{TrustID: id})
+	err = b.change(t, func(tx callerTx) (err error) {
+		res, err = tx.RotateKeys(b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
 	return res, err
@@ -39,7 +27,7 @@ func (b bundle) rotate(t *testing.T, id uuid.UUID) (res flip.RegistrationResult,
 
 func (b bundle) verify(t *testing.T, key string) error {
 	t.Helper()
-	_, err := flip.NewVerifier(b.db).Verify(b.ctx, key)
+	_, err := b.verifier().Verify(b.ctx, key)
 	return err
 }
 
@@ -85,8 +73,8 @@ func TestRotateRevokeRotate(t *testing.T) {
 			t.Errorf("new key after rotation: %v", err)
 		}
 
-		err = b.change(t, func(tx *sql.Tx) error {
-			tr, err := b.reg.RevokeKey(b.ctx, tx, flip.TrustChange{TrustID: reg.Trust.ID})
+		err = b.change(t, func(tx callerTx) error {
+			tr, err := tx.RevokeKey(b.reg, flip.TrustChange{TrustID: reg.Trust.ID})
 			if err == nil && tr != reg.Trust {
 				t.Errorf("RevokeKey = %+v, want %+v", tr, reg.Trust)
 			}
@@ -134,10 +122,10 @@ func TestLifecycle_UnknownTrustIsNotFoundAndChangesNothing(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, v variant) {
 		b := setup(t, v)
 		c := flip.TrustChange{TrustID: uuid.New()}
-		ops := map[string]func(tx *sql.Tx) error{
-			"rotate": func(tx *sql.Tx) error { _, err := b.reg.RotateKeys(b.ctx, tx, c); return err },
-			"revoke": func(tx *sql.Tx) error { _, err := b.reg.RevokeKey(b.ctx, tx, c); return err },
-			"delete": func(tx *sql.Tx) error { _, err := b.reg.DeleteTrust(b.ctx, tx, c); return err },
+		ops := map[string]func(tx callerTx) error{
+			"rotate": func(tx callerTx) error { _, err := tx.RotateKeys(b.reg, c); return err },
+			"revoke": func(tx callerTx) error { _, err := tx.RevokeKey(b.reg, c); return err },
+			"delete": func(tx callerTx) error { _, err := tx.DeleteTrust(b.reg, c); return err },
 		}
 		for name, op := range ops {
 			err := b.change(t, op)
@@ -158,16 +146,21 @@ func TestLifecycle_PoolIsNotATransaction(t *testing.T) {
 }
 
 // The deletion of a legacy hub trust with rows in every dependent table,
-// two kit slots and a trust-scoped grant.
+// two kit slots and a trust-scoped grant, unmigrated and migrated, on
+// both ways in.
 func TestDeleteTrust_LegacyHubTrust(t *testing.T) {
 	t.Parallel()
-	for _, version := range []int{0, store.LatestVersion()} {
-		b := setup(t, variant{version: version, driver: "postgres", sql: []string{hubfixture.Schema, hubfixture.Legacy}})
+	for _, v := range []variant{
+		{"hub_legacy/lib_pq", 0, "postgres", []string{hubfixture.Schema, hubfixture.Legacy}, false},
+		{"hub_legacy_migrated/lib_pq", store.LatestVersion(), "postgres", []string{hubfixture.Schema, hubfixture.Legacy}, false},
+		{"hub_legacy/pgx_native", 0, "postgres", []string{hubfixture.Schema, hubfixture.Legacy}, true},
+	} {
+		b := setup(t, v)
 		id := uuid.MustParse("0b7d3f1e-2a44-4c1a-9a0e-1f0000000001")
 		admin := uuid.New()
 		var res flip.DeletionResult
-		err := b.change(t, func(tx *sql.Tx) (err error) {
-			res, err = b.reg.DeleteTrust(b.ctx, tx, flip.TrustChange{TrustID: id, AuditUserID: admin})
+		err := b.change(t, func(tx callerTx) (err error) {
+			res, err = tx.DeleteTrust(b.reg, flip.TrustChange{TrustID: id, AuditUserID: admin})
 			return err
 		})
 		if err != nil {
@@ -182,7 +175,7 @@ func TestDeleteTrust_LegacyHubTrust(t *testing.T) {
 		if res.DependentRowsDeleted["user_role"] != 1 {
 			t.Errorf("dependent rows = %v, want one user_role grant", res.DependentRowsDeleted)
 		}
-		t.Logf("version %d: dependent rows deleted %v", version, res.DependentRowsDeleted)
+		t.Logf("%s: dependent rows deleted %v", v.name, res.DependentRowsDeleted)
 		var trusts, grants, freed, deleted int
 		must(t, b.db.QueryRowContext(b.ctx, `SELECT
 			(SELECT count(*) FROM trust WHERE id = $1),
@@ -191,7 +184,7 @@ func TestDeleteTrust_LegacyHubTrust(t *testing.T) {
 			(SELECT count(*) FROM trusts_audit WHERE trust_id = $1 AND action = 'DELETED' AND modified_by_user_id = $2 AND trust_name = 'Two Slot Trust')`,
 			id, admin).Scan(&trusts, &grants, &freed, &deleted))
 		if trusts != 0 || grants != 1 || freed != 2 || deleted != 1 {
-			t.Errorf("after deletion: %d trusts, %d global grants, %d freed slots, %d DELETED audit rows; want 0, 1, 2, 1", trusts, grants, freed, deleted)
+			t.Errorf("%s: after deletion: %d trusts, %d global grants, %d freed slots, %d DELETED audit rows; want 0, 1, 2, 1", v.name, trusts, grants, freed, deleted)
 		}
 	}
 }
@@ -200,7 +193,16 @@ func TestDeleteTrust_LegacyHubTrust(t *testing.T) {
 // deletion, naming both tables, and nothing is deleted.
 func TestDeleteTrust_ReferencedDependentBlocks(t *testing.T) {
 	t.Parallel()
-	b := setup(t, variant{version: store.LatestVersion(), driver: "postgres", sql: []string{hubfixture.Schema, `
+	for _, native := range []bool{false, true} {
+		t.Run(map[bool]string{false: "lib_pq", true: "pgx_native"}[native], func(t *testing.T) {
+			t.Parallel()
+			deleteReferencedDependent(t, native)
+		})
+	}
+}
+
+func deleteReferencedDependent(t *testing.T, native bool) {
+	b := setup(t, variant{version: store.LatestVersion(), driver: "postgres", native: native, sql: []string{hubfixture.Schema, `
 		CREATE TABLE site_report (id uuid PRIMARY KEY, trust_id uuid NOT NULL REFERENCES trust (id));
 		CREATE TABLE report_link (id uuid PRIMARY KEY, report_id uuid REFERENCES site_report (id));
 		CREATE TABLE report_note (id uuid PRIMARY KEY, report_id uuid REFERENCES site_report (id), trust_id uuid REFERENCES trust (id))`}})
@@ -213,8 +215,8 @@ func TestDeleteTrust_ReferencedDependentBlocks(t *testing.T) {
 	_, err = b.db.ExecContext(b.ctx, `INSERT INTO report_note VALUES (gen_random_uuid(), $1, $2)`, report, a.Trust.ID)
 	must(t, err)
 	// A note of the trust's own pointing at its report is no obstacle.
-	if err := b.change(t, func(tx *sql.Tx) error {
-		_, err := b.reg.DeleteTrust(b.ctx, tx, flip.TrustChange{TrustID: a.Trust.ID})
+	if err := b.change(t, func(tx callerTx) error {
+		_, err := tx.DeleteTrust(b.reg, flip.TrustChange{TrustID: a.Trust.ID})
 		return err
 	}); err != nil {
 		t.Fatalf("deletion with only the trust's own rows referencing each other: %v", err)
@@ -226,8 +228,8 @@ func TestDeleteTrust_ReferencedDependentBlocks(t *testing.T) {
 	_, err = b.db.ExecContext(b.ctx, `INSERT INTO report_link VALUES (gen_random_uuid(), $1)`, report)
 	must(t, err)
 	before := fliptest.DumpTables(t, b.db)
-	err = b.change(t, func(tx *sql.Tx) error {
-		_, err := b.reg.DeleteTrust(b.ctx, tx, flip.TrustChange{TrustID: other.Trust.ID})
+	err = b.change(t, func(tx callerTx) error {
+		_, err := tx.DeleteTrust(b.reg, flip.TrustChange{TrustID: other.Trust.ID})
 		return err
 	})
 	var blocked *flip.DeletionBlockedError

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx", to prove the store is driver-independent
-	"github.com/jmoiron/sqlx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
@@ -23,17 +25,23 @@ type variant struct {
 	version int      // flip's migration version: 0 is none, 1 the hub's tables without flip's indexes
 	driver  string   // database/sql driver name
 	sql     []string // fixture the database starts from before migrating (fliptest.FromSQL)
+	native  bool     // flip is called through flippgx on pgx's own transactions; else through database/sql on driver
 }
 
 // The hub variants start from the hub's own schema (internal/hubfixture),
 // not from flip's migration 1, so that a difference between the two shows:
 // once as the hub has it, flip never migrated, and once after flip's
-// migrations.
+// migrations. The pgx_native variants hand flip pgx's own transactions
+// (flippgx), on flip's schema and on the hub's unmigrated one, where the
+// statements differ most (the advisory-lock path); the test's own queries
+// stay on database/sql.
 var variants = []variant{
-	{"flip_schema/lib_pq", store.LatestVersion(), "postgres", nil},
-	{"hub_fixture/lib_pq", 0, "postgres", []string{hubfixture.Schema}},
-	{"hub_fixture_migrated/lib_pq", store.LatestVersion(), "postgres", []string{hubfixture.Schema}},
-	{"flip_schema/pgx", store.LatestVersion(), "pgx", nil},
+	{"flip_schema/lib_pq", store.LatestVersion(), "postgres", nil, false},
+	{"hub_fixture/lib_pq", 0, "postgres", []string{hubfixture.Schema}, false},
+	{"hub_fixture_migrated/lib_pq", store.LatestVersion(), "postgres", []string{hubfixture.Schema}, false},
+	{"flip_schema/pgx", store.LatestVersion(), "pgx", nil, false},
+	{"flip_schema/pgx_native", store.LatestVersion(), "postgres", nil, true},
+	{"hub_fixture/pgx_native", 0, "postgres", []string{hubfixture.Schema}, true},
 }
 
 // dbOptions are the fliptest.NewDB options that build v's database.
@@ -80,9 +88,10 @@ func eachRow(t testing.TB, ctx context.Context, db flip.DBTX, q string, scan fun
 
 // bundle is what a registration test needs.
 type bundle struct {
-	ctx context.Context
-	db  *fliptest.DB
-	reg *flip.Registry
+	ctx  context.Context
+	db   *fliptest.DB
+	pool *pgxpool.Pool // set for a native variant: the caller's transactions are pgx's
+	reg  *flip.Registry
 }
 
 func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
@@ -90,7 +99,51 @@ func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
 	db := fliptest.NewDB(t, v.dbOptions()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	return bundle{ctx: ctx, db: db, reg: flip.NewRegistry(store.New(), opts...)}
+	b := bundle{ctx: ctx, db: db, reg: flip.NewRegistry(store.New(), opts...)}
+	if v.native {
+		b.pool = newPgxPool(t, db)
+	}
+	return b
+}
+
+// begin opens a caller's transaction of the variant's kind, failing the
+// test if it cannot.
+func (b bundle) begin(t *testing.T) callerTx {
+	t.Helper()
+	tx, err := b.beginTx(b.ctx, sql.LevelDefault)
+	must(t, err)
+	return tx
+}
+
+// beginTx opens a caller's transaction of the variant's kind at iso
+// (LevelDefault or LevelRepeatableRead) whose calls run under ctx.
+func (b bundle) beginTx(ctx context.Context, iso sql.IsolationLevel) (callerTx, error) {
+	if b.pool != nil {
+		opts := pgx.TxOptions{}
+		if iso == sql.LevelRepeatableRead {
+			opts.IsoLevel = pgx.RepeatableRead
+		}
+		tx, err := b.pool.BeginTx(ctx, opts)
+		return pgxCallerTx{ctx: ctx, tx: tx}, err
+	}
+	tx, err := b.db.BeginTx(ctx, &sql.TxOptions{Isolation: iso})
+	return sqlCallerTx{ctx: ctx, tx: tx}, err
+}
+
+// registerDB is RegisterTrustDB on the variant's kind of pool.
+func (b bundle) registerDB(ctx context.Context, p flip.TrustParams) (flip.RegistrationResult, error) {
+	if b.pool != nil {
+		return flippgx.New(b.reg).RegisterTrustDB(ctx, b.pool, p)
+	}
+	return b.reg.RegisterTrustDB(ctx, b.db, p)
+}
+
+// verifier is a Verifier on the variant's kind of pool.
+func (b bundle) verifier() *flip.Verifier {
+	if b.pool != nil {
+		return flippgx.NewVerifier(b.pool)
+	}
+	return flip.NewVerifier(b.db)
 }
 
 // forEachVariant runs fn as a parallel subtest per variant.
@@ -104,23 +157,28 @@ func forEachVariant(t *testing.T, fn func(t *testing.T, v variant)) {
 	}
 }
 
-// register runs RegisterTrust in a fresh transaction and commits on
-// success, rolls back on error.
+// register runs RegisterTrust in a fresh transaction of the variant's
+// kind and commits on success, rolls back on error, as the hub does.
 func (b bundle) register(t *testing.T, p flip.TrustParams) (flip.RegistrationResult, error) {
 	t.Helper()
-	tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(b.ctx, nil)
-	if err != nil {
-		t.Fatalf("begin: %v", err)
-	}
-	res, err := b.reg.RegisterTrust(b.ctx, tx, p)
-	if err != nil {
+	var res flip.RegistrationResult
+	err := b.change(t, func(tx callerTx) (err error) {
+		res, err = tx.RegisterTrust(b.reg, p)
+		return err
+	})
+	return res, err
+}
+
+// change runs op in a fresh transaction of the variant's kind, committed
+// on success and rolled back on error.
+func (b bundle) change(t *testing.T, op func(tx callerTx) error) error {
+	t.Helper()
+	tx := b.begin(t)
+	if err := op(tx); err != nil {
 		_ = tx.Rollback()
-		return res, err
+		return err
 	}
-	if err := tx.Commit(); err != nil {
-		t.Fatalf("commit: %v", err)
-	}
-	return res, nil
+	return tx.Commit()
 }
 
 func (b bundle) mustRegister(t *testing.T, p flip.TrustParams) flip.RegistrationResult {

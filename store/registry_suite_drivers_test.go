@@ -13,17 +13,24 @@ import (
 	"github.com/londonaicentre/flip/internal/faultdb"
 )
 
-// The ways into the registration suite: a caller's transaction of
-// database/sql (RegisterTrust on a *sql.Tx) or of pgx (flippgx on a
-// pgx.Tx), each able to fault the statements flip sends on it with
-// faultdb's Faults. The cases are written once against callerTx.
+// The two ways into flip that the store tests run every case through: a
+// caller's transaction of database/sql (the Registry's methods on a
+// *sql.Tx) or of pgx (flippgx on a pgx.Tx), each able to fault the
+// statements flip sends on it with faultdb's Faults. The cases are
+// written once against callerTx; a variant's native flag picks the way.
 
-// callerTx is the caller's open transaction, of either driver.
+// callerTx is the caller's open transaction, of either driver, with the
+// context its calls run under.
 type callerTx interface {
-	// RegisterTrust registers p in the transaction with reg.
 	RegisterTrust(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error)
+	RotateKeys(reg *flip.Registry, c flip.TrustChange) (flip.RegistrationResult, error)
+	RevokeKey(reg *flip.Registry, c flip.TrustChange) (flip.Trust, error)
+	DeleteTrust(reg *flip.Registry, c flip.TrustChange) (flip.DeletionResult, error)
+	// Exec runs the caller's own statement in the transaction, never
+	// faulted.
+	Exec(q string, args ...any) error
 	// WithFaults returns the same transaction, whose statements sent
-	// through the result's RegisterTrust are faulted as fault says.
+	// through the result's flip calls are faulted as fault says.
 	WithFaults(fault func(context.Context, faultdb.Stmt) faultdb.Fault) callerTx
 	Commit() error
 	Rollback() error
@@ -35,12 +42,32 @@ type sqlCallerTx struct {
 	via flip.DBTX // faulting tx; nil: tx itself
 }
 
-func (t sqlCallerTx) RegisterTrust(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
-	var db flip.DBTX = t.tx
+func (t sqlCallerTx) db() flip.DBTX {
 	if t.via != nil {
-		db = t.via
+		return t.via
 	}
-	return reg.RegisterTrust(t.ctx, db, p)
+	return t.tx
+}
+
+func (t sqlCallerTx) RegisterTrust(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
+	return reg.RegisterTrust(t.ctx, t.db(), p)
+}
+
+func (t sqlCallerTx) RotateKeys(reg *flip.Registry, c flip.TrustChange) (flip.RegistrationResult, error) {
+	return reg.RotateKeys(t.ctx, t.db(), c)
+}
+
+func (t sqlCallerTx) RevokeKey(reg *flip.Registry, c flip.TrustChange) (flip.Trust, error) {
+	return reg.RevokeKey(t.ctx, t.db(), c)
+}
+
+func (t sqlCallerTx) DeleteTrust(reg *flip.Registry, c flip.TrustChange) (flip.DeletionResult, error) {
+	return reg.DeleteTrust(t.ctx, t.db(), c)
+}
+
+func (t sqlCallerTx) Exec(q string, args ...any) error {
+	_, err := t.tx.ExecContext(t.ctx, q, args...)
+	return err
 }
 
 func (t sqlCallerTx) WithFaults(fault func(context.Context, faultdb.Stmt) faultdb.Fault) callerTx {
@@ -57,12 +84,32 @@ type pgxCallerTx struct {
 	via pgx.Tx // faulting tx; nil: tx itself
 }
 
-func (t pgxCallerTx) RegisterTrust(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
-	tx := t.tx
+func (t pgxCallerTx) db() pgx.Tx {
 	if t.via != nil {
-		tx = t.via
+		return t.via
 	}
-	return flippgx.New(reg).RegisterTrust(t.ctx, tx, p)
+	return t.tx
+}
+
+func (t pgxCallerTx) RegisterTrust(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
+	return flippgx.New(reg).RegisterTrust(t.ctx, t.db(), p)
+}
+
+func (t pgxCallerTx) RotateKeys(reg *flip.Registry, c flip.TrustChange) (flip.RegistrationResult, error) {
+	return flippgx.New(reg).RotateKeys(t.ctx, t.db(), c)
+}
+
+func (t pgxCallerTx) RevokeKey(reg *flip.Registry, c flip.TrustChange) (flip.Trust, error) {
+	return flippgx.New(reg).RevokeKey(t.ctx, t.db(), c)
+}
+
+func (t pgxCallerTx) DeleteTrust(reg *flip.Registry, c flip.TrustChange) (flip.DeletionResult, error) {
+	return flippgx.New(reg).DeleteTrust(t.ctx, t.db(), c)
+}
+
+func (t pgxCallerTx) Exec(q string, args ...any) error {
+	_, err := t.tx.Exec(t.ctx, q, args...)
+	return err
 }
 
 func (t pgxCallerTx) WithFaults(fault func(context.Context, faultdb.Stmt) faultdb.Fault) callerTx {
@@ -73,10 +120,17 @@ func (t pgxCallerTx) WithFaults(fault func(context.Context, faultdb.Stmt) faultd
 func (t pgxCallerTx) Commit() error   { return t.tx.Commit(t.ctx) }
 func (t pgxCallerTx) Rollback() error { return t.tx.Rollback(t.ctx) }
 
-// newSuitePool is a pgx pool on db, closed when the test ends.
-func newSuitePool(t *testing.T, db *fliptest.DB) *pgxpool.Pool {
+// newPgxPool is a pgx pool on db, room for the widest race
+// (runConcurrently's 64 callers; connections open only when used), closed
+// when the test ends, before the database is dropped.
+func newPgxPool(t *testing.T, db *fliptest.DB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), db.URL)
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 64
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/londonaicentre/flip"
-	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/faultdb"
 )
@@ -24,31 +22,15 @@ import (
 // how concurrent registrations line up. It once kept an in-memory fake of
 // the store honest; now it runs on the real thing only, on every variant
 // of the registration tests and on flip's migration 1 alone (the hub's
-// tables as flip first copied them, without flip's unique indexes), each
-// both with database/sql transactions (the variant's driver) and with
-// pgx's own (flippgx on a pgx.Tx): one suite, one core, two ways in.
+// tables as flip first copied them, without flip's unique indexes), with
+// database/sql transactions and with pgx's own (flippgx on a pgx.Tx): one
+// suite, one core, two ways in.
 
-var suiteSchemas = append(slices.Clone(variants), variant{"flip_migration_1/lib_pq", 1, "postgres", nil})
-
-// suiteVariant is a schema variant and the way the caller's
-// transactions are opened on it.
-type suiteVariant struct {
-	variant
-	native bool // pgx.Tx through flippgx; else *sql.Tx on the variant's driver
-}
-
-var suiteVariants = func() []suiteVariant {
-	var out []suiteVariant
-	for _, v := range suiteSchemas {
-		out = append(out, suiteVariant{variant: v})
-		if v.driver == "postgres" { // one pgx-native run per schema
-			native := v
-			native.name = strings.TrimSuffix(v.name, "/lib_pq") + "/pgx_native"
-			out = append(out, suiteVariant{variant: native, native: true})
-		}
-	}
-	return out
-}()
+// suiteVariants are the registration tests' variants and flip's
+// migration 1 alone, on both ways in.
+var suiteVariants = append(slices.Clone(variants),
+	variant{"flip_migration_1/lib_pq", 1, "postgres", nil, false},
+	variant{"flip_migration_1/pgx_native", 1, "postgres", nil, true})
 
 func TestRegisterTrustSuite(t *testing.T) {
 	t.Parallel()
@@ -58,11 +40,7 @@ func TestRegisterTrustSuite(t *testing.T) {
 			for _, v := range suiteVariants {
 				t.Run(v.name, func(t *testing.T) {
 					t.Parallel()
-					s := &suite{bundle: setup(t, v.variant), t: t}
-					if v.native {
-						s.pool = newSuitePool(t, s.db)
-					}
-					c.run(t, s)
+					c.run(t, &suite{bundle: setup(t, v), t: t})
 				})
 			}
 		})
@@ -73,43 +51,18 @@ func TestRegisterTrustSuite(t *testing.T) {
 // test on setup errors.
 type suite struct {
 	bundle
-	t    *testing.T
-	pool *pgxpool.Pool // set: the caller's transactions are pgx's
+	t *testing.T
 }
 
 func (s *suite) addSlots(specs ...string) { fliptest.AddSlots(s.t, s.db, specs...) }
 
 // begin opens a caller's transaction of the variant's kind.
-func (s *suite) begin() callerTx {
-	s.t.Helper()
-	tx, err := s.beginTx()
-	if err != nil {
-		s.t.Fatalf("begin: %v", err)
-	}
-	return tx
-}
-
-func (s *suite) beginTx() (callerTx, error) {
-	if s.pool != nil {
-		tx, err := s.pool.Begin(s.ctx)
-		return pgxCallerTx{ctx: s.ctx, tx: tx}, err
-	}
-	tx, err := s.db.BeginTx(s.ctx, nil)
-	return sqlCallerTx{ctx: s.ctx, tx: tx}, err
-}
-
-// verifier is a Verifier on the variant's kind of pool.
-func (s *suite) verifier() *flip.Verifier {
-	if s.pool != nil {
-		return flippgx.NewVerifier(s.pool)
-	}
-	return flip.NewVerifier(s.db)
-}
+func (s *suite) begin() callerTx { return s.bundle.begin(s.t) }
 
 // register runs one registration in a transaction of its own, committed on
 // success and rolled back on error, as the hub does.
 func (s *suite) register(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
-	tx, err := s.beginTx()
+	tx, err := s.beginTx(s.ctx, sql.LevelDefault)
 	if err != nil {
 		return flip.RegistrationResult{}, err
 	}

@@ -301,17 +301,13 @@ func runConcurrently(t *testing.T, b bundle, n int, params func(i int) flip.Trus
 	wideRace <- struct{}{}
 	defer func() { <-wideRace }()
 	b.db.SetMaxOpenConns(n)
-	txs := make([]*sql.Tx, n)
+	txs := make([]callerTx, n)
 	for i := range txs {
-		tx, err := b.db.BeginTx(b.ctx, nil)
-		if err != nil {
-			t.Fatalf("begin %d: %v", i, err)
-		}
+		txs[i] = b.begin(t)
 		// Make sure each transaction really holds its own connection.
-		if _, err := tx.ExecContext(b.ctx, `SELECT 1`); err != nil {
+		if err := txs[i].Exec(`SELECT 1`); err != nil {
 			t.Fatalf("warm %d: %v", i, err)
 		}
-		txs[i] = tx
 	}
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -321,7 +317,7 @@ func runConcurrently(t *testing.T, b bundle, n int, params func(i int) flip.Trus
 		go func() {
 			defer wg.Done()
 			<-start
-			_, err := b.reg.RegisterTrust(b.ctx, txs[i], params(i))
+			_, err := txs[i].RegisterTrust(b.reg, params(i))
 			if err == nil {
 				err = txs[i].Commit()
 				if err != nil {
@@ -364,25 +360,22 @@ func TestRegisterTrust_CallerTransactionSurvivesEveryError(t *testing.T) {
 		for _, f := range failing {
 			t.Run(f.name, func(t *testing.T) {
 				before := snapshot(t, b.ctx, b.db)
-				tx, err := b.db.BeginTx(b.ctx, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
+				tx := b.begin(t)
 				defer tx.Rollback() //nolint:errcheck // no-op after Commit
 				// The caller's own work before and after the failed call.
 				marker := uuid.New()
-				if _, err := tx.ExecContext(b.ctx, `INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, $2, 'marker', now(), now())`, marker, "Marker "+f.name); err != nil {
+				if err := tx.Exec(`INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, $2, 'marker', now(), now())`, marker, "Marker "+f.name); err != nil {
 					t.Fatal(err)
 				}
-				var caller flip.DBTX = tx
+				caller := tx
 				if f.fault != nil {
-					caller = &faultdb.DB{Next: tx, Fault: f.fault}
+					caller = tx.WithFaults(f.fault)
 				}
-				_, err = f.reg.RegisterTrust(b.ctx, caller, f.p)
+				_, err := caller.RegisterTrust(f.reg, f.p)
 				if e := isOnly(err, f.target, flip.ErrTrustRegistration); e != nil {
 					t.Fatal(e)
 				}
-				if _, err := tx.ExecContext(b.ctx, `UPDATE roles SET description = 'after' WHERE id = $1`, marker); err != nil {
+				if err := tx.Exec(`UPDATE roles SET description = 'after' WHERE id = $1`, marker); err != nil {
 					t.Fatalf("transaction unusable after %s: %v", f.name, err)
 				}
 				if err := tx.Commit(); err != nil {
