@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/internal/exampledb"
@@ -14,36 +13,34 @@ import (
 )
 
 // examplePool is the hub's pgx pool, on a database of the example's own
-// migrated by flip (store.Migrate).
-func examplePool(ctx context.Context) *pgxpool.Pool {
+// migrated by flip (store.Migrate), whose kit-slot pool holds slot.
+func examplePool(ctx context.Context, slot string) *pgxpool.Pool {
 	pool, err := pgxpool.New(ctx, exampledb.New().URL)
 	if err != nil {
+		panic(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO fl_kit_slot (slot_name, slot_number) VALUES ($1, 1)`, slot); err != nil {
 		panic(err)
 	}
 	return pool
 }
 
 // Keep a Verifier's cache true to key changes made by any process, with
-// the LISTEN session taken from the hub's pgx pool.
+// the LISTEN session taken from the hub's pgx pool: database/sql is
+// nowhere in the path.
 func ExampleNewFeed() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool := examplePool(ctx)
+	pool := examplePool(ctx, "Trust_001")
 	defer pool.Close()
-	db := stdlib.OpenDBFromPool(pool) // database/sql over the same pool, for flip's executor
-	defer db.Close()
-	if _, err := store.AddSlots(ctx, db, "Trust_001"); err != nil {
-		fmt.Println("add slots:", err)
-		return
-	}
-	reg := flip.NewRegistry(store.New())
-	res, err := reg.RegisterTrustDB(ctx, db, flip.TrustParams{Name: "Guy's and St Thomas'", Code: "GSTT"})
+	reg := flippgx.New(flip.NewRegistry(store.New()))
+	res, err := reg.RegisterTrustDB(ctx, pool, flip.TrustParams{Name: "Guy's and St Thomas'", Code: "GSTT"})
 	if err != nil {
 		fmt.Println("register:", err)
 		return
 	}
 
-	v := flip.NewVerifier(db, flip.WithVerifierCache(time.Hour, 10_000))
+	v := flippgx.NewVerifier(pool, flip.WithVerifierCache(time.Hour, 10_000))
 	listenCtx, stop := context.WithCancel(ctx)
 	listened := make(chan error, 1)
 	go func() { listened <- v.Listen(listenCtx, flippgx.NewFeed(pool, nil)) }()
@@ -53,17 +50,17 @@ func ExampleNewFeed() {
 	fmt.Println(trust.Code, err)
 
 	// Any process revokes the key (here this one, in a transaction of its own) ...
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := pool.Begin(ctx)
 	if err != nil {
 		fmt.Println("begin:", err)
 		return
 	}
-	defer tx.Rollback()
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	if _, err := reg.RevokeKey(ctx, tx, flip.TrustChange{TrustID: res.Trust.ID}); err != nil {
 		fmt.Println("revoke:", err)
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		fmt.Println("commit:", err)
 		return
 	}
