@@ -14,10 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq" // store registers no driver: import the one you use
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/cognito"
+	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/pqfeed"
 	"github.com/londonaicentre/flip/store"
@@ -80,6 +82,49 @@ func TestReadme_CreateTrust(t *testing.T) {
 		if status == http.StatusCreated && (res.APIKey == "" || res.KitSlot.Name != "Trust_001") {
 			t.Errorf("result = %v", res)
 		}
+	}
+}
+
+// README: "On pgx".
+
+var pgxRegistry = flippgx.New(registry) // beside the Registry, at start-up
+
+func createTrustOnPgx(ctx context.Context, pool *pgxpool.Pool, p flip.TrustParams) (flip.RegistrationResult, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return flip.RegistrationResult{}, err
+	}
+	defer tx.Rollback(ctx) // no-op after Commit
+
+	res, err := pgxRegistry.RegisterTrust(ctx, tx, p) // the errors of createTrust above
+	if err != nil {
+		return flip.RegistrationResult{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return flip.RegistrationResult{}, err
+	}
+	return res, nil
+}
+
+func TestReadme_CreateTrustOnPgx(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	res, err := createTrustOnPgx(ctx, pool, flip.TrustParams{Name: "Guy's and St Thomas'", Code: "GSTT"})
+	if err != nil || res.KitSlot.Name != "Trust_001" {
+		t.Fatalf("createTrustOnPgx = %v, %v", res, err)
+	}
+	if _, err := createTrustOnPgx(ctx, pool, flip.TrustParams{Name: "Guy's and St Thomas'", Code: "GSTT2"}); !errors.Is(err, flip.ErrDuplicateTrust) {
+		t.Errorf("the same name again: %v, want ErrDuplicateTrust", err)
+	}
+	if got, err := flip.NewVerifier(db).Verify(ctx, res.APIKey); err != nil || got.ID != res.Trust.ID {
+		t.Errorf("the committed key: %v, %v", got, err)
 	}
 }
 
