@@ -16,6 +16,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx": every check runs on both drivers
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"
@@ -298,25 +299,30 @@ func checkInvariants(ctx context.Context, v *violations, b *bundle, where string
 	return broken
 }
 
-// tableText returns every row of every table in the public schema as text.
+// tableText returns every row of every table in the public schema as
+// text, a line each, prefixed with its table: every table in one
+// statement, which the fault harness sends twice per fault point.
 func tableText(ctx context.Context, db *sql.DB) (string, error) {
 	sdb := sqlx.NewDb(db, "postgres")
 	var tables []string
 	if err := sdb.SelectContext(ctx, &tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`); err != nil {
 		return "", fmt.Errorf("list tables: %w", err)
 	}
+	if len(tables) == 0 {
+		return "", nil
+	}
+	parts := make([]string, len(tables))
+	for i, tbl := range tables {
+		parts[i] = fmt.Sprintf(`SELECT %s || ': ' || t::text FROM %q t`, pq.QuoteLiteral(tbl), tbl)
+	}
+	var rows []string
+	if err := sdb.SelectContext(ctx, &rows, strings.Join(parts, "\nUNION ALL\n")); err != nil {
+		return "", fmt.Errorf("read the tables: %w", err)
+	}
 	var b strings.Builder
-	for _, tbl := range tables {
-		var rows []string
-		if err := sdb.SelectContext(ctx, &rows, fmt.Sprintf(`SELECT t::text FROM %q t`, tbl)); err != nil {
-			return "", fmt.Errorf("read %s: %w", tbl, err)
-		}
-		for _, r := range rows {
-			b.WriteString(tbl)
-			b.WriteString(": ")
-			b.WriteString(r)
-			b.WriteByte('\n')
-		}
+	for _, r := range rows {
+		b.WriteString(r)
+		b.WriteByte('\n')
 	}
 	return b.String(), nil
 }
