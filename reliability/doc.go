@@ -4,16 +4,30 @@
 // purpose and check that the database and the caller's transaction come
 // out sound. It has no API; the package exists for its tests.
 //
+// Every check runs on variants of schema and driver: flip's schema and
+// the hub's, with the caller's transactions those of database/sql (an
+// *sqlx.Tx, on lib/pq or on pgx's database/sql driver) or pgx's own (a
+// pgx.Tx from a *pgxpool.Pool, with flip called through flippgx), as a
+// hub written on either would hold them. The checks are written once,
+// against either kind of transaction, so that the pgx-native variants
+// break and race flip exactly as the others do; the test's own queries
+// (the dumps, the locks it holds, the backends it kills, the invariants)
+// go through database/sql on a second pool in every variant, so that
+// what judges the outcome never changes with the driver under test.
+//
 // # What it proves
 //
 //   - Faults at every statement, of every operation, through one harness
 //     parameterised by the operation. A clean call (rolled back) is
 //     recorded first, to learn which statements the operation sends. Then,
-//     for each statement in turn, the caller's transaction is wrapped in a
-//     DBTX that, at that statement, returns an error without sending it,
+//     for each statement in turn, the caller's transaction is wrapped
+//     (internal/faultdb: a DBTX over a *sql.Tx, a pgx.Tx over a pgx.Tx)
+//     so that, at that statement, it returns an error without sending it,
 //     makes the server reject it, runs it but reports an error, cancels the
 //     call's context before it, cancels the context the transaction was
-//     begun with, cancels while the statement is blocked on a lock held by
+//     begun with (which ends a database/sql transaction, not a pgx.Tx:
+//     there the transaction must stay usable, as after the call's own
+//     cancel), cancels while the statement is blocked on a lock held by
 //     a second connection (the trust's row, a table, the identity locks, a
 //     kit slot's row), or terminates the backend (pg_terminate_backend,
 //     then waiting until it is gone) right before it. Faults on the undo
@@ -51,11 +65,13 @@
 //     (the transaction holds ROW EXCLUSIVE on fl_kit_slot since Register,
 //     so no table lock can hold it); the second claim and the busy check
 //     take no lock the transaction lacks, so the cancel races them. It runs
-//     with lib/pq and with pgx's database/sql driver, on flip's schema and
-//     on the hub's, and on the hub's own database with its legacy rows
-//     (internal/hubfixture), unmigrated and migrated (with a table that
-//     references a dependent table, so that a deletion checks for
-//     blockers). There rotation, revocation and deletion act on the legacy
+//     with lib/pq, with pgx's database/sql driver and with pgx-native
+//     transactions (faultdb.PgxTx strikes a pgx.Tx as faultdb.DB strikes
+//     a *sql.Tx), on flip's schema and on the hub's, and on the hub's own
+//     database with its legacy rows (internal/hubfixture), unmigrated and
+//     migrated (with a table that references a dependent table, so that a
+//     deletion checks for blockers), each also with pgx-native
+//     transactions. There rotation, revocation and deletion act on the legacy
 //     trust with two slots, a trust-scoped grant and rows in every
 //     dependent table, only the invariants that hold for any hub data are
 //     checked, and the database is restored from a snapshot whenever a
@@ -86,8 +102,9 @@
 //     ErrTrustNotFound; one DELETED audit row, the slot freed once); a
 //     rotation against a deletion (both succeed, or the rotation gets
 //     ErrTrustNotFound; no trust holds either key afterwards).
-//   - Backends killed at random moments during RegisterTrustDB: whatever the
-//     moment, the invariants hold and a reported success is in the database.
+//   - Backends killed at random moments during RegisterTrustDB (on a
+//     *sql.Conn, or a *pgxpool.Conn through flippgx): whatever the moment,
+//     the invariants hold and a reported success is in the database.
 //   - Secrets over a full cycle: trusts registered (some refused, one rolled
 //     back by its caller, and on flip's schema one refused for an API key
 //     another trust holds), keys rotated (one rotation rolled back by its

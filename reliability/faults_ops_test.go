@@ -40,7 +40,7 @@ type operation struct {
 	// target readies what the call at point p acts on.
 	target func(t *testing.T, h *faultHarness, p point) target
 	// call runs the operation on tx for tg.
-	call func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error)
+	call func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error)
 	// committed checks, after a success the caller committed, that the
 	// change is in the database; it returns what is wrong, or "".
 	committed func(ctx context.Context, h *faultHarness, tg target, out outcome) (string, error)
@@ -87,8 +87,8 @@ var operations = []operation{
 			h.keepFreeSlots(t)
 			return registrationTarget(p)
 		},
-		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
-			res, err := h.b.reg.RegisterTrust(ctx, tx, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
+		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+			res, err := tx.RegisterTrust(ctx, h.b.reg, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
 			return registrationOutcome(res), err
 		},
 		committed: registered,
@@ -99,8 +99,8 @@ var operations = []operation{
 		// second claim are sent on top of a registration's statements.
 		name: "register_grow", base: flip.ErrTrustRegistration, other: flip.ErrTrustChange, core: []string{"Register", "AddSlots", "ClaimSlot"},
 		target: func(t *testing.T, h *faultHarness, p point) target { return h.growTarget(t, p, false) },
-		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
-			res, err := h.growReg.RegisterTrust(ctx, tx, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
+		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+			res, err := tx.RegisterTrust(ctx, h.growReg, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
 			return registrationOutcome(res), err
 		},
 		committed: func(ctx context.Context, h *faultHarness, tg target, out outcome) (string, error) {
@@ -127,8 +127,8 @@ var operations = []operation{
 		name: "register_grow_miss", base: flip.ErrTrustRegistration, other: flip.ErrTrustChange, core: []string{"AddSlots", "ClaimSlot", "AnyFreeSlot"},
 		refuses: flip.ErrNoFreeKitSlot,
 		target:  func(t *testing.T, h *faultHarness, p point) target { return h.growTarget(t, p, true) },
-		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
-			res, err := h.growReg.RegisterTrust(ctx, tx, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
+		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+			res, err := tx.RegisterTrust(ctx, h.growReg, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
 			return registrationOutcome(res), err
 		},
 		committed: func(ctx context.Context, h *faultHarness, tg target, out outcome) (string, error) {
@@ -138,8 +138,8 @@ var operations = []operation{
 	{
 		name: "rotate", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"SetAPIKeyHash"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.keyTrust} },
-		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
-			res, err := h.b.reg.RotateKeys(ctx, tx, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
+		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+			res, err := tx.RotateKeys(ctx, h.b.reg, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
 			return outcome{trust: res.Trust.ID, keys: keysOf(res)}, err
 		},
 		committed: func(ctx context.Context, h *faultHarness, tg target, out outcome) (string, error) {
@@ -153,8 +153,8 @@ var operations = []operation{
 	{
 		name: "revoke", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"SetAPIKeyHash"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.keyTrust} },
-		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
-			tr, err := h.b.reg.RevokeKey(ctx, tx, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
+		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+			tr, err := tx.RevokeKey(ctx, h.b.reg, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
 			return outcome{trust: tr.ID}, err
 		},
 		committed: func(ctx context.Context, h *faultHarness, tg target, _ outcome) (string, error) {
@@ -168,8 +168,8 @@ var operations = []operation{
 	{
 		name: "delete", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"DeleteTrust"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.deleteTarget(t)} },
-		call: func(ctx context.Context, h *faultHarness, tx flip.DBTX, tg target) (outcome, error) {
-			res, err := h.b.reg.DeleteTrust(ctx, tx, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
+		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+			res, err := tx.DeleteTrust(ctx, h.b.reg, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
 			return outcome{trust: res.Trust.ID, deletion: res}, err
 		},
 		committed: func(ctx context.Context, h *faultHarness, tg target, _ outcome) (string, error) {
@@ -356,7 +356,7 @@ func (h *faultHarness) keepFreeSlots(t *testing.T) {
 func (h *faultHarness) registerTarget(t *testing.T, what string) uuid.UUID {
 	t.Helper()
 	h.keepFreeSlots(t)
-	res, err := h.b.reg.RegisterTrustDB(h.b.ctx, h.b.db, flip.TrustParams{Name: what + " " + uuid.NewString()[:8], Code: "T" + uuid.NewString()[:12]})
+	res, err := h.b.registerDB(h.b.ctx, h.b.reg, flip.TrustParams{Name: what + " " + uuid.NewString()[:8], Code: "T" + uuid.NewString()[:12]})
 	if err != nil {
 		t.Fatalf("register %s: %v", what, err)
 	}

@@ -3,7 +3,6 @@ package reliability
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -40,6 +39,8 @@ const (
 	// faultCancelTx: the caller began the transaction with the same context
 	// it calls with (the usual request handler), and it is cancelled right
 	// before the statement; database/sql then rolls the transaction back.
+	// A pgx.Tx outlives the context it was begun with: there the statement
+	// is refused unsent, as in faultCancelCall, and the transaction lives.
 	faultCancelTx faultKind = "cancel-tx"
 	// faultCancelDuring: the context is cancelled while the statement runs,
 	// held on a lock that a second connection takes just before it. SAVEPOINT
@@ -94,7 +95,7 @@ const (
 	mustHaveFailed
 )
 
-func expect(p point, stmts []string) expectation {
+func (h *faultHarness) expect(p point) expectation {
 	if p.undoKind == faultKill {
 		return mustHaveFailed
 	}
@@ -105,6 +106,11 @@ func expect(p point, stmts []string) expectation {
 	switch p.kind {
 	case faultError, faultCancelCall:
 		return mustBeUsable
+	case faultCancelTx:
+		if h.b.v.native {
+			return mustBeUsable // see faultCancelTx
+		}
+		return mustHaveFailed
 	case faultServerError:
 		if p.at == 1 {
 			// The SAVEPOINT itself failed on the server: there is nothing to
@@ -114,13 +120,13 @@ func expect(p point, stmts []string) expectation {
 		}
 		return mustBeUsable
 	case faultErrorAfter:
-		if p.at == len(stmts) {
+		if p.at == len(h.stmts) {
 			// The RELEASE ran but the client saw an error: the rollback to
 			// the (released) savepoint fails and aborts the transaction.
 			return mayEither
 		}
 		return mustBeUsable
-	case faultCancelTx, faultKill:
+	case faultKill:
 		return mustHaveFailed
 	default: // faultCancelDuring: drivers close the connection, or not
 		return mayEither
@@ -211,11 +217,16 @@ INSERT INTO result_review VALUES ('3a6b9c0d-4e5f-4a1b-8c2d-5c00000000f1', '3a6b9
 
 // legacyVariants are the hub's database with its legacy rows: as the hub
 // leaves it (flip never migrated it), and migrated, with a referrer of a
-// dependent table. Only the fault harness runs on them.
+// dependent table, each also with pgx-native transactions. Only the fault
+// harness runs on them.
 var legacyVariants = []variant{
 	{name: "hub_fixture/lib_pq", version: 0, driver: "postgres", format: flip.ReferenceKeys,
 		fixture: []string{hubfixture.Schema, hubfixture.Legacy}},
 	{name: "hub_fixture_migrated/pgx", version: store.LatestVersion(), driver: "pgx", format: flip.PrefixedKeys,
+		fixture: []string{hubfixture.Schema, hubfixture.Legacy, legacyReferrer}},
+	{name: "hub_fixture/pgx_native", version: 0, driver: "pgx", native: true, format: flip.PrefixedKeys,
+		fixture: []string{hubfixture.Schema, hubfixture.Legacy}},
+	{name: "hub_fixture_migrated/pgx_native", version: store.LatestVersion(), driver: "pgx", native: true, format: flip.ReferenceKeys,
 		fixture: []string{hubfixture.Schema, hubfixture.Legacy, legacyReferrer}},
 }
 
@@ -228,9 +239,10 @@ func TestFaultAtEveryStatement(t *testing.T) {
 	for _, v := range slices.Concat(variants, legacyVariants) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			// The caller's connection, one being replaced, and the listener.
-			b := setup(t, v, 3+adminConns)
-			b.db.SetMaxOpenConns(2)
+			// The caller's connection and one being replaced; the listener
+			// has one of its own.
+			takeConns(t, 1)
+			b := setup(t, v, 2+adminConns)
 			h := newFaultHarness(t, b)
 			for _, op := range operations {
 				t.Run(op.name, func(t *testing.T) { h.runOperation(t, op) })
@@ -320,19 +332,19 @@ func (h *faultHarness) runOperation(t *testing.T, op operation) {
 	}
 }
 
-// cleanRun calls the operation through a faultdb.DB with no faults and
+// cleanRun calls the operation through faultdb with no faults and
 // returns the statements it sent, in order. The caller's transaction is
 // rolled back: the target stays for the fault points.
 func (h *faultHarness) cleanRun(t *testing.T) []string {
 	t.Helper()
 	ctx := h.b.ctx
 	tg := h.op.target(t, h, point{kind: "clean"})
-	tx, err := h.b.db.BeginTx(ctx, nil)
+	tx, err := h.b.begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback() //nolint:errcheck // the clean call is not kept
-	f := &faultdb.DB{Next: tx}
+	defer tx.Rollback(ctx) //nolint:errcheck // the clean call is not kept
+	f := tx.WithFaults(nil)
 	if _, err := h.op.call(ctx, h, f, tg); !h.cleanError(err) {
 		t.Fatalf("clean %s: %v (want %v)", h.op.name, err, h.op.refuses)
 	}
@@ -365,12 +377,12 @@ func (h *faultHarness) countUndo(t *testing.T) int {
 	t.Helper()
 	ctx := h.b.ctx
 	tg := h.op.target(t, h, point{kind: "undo"})
-	tx, err := h.b.db.BeginTx(ctx, nil)
+	tx, err := h.b.begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback() //nolint:errcheck // test cleanup
-	f := &faultdb.DB{Next: tx, Fault: faultdb.At(2, faultdb.Fault{Err: errInjected})}
+	defer tx.Rollback(ctx) //nolint:errcheck // test cleanup
+	f := tx.WithFaults(faultdb.At(2, faultdb.Fault{Err: errInjected}))
 	if _, err := h.op.call(ctx, h, f, tg); !errors.Is(err, errInjected) {
 		t.Fatalf("%s failing at statement 2: %v, want the injected error", h.op.name, err)
 	}
@@ -403,16 +415,16 @@ func (h *faultHarness) run(t *testing.T, p point) {
 	if p.kind == faultCancelTx {
 		callCtx, cancelCall = txCtx, cancelTx
 	}
-	tx, err := b.db.BeginTx(txCtx, nil)
+	tx, err := b.begin(txCtx)
 	if err != nil {
 		t.Fatalf("%s: begin: %v", where, err)
 	}
-	var pid int
-	if err := tx.QueryRowContext(base, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+	pid, err := tx.PID(base)
+	if err != nil {
 		t.Fatalf("%s: backend pid: %v", where, err)
 	}
 	marker := uuid.New()
-	if _, err := tx.ExecContext(base, `INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, $2, 'before', now(), now())`, marker, "Marker "+marker.String()); err != nil {
+	if err := tx.Exec(base, `INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, $2, 'before', now(), now())`, marker, "Marker "+marker.String()); err != nil {
 		t.Fatalf("%s: caller's own work: %v", where, err)
 	}
 
@@ -421,18 +433,18 @@ func (h *faultHarness) run(t *testing.T, p point) {
 	if p.undoKind != "" {
 		pl.at[p.at+p.undoAt] = h.injector(p.undoKind, pid, tg, cancelCall, where)
 	}
-	f := &faultdb.DB{Next: tx, Fault: pl.fault}
+	f := tx.WithFaults(pl.fault)
 	minted := b.minter.count()
 	out, callErr := op.call(callCtx, h, f, tg)
 	keys := b.minter.since(minted)
 
 	// The caller carries on, then commits.
-	_, errFollow := tx.ExecContext(base, `UPDATE roles SET description = 'after' WHERE id = $1`, marker)
+	errFollow := tx.Exec(base, `UPDATE roles SET description = 'after' WHERE id = $1`, marker)
 	var errCommit error
 	if errFollow == nil {
-		errCommit = tx.Commit()
+		errCommit = tx.Commit(base)
 	} else {
-		_ = tx.Rollback()
+		_ = tx.Rollback(base)
 	}
 	usable := errFollow == nil && errCommit == nil
 	if err := settled(base, b.admin, pid); err != nil {
@@ -473,7 +485,7 @@ func (h *faultHarness) run(t *testing.T, p point) {
 	// it is false where the transaction was already over (cancelled,
 	// killed), which only tells the operator to look for damage that
 	// cannot exist.
-	if errors.Is(callErr, flip.ErrRollbackRequired) && (errors.Is(errFollow, sql.ErrTxDone) || errors.Is(errFollow, driver.ErrBadConn)) {
+	if errors.Is(callErr, flip.ErrRollbackRequired) && tx.Ended(errFollow) {
 		v.add("%s: the error says the call could not be undone, but the transaction was already over: %v", where, callErr)
 	}
 	if callErr != nil {
@@ -523,7 +535,7 @@ func (h *faultHarness) run(t *testing.T, p point) {
 		v.add("%s: the caller's transaction failed (%v, %v) yet its own work was committed (%q)", where, errFollow, errCommit, desc.String)
 	}
 
-	switch e := expect(p, h.stmts); {
+	switch e := h.expect(p); {
 	case e == mustBeUsable && !usable:
 		v.add("%s: the caller's transaction is not usable after the failed call (%s: %v; caller's next statement: %v; commit: %v)",
 			where, op.name, callErr, errFollow, errCommit)
@@ -599,11 +611,11 @@ func (h *faultHarness) commitClean(t *testing.T) {
 	t.Helper()
 	ctx := h.b.ctx
 	tg := h.op.target(t, h, point{kind: "committed"})
-	tx, err := h.b.db.BeginTx(ctx, nil)
+	tx, err := h.b.begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
 	before, err := dumpLines(ctx, h.b.admin)
 	if err != nil {
 		t.Fatal(err)
@@ -612,7 +624,7 @@ func (h *faultHarness) commitClean(t *testing.T) {
 	if !h.cleanError(err) {
 		t.Fatalf("clean %s: %v (want %v)", h.op.name, err, h.op.refuses)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if h.op.refuses != nil {

@@ -2,8 +2,6 @@ package reliability
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,7 +109,6 @@ func TestRegisterTrust_RacesRoundAfterRound(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, v, racePool+adminConns)
-			b.db.SetMaxIdleConns(racePool)
 			viol := &violations{t: t}
 			rounds := short(3, 100)
 			run := 0
@@ -168,7 +165,7 @@ func raceRound(t *testing.T, b *bundle, r race, round int) (ok int, failures map
 			// claims not yet committed), as the hub's handler asks its
 			// client to; bounded, so a livelock shows as a failure.
 			for range 50 {
-				if _, errs[i] = b.reg.RegisterTrustDB(b.ctx, b.db, p); !errors.Is(errs[i], flip.ErrRetryable) {
+				if _, errs[i] = b.registerDB(b.ctx, b.reg, p); !errors.Is(errs[i], flip.ErrRetryable) {
 					break
 				}
 			}
@@ -246,21 +243,16 @@ func registrationTime(t *testing.T, b *bundle) time.Duration {
 	times := make([]time.Duration, 0, probes)
 	for range probes {
 		// The same steps as a kill round, on a fresh connection each time.
-		conn, err := b.db.Conn(b.ctx)
+		conn, err := b.conn(b.ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var pid int
-		if err := conn.QueryRowContext(b.ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
 		start := time.Now()
-		if _, err := b.reg.RegisterTrustDB(b.ctx, conn, flip.TrustParams{Name: uuid.NewString(), Code: uuid.NewString()}); err != nil {
+		if _, err := conn.RegisterTrustDB(b.ctx, b.reg, flip.TrustParams{Name: uuid.NewString(), Code: uuid.NewString()}); err != nil {
 			t.Fatal(err)
 		}
 		times = append(times, time.Since(start))
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		conn.Close()
+		conn.Discard()
 	}
 	slices.Sort(times)
 	return times[len(times)/2]
@@ -268,20 +260,14 @@ func registrationTime(t *testing.T, b *bundle) time.Duration {
 
 func killRound(t *testing.T, b *bundle, viol *violations, i int, span time.Duration) string {
 	t.Helper()
-	conn, err := b.db.Conn(b.ctx)
+	conn, err := b.conn(b.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		// Its backend is dead whatever happened: keep the pool from handing
-		// the connection out again.
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		conn.Close()
-	}()
-	var pid int
-	if err := conn.QueryRowContext(b.ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
+	// Its backend is dead whatever happened: keep the pool from handing
+	// the connection out again.
+	defer conn.Discard()
+	pid := conn.PID()
 	delay := rand.N(span + span/2)
 	killed := make(chan struct{})
 	go func() {
@@ -290,7 +276,7 @@ func killRound(t *testing.T, b *bundle, viol *violations, i int, span time.Durat
 		_, _ = b.admin.ExecContext(context.WithoutCancel(b.ctx), `SELECT pg_terminate_backend($1, 30000)`, pid)
 	}()
 	name := fmt.Sprintf("Killed %d %s", i, uuid.NewString()[:8])
-	_, regErr := b.reg.RegisterTrustDB(b.ctx, conn, flip.TrustParams{Name: name, Code: uuid.NewString()})
+	_, regErr := conn.RegisterTrustDB(b.ctx, b.reg, flip.TrustParams{Name: name, Code: uuid.NewString()})
 	<-killed
 	if err := backendGone(b.ctx, b.admin, pid); err != nil {
 		viol.add("kill %d: %v", i, err)
@@ -345,7 +331,6 @@ func TestLifecycle_RacesRoundAfterRound(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, v, racePool+adminConns)
-			b.db.SetMaxIdleConns(racePool)
 			rounds := short(4, 100)
 			for _, r := range lifecycleRaces {
 				viol := &violations{t: t}
@@ -374,7 +359,7 @@ func registerTrusts(t *testing.T, b *bundle, n int) []flip.RegistrationResult {
 	out := make([]flip.RegistrationResult, n)
 	for i := range out {
 		var err error
-		out[i], err = b.reg.RegisterTrustDB(b.ctx, b.db, flip.TrustParams{Name: "Life " + uuid.NewString(), Code: uuid.NewString()})
+		out[i], err = b.registerDB(b.ctx, b.reg, flip.TrustParams{Name: "Life " + uuid.NewString(), Code: uuid.NewString()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,31 +367,31 @@ func registerTrusts(t *testing.T, b *bundle, n int) []flip.RegistrationResult {
 	return out
 }
 
-// inTx runs op in a transaction of its own on b's pool and commits it, or
-// rolls it back when op fails.
-func inTx(b *bundle, op func(tx *sql.Tx) error) error {
-	tx, err := b.db.BeginTx(b.ctx, nil)
+// inTx runs op in a transaction of its own on b's callers' pool and
+// commits it, or rolls it back when op fails.
+func inTx(b *bundle, op func(tx callerTx) error) error {
+	tx, err := b.begin(b.ctx)
 	if err != nil {
 		return err
 	}
 	if err := op(tx); err != nil {
-		_ = tx.Rollback()
+		_ = tx.Rollback(b.ctx)
 		return err
 	}
-	return tx.Commit()
+	return tx.Commit(b.ctx)
 }
 
 func (b *bundle) rotate(id uuid.UUID) (res flip.RegistrationResult, err error) {
-	err = inTx(b, func(tx *sql.Tx) (err error) {
-		res, err = b.reg.RotateKeys(b.ctx, tx, flip.TrustChange{TrustID: id})
+	err = inTx(b, func(tx callerTx) (err error) {
+		res, err = tx.RotateKeys(b.ctx, b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
 	return res, err
 }
 
 func (b *bundle) delete(id uuid.UUID) error {
-	return inTx(b, func(tx *sql.Tx) error {
-		_, err := b.reg.DeleteTrust(b.ctx, tx, flip.TrustChange{TrustID: id})
+	return inTx(b, func(tx callerTx) error {
+		_, err := tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
 }
@@ -422,7 +407,7 @@ func rotateVsVerify(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 	t.Helper()
 	const verifiers, afterCommit = 8, 4
 	tr := registerTrusts(t, b, 1)[0]
-	verifier := flip.NewVerifier(b.db)
+	verifier := b.verifier()
 	var (
 		newKey                  atomic.Pointer[string]
 		commitCalled, committed atomic.Bool
@@ -501,18 +486,18 @@ func rotateVsVerify(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 		defer wg.Done()
 		<-start
 		warm.Wait() // every verifier has seen the old key at work
-		tx, err := b.db.BeginTx(b.ctx, nil)
+		tx, err := b.begin(b.ctx)
 		if err != nil {
 			rotateErr = err
 			committed.Store(true)
 			return
 		}
-		defer tx.Rollback() //nolint:errcheck // no-op after Commit
-		res, err := b.reg.RotateKeys(b.ctx, tx, flip.TrustChange{TrustID: tr.Trust.ID})
+		defer tx.Rollback(b.ctx) //nolint:errcheck // no-op after Commit
+		res, err := tx.RotateKeys(b.ctx, b.reg, flip.TrustChange{TrustID: tr.Trust.ID})
 		if err == nil {
 			newKey.Store(&res.APIKey)
 			commitCalled.Store(true)
-			err = tx.Commit()
+			err = tx.Commit(b.ctx)
 		}
 		rotateErr = err
 		committed.Store(true) // also on failure: the verifiers must stop
@@ -560,7 +545,7 @@ func deleteVsRegister(t *testing.T, b *bundle, viol *violations, outcomes map[st
 			defer wg.Done()
 			<-start
 			for range 50 {
-				if reg[i], errReg[i] = b.reg.RegisterTrustDB(b.ctx, b.db, p); !errors.Is(errReg[i], flip.ErrRetryable) {
+				if reg[i], errReg[i] = b.registerDB(b.ctx, b.reg, p); !errors.Is(errReg[i], flip.ErrRetryable) {
 					break
 				}
 			}
@@ -669,7 +654,7 @@ func rotateVsDelete(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 	}
 	close(start)
 	wg.Wait()
-	verifier := flip.NewVerifier(b.db)
+	verifier := b.verifier()
 	for i, tr := range trusts {
 		var left int
 		if err := b.admin.QueryRowContext(b.ctx, `SELECT count(*) FROM trust WHERE id = $1 OR api_key_hash = $2 OR api_key_hash = $3`,
@@ -732,7 +717,6 @@ func TestSlotGrowth_RacesRoundAfterRound(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, v, growPool+adminConns)
-			b.db.SetMaxIdleConns(growPool)
 			file := filepath.Join(t.TempDir(), "slot-names.json")
 			src := &countingSource{inner: flip.SlotNamesFromFile(file)}
 			reg := b.registry(flip.WithSlotNameSource(src))
@@ -794,11 +778,11 @@ func growRound(t *testing.T, b *bundle, reg *flip.Registry, file string, viol *v
 			p := flip.TrustParams{Name: fmt.Sprintf("Grown %s %d", id, i), Code: fmt.Sprintf("G%s%d", id, i)}
 			<-start
 			if i%2 == 0 {
-				results[i], errs[i] = reg.RegisterTrustDB(b.ctx, b.db, p)
+				results[i], errs[i] = b.registerDB(b.ctx, reg, p)
 				return
 			}
-			errs[i] = inTx(b, func(tx *sql.Tx) (err error) {
-				results[i], err = reg.RegisterTrust(b.ctx, tx, p)
+			errs[i] = inTx(b, func(tx callerTx) (err error) {
+				results[i], err = tx.RegisterTrust(b.ctx, reg, p)
 				return err
 			})
 		})

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"
 )
@@ -42,7 +42,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// Every component logs into the same buffer as the registry.
 			logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			hubLog := logger.With(slog.String("component", "hub"))
-			fliptest.AddSlots(t, b.db, "Secret_001..Secret_020")
+			fliptest.AddSlots(t, b.admin, "Secret_001..Secret_020")
 
 			// presented are strings offered to the Verifier that are not
 			// minted by the registry: keys of no trust.
@@ -51,7 +51,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// 1. Register.
 			var registered []flip.RegistrationResult
 			for i := range 5 {
-				res, err := b.reg.RegisterTrustDB(ctx, b.db, flip.TrustParams{
+				res, err := b.registerDB(ctx, b.reg, flip.TrustParams{
 					Name: fmt.Sprintf("Secret trust %d", i), Code: fmt.Sprintf("ST%d", i), Region: "London",
 				})
 				if err != nil {
@@ -69,7 +69,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 				{Name: "Another trust", Code: "st1"},
 				{Name: "   ", Code: "X"},
 			} {
-				_, err := b.reg.RegisterTrustDB(ctx, b.db, p)
+				_, err := b.registerDB(ctx, b.reg, p)
 				if err == nil {
 					viol.add("registration of %+v succeeded; want it refused", p)
 				}
@@ -79,15 +79,15 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// its keys were returned, but the trust never existed.
 			var rolledBack flip.RegistrationResult
 			{
-				tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(ctx, nil)
+				tx, err := b.begin(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
-				rolledBack, err = b.reg.RegisterTrust(ctx, tx, flip.TrustParams{Name: "Rolled back", Code: "RB"})
+				rolledBack, err = tx.RegisterTrust(ctx, b.reg, flip.TrustParams{Name: "Rolled back", Code: "RB"})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := tx.Rollback(); err != nil {
+				if err := tx.Rollback(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -97,7 +97,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			if v.version >= 2 {
 				repeat := &repeatMinter{api: registered[0].APIKey, inner: b.minter}
 				reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(repeat), flip.WithLogger(logger))
-				_, err := reg.RegisterTrustDB(ctx, b.db, flip.TrustParams{Name: "Colliding key", Code: "CK"})
+				_, err := b.registerDB(ctx, reg, flip.TrustParams{Name: "Colliding key", Code: "CK"})
 				if err == nil {
 					viol.add("a trust with an API key another trust holds was registered")
 				}
@@ -111,13 +111,13 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// registered keeps each trust's current keys; retired the keys
 			// rotated away.
 			var retired []string
-			change := func(what string, op func(tx *sql.Tx) (any, error), commit bool) {
+			change := func(what string, op func(tx callerTx) (any, error), commit bool) {
 				t.Helper()
-				tx, err := b.db.BeginTx(ctx, nil)
+				tx, err := b.begin(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer tx.Rollback() //nolint:errcheck // no-op after Commit
+				defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
 				res, err := op(tx)
 				hubLog.LogAttrs(ctx, slog.LevelDebug, what, slog.Any("result", res), slog.Any("error", err))
 				hubLog.Debug(fmt.Sprintf("%s %v / %+v / %#v", what, res, res, res))
@@ -126,7 +126,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 					return
 				}
 				if commit {
-					if err := tx.Commit(); err != nil {
+					if err := tx.Commit(ctx); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -134,8 +134,8 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			rotate := func(i int, commit bool) flip.RegistrationResult {
 				t.Helper()
 				var rot flip.RegistrationResult
-				change(fmt.Sprintf("rotated %d", i), func(tx *sql.Tx) (res any, err error) {
-					rot, err = b.reg.RotateKeys(ctx, tx, flip.TrustChange{TrustID: registered[i].Trust.ID})
+				change(fmt.Sprintf("rotated %d", i), func(tx callerTx) (res any, err error) {
+					rot, err = tx.RotateKeys(ctx, b.reg, flip.TrustChange{TrustID: registered[i].Trust.ID})
 					return rot, err
 				}, commit)
 				if commit {
@@ -148,25 +148,25 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			rotate(0, true)
 			rotate(1, true)
 			rolledBackRotation := rotate(1, false)
-			change("revoked 2", func(tx *sql.Tx) (any, error) {
-				return b.reg.RevokeKey(ctx, tx, flip.TrustChange{TrustID: registered[2].Trust.ID})
+			change("revoked 2", func(tx callerTx) (any, error) {
+				return tx.RevokeKey(ctx, b.reg, flip.TrustChange{TrustID: registered[2].Trust.ID})
 			}, true)
-			change("deleted 3", func(tx *sql.Tx) (any, error) {
-				return b.reg.DeleteTrust(ctx, tx, flip.TrustChange{TrustID: registered[3].Trust.ID, AuditUserID: uuid.New()})
+			change("deleted 3", func(tx callerTx) (any, error) {
+				return tx.DeleteTrust(ctx, b.reg, flip.TrustChange{TrustID: registered[3].Trust.ID, AuditUserID: uuid.New()})
 			}, true)
 			revoked, deleted := registered[2], registered[3]
 			live := []flip.RegistrationResult{registered[0], registered[1], registered[4]}
 			{
-				tx, err := b.db.BeginTx(ctx, nil)
+				tx, err := b.begin(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, err = b.reg.RotateKeys(ctx, tx, flip.TrustChange{TrustID: uuid.New()})
+				_, err = tx.RotateKeys(ctx, b.reg, flip.TrustChange{TrustID: uuid.New()})
 				if !errors.Is(err, flip.ErrTrustNotFound) {
 					viol.add("rotating a trust that does not exist: %v, want ErrTrustNotFound", err)
 				}
 				hubLog.LogAttrs(ctx, slog.LevelDebug, "rotation refused", slog.Any("error", err))
-				_ = tx.Rollback()
+				_ = tx.Rollback(ctx)
 			}
 
 			// 2. Seed main users, twice: the second run writes nothing and
@@ -186,7 +186,13 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			seeder := flip.NewSeeder(users)
 			seeder.Logger = logger
 			for run := range 2 {
-				report, err := seeder.SeedMainUsers(ctx, b.db, idp)
+				var report flip.SeedReport
+				var err error
+				if b.pool != nil {
+					report, err = flippgx.SeedMainUsers(ctx, seeder, b.pool, idp)
+				} else {
+					report, err = seeder.SeedMainUsers(ctx, b.db, idp)
+				}
 				if err != nil {
 					t.Fatalf("seed run %d: %v", run+1, err)
 				}
@@ -194,7 +200,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			}
 
 			// 3. Verify, with the cache on.
-			verifier := flip.NewVerifier(b.db, flip.WithVerifierCache(time.Minute, 100))
+			verifier := b.verifier(flip.WithVerifierCache(time.Minute, 100))
 			counts := map[string]int{}
 			verify := func(what, key string, wantTrust *flip.Trust) {
 				t.Helper()

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx": every check runs on both drivers
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"
@@ -39,8 +41,12 @@ func short[T any](s, long T) T {
 type variant struct {
 	name    string
 	version int    // 1: the hub's schema without flip's indexes; 0: flip never migrated it
-	driver  string // database/sql driver name
-	format  flip.KeyFormat
+	driver  string // database/sql driver name, of b.db
+	// native makes the callers' transactions pgx's own: a pgx.Tx from a
+	// *pgxpool.Pool, calling flip through flippgx, as a hub written on pgx
+	// does; b.db is then left unused.
+	native bool
+	format flip.KeyFormat
 	// fixture, when set, is the SQL the database starts from (the hub's
 	// own schema and legacy rows), before migrating to version.
 	fixture []string
@@ -57,6 +63,8 @@ var variants = []variant{
 	{name: "flip_schema/pgx", version: store.LatestVersion(), driver: "pgx", format: flip.ReferenceKeys},
 	{name: "hub_schema/lib_pq", version: 1, driver: "postgres", format: flip.ReferenceKeys},
 	{name: "hub_schema/pgx", version: 1, driver: "pgx", format: flip.PrefixedKeys},
+	{name: "flip_schema/pgx_native", version: store.LatestVersion(), driver: "pgx", native: true, format: flip.PrefixedKeys},
+	{name: "hub_schema/pgx_native", version: 1, driver: "pgx", native: true, format: flip.ReferenceKeys},
 }
 
 // connBudget is how many PostgreSQL connections the package's tests may
@@ -155,9 +163,12 @@ func (s *syncBuffer) String() string {
 const adminConns = 3
 
 type bundle struct {
-	ctx    context.Context
-	v      variant
-	db     *fliptest.DB
+	ctx context.Context
+	v   variant
+	db  *fliptest.DB
+	// pool, set in a native variant, is the callers' pool instead of db
+	// (see begin, registerDB, verifier and conn).
+	pool   *pgxpool.Pool
 	admin  *sql.DB
 	minter *recordingMinter
 	logs   *syncBuffer
@@ -171,9 +182,10 @@ func (b *bundle) registry(opts ...flip.Option) *flip.Registry {
 	return flip.NewRegistry(store.New(), append([]flip.Option{flip.WithKeyMinter(b.minter), flip.WithLogger(b.logger)}, opts...)...)
 }
 
-// setup takes n connections from the budget (the test's pool plus the
-// admin pool) and gives the test its database, whose pool it limits to
-// n-adminConns.
+// setup takes n connections from the budget (the callers' pool plus the
+// admin pool) and gives the test its database, whose callers' pool (b.db,
+// or b.pool in a native variant) it limits to n-adminConns, all of them
+// kept open between calls as a hub's pool keeps them.
 func setup(t *testing.T, v variant, n int) *bundle {
 	t.Helper()
 	takeConns(t, n)
@@ -183,6 +195,7 @@ func setup(t *testing.T, v variant, n int) *bundle {
 	}
 	db := fliptest.NewDB(t, opts...)
 	db.SetMaxOpenConns(n - adminConns)
+	db.SetMaxIdleConns(n - adminConns)
 	admin, err := sql.Open("postgres", db.URL)
 	if err != nil {
 		t.Fatalf("open admin pool: %v", err)
@@ -194,10 +207,31 @@ func setup(t *testing.T, v variant, n int) *bundle {
 	timeout := short(3*time.Minute, 50*time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
+	var pool *pgxpool.Pool
+	if v.native {
+		cfg, err := pgxpool.ParseConfig(db.URL)
+		if err != nil {
+			t.Fatalf("pgx pool config: %v", err)
+		}
+		cfg.MaxConns = int32(n - adminConns)
+		if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			t.Fatalf("open pgx pool: %v", err)
+		}
+		// Like admin's, before the database is dropped.
+		t.Cleanup(pool.Close)
+		// Nothing under test may go through db instead: its connections
+		// would be outside the budget, and it would test the other driver.
+		t.Cleanup(func() {
+			if n := db.Stats().OpenConnections; n != 0 {
+				t.Errorf("the pgx-native variant opened %d database/sql connections to the test database", n)
+			}
+		})
+	}
 	b := &bundle{
 		ctx:    ctx,
 		v:      v,
 		db:     db,
+		pool:   pool,
 		admin:  admin,
 		minter: &recordingMinter{inner: flip.RandomKeyMinter{Format: v.format}},
 		logs:   &syncBuffer{},
@@ -298,25 +332,30 @@ func checkInvariants(ctx context.Context, v *violations, b *bundle, where string
 	return broken
 }
 
-// tableText returns every row of every table in the public schema as text.
+// tableText returns every row of every table in the public schema as
+// text, a line each, prefixed with its table: every table in one
+// statement, which the fault harness sends twice per fault point.
 func tableText(ctx context.Context, db *sql.DB) (string, error) {
 	sdb := sqlx.NewDb(db, "postgres")
 	var tables []string
 	if err := sdb.SelectContext(ctx, &tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`); err != nil {
 		return "", fmt.Errorf("list tables: %w", err)
 	}
+	if len(tables) == 0 {
+		return "", nil
+	}
+	parts := make([]string, len(tables))
+	for i, tbl := range tables {
+		parts[i] = fmt.Sprintf(`SELECT %s || ': ' || t::text FROM %q t`, pq.QuoteLiteral(tbl), tbl)
+	}
+	var rows []string
+	if err := sdb.SelectContext(ctx, &rows, strings.Join(parts, "\nUNION ALL\n")); err != nil {
+		return "", fmt.Errorf("read the tables: %w", err)
+	}
 	var b strings.Builder
-	for _, tbl := range tables {
-		var rows []string
-		if err := sdb.SelectContext(ctx, &rows, fmt.Sprintf(`SELECT t::text FROM %q t`, tbl)); err != nil {
-			return "", fmt.Errorf("read %s: %w", tbl, err)
-		}
-		for _, r := range rows {
-			b.WriteString(tbl)
-			b.WriteString(": ")
-			b.WriteString(r)
-			b.WriteByte('\n')
-		}
+	for _, r := range rows {
+		b.WriteString(r)
+		b.WriteByte('\n')
 	}
 	return b.String(), nil
 }
