@@ -15,6 +15,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
@@ -40,7 +41,7 @@ type operation struct {
 	// target readies what the call at point p acts on.
 	target func(t *testing.T, h *faultHarness, p point) target
 	// call runs the operation on tx for tg.
-	call func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error)
+	call func(ctx context.Context, h *faultHarness, tx callertx.Tx, tg target) (outcome, error)
 	// committed checks, after a success the caller committed, that the
 	// change is in the database; it returns what is wrong, or "".
 	committed func(ctx context.Context, h *faultHarness, tg target, out outcome) (string, error)
@@ -87,7 +88,7 @@ var operations = []operation{
 			h.keepFreeSlots(t)
 			return registrationTarget(p)
 		},
-		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+		call: func(ctx context.Context, h *faultHarness, tx callertx.Tx, tg target) (outcome, error) {
 			res, err := tx.RegisterTrust(ctx, h.b.reg, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
 			return registrationOutcome(res), err
 		},
@@ -99,7 +100,7 @@ var operations = []operation{
 		// second claim are sent on top of a registration's statements.
 		name: "register_grow", base: flip.ErrTrustRegistration, other: flip.ErrTrustChange, core: []string{"Register", "AddSlots", "ClaimSlot"},
 		target: func(t *testing.T, h *faultHarness, p point) target { return h.growTarget(t, p, false) },
-		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+		call: func(ctx context.Context, h *faultHarness, tx callertx.Tx, tg target) (outcome, error) {
 			res, err := tx.RegisterTrust(ctx, h.growReg, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
 			return registrationOutcome(res), err
 		},
@@ -127,7 +128,7 @@ var operations = []operation{
 		name: "register_grow_miss", base: flip.ErrTrustRegistration, other: flip.ErrTrustChange, core: []string{"AddSlots", "ClaimSlot", "AnyFreeSlot"},
 		refuses: flip.ErrNoFreeKitSlot,
 		target:  func(t *testing.T, h *faultHarness, p point) target { return h.growTarget(t, p, true) },
-		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+		call: func(ctx context.Context, h *faultHarness, tx callertx.Tx, tg target) (outcome, error) {
 			res, err := tx.RegisterTrust(ctx, h.growReg, flip.TrustParams{Name: tg.name, Code: tg.code, AuditUserID: h.auditBy})
 			return registrationOutcome(res), err
 		},
@@ -138,7 +139,7 @@ var operations = []operation{
 	{
 		name: "rotate", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"SetAPIKeyHash"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.keyTrust} },
-		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+		call: func(ctx context.Context, h *faultHarness, tx callertx.Tx, tg target) (outcome, error) {
 			res, err := tx.RotateKeys(ctx, h.b.reg, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
 			return outcome{trust: res.Trust.ID, keys: keysOf(res)}, err
 		},
@@ -153,7 +154,7 @@ var operations = []operation{
 	{
 		name: "revoke", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"SetAPIKeyHash"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.keyTrust} },
-		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+		call: func(ctx context.Context, h *faultHarness, tx callertx.Tx, tg target) (outcome, error) {
 			tr, err := tx.RevokeKey(ctx, h.b.reg, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
 			return outcome{trust: tr.ID}, err
 		},
@@ -168,7 +169,7 @@ var operations = []operation{
 	{
 		name: "delete", base: flip.ErrTrustChange, other: flip.ErrTrustRegistration, notifies: true, core: []string{"DeleteTrust"},
 		target: func(t *testing.T, h *faultHarness, _ point) target { return target{trust: h.deleteTarget(t)} },
-		call: func(ctx context.Context, h *faultHarness, tx callerTx, tg target) (outcome, error) {
+		call: func(ctx context.Context, h *faultHarness, tx callertx.Tx, tg target) (outcome, error) {
 			res, err := tx.DeleteTrust(ctx, h.b.reg, flip.TrustChange{TrustID: tg.trust, AuditUserID: h.auditBy})
 			return outcome{trust: res.Trust.ID, deletion: res}, err
 		},

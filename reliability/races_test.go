@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -369,7 +370,7 @@ func registerTrusts(t *testing.T, b *bundle, n int) []flip.RegistrationResult {
 
 // inTx runs op in a transaction of its own on b's callers' pool and
 // commits it, or rolls it back when op fails.
-func inTx(b *bundle, op func(tx callerTx) error) error {
+func inTx(b *bundle, op func(tx callertx.Tx) error) error {
 	tx, err := b.begin(b.ctx)
 	if err != nil {
 		return err
@@ -382,7 +383,7 @@ func inTx(b *bundle, op func(tx callerTx) error) error {
 }
 
 func (b *bundle) rotate(id uuid.UUID) (res flip.RegistrationResult, err error) {
-	err = inTx(b, func(tx callerTx) (err error) {
+	err = inTx(b, func(tx callertx.Tx) (err error) {
 		res, err = tx.RotateKeys(b.ctx, b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
@@ -390,7 +391,7 @@ func (b *bundle) rotate(id uuid.UUID) (res flip.RegistrationResult, err error) {
 }
 
 func (b *bundle) delete(id uuid.UUID) error {
-	return inTx(b, func(tx callerTx) error {
+	return inTx(b, func(tx callertx.Tx) error {
 		_, err := tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
@@ -781,7 +782,7 @@ func growRound(t *testing.T, b *bundle, reg *flip.Registry, file string, viol *v
 				results[i], errs[i] = b.registerDB(b.ctx, reg, p)
 				return
 			}
-			errs[i] = inTx(b, func(tx callerTx) (err error) {
+			errs[i] = inTx(b, func(tx callertx.Tx) (err error) {
 				results[i], err = tx.RegisterTrust(b.ctx, reg, p)
 				return err
 			})

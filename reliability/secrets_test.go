@@ -13,6 +13,7 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -111,7 +112,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// registered keeps each trust's current keys; retired the keys
 			// rotated away.
 			var retired []string
-			change := func(what string, op func(tx callerTx) (any, error), commit bool) {
+			change := func(what string, op func(tx callertx.Tx) (any, error), commit bool) {
 				t.Helper()
 				tx, err := b.begin(ctx)
 				if err != nil {
@@ -134,7 +135,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			rotate := func(i int, commit bool) flip.RegistrationResult {
 				t.Helper()
 				var rot flip.RegistrationResult
-				change(fmt.Sprintf("rotated %d", i), func(tx callerTx) (res any, err error) {
+				change(fmt.Sprintf("rotated %d", i), func(tx callertx.Tx) (res any, err error) {
 					rot, err = tx.RotateKeys(ctx, b.reg, flip.TrustChange{TrustID: registered[i].Trust.ID})
 					return rot, err
 				}, commit)
@@ -148,10 +149,10 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			rotate(0, true)
 			rotate(1, true)
 			rolledBackRotation := rotate(1, false)
-			change("revoked 2", func(tx callerTx) (any, error) {
+			change("revoked 2", func(tx callertx.Tx) (any, error) {
 				return tx.RevokeKey(ctx, b.reg, flip.TrustChange{TrustID: registered[2].Trust.ID})
 			}, true)
-			change("deleted 3", func(tx callerTx) (any, error) {
+			change("deleted 3", func(tx callertx.Tx) (any, error) {
 				return tx.DeleteTrust(ctx, b.reg, flip.TrustChange{TrustID: registered[3].Trust.ID, AuditUserID: uuid.New()})
 			}, true)
 			revoked, deleted := registered[2], registered[3]

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
 )
@@ -18,8 +19,8 @@ import (
 
 func (b bundle) rotate(t *testing.T, id uuid.UUID) (res flip.RegistrationResult, err error) {
 	t.Helper()
-	err = b.change(t, func(tx callerTx) (err error) {
-		res, err = tx.RotateKeys(b.reg, flip.TrustChange{TrustID: id})
+	err = b.change(t, func(tx callertx.Tx) (err error) {
+		res, err = tx.RotateKeys(b.ctx, b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
 	return res, err
@@ -73,8 +74,8 @@ func TestRotateRevokeRotate(t *testing.T) {
 			t.Errorf("new key after rotation: %v", err)
 		}
 
-		err = b.change(t, func(tx callerTx) error {
-			tr, err := tx.RevokeKey(b.reg, flip.TrustChange{TrustID: reg.Trust.ID})
+		err = b.change(t, func(tx callertx.Tx) error {
+			tr, err := tx.RevokeKey(b.ctx, b.reg, flip.TrustChange{TrustID: reg.Trust.ID})
 			if err == nil && tr != reg.Trust {
 				t.Errorf("RevokeKey = %+v, want %+v", tr, reg.Trust)
 			}
@@ -122,10 +123,10 @@ func TestLifecycle_UnknownTrustIsNotFoundAndChangesNothing(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, v variant) {
 		b := setup(t, v)
 		c := flip.TrustChange{TrustID: uuid.New()}
-		ops := map[string]func(tx callerTx) error{
-			"rotate": func(tx callerTx) error { _, err := tx.RotateKeys(b.reg, c); return err },
-			"revoke": func(tx callerTx) error { _, err := tx.RevokeKey(b.reg, c); return err },
-			"delete": func(tx callerTx) error { _, err := tx.DeleteTrust(b.reg, c); return err },
+		ops := map[string]func(tx callertx.Tx) error{
+			"rotate": func(tx callertx.Tx) error { _, err := tx.RotateKeys(b.ctx, b.reg, c); return err },
+			"revoke": func(tx callertx.Tx) error { _, err := tx.RevokeKey(b.ctx, b.reg, c); return err },
+			"delete": func(tx callertx.Tx) error { _, err := tx.DeleteTrust(b.ctx, b.reg, c); return err },
 		}
 		for name, op := range ops {
 			err := b.change(t, op)
@@ -159,8 +160,8 @@ func TestDeleteTrust_LegacyHubTrust(t *testing.T) {
 		id := uuid.MustParse("0b7d3f1e-2a44-4c1a-9a0e-1f0000000001")
 		admin := uuid.New()
 		var res flip.DeletionResult
-		err := b.change(t, func(tx callerTx) (err error) {
-			res, err = tx.DeleteTrust(b.reg, flip.TrustChange{TrustID: id, AuditUserID: admin})
+		err := b.change(t, func(tx callertx.Tx) (err error) {
+			res, err = tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: id, AuditUserID: admin})
 			return err
 		})
 		if err != nil {
@@ -215,8 +216,8 @@ func deleteReferencedDependent(t *testing.T, native bool) {
 	_, err = b.db.ExecContext(b.ctx, `INSERT INTO report_note VALUES (gen_random_uuid(), $1, $2)`, report, a.Trust.ID)
 	must(t, err)
 	// A note of the trust's own pointing at its report is no obstacle.
-	if err := b.change(t, func(tx callerTx) error {
-		_, err := tx.DeleteTrust(b.reg, flip.TrustChange{TrustID: a.Trust.ID})
+	if err := b.change(t, func(tx callertx.Tx) error {
+		_, err := tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: a.Trust.ID})
 		return err
 	}); err != nil {
 		t.Fatalf("deletion with only the trust's own rows referencing each other: %v", err)
@@ -228,8 +229,8 @@ func deleteReferencedDependent(t *testing.T, native bool) {
 	_, err = b.db.ExecContext(b.ctx, `INSERT INTO report_link VALUES (gen_random_uuid(), $1)`, report)
 	must(t, err)
 	before := fliptest.DumpTables(t, b.db)
-	err = b.change(t, func(tx callerTx) error {
-		_, err := tx.DeleteTrust(b.reg, flip.TrustChange{TrustID: other.Trust.ID})
+	err = b.change(t, func(tx callertx.Tx) error {
+		_, err := tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: other.Trust.ID})
 		return err
 	})
 	var blocked *flip.DeletionBlockedError

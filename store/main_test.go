@@ -14,6 +14,7 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
 )
@@ -108,7 +109,7 @@ func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
 
 // begin opens a caller's transaction of the variant's kind, failing the
 // test if it cannot.
-func (b bundle) begin(t *testing.T) callerTx {
+func (b bundle) begin(t *testing.T) callertx.Tx {
 	t.Helper()
 	tx, err := b.beginTx(b.ctx, sql.LevelDefault)
 	must(t, err)
@@ -117,17 +118,17 @@ func (b bundle) begin(t *testing.T) callerTx {
 
 // beginTx opens a caller's transaction of the variant's kind at iso
 // (LevelDefault or LevelRepeatableRead) whose calls run under ctx.
-func (b bundle) beginTx(ctx context.Context, iso sql.IsolationLevel) (callerTx, error) {
+func (b bundle) beginTx(ctx context.Context, iso sql.IsolationLevel) (callertx.Tx, error) {
 	if b.pool != nil {
 		opts := pgx.TxOptions{}
 		if iso == sql.LevelRepeatableRead {
 			opts.IsoLevel = pgx.RepeatableRead
 		}
 		tx, err := b.pool.BeginTx(ctx, opts)
-		return pgxCallerTx{ctx: ctx, tx: tx}, err
+		return callertx.Pgx(tx), err
 	}
 	tx, err := b.db.BeginTx(ctx, &sql.TxOptions{Isolation: iso})
-	return sqlCallerTx{ctx: ctx, tx: tx}, err
+	return callertx.SQL(tx), err
 }
 
 // registerDB is RegisterTrustDB on the variant's kind of pool.
@@ -162,8 +163,8 @@ func forEachVariant(t *testing.T, fn func(t *testing.T, v variant)) {
 func (b bundle) register(t *testing.T, p flip.TrustParams) (flip.RegistrationResult, error) {
 	t.Helper()
 	var res flip.RegistrationResult
-	err := b.change(t, func(tx callerTx) (err error) {
-		res, err = tx.RegisterTrust(b.reg, p)
+	err := b.change(t, func(tx callertx.Tx) (err error) {
+		res, err = tx.RegisterTrust(b.ctx, b.reg, p)
 		return err
 	})
 	return res, err
@@ -171,14 +172,14 @@ func (b bundle) register(t *testing.T, p flip.TrustParams) (flip.RegistrationRes
 
 // change runs op in a fresh transaction of the variant's kind, committed
 // on success and rolled back on error.
-func (b bundle) change(t *testing.T, op func(tx callerTx) error) error {
+func (b bundle) change(t *testing.T, op func(tx callertx.Tx) error) error {
 	t.Helper()
 	tx := b.begin(t)
 	if err := op(tx); err != nil {
-		_ = tx.Rollback()
+		_ = tx.Rollback(b.ctx)
 		return err
 	}
-	return tx.Commit()
+	return tx.Commit(b.ctx)
 }
 
 func (b bundle) mustRegister(t *testing.T, p flip.TrustParams) flip.RegistrationResult {
@@ -234,4 +235,22 @@ func isOnly(err error, targets ...error) error {
 		}
 	}
 	return nil
+}
+
+// newPgxPool is a pgx pool on db, room for the widest race
+// (runConcurrently's 64 callers; connections open only when used), closed
+// when the test ends, before the database is dropped.
+func newPgxPool(t *testing.T, db *fliptest.DB) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 64
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/internal/faultdb"
 	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
@@ -26,19 +27,19 @@ func TestRegisterTrust_LockAndStatementTimeoutsAreRetryable(t *testing.T) {
 				lockTrust(t, b.ctx, b.db, "EXCLUSIVE")
 				before := snapshot(t, b.ctx, b.db)
 				tx := b.begin(t)
-				defer tx.Rollback() //nolint:errcheck // test cleanup
-				must(t, tx.Exec(`SET LOCAL `+setting+` = '100ms'`))
-				_, err := tx.RegisterTrust(b.reg, flip.TrustParams{Name: "Waits", Code: "W"})
+				defer tx.Rollback(b.ctx) //nolint:errcheck // test cleanup
+				must(t, tx.Exec(b.ctx, `SET LOCAL `+setting+` = '100ms'`))
+				_, err := tx.RegisterTrust(b.ctx, b.reg, flip.TrustParams{Name: "Waits", Code: "W"})
 				if e := isOnly(err, flip.ErrRetryable, flip.ErrTrustRegistration); e != nil {
 					t.Fatal(e)
 				}
 				if errors.Is(err, flip.ErrRollbackRequired) || errors.Is(err, flip.ErrNoFreeKitSlot) {
 					t.Errorf("a timeout is reported as %v", err)
 				}
-				if err := tx.Exec(`SELECT 1`); err != nil {
+				if err := tx.Exec(b.ctx, `SELECT 1`); err != nil {
 					t.Errorf("transaction unusable after a %s: %v", setting, err)
 				}
-				must(t, tx.Commit())
+				must(t, tx.Commit(b.ctx))
 				if after := snapshot(t, b.ctx, b.db); after != before {
 					t.Errorf("committing after the timeout persisted %+v (before %+v)", after, before)
 				}
@@ -56,14 +57,14 @@ func TestRegisterTrust_SerializationFailureIsRetryable(t *testing.T) {
 		fliptest.AddSlots(t, b.db, "Trust_001")
 		tx, err := b.beginTx(b.ctx, sql.LevelRepeatableRead)
 		must(t, err)
-		defer tx.Rollback()                                  //nolint:errcheck // test cleanup
-		must(t, tx.Exec(`SELECT count(*) FROM fl_kit_slot`)) // takes the snapshot
+		defer tx.Rollback(b.ctx)                                    //nolint:errcheck // test cleanup
+		must(t, tx.Exec(b.ctx, `SELECT count(*) FROM fl_kit_slot`)) // takes the snapshot
 		b.mustRegister(t, flip.TrustParams{Name: "First", Code: "F"})
-		_, err = tx.RegisterTrust(b.reg, flip.TrustParams{Name: "Second", Code: "S"})
+		_, err = tx.RegisterTrust(b.ctx, b.reg, flip.TrustParams{Name: "Second", Code: "S"})
 		if e := isOnly(err, flip.ErrRetryable, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
 		}
-		if err := tx.Exec(`SELECT 1`); err != nil {
+		if err := tx.Exec(b.ctx, `SELECT 1`); err != nil {
 			t.Errorf("transaction unusable after a serialization failure: %v", err)
 		}
 	})
@@ -98,9 +99,9 @@ func TestRegisterTrust_DeadlockIsRetryable(t *testing.T) {
 		must(t, other.QueryRowContext(b.ctx, `SELECT pg_backend_pid()`).Scan(&otherPID))
 
 		tx := b.begin(t)
-		defer tx.Rollback() //nolint:errcheck // test cleanup
-		must(t, tx.Exec(`SET LOCAL deadlock_timeout = '500ms'`))
-		must(t, tx.Exec(`SELECT 1 FROM roles WHERE id = $1 FOR UPDATE`, roleID))
+		defer tx.Rollback(b.ctx) //nolint:errcheck // test cleanup
+		must(t, tx.Exec(b.ctx, `SET LOCAL deadlock_timeout = '500ms'`))
+		must(t, tx.Exec(b.ctx, `SELECT 1 FROM roles WHERE id = $1 FOR UPDATE`, roleID))
 
 		otherDone := make(chan error, 1)
 		go func() {
@@ -112,14 +113,14 @@ func TestRegisterTrust_DeadlockIsRetryable(t *testing.T) {
 		for waiting := false; !waiting; {
 			must(t, b.db.QueryRowContext(b.ctx, `SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1`, otherPID).Scan(&waiting))
 		}
-		_, err = tx.RegisterTrust(b.reg, flip.TrustParams{Name: "Contended", Code: "CT"})
+		_, err = tx.RegisterTrust(b.ctx, b.reg, flip.TrustParams{Name: "Contended", Code: "CT"})
 		if e := isOnly(err, flip.ErrRetryable, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
 		}
-		if err := tx.Exec(`SELECT 1`); err != nil {
+		if err := tx.Exec(b.ctx, `SELECT 1`); err != nil {
 			t.Errorf("transaction unusable after a deadlock: %v", err)
 		}
-		must(t, tx.Rollback())
+		must(t, tx.Rollback(b.ctx))
 		if err := <-otherDone; err != nil {
 			t.Errorf("the other transaction: %v", err)
 		}
@@ -140,15 +141,15 @@ func TestRegisterTrust_ContextDeadlineMatchesAndNothingCommits(t *testing.T) {
 		defer cancel()
 		tx, err := b.beginTx(ctx, sql.LevelDefault)
 		must(t, err)
-		defer tx.Rollback() //nolint:errcheck // test cleanup
-		_, err = tx.RegisterTrust(b.reg, flip.TrustParams{Name: "Too slow", Code: "TS"})
+		defer tx.Rollback(b.ctx) //nolint:errcheck // test cleanup
+		_, err = tx.RegisterTrust(ctx, b.reg, flip.TrustParams{Name: "Too slow", Code: "TS"})
 		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
 		}
 		if errors.Is(err, flip.ErrRollbackRequired) {
 			t.Errorf("nothing could be committed, yet the error says so: %v", err)
 		}
-		_ = tx.Commit() // fails: the driver has rolled it back
+		_ = tx.Commit(b.ctx) // fails: the driver has rolled it back
 		must(t, holder.Rollback())
 		if after := snapshot(t, b.ctx, b.db); after != before {
 			t.Errorf("a registration whose context ended persisted %+v (before %+v)", after, before)
@@ -171,11 +172,11 @@ func TestRegisterTrust_BusyPoolIsNotAnEmptyPool(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, v variant) {
 		b := setup(t, v)
 		fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
-		var open []callerTx
+		var open []callertx.Tx
 		for _, code := range []string{"A1", "A2"} {
 			tx := b.begin(t)
-			defer tx.Rollback() //nolint:errcheck // test cleanup
-			if _, err := tx.RegisterTrust(b.reg, flip.TrustParams{Name: "In flight " + code, Code: code}); err != nil {
+			defer tx.Rollback(b.ctx) //nolint:errcheck // test cleanup
+			if _, err := tx.RegisterTrust(b.ctx, b.reg, flip.TrustParams{Name: "In flight " + code, Code: code}); err != nil {
 				t.Fatal(err)
 			}
 			open = append(open, tx)
@@ -188,7 +189,7 @@ func TestRegisterTrust_BusyPoolIsNotAnEmptyPool(t *testing.T) {
 			t.Errorf("a busy pool is reported as an empty one: %v", err)
 		}
 		for _, tx := range open {
-			must(t, tx.Commit())
+			must(t, tx.Commit(b.ctx))
 		}
 		_, err = b.register(t, flip.TrustParams{Name: "Third", Code: "T3"})
 		if e := isOnly(err, flip.ErrNoFreeKitSlot, flip.ErrTrustRegistration); e != nil || errors.Is(err, flip.ErrRetryable) {
@@ -208,13 +209,13 @@ func TestRegisterTrust_FailedBusyCheckIsNeitherBusyNorEmpty(t *testing.T) {
 		b := setup(t, v)
 		before := snapshot(t, b.ctx, b.db)
 		tx := b.begin(t)
-		defer tx.Rollback() //nolint:errcheck // test cleanup
+		defer tx.Rollback(b.ctx) //nolint:errcheck // test cleanup
 		// The busy-or-empty check that follows a missed claim of a
 		// SlotStore of the caller's own (store.Store's ClaimSlot) fails on
 		// the server.
 		failingCheck := tx.WithFaults(faultdb.Matching(pgsql.AnyFreeSlot, 1, faultdb.Fault{Query: faultdb.ServerError}))
 		reg := flip.NewRegistry(struct{ flip.SlotStore }{store.New()})
-		_, err := failingCheck.RegisterTrust(reg, flip.TrustParams{Name: "Unlucky", Code: "UL"})
+		_, err := failingCheck.RegisterTrust(b.ctx, reg, flip.TrustParams{Name: "Unlucky", Code: "UL"})
 		if e := isOnly(err, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
 		}
@@ -222,8 +223,8 @@ func TestRegisterTrust_FailedBusyCheckIsNeitherBusyNorEmpty(t *testing.T) {
 		if errors.Is(err, flip.ErrNoFreeKitSlot) || errors.Is(err, flip.ErrKitSlotsBusy) || errors.Is(err, flip.ErrRollbackRequired) {
 			t.Errorf("a failed check is reported as %v", err)
 		}
-		must(t, tx.Exec(`SELECT 1`))
-		must(t, tx.Commit())
+		must(t, tx.Exec(b.ctx, `SELECT 1`))
+		must(t, tx.Commit(b.ctx))
 		if after := snapshot(t, b.ctx, b.db); after != before {
 			t.Errorf("committing after the failed call persisted %+v (before %+v)", after, before)
 		}
@@ -238,16 +239,15 @@ func TestRegisterTrust_WaitForTheSameNameEndsWithTheContext(t *testing.T) {
 		b := setup(t, v)
 		fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
 		first := b.begin(t)
-		defer first.Rollback() //nolint:errcheck // test cleanup
-		if _, err := first.RegisterTrust(b.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+		defer first.Rollback(b.ctx) //nolint:errcheck // test cleanup
+		if _, err := first.RegisterTrust(b.ctx, b.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, 100*time.Millisecond)
 		defer cancel()
-		second, err := b.beginTx(ctx, sql.LevelDefault)
-		must(t, err)
-		defer second.Rollback() //nolint:errcheck // test cleanup
-		_, err = second.RegisterTrust(b.reg, flip.TrustParams{Name: "A", Code: "B"})
+		second := b.begin(t)
+		defer second.Rollback(b.ctx) //nolint:errcheck // test cleanup
+		_, err := second.RegisterTrust(ctx, b.reg, flip.TrustParams{Name: "A", Code: "B"})
 		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
 			t.Fatalf("the wait for the name lock: %v", e)
 		}

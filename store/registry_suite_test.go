@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/internal/faultdb"
 )
 
@@ -57,7 +58,7 @@ type suite struct {
 func (s *suite) addSlots(specs ...string) { fliptest.AddSlots(s.t, s.db, specs...) }
 
 // begin opens a caller's transaction of the variant's kind.
-func (s *suite) begin() callerTx { return s.bundle.begin(s.t) }
+func (s *suite) begin() callertx.Tx { return s.bundle.begin(s.t) }
 
 // register runs one registration in a transaction of its own, committed on
 // success and rolled back on error, as the hub does.
@@ -66,12 +67,12 @@ func (s *suite) register(reg *flip.Registry, p flip.TrustParams) (flip.Registrat
 	if err != nil {
 		return flip.RegistrationResult{}, err
 	}
-	res, err := tx.RegisterTrust(reg, p)
+	res, err := tx.RegisterTrust(s.ctx, reg, p)
 	if err != nil {
-		_ = tx.Rollback()
+		_ = tx.Rollback(s.ctx)
 		return res, err
 	}
-	return res, tx.Commit()
+	return res, tx.Commit(s.ctx)
 }
 
 func (s *suite) mustRegister(p flip.TrustParams) flip.RegistrationResult {
@@ -247,14 +248,14 @@ var suiteCases = []struct {
 	}},
 	{"FailedRegistrationLeavesTxUsable", func(t *testing.T, s *suite) {
 		tx := s.begin()
-		defer tx.Rollback()
-		_, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "No slot", Code: "NS"})
+		defer tx.Rollback(s.ctx)
+		_, err := tx.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: "No slot", Code: "NS"})
 		wantErrIs(t, err, flip.ErrNoFreeKitSlot)
 		s.addSlots("Trust_001")
-		if _, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "Second try", Code: "ST"}); err != nil {
+		if _, err := tx.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: "Second try", Code: "ST"}); err != nil {
 			t.Fatalf("register in the same transaction after a failure: %v", err)
 		}
-		if err := tx.Commit(); err != nil {
+		if err := tx.Commit(s.ctx); err != nil {
 			t.Fatal(err)
 		}
 		snap := s.snapshot()
@@ -266,10 +267,10 @@ var suiteCases = []struct {
 		s.addSlots("Trust_001")
 		tx := s.begin()
 		failing := tx.WithFaults(failRegister(faultdb.Fault{Err: errInjected}))
-		_, err := failing.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"})
+		_, err := failing.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: "A", Code: "A"})
 		wantErrIs(t, err, errInjected)
 		wantErrIs(t, err, flip.ErrTrustRegistration)
-		if err := tx.Commit(); err != nil { // committing anyway must persist nothing
+		if err := tx.Commit(s.ctx); err != nil { // committing anyway must persist nothing
 			t.Fatal(err)
 		}
 		s.wantNothingRegistered()
@@ -278,9 +279,9 @@ var suiteCases = []struct {
 		s.addSlots("Trust_001")
 		tx := s.begin()
 		failing := tx.WithFaults(failRegister(faultdb.Fault{ErrAfter: errInjected}))
-		_, err := failing.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"})
+		_, err := failing.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: "A", Code: "A"})
 		wantErrIs(t, err, errInjected)
-		if err := tx.Commit(); err != nil {
+		if err := tx.Commit(s.ctx); err != nil {
 			t.Fatal(err)
 		}
 		s.wantNothingRegistered()
@@ -289,10 +290,10 @@ var suiteCases = []struct {
 	{"CallerRollbackLeavesNothing", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
 		tx := s.begin()
-		if _, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+		if _, err := tx.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := tx.Rollback(); err != nil {
+		if err := tx.Rollback(s.ctx); err != nil {
 			t.Fatal(err)
 		}
 		s.wantNothingRegistered()
@@ -300,13 +301,13 @@ var suiteCases = []struct {
 	{"EarlierWorkInTxSurvivesAFailure", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001..Trust_002")
 		tx := s.begin()
-		defer tx.Rollback()
-		if _, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
+		defer tx.Rollback(s.ctx)
+		if _, err := tx.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "B"})
+		_, err := tx.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: "A", Code: "B"})
 		wantErrIs(t, err, flip.ErrDuplicateTrust)
-		if err := tx.Commit(); err != nil {
+		if err := tx.Commit(s.ctx); err != nil {
 			t.Fatal(err)
 		}
 		snap := s.snapshot()
@@ -320,7 +321,7 @@ var suiteCases = []struct {
 			name := fmt.Sprint("Contested ", commitFirst)
 			tx := s.begin()
 			code := fmt.Sprint("Contested-", commitFirst)
-			if _, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: name, Code: code}); err != nil {
+			if _, err := tx.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: name, Code: code}); err != nil {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
@@ -337,7 +338,7 @@ var suiteCases = []struct {
 			if commitFirst {
 				end = tx.Commit
 			}
-			if err := end(); err != nil {
+			if err := end(s.ctx); err != nil {
 				t.Fatal(err)
 			}
 			err := <-done
@@ -408,8 +409,8 @@ var suiteCases = []struct {
 	{"LookupFindsCommittedKeysOnly", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001")
 		tx := s.begin()
-		defer tx.Rollback()
-		res, err := tx.RegisterTrust(s.reg, flip.TrustParams{Name: "A", Code: "A"})
+		defer tx.Rollback(s.ctx)
+		res, err := tx.RegisterTrust(s.ctx, s.reg, flip.TrustParams{Name: "A", Code: "A"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +418,7 @@ var suiteCases = []struct {
 		if _, err := v.Verify(s.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("verify before commit: error = %v, want ErrUnknownAPIKey", err)
 		}
-		if err := tx.Commit(); err != nil {
+		if err := tx.Commit(s.ctx); err != nil {
 			t.Fatal(err)
 		}
 		got, err := v.Verify(s.ctx, res.APIKey)

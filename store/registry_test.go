@@ -15,6 +15,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/internal/faultdb"
 	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
@@ -301,11 +302,11 @@ func runConcurrently(t *testing.T, b bundle, n int, params func(i int) flip.Trus
 	wideRace <- struct{}{}
 	defer func() { <-wideRace }()
 	b.db.SetMaxOpenConns(n)
-	txs := make([]callerTx, n)
+	txs := make([]callertx.Tx, n)
 	for i := range txs {
 		txs[i] = b.begin(t)
 		// Make sure each transaction really holds its own connection.
-		if err := txs[i].Exec(`SELECT 1`); err != nil {
+		if err := txs[i].Exec(b.ctx, `SELECT 1`); err != nil {
 			t.Fatalf("warm %d: %v", i, err)
 		}
 	}
@@ -317,15 +318,15 @@ func runConcurrently(t *testing.T, b bundle, n int, params func(i int) flip.Trus
 		go func() {
 			defer wg.Done()
 			<-start
-			_, err := txs[i].RegisterTrust(b.reg, params(i))
+			_, err := txs[i].RegisterTrust(b.ctx, b.reg, params(i))
 			if err == nil {
-				err = txs[i].Commit()
+				err = txs[i].Commit(b.ctx)
 				if err != nil {
 					errs[i] = err
 					return
 				}
 			} else {
-				_ = txs[i].Rollback()
+				_ = txs[i].Rollback(b.ctx)
 			}
 			errs[i] = err
 		}()
@@ -361,24 +362,24 @@ func TestRegisterTrust_CallerTransactionSurvivesEveryError(t *testing.T) {
 			t.Run(f.name, func(t *testing.T) {
 				before := snapshot(t, b.ctx, b.db)
 				tx := b.begin(t)
-				defer tx.Rollback() //nolint:errcheck // no-op after Commit
+				defer tx.Rollback(b.ctx) //nolint:errcheck // no-op after Commit
 				// The caller's own work before and after the failed call.
 				marker := uuid.New()
-				if err := tx.Exec(`INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, $2, 'marker', now(), now())`, marker, "Marker "+f.name); err != nil {
+				if err := tx.Exec(b.ctx, `INSERT INTO roles (id, name, description, created_at, updated_at) VALUES ($1, $2, 'marker', now(), now())`, marker, "Marker "+f.name); err != nil {
 					t.Fatal(err)
 				}
 				caller := tx
 				if f.fault != nil {
 					caller = tx.WithFaults(f.fault)
 				}
-				_, err := caller.RegisterTrust(f.reg, f.p)
+				_, err := caller.RegisterTrust(b.ctx, f.reg, f.p)
 				if e := isOnly(err, f.target, flip.ErrTrustRegistration); e != nil {
 					t.Fatal(e)
 				}
-				if err := tx.Exec(`UPDATE roles SET description = 'after' WHERE id = $1`, marker); err != nil {
+				if err := tx.Exec(b.ctx, `UPDATE roles SET description = 'after' WHERE id = $1`, marker); err != nil {
 					t.Fatalf("transaction unusable after %s: %v", f.name, err)
 				}
-				if err := tx.Commit(); err != nil {
+				if err := tx.Commit(b.ctx); err != nil {
 					t.Fatalf("commit after %s: %v", f.name, err)
 				}
 				if after := snapshot(t, b.ctx, b.db); after != before {
