@@ -7,8 +7,9 @@ export DATABASE_URL
 .PHONY: bench reliability soak fuzz supplychain
 
 # Performance only: writes BENCHMARKS.md with registration throughput (flip
-# on lib/pq and pgx against pgbench running flip's statements and the
-# reference hub's, with the ratios and goals of issue 12), key verification
+# on lib/pq, pgx via database/sql and pgx native against pgbench running
+# flip's statements and the reference hub's, with the ratios and goals of
+# issues 12 and 15), key verification
 # (indexed lookup against a full scan) and main-user seeding against the
 # Cognito emulator (needs pgbench, node and npm; about six minutes).
 # BENCH_FLAGS passes options, e.g.

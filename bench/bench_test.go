@@ -101,6 +101,29 @@ func slotNames(n int) string {
 	return b.String()
 }
 
+// Every flip runner registers, from several callers, exactly the trusts
+// it reports, each whole (verifyRun's check of a measured run).
+func TestFlipThroughput_EveryRunnerRegistersWhatItReports(t *testing.T) {
+	t.Parallel()
+	for _, fd := range flipDrivers {
+		t.Run(fd.label, func(t *testing.T) {
+			t.Parallel()
+			db, url := openTestDB(t)
+			ctx := t.Context()
+			if _, err := store.AddSlots(ctx, db, strings.Fields(slotNames(999))...); err != nil {
+				t.Fatal(err)
+			}
+			res, err := flipThroughput(ctx, fd.driver, withParams(url, fd.dsnParams), 3, 150*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := verifyRun(ctx, url, 0, res.registrations, true); err != nil {
+				t.Fatalf("%d registrations reported: %v", res.registrations, err)
+			}
+		})
+	}
+}
+
 func TestPgbenchScript_RefusesWhatPgbenchWouldMisread(t *testing.T) {
 	t.Parallel()
 	for _, st := range []recordedStmt{
@@ -175,7 +198,7 @@ func TestRatioCells_GoalVerdict(t *testing.T) {
 	if strings.Join(vals, " ") != "1.00 0.90 0.80" || goal != "≥ 1.0 / ≥ 0.8 / ≥ 0.8" || verdict != "met" {
 		t.Errorf("goal met: %v %q %q", vals, goal, verdict)
 	}
-	if _, _, verdict := rb.ratioCells(ratio{num: "a", den: "b", goal: goalPgx}); verdict != "missed at 4, 16 callers" {
+	if _, _, verdict := rb.ratioCells(ratio{num: "a", den: "b", goal: goalPgxSQL}); verdict != "missed at 4, 16 callers" {
 		t.Errorf("goal missed: %q", verdict)
 	}
 	if _, goal, verdict := rb.ratioCells(ratio{num: "a", den: "b"}); goal != "–" || verdict != "–" {

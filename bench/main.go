@@ -30,7 +30,7 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", the second driver measured
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", pgx's database/sql driver, measured beside lib/pq and pgx native
 	_ "github.com/lib/pq"              // "postgres", the admin connection and the first driver measured
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/store"

@@ -19,26 +19,32 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/store"
 )
 
-// Registration throughput: RegisterTrustDB on two drivers against pgbench
-// running flip's own statements and the reference hub's. The runners, by
-// the names the tables and the ratios use:
+// Registration throughput: RegisterTrustDB on lib/pq, on pgx through
+// database/sql and on pgx natively (flippgx), against pgbench running
+// flip's own statements and the reference hub's. The runners, by the names
+// the tables and the ratios use:
 const (
 	libpq       = "flip, lib/pq"
 	libpqBinary = "flip, lib/pq binary_parameters=yes"
-	pgx         = "flip, pgx"
+	pgxSQL      = "flip, pgx via database/sql"
+	pgxNative   = "flip, pgx native"
 	flipStmts   = "flip's statements, pgbench -M prepared"
 	reference   = "reference, pgbench -M prepared"
 )
 
-// flipDrivers are the database/sql drivers RegisterTrustDB is measured on.
+// flipDrivers are the clients RegisterTrustDB is measured on: a
+// database/sql driver, or "" for flippgx on a pgxpool.
 var flipDrivers = []struct{ label, driver, dsnParams, note string }{
 	{libpq, "postgres", "", "sends every statement with parameters as an unnamed statement, which the server parses and plans at every call, in two round trips: Parse/Describe/Sync (lib/pq waits for the parameter and row descriptions), then Bind/Execute/Sync"},
 	{libpqBinary, "postgres", "binary_parameters=yes", "the same driver with `binary_parameters=yes` in the connection URL: lib/pq then sends Parse, Bind, Describe, Execute and Sync together and reads the answers once, one round trip per statement, still parsed and planned at every call (the option's documented effect, `[]byte` arguments in binary, does not arise: the store passes strings, UUIDs and times); a one-line configuration change for a hub that keeps lib/pq"},
-	{pgx, "pgx", "", "pgx's `database/sql` driver prepares each statement once per connection and caches it (one round trip per execution), as pgbench -M prepared does"},
+	{pgxSQL, "pgx", "", "pgx's `database/sql` driver (`pgx/v5/stdlib`) prepares each statement once per connection and caches it (one round trip per execution), as pgbench -M prepared does"},
+	{pgxNative, "", "", "`flippgx.New(reg).RegisterTrustDB` on a `*pgxpool.Pool` (`MaxConns` N), no `database/sql`: pgx's default statement cache (`QueryExecModeCacheStatement`) prepares each statement once per connection, as above; the pool lends a connection from BEGIN to COMMIT, as `database/sql`'s does"},
 }
 
 // pgbenchRunners are the pgbench runs, one per script.
@@ -54,15 +60,18 @@ type ratio struct {
 }
 
 var (
-	goalA     = map[int]float64{1: 1, 4: 1, 16: 1}
-	goalLibpq = map[int]float64{1: 1, 4: 0.8, 16: 0.8}
-	goalPgx   = map[int]float64{1: 1, 4: 1, 16: 0.9}
-	regRatios = []ratio{
+	goalA         = map[int]float64{1: 1, 4: 1, 16: 1}
+	goalLibpq     = map[int]float64{1: 1, 4: 0.8, 16: 0.8}
+	goalPgxSQL    = map[int]float64{1: 1, 4: 1, 16: 0.9}
+	goalPgxNative = map[int]float64{1: 1, 4: 1, 16: 1} // issue 15
+	regRatios     = []ratio{
 		{"(a) flip's statements ÷ reference, both pgbench -M prepared", flipStmts, reference, goalA},
 		{"(b) flip, lib/pq ÷ reference, pgbench -M prepared", libpq, reference, goalLibpq},
-		{"(b) flip, pgx ÷ reference, pgbench -M prepared", pgx, reference, goalPgx},
+		{"(b) flip, pgx via database/sql ÷ reference, pgbench -M prepared", pgxSQL, reference, goalPgxSQL},
+		{"(b) flip, pgx native ÷ reference, pgbench -M prepared", pgxNative, reference, goalPgxNative},
 		{"(b) flip, lib/pq binary_parameters=yes ÷ reference, pgbench -M prepared", libpqBinary, reference, nil},
-		{"flip, pgx ÷ flip's statements, pgbench -M prepared", pgx, flipStmts, nil},
+		{"flip, pgx via database/sql ÷ flip's statements, pgbench -M prepared", pgxSQL, flipStmts, nil},
+		{"flip, pgx native ÷ flip's statements, pgbench -M prepared", pgxNative, flipStmts, nil},
 		{"flip, lib/pq binary_parameters=yes ÷ flip, lib/pq", libpqBinary, libpq, nil},
 	}
 )
@@ -219,25 +228,15 @@ func verifyRun(ctx context.Context, dbURL string, existing, reported int64, exac
 }
 
 // flipThroughput runs RegisterTrustDB from callers goroutines for d on a
-// pool of as many connections, all opened before the clock starts.
+// pool of as many connections (see openPool), all opened before the clock
+// starts.
 func flipThroughput(ctx context.Context, driverName, dbURL string, callers int, d time.Duration) (runResult, error) {
-	db, err := sql.Open(driverName, dbURL)
+	register, closePool, err := openPool(ctx, driverName, dbURL, callers)
 	if err != nil {
 		return runResult{}, err
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(callers)
-	db.SetMaxIdleConns(callers)
-	conns := make([]*sql.Conn, callers)
-	for i := range conns {
-		if conns[i], err = db.Conn(ctx); err != nil {
-			return runResult{}, fmt.Errorf("open %d connections: %w", callers, err)
-		}
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	reg, errs := flip.NewRegistry(store.New()), make([]error, callers)
+	defer closePool()
+	errs := make([]error, callers)
 	var wg sync.WaitGroup
 	var done atomic.Int64
 	var m0, m1 runtime.MemStats
@@ -247,7 +246,7 @@ func flipThroughput(ctx context.Context, driverName, dbURL string, callers int, 
 		wg.Go(func() {
 			for i := 0; time.Since(t0) < d && errs[w] == nil; i++ {
 				p := flip.TrustParams{Name: fmt.Sprintf("bench %d-%d", w, i), Code: fmt.Sprintf("b%d-%d", w, i), AuditUserID: benchAuditUser}
-				if _, errs[w] = reg.RegisterTrustDB(ctx, db, p); errs[w] == nil {
+				if errs[w] = register(p); errs[w] == nil {
 					done.Add(1)
 				}
 			}
@@ -262,6 +261,63 @@ func flipThroughput(ctx context.Context, driverName, dbURL string, callers int, 
 	f := float64(max(n, 1))
 	return runResult{registrations: n, rate: float64(n) / elapsed.Seconds(), allocs: float64(m1.Mallocs-m0.Mallocs) / f, bytes: float64(m1.TotalAlloc-m0.TotalAlloc) / f,
 		latency: time.Duration(float64(elapsed) * float64(callers) / f), cpu: time.Duration(float64(cpu) / f)}, err
+}
+
+// openPool opens a pool of exactly callers connections to dbURL, each
+// opened (held all at once, then returned) before it returns, and how a
+// caller registers a trust on it: RegisterTrustDB on a database/sql pool
+// of driverName, or, for "", flippgx's RegisterTrustDB on a pgxpool with
+// pgx's default statement cache.
+func openPool(ctx context.Context, driverName, dbURL string, callers int) (register func(flip.TrustParams) error, closePool func(), err error) {
+	reg := flip.NewRegistry(store.New())
+	var acquire func() (release func(), err error)
+	if driverName == "" {
+		cfg, err := pgxpool.ParseConfig(dbURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.MaxConns = int32(callers)
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		native := flippgx.New(reg)
+		register = func(p flip.TrustParams) error { _, err := native.RegisterTrustDB(ctx, pool, p); return err }
+		closePool = pool.Close
+		acquire = func() (func(), error) {
+			c, err := pool.Acquire(ctx)
+			return func() { c.Release() }, err
+		}
+	} else {
+		db, err := sql.Open(driverName, dbURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		db.SetMaxOpenConns(callers)
+		db.SetMaxIdleConns(callers)
+		register = func(p flip.TrustParams) error { _, err := reg.RegisterTrustDB(ctx, db, p); return err }
+		closePool = func() { db.Close() }
+		acquire = func() (func(), error) {
+			c, err := db.Conn(ctx)
+			return func() { c.Close() }, err
+		}
+	}
+	var releases []func()
+	for range callers {
+		release, err1 := acquire()
+		if err = err1; err != nil {
+			break
+		}
+		releases = append(releases, release)
+	}
+	for _, release := range releases {
+		release()
+	}
+	if err != nil {
+		closePool()
+		return nil, nil, fmt.Errorf("open %d connections: %w", callers, err)
+	}
+	return register, closePool, nil
 }
 
 // withParams adds connection parameters ("k=v&k2=v2") to a database URL.
@@ -310,14 +366,14 @@ const (
 		"Why the index: flip's migrations index the canonical name and code flip's duplicate check compares, not the raw `name` the reference compares; without an index of its own the reference would scan a table that grows through the run. It gives the reference its best case; flip's runs maintain it too (one more index entry per insert), which can only lower flip's ratios.\n\n"
 	regTables = "\nRegistrations per second (mean latency of one registration in brackets: pgbench's own figure; for flip, callers × elapsed / registrations):\n\n%s\n" +
 		"(c) Client CPU per registration: user + system time of the measuring process, or of pgbench, over the run, divided by the registrations; the server's CPU comes on top and competes for the same two cores:\n\n%s\n" +
-		"Per registration, `RegisterTrustDB` sends %d statements: BEGIN, the %d of the registration (%d with parameters; `RegisterTrust` in a caller's transaction adds SAVEPOINT and RELEASE around them), COMMIT; the reference sequence is %d with BEGIN and COMMIT. Round trips per registration: lib/pq %d (statements without parameters go as simple queries, one round trip each; each with parameters takes two), lib/pq with `binary_parameters=yes` %d, pgx %d once each statement is prepared on its connection, pgbench one per statement. lib/pq, with or without `binary_parameters`, has the server parse and plan every statement at every call, which pgx's statement cache and pgbench -M prepared save; across a network, where a round trip costs more, fewer round trips save more than over loopback.\n\n"
+		"Per registration, `RegisterTrustDB` sends %d statements: BEGIN, the %d of the registration (%d with parameters; `RegisterTrust` in a caller's transaction adds SAVEPOINT and RELEASE around them), COMMIT; the reference sequence is %d with BEGIN and COMMIT. Round trips per registration: lib/pq %d (statements without parameters go as simple queries, one round trip each; each with parameters takes two), lib/pq with `binary_parameters=yes` %d, pgx (native or via `database/sql`) %d once each statement is prepared on its connection, pgbench one per statement. lib/pq, with or without `binary_parameters`, has the server parse and plan every statement at every call, which pgx's statement cache and pgbench -M prepared save; across a network, where a round trip costs more, fewer round trips save more than over loopback.\n\n"
 	regHowMeasured = "How it is measured:\n\n" +
-		"- **flip**: `RegisterTrustDB` (BEGIN, `RegisterTrust`, COMMIT) in a loop from each of N goroutines sharing a `database/sql` pool of exactly N connections, all opened before the clock starts (as pgbench excludes its connection time). Default `store.New()` and key minter, a distinct name and code per call, audited as an admin. Registrations per second = completed registrations / time until the last caller finished.\n%s- **pgbench**: `pgbench -n -M prepared -c N -j N -T %d -f <script> <database>` with N = callers, on the same kind of fresh database, each statement parsed once per connection. The arguments that differ per registration (name, code, trust id, key hash, audit id, times) are expressions over pgbench's `:client_id` and a random number, computed by the server, the same in both scripts.\n" +
+		"- **flip**: `RegisterTrustDB` (BEGIN, `RegisterTrust`, COMMIT) in a loop from each of N goroutines sharing a pool of exactly N connections (a `database/sql` pool; for pgx native a `*pgxpool.Pool` given to `flippgx.New(reg).RegisterTrustDB`), all opened before the clock starts (as pgbench excludes its connection time). Default `store.New()` and key minter, a distinct name and code per call, audited as an admin. Registrations per second = completed registrations / time until the last caller finished.\n%s- **pgbench**: `pgbench -n -M prepared -c N -j N -T %d -f <script> <database>` with N = callers, on the same kind of fresh database, each statement parsed once per connection. The arguments that differ per registration (name, code, trust id, key hash, audit id, times) are expressions over pgbench's `:client_id` and a random number, computed by the server, the same in both scripts.\n" +
 		"  - flip's statements: generated at every run from the statements one real `RegisterTrust` sent, wrapped in BEGIN … COMMIT: the server's share of a flip registration.\n" +
 		"  - the reference hub's statements, in one transaction: the duplicate check by exact name, the slot claim (`SELECT slot_name, slot_number … FOR UPDATE SKIP LOCKED`, its row kept with `\\gset`), `INSERT` into trust, `UPDATE` of the slot, `INSERT` into trusts_audit. Goals (a) and (b) are set against it: the reference sequence at its cheapest for the server.\n" +
-		"- Every side runs on this machine's two cores together with the server; flip's side also pays for Go, `database/sql`, the driver, key minting (crypto/rand, SHA-256) and the garbage collector.\n\n" +
+		"- Every side runs on this machine's two cores together with the server; flip's side also pays for Go, `database/sql` (but for pgx native), the driver, key minting (crypto/rand, SHA-256) and the garbage collector.\n\n" +
 		"Allocations per registration (Go heap, `runtime.MemStats` over each flip run with %d caller(s), median over the rounds; for RegisterTrust's own work over 2,000 calls after 200 untimed ones):\n\n%s\n" +
-		"RegisterTrust's own work (validation, two keys minted from crypto/rand and encoded, one SHA-256, two ids) costs %s of CPU per registration; the rest of the client CPU above is `database/sql`, the driver, the network and the runtime.\n"
+		"RegisterTrust's own work (validation, two keys minted from crypto/rand and encoded, one SHA-256, two ids) costs %s of CPU per registration; the rest of the client CPU above is `database/sql` (but for pgx native), the driver, the network and the runtime.\n"
 )
 
 // report renders the section: goals, figures, method, scripts.

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/londonaicentre/flip/internal/dbexec"
 )
 
@@ -52,7 +54,7 @@ func txExecutor(tx pgx.Tx) dbexec.Executor {
 }
 
 func (e executor) Exec(ctx context.Context, query string, args ...any) (dbexec.Result, error) {
-	tag, err := e.db.Exec(ctx, query, args...)
+	tag, err := e.db.Exec(ctx, query, binaryUUIDs(args)...)
 	if err != nil {
 		return nil, e.gone(err)
 	}
@@ -60,7 +62,7 @@ func (e executor) Exec(ctx context.Context, query string, args ...any) (dbexec.R
 }
 
 func (e executor) Query(ctx context.Context, query string, args ...any) (dbexec.Rows, error) {
-	rows, err := e.db.Query(ctx, query, args...)
+	rows, err := e.db.Query(ctx, query, binaryUUIDs(args)...)
 	if err != nil {
 		return nil, e.gone(err) // pgx has closed rows already
 	}
@@ -68,7 +70,24 @@ func (e executor) Query(ctx context.Context, query string, args ...any) (dbexec.
 }
 
 func (e executor) QueryRow(ctx context.Context, query string, args ...any) dbexec.Row {
-	return e.db.QueryRow(ctx, query, args...)
+	return e.db.QueryRow(ctx, query, binaryUUIDs(args)...)
+}
+
+// binaryUUIDs hands pgx each uuid.UUID argument as a pgtype.UUID, which
+// pgx encodes directly. A uuid.UUID is a driver.Valuer that pgx has no
+// plan for: at every call it takes Value's string, fails to encode it in
+// binary, formats an error, parses the string back and encodes that
+// (about 3.7 µs and 20 allocations per argument, against 0.1 µs and one).
+// The bytes sent are the same, for a uuid parameter and for a text one.
+// args is the core's variadic slice, the call's own: it is changed in
+// place.
+func binaryUUIDs(args []any) []any {
+	for i, a := range args {
+		if id, ok := a.(uuid.UUID); ok {
+			args[i] = pgtype.UUID{Bytes: id, Valid: true}
+		}
+	}
+	return args
 }
 
 // gone makes err, when it says the transaction can commit nothing any

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/londonaicentre/flip/fliptest"
@@ -64,6 +65,36 @@ func TestExecutor_ErrorsAnswerAsDatabaseSQLs(t *testing.T) {
 	}
 	if rows, err := ex.Query(ctx, `SELECT 1`); rows != nil || !errors.Is(err, sql.ErrTxDone) {
 		t.Fatalf("Query after rollback = %v, %v; want no Rows and sql.ErrTxDone", rows, err)
+	}
+}
+
+// A uuid.UUID argument reaches the server as the same value whatever the
+// parameter's type and the query mode.
+func TestExecutor_SendsUUIDArgumentsAsTheyAre(t *testing.T) {
+	t.Parallel()
+	ctx, _, ex := executorSetup(t)
+	id := uuid.New()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		var asUUID, asText string
+		var same bool
+		if err := ex.QueryRow(ctx, `SELECT $1::uuid::text, $2::text, $3 = $1::uuid`, mode, id, id, id).Scan(&asUUID, &asText, &same); err != nil {
+			t.Fatalf("%v: %v", mode, err)
+		}
+		if asUUID != id.String() || asText != id.String() || !same {
+			t.Errorf("%v: sent %s as uuid %q, as text %q, equal %v", mode, id, asUUID, asText, same)
+		}
+	}
+}
+
+// binaryUUIDs costs one allocation per uuid.UUID (the pgtype.UUID's box)
+// and none for any other argument.
+//
+// Not parallel: testing.AllocsPerRun refuses to run beside other tests.
+func TestBinaryUUIDs_OneAllocationPerUUID(t *testing.T) {
+	var id any = uuid.New()
+	args := []any{nil, "name", 7, true}
+	if n := testing.AllocsPerRun(100, func() { args[0] = id; binaryUUIDs(args) }); n != 1 {
+		t.Errorf("%v allocations for one uuid.UUID among other arguments; want 1", n)
 	}
 }
 
