@@ -300,7 +300,12 @@ func runConcurrently(t *testing.T, b bundle, n int, params func(i int) flip.Trus
 	t.Helper()
 	// PostgreSQL allows 100 connections by default: one wide race at a time.
 	wideRace <- struct{}{}
-	defer func() { <-wideRace }()
+	defer func() {
+		if b.pool != nil { // a pgx pool keeps every idle connection: close them before the next race
+			b.pool.Reset()
+		}
+		<-wideRace
+	}()
 	b.db.SetMaxOpenConns(n)
 	txs := make([]callertx.Tx, n)
 	for i := range txs {
