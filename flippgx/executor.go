@@ -137,22 +137,6 @@ type rowCount int64
 
 func (n rowCount) RowsAffected() (int64, error) { return int64(n), nil }
 
-// beginner begins transactions for an operation that owns its own.
+// beginner begins transactions for an operation that owns its own
+// (pipeline.go).
 type beginner struct{ db TxBeginner }
-
-func (b beginner) Begin(ctx context.Context) (dbexec.Tx, error) {
-	tx, err := b.db.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return transaction{executor{tx}, tx}, nil
-}
-
-// transaction is a transaction beginner began.
-type transaction struct {
-	executor
-	tx pgx.Tx
-}
-
-func (t transaction) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
-func (t transaction) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }

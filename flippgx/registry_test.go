@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/hubfixture"
+	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -112,7 +115,7 @@ func TestRegisterTrust_PgxCancelledMidStatementCommitsNothing(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	go func() {
-		waitForLockWait(t, b, tx)
+		waitForLock(t, b)
 		cancel()
 	}()
 	_, err := b.reg.RegisterTrust(ctx, tx, flip.TrustParams{Name: "A", Code: "A"})
@@ -131,23 +134,6 @@ func TestRegisterTrust_PgxCancelledMidStatementCommitsNothing(t *testing.T) {
 	}
 	if c := b.committed(t); c != [4]int{0, 0, 0, 1} || roles != 0 {
 		t.Fatalf("committed %v and %d of the caller's roles, want nothing", c, roles)
-	}
-}
-
-// waitForLockWait waits until the backend of tx waits for a lock.
-func waitForLockWait(t *testing.T, b pgxBundle, tx pgx.Tx) {
-	pid := tx.Conn().PgConn().PID()
-	for {
-		var waiting bool
-		err := b.pool.QueryRow(b.ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock')`, pid).Scan(&waiting)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if waiting {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -363,5 +349,120 @@ func TestRegisterTrust_OneCoreForBothDrivers(t *testing.T) {
 	}
 	if c := b.committed(t); c != [4]int{2, 2, 2, 2} {
 		t.Fatalf("committed %v, want two registrations", c)
+	}
+}
+
+// statementLog records what a pgx connection sends: each batch's
+// statements, and each statement sent on its own.
+type statementLog struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+func (l *statementLog) add(s string) { l.mu.Lock(); l.sent = append(l.sent, s); l.mu.Unlock() }
+
+func (l *statementLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.sent
+	l.sent = nil
+	return out
+}
+
+func (l *statementLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	l.add("alone: " + label(d.SQL))
+	return ctx
+}
+func (l *statementLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (l *statementLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (l *statementLog) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	l.add("batched: " + label(d.SQL))
+}
+func (l *statementLog) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// label names flip's registration statement, and gives any other as it is.
+func label(q string) string {
+	if q == pgsql.Register {
+		return "register"
+	}
+	return q
+}
+
+// A transaction of flip's own on pgx sends BEGIN in one batch with its
+// first statement, then COMMIT (or ROLLBACK): a registration is two round
+// trips. The connection is idle after each outcome; a context that ends
+// during the first statement commits nothing, and the pool drops the
+// connection pgx closed and goes on.
+func TestRegisterTrustDB_PgxBeginGoesWithTheFirstStatement(t *testing.T) {
+	t.Parallel()
+	b := pgxSetup(t)
+	fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
+	log := &statementLog{}
+	cfg, err := pgx.ParseConfig(b.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Tracer = log
+	conn, err := pgx.ConnectConfig(b.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(b.ctx)
+
+	for _, c := range []struct {
+		p    flip.TrustParams
+		want error
+		end  string
+	}{
+		{flip.TrustParams{Name: "First", Code: "F"}, nil, "commit"},
+		{flip.TrustParams{Name: "First", Code: "F2"}, flip.ErrDuplicateTrust, "rollback"},
+	} {
+		_, err := b.reg.RegisterTrustDB(b.ctx, conn, c.p)
+		if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Fatalf("RegisterTrustDB(%+v) = %v, want %v", c.p, err, c.want)
+		}
+		want := []string{"batched: begin", "batched: register", "alone: " + c.end}
+		if got := log.take(); !slices.Equal(got, want) {
+			t.Errorf("%s: sent %q, want %q", c.p.Name, got, want)
+		}
+		if s := conn.PgConn().TxStatus(); s != 'I' {
+			t.Errorf("%s: connection left in transaction status %q", c.p.Name, s)
+		}
+	}
+
+	release := b.holdTrustLock(t)
+	ctx, cancel := context.WithCancel(b.ctx)
+	go func() {
+		waitForLock(t, b)
+		cancel()
+	}()
+	if _, err := b.reg.RegisterTrustDB(ctx, b.pool, flip.TrustParams{Name: "Cancelled", Code: "C"}); !errors.Is(err, context.Canceled) || errors.Is(err, flip.ErrRollbackRequired) {
+		t.Fatalf("cancelled during the first statement: %v, want context.Canceled", err)
+	}
+	release()
+	if c := b.committed(t); c != [4]int{1, 1, 1, 2} {
+		t.Fatalf("committed %v after the cancelled registration, want the first one only", c)
+	}
+	if _, err := b.reg.RegisterTrustDB(b.ctx, b.pool, flip.TrustParams{Name: "After", Code: "A"}); err != nil {
+		t.Fatalf("the pool after a cancelled registration: %v", err)
+	}
+}
+
+// waitForLock waits until some backend of the test's database waits for
+// a lock.
+func waitForLock(t *testing.T, b pgxBundle) {
+	for {
+		var waiting bool
+		err := b.pool.QueryRow(b.ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if waiting {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
