@@ -36,7 +36,8 @@
 //	err = tx.Commit(ctx)
 //
 // RegisterTrustDB owns its transaction on a pool or connection, for
-// callers that have none. A context that ends while a statement runs
+// callers that have none, and sends BEGIN in one batch with the
+// registration statement: two round trips in all, with COMMIT. A context that ends while a statement runs
 // makes pgx close the connection: the server rolls the transaction back,
 // the error matches the context's, and the caller's Commit fails, so
 // nothing of it is committed.
