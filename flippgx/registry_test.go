@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -464,5 +465,36 @@ func waitForLock(t *testing.T, b pgxBundle) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The batched BEGIN works in each of pgx's ways of sending a statement,
+// the simple protocol (as behind a transaction-pooling proxy) included.
+func TestRegisterTrustDB_PgxEveryQueryExecMode(t *testing.T) {
+	t.Parallel()
+	b := pgxSetup(t)
+	fliptest.AddSlots(t, b.db, "Trust_001..Trust_005")
+	for i, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		cfg, err := pgx.ParseConfig(b.db.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DefaultQueryExecMode = mode
+		conn, err := pgx.ConnectConfig(b.ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := flip.TrustParams{Name: fmt.Sprint("Mode ", i), Code: fmt.Sprint("M", i), AuditUserID: uuid.New()}
+		if _, err := b.reg.RegisterTrustDB(b.ctx, conn, p); err != nil {
+			t.Errorf("%v: %v", mode, err)
+		}
+		if _, err := b.reg.RegisterTrustDB(b.ctx, conn, p); !errors.Is(err, flip.ErrDuplicateTrust) {
+			t.Errorf("%v, again: %v, want ErrDuplicateTrust", mode, err)
+		}
+		conn.Close(b.ctx)
+	}
+	if c := b.committed(t); c != [4]int{5, 5, 5, 5} {
+		t.Fatalf("committed %v, want five registrations", c)
 	}
 }
