@@ -54,6 +54,23 @@ func pgxSetup(t *testing.T, opts ...fliptest.Option) pgxBundle {
 	return pgxBundle{ctx: ctx, db: db, pool: pool, reg: flippgx.New(flip.NewRegistry(store.New()))}
 }
 
+// connect opens a connection of the test's own to its database, as
+// configure sets it up, closed at cleanup.
+func (b pgxBundle) connect(t *testing.T, configure func(*pgx.ConnConfig)) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(b.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configure(cfg)
+	conn, err := pgx.ConnectConfig(b.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // begin opens a pgx transaction, rolled back at cleanup if still open.
 func (b pgxBundle) begin(t *testing.T) pgx.Tx {
 	t.Helper()
@@ -401,16 +418,7 @@ func TestRegisterTrustDB_PgxBeginGoesWithTheFirstStatement(t *testing.T) {
 	b := pgxSetup(t)
 	fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
 	log := &statementLog{}
-	cfg, err := pgx.ParseConfig(b.db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Tracer = log
-	conn, err := pgx.ConnectConfig(b.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(b.ctx)
+	conn := b.connect(t, func(cfg *pgx.ConnConfig) { cfg.Tracer = log })
 
 	for _, c := range []struct {
 		p    flip.TrustParams
@@ -476,15 +484,7 @@ func TestRegisterTrustDB_PgxEveryQueryExecMode(t *testing.T) {
 	fliptest.AddSlots(t, b.db, "Trust_001..Trust_005")
 	for i, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
 		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
-		cfg, err := pgx.ParseConfig(b.db.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.DefaultQueryExecMode = mode
-		conn, err := pgx.ConnectConfig(b.ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := b.connect(t, func(cfg *pgx.ConnConfig) { cfg.DefaultQueryExecMode = mode })
 		p := flip.TrustParams{Name: fmt.Sprint("Mode ", i), Code: fmt.Sprint("M", i), AuditUserID: uuid.New()}
 		if _, err := b.reg.RegisterTrustDB(b.ctx, conn, p); err != nil {
 			t.Errorf("%v: %v", mode, err)
@@ -492,7 +492,6 @@ func TestRegisterTrustDB_PgxEveryQueryExecMode(t *testing.T) {
 		if _, err := b.reg.RegisterTrustDB(b.ctx, conn, p); !errors.Is(err, flip.ErrDuplicateTrust) {
 			t.Errorf("%v, again: %v, want ErrDuplicateTrust", mode, err)
 		}
-		conn.Close(b.ctx)
 	}
 	if c := b.committed(t); c != [4]int{5, 5, 5, 5} {
 		t.Fatalf("committed %v, want five registrations", c)
