@@ -112,7 +112,7 @@ func (b pgxBundle) holdTrustLock(t *testing.T) (release func()) {
 
 // What a registration, a rotation, a revocation and a deletion store and
 // refuse inside a pgx.Tx is the store tests' to prove: their suites run
-// every case on pgx_native variants too (store/registry_suite_drivers_test.go).
+// every case on pgx_native variants too (internal/callertx).
 // Here: what only pgx's handles raise.
 
 // A context that ends mid-statement makes pgx close the connection: the
