@@ -497,3 +497,36 @@ func TestRegisterTrustDB_PgxEveryQueryExecMode(t *testing.T) {
 		t.Fatalf("committed %v, want five registrations", c)
 	}
 }
+
+// A registration whose batched statement fails on the server (here the
+// unique index, once a rival of the same name commits) is a duplicate,
+// and its connection goes back to the pool clean.
+func TestRegisterTrustDB_PgxServerErrorInTheBatch(t *testing.T) {
+	t.Parallel()
+	b := pgxSetup(t)
+	fliptest.AddSlots(t, b.db, "Trust_001..Trust_002")
+	rival := b.begin(t)
+	if _, err := b.reg.RegisterTrust(b.ctx, rival, flip.TrustParams{Name: "Same", Code: "S1"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.reg.RegisterTrustDB(b.ctx, b.pool, flip.TrustParams{Name: "Same", Code: "S2"})
+		done <- err
+	}()
+	waitForLock(t, b) // on the rival's uncommitted row of the same name
+	mustCommit(t, b, rival)
+	var dup *flip.DuplicateTrustError
+	if err := <-done; !errors.As(err, &dup) || dup.Field != "name" {
+		t.Fatalf("RegisterTrustDB after the rival committed: %v, want a DuplicateTrustError on name", err)
+	}
+	if st := b.pool.Stat(); st.AcquiredConns() != 0 {
+		t.Errorf("%d connections still acquired", st.AcquiredConns())
+	}
+	if _, err := b.reg.RegisterTrustDB(b.ctx, b.pool, flip.TrustParams{Name: "Other", Code: "O"}); err != nil {
+		t.Fatalf("the pool afterwards: %v", err)
+	}
+	if c := b.committed(t); c != [4]int{2, 2, 2, 2} {
+		t.Fatalf("committed %v, want the rival and the last registration", c)
+	}
+}
