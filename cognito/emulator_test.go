@@ -399,6 +399,7 @@ func TestWithRateLimit_HoldsConcurrentLookupsOnTheEmulator(t *testing.T) {
 	for i := range n {
 		cognitolocal.CreateUser(t, b.admin, b.pool, fmt.Sprintf("user%02d@example.com", i))
 	}
+	clock.GatherWaits(n) // every first attempt; a retry comes after its answer
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {

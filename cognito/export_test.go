@@ -13,16 +13,31 @@ import (
 // FakeClock is a clock whose SleepUntil returns at once, moving the time
 // forward to the instant slept until, and records that instant.
 type FakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	grants []time.Time
-	block  bool
-	waits  chan struct{}
+	mu       sync.Mutex
+	gathered sync.Cond // signalled at each grant, for GatherWaits
+	now      time.Time
+	grants   []time.Time
+	block    bool
+	gather   int
+	waits    chan struct{}
 }
 
 // NewFakeClock returns a FakeClock reading start.
 func NewFakeClock(start time.Time) *FakeClock {
-	return &FakeClock{now: start, waits: make(chan struct{}, 100)}
+	c := &FakeClock{now: start, waits: make(chan struct{}, 100)}
+	c.gathered.L = &c.mu
+	return c
+}
+
+// GatherWaits makes SleepUntil hold its callers until n have been granted
+// a turn, and only then move the time. n lookups started together then
+// all read the time before any wait ends, as with a real clock; without
+// it, one that starts late would read the instant an earlier one slept
+// until, a future its bucket would count as time gone by.
+func (c *FakeClock) GatherWaits(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gather = n
 }
 
 // Blocked receives once for each SleepUntil that BlockWaits holds.
@@ -58,6 +73,10 @@ func (c *FakeClock) SleepUntil(ctx context.Context, t time.Time) error {
 		return ctx.Err()
 	}
 	c.grants = append(c.grants, t)
+	c.gathered.Broadcast()
+	for len(c.grants) < c.gather {
+		c.gathered.Wait()
+	}
 	if t.After(c.now) {
 		c.now = t
 	}

@@ -182,6 +182,7 @@ func TestWithRateLimit_ConcurrentLookupsShareOneLimit(t *testing.T) {
 	clock := cognito.NewFakeClock(t0)
 	idp := stubProvider(s, cognito.WithFakeClock(clock))
 	const n = 30
+	clock.GatherWaits(n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
