@@ -6,48 +6,18 @@ import (
 	"database/sql/driver"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/flippgx"
-	"github.com/londonaicentre/flip/internal/callertx"
 )
 
-// The ways the callers under test reach the database: database/sql (an
-// *sqlx.Tx, as the hub opens its transactions, on the variant's driver)
-// or pgx's own (a pgx.Tx from a *pgxpool.Pool, calling flip through
-// flippgx). Every check is written once, against callertx.Tx and the
-// bundle's methods below, so that a pgx-native variant runs the same
-// harness and the same rounds rather than a copy; the test's own queries
-// (b.admin: dumps, locks, kills, invariants) stay on database/sql
-// whatever the variant, so what checks the outcome never changes with
-// what is checked.
-
-// begin opens a caller's transaction of the variant's kind, begun with
-// ctx.
-func (b *bundle) begin(ctx context.Context) (callertx.Tx, error) {
-	if b.pool != nil {
-		tx, err := b.pool.Begin(ctx)
-		return callertx.Pgx(tx), err
-	}
-	tx, err := sqlx.NewDb(b.db.DB, "postgres").BeginTxx(ctx, nil)
-	return callertx.SQL(tx), err
-}
-
-// registerDB is reg's RegisterTrustDB on the variant's pool.
-func (b *bundle) registerDB(ctx context.Context, reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
-	if b.pool != nil {
-		return flippgx.New(reg).RegisterTrustDB(ctx, b.pool, p)
-	}
-	return reg.RegisterTrustDB(ctx, b.db, p)
-}
-
-// verifier is a Verifier on the variant's pool.
-func (b *bundle) verifier(opts ...flip.VerifierOption) *flip.Verifier {
-	if b.pool != nil {
-		return flippgx.NewVerifier(b.pool, opts...)
-	}
-	return flip.NewVerifier(b.db, opts...)
-}
+// The ways the callers under test reach the database: database/sql (on
+// the variant's driver) or pgx's own (a pgx.Tx from a *pgxpool.Pool,
+// calling flip through flippgx). Every check is written once, against
+// callertx.Tx, the bundle's callertx.Pools and heldConn below, so that a
+// pgx-native variant runs the same harness and the same rounds rather
+// than a copy; the test's own queries (b.admin: dumps, locks, kills,
+// invariants) stay on database/sql whatever the variant, so what checks
+// the outcome never changes with what is checked.
 
 // heldConn is one connection taken from the variant's pool for a
 // registration of its own, whose backend the test may kill.
@@ -90,8 +60,8 @@ func (c pgxHeldConn) Discard() {
 
 // conn takes a connection from the variant's pool.
 func (b *bundle) conn(ctx context.Context) (heldConn, error) {
-	if b.pool != nil {
-		c, err := b.pool.Acquire(ctx)
+	if b.Pgx != nil {
+		c, err := b.Pgx.Acquire(ctx)
 		if err != nil {
 			return nil, err
 		}

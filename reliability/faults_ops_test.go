@@ -357,7 +357,7 @@ func (h *faultHarness) keepFreeSlots(t *testing.T) {
 func (h *faultHarness) registerTarget(t *testing.T, what string) uuid.UUID {
 	t.Helper()
 	h.keepFreeSlots(t)
-	res, err := h.b.registerDB(h.b.ctx, h.b.reg, flip.TrustParams{Name: what + " " + uuid.NewString()[:8], Code: "T" + uuid.NewString()[:12]})
+	res, err := h.b.RegisterTrustDB(h.b.ctx, h.b.reg, flip.TrustParams{Name: what + " " + uuid.NewString()[:8], Code: "T" + uuid.NewString()[:12]})
 	if err != nil {
 		t.Fatalf("register %s: %v", what, err)
 	}

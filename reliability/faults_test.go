@@ -339,7 +339,7 @@ func (h *faultHarness) cleanRun(t *testing.T) []string {
 	t.Helper()
 	ctx := h.b.ctx
 	tg := h.op.target(t, h, point{kind: "clean"})
-	tx, err := h.b.begin(ctx)
+	tx, err := h.b.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func (h *faultHarness) countUndo(t *testing.T) int {
 	t.Helper()
 	ctx := h.b.ctx
 	tg := h.op.target(t, h, point{kind: "undo"})
-	tx, err := h.b.begin(ctx)
+	tx, err := h.b.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func (h *faultHarness) run(t *testing.T, p point) {
 	if p.kind == faultCancelTx {
 		callCtx, cancelCall = txCtx, cancelTx
 	}
-	tx, err := b.begin(txCtx)
+	tx, err := b.Begin(txCtx)
 	if err != nil {
 		t.Fatalf("%s: begin: %v", where, err)
 	}
@@ -611,7 +611,7 @@ func (h *faultHarness) commitClean(t *testing.T) {
 	t.Helper()
 	ctx := h.b.ctx
 	tg := h.op.target(t, h, point{kind: "committed"})
-	tx, err := h.b.begin(ctx)
+	tx, err := h.b.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,7 +166,7 @@ func raceRound(t *testing.T, b *bundle, r race, round int) (ok int, failures map
 			// claims not yet committed), as the hub's handler asks its
 			// client to; bounded, so a livelock shows as a failure.
 			for range 50 {
-				if _, errs[i] = b.registerDB(b.ctx, b.reg, p); !errors.Is(errs[i], flip.ErrRetryable) {
+				if _, errs[i] = b.RegisterTrustDB(b.ctx, b.reg, p); !errors.Is(errs[i], flip.ErrRetryable) {
 					break
 				}
 			}
@@ -360,7 +360,7 @@ func registerTrusts(t *testing.T, b *bundle, n int) []flip.RegistrationResult {
 	out := make([]flip.RegistrationResult, n)
 	for i := range out {
 		var err error
-		out[i], err = b.registerDB(b.ctx, b.reg, flip.TrustParams{Name: "Life " + uuid.NewString(), Code: uuid.NewString()})
+		out[i], err = b.RegisterTrustDB(b.ctx, b.reg, flip.TrustParams{Name: "Life " + uuid.NewString(), Code: uuid.NewString()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,22 +368,8 @@ func registerTrusts(t *testing.T, b *bundle, n int) []flip.RegistrationResult {
 	return out
 }
 
-// inTx runs op in a transaction of its own on b's callers' pool and
-// commits it, or rolls it back when op fails.
-func inTx(b *bundle, op func(tx callertx.Tx) error) error {
-	tx, err := b.begin(b.ctx)
-	if err != nil {
-		return err
-	}
-	if err := op(tx); err != nil {
-		_ = tx.Rollback(b.ctx)
-		return err
-	}
-	return tx.Commit(b.ctx)
-}
-
 func (b *bundle) rotate(id uuid.UUID) (res flip.RegistrationResult, err error) {
-	err = inTx(b, func(tx callertx.Tx) (err error) {
+	err = b.Run(b.ctx, func(tx callertx.Tx) (err error) {
 		res, err = tx.RotateKeys(b.ctx, b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
@@ -391,7 +377,7 @@ func (b *bundle) rotate(id uuid.UUID) (res flip.RegistrationResult, err error) {
 }
 
 func (b *bundle) delete(id uuid.UUID) error {
-	return inTx(b, func(tx callertx.Tx) error {
+	return b.Run(b.ctx, func(tx callertx.Tx) error {
 		_, err := tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
@@ -408,7 +394,7 @@ func rotateVsVerify(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 	t.Helper()
 	const verifiers, afterCommit = 8, 4
 	tr := registerTrusts(t, b, 1)[0]
-	verifier := b.verifier()
+	verifier := b.Verifier()
 	var (
 		newKey                  atomic.Pointer[string]
 		commitCalled, committed atomic.Bool
@@ -487,7 +473,7 @@ func rotateVsVerify(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 		defer wg.Done()
 		<-start
 		warm.Wait() // every verifier has seen the old key at work
-		tx, err := b.begin(b.ctx)
+		tx, err := b.Begin(b.ctx)
 		if err != nil {
 			rotateErr = err
 			committed.Store(true)
@@ -546,7 +532,7 @@ func deleteVsRegister(t *testing.T, b *bundle, viol *violations, outcomes map[st
 			defer wg.Done()
 			<-start
 			for range 50 {
-				if reg[i], errReg[i] = b.registerDB(b.ctx, b.reg, p); !errors.Is(errReg[i], flip.ErrRetryable) {
+				if reg[i], errReg[i] = b.RegisterTrustDB(b.ctx, b.reg, p); !errors.Is(errReg[i], flip.ErrRetryable) {
 					break
 				}
 			}
@@ -655,7 +641,7 @@ func rotateVsDelete(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 	}
 	close(start)
 	wg.Wait()
-	verifier := b.verifier()
+	verifier := b.Verifier()
 	for i, tr := range trusts {
 		var left int
 		if err := b.admin.QueryRowContext(b.ctx, `SELECT count(*) FROM trust WHERE id = $1 OR api_key_hash = $2 OR api_key_hash = $3`,
@@ -779,10 +765,10 @@ func growRound(t *testing.T, b *bundle, reg *flip.Registry, file string, viol *v
 			p := flip.TrustParams{Name: fmt.Sprintf("Grown %s %d", id, i), Code: fmt.Sprintf("G%s%d", id, i)}
 			<-start
 			if i%2 == 0 {
-				results[i], errs[i] = b.registerDB(b.ctx, reg, p)
+				results[i], errs[i] = b.RegisterTrustDB(b.ctx, reg, p)
 				return
 			}
-			errs[i] = inTx(b, func(tx callertx.Tx) (err error) {
+			errs[i] = b.Run(b.ctx, func(tx callertx.Tx) (err error) {
 				results[i], err = tx.RegisterTrust(b.ctx, reg, p)
 				return err
 			})

@@ -52,7 +52,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// 1. Register.
 			var registered []flip.RegistrationResult
 			for i := range 5 {
-				res, err := b.registerDB(ctx, b.reg, flip.TrustParams{
+				res, err := b.RegisterTrustDB(ctx, b.reg, flip.TrustParams{
 					Name: fmt.Sprintf("Secret trust %d", i), Code: fmt.Sprintf("ST%d", i), Region: "London",
 				})
 				if err != nil {
@@ -70,7 +70,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 				{Name: "Another trust", Code: "st1"},
 				{Name: "   ", Code: "X"},
 			} {
-				_, err := b.registerDB(ctx, b.reg, p)
+				_, err := b.RegisterTrustDB(ctx, b.reg, p)
 				if err == nil {
 					viol.add("registration of %+v succeeded; want it refused", p)
 				}
@@ -80,7 +80,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// its keys were returned, but the trust never existed.
 			var rolledBack flip.RegistrationResult
 			{
-				tx, err := b.begin(ctx)
+				tx, err := b.Begin(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -98,7 +98,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			if v.version >= 2 {
 				repeat := &repeatMinter{api: registered[0].APIKey, inner: b.minter}
 				reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(repeat), flip.WithLogger(logger))
-				_, err := b.registerDB(ctx, reg, flip.TrustParams{Name: "Colliding key", Code: "CK"})
+				_, err := b.RegisterTrustDB(ctx, reg, flip.TrustParams{Name: "Colliding key", Code: "CK"})
 				if err == nil {
 					viol.add("a trust with an API key another trust holds was registered")
 				}
@@ -114,7 +114,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			var retired []string
 			change := func(what string, op func(tx callertx.Tx) (any, error), commit bool) {
 				t.Helper()
-				tx, err := b.begin(ctx)
+				tx, err := b.Begin(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -158,7 +158,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			revoked, deleted := registered[2], registered[3]
 			live := []flip.RegistrationResult{registered[0], registered[1], registered[4]}
 			{
-				tx, err := b.begin(ctx)
+				tx, err := b.Begin(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -189,8 +189,8 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			for run := range 2 {
 				var report flip.SeedReport
 				var err error
-				if b.pool != nil {
-					report, err = flippgx.SeedMainUsers(ctx, seeder, b.pool, idp)
+				if b.Pgx != nil {
+					report, err = flippgx.SeedMainUsers(ctx, seeder, b.Pgx, idp)
 				} else {
 					report, err = seeder.SeedMainUsers(ctx, b.db, idp)
 				}
@@ -201,7 +201,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			}
 
 			// 3. Verify, with the cache on.
-			verifier := b.verifier(flip.WithVerifierCache(time.Minute, 100))
+			verifier := b.Verifier(flip.WithVerifierCache(time.Minute, 100))
 			counts := map[string]int{}
 			verify := func(what, key string, wantTrust *flip.Trust) {
 				t.Helper()

@@ -20,6 +20,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -166,9 +167,9 @@ type bundle struct {
 	ctx context.Context
 	v   variant
 	db  *fliptest.DB
-	// pool, set in a native variant, is the callers' pool instead of db
-	// (see begin, registerDB, verifier and conn).
-	pool   *pgxpool.Pool
+	// The callers' pools: db's, and pgx's in a native variant, which the
+	// callers then use instead (see callertx.Pools and conn).
+	callertx.Pools
 	admin  *sql.DB
 	minter *recordingMinter
 	logs   *syncBuffer
@@ -184,7 +185,7 @@ func (b *bundle) registry(opts ...flip.Option) *flip.Registry {
 
 // setup takes n connections from the budget (the callers' pool plus the
 // admin pool) and gives the test its database, whose callers' pool (b.db,
-// or b.pool in a native variant) it limits to n-adminConns, all of them
+// or b.Pgx in a native variant) it limits to n-adminConns, all of them
 // kept open between calls as a hub's pool keeps them.
 func setup(t *testing.T, v variant, n int) *bundle {
 	t.Helper()
@@ -231,7 +232,7 @@ func setup(t *testing.T, v variant, n int) *bundle {
 		ctx:    ctx,
 		v:      v,
 		db:     db,
-		pool:   pool,
+		Pools:  callertx.Pools{SQL: db.DB, Pgx: pool},
 		admin:  admin,
 		minter: &recordingMinter{inner: flip.RandomKeyMinter{Format: v.format}},
 		logs:   &syncBuffer{},

@@ -19,7 +19,7 @@ import (
 
 func (b bundle) rotate(t *testing.T, id uuid.UUID) (res flip.RegistrationResult, err error) {
 	t.Helper()
-	err = b.change(t, func(tx callertx.Tx) (err error) {
+	err = b.Run(b.ctx, func(tx callertx.Tx) (err error) {
 		res, err = tx.RotateKeys(b.ctx, b.reg, flip.TrustChange{TrustID: id})
 		return err
 	})
@@ -28,7 +28,7 @@ func (b bundle) rotate(t *testing.T, id uuid.UUID) (res flip.RegistrationResult,
 
 func (b bundle) verify(t *testing.T, key string) error {
 	t.Helper()
-	_, err := b.verifier().Verify(b.ctx, key)
+	_, err := b.Verifier().Verify(b.ctx, key)
 	return err
 }
 
@@ -74,7 +74,7 @@ func TestRotateRevokeRotate(t *testing.T) {
 			t.Errorf("new key after rotation: %v", err)
 		}
 
-		err = b.change(t, func(tx callertx.Tx) error {
+		err = b.Run(b.ctx, func(tx callertx.Tx) error {
 			tr, err := tx.RevokeKey(b.ctx, b.reg, flip.TrustChange{TrustID: reg.Trust.ID})
 			if err == nil && tr != reg.Trust {
 				t.Errorf("RevokeKey = %+v, want %+v", tr, reg.Trust)
@@ -129,7 +129,7 @@ func TestLifecycle_UnknownTrustIsNotFoundAndChangesNothing(t *testing.T) {
 			"delete": func(tx callertx.Tx) error { _, err := tx.DeleteTrust(b.ctx, b.reg, c); return err },
 		}
 		for name, op := range ops {
-			err := b.change(t, op)
+			err := b.Run(b.ctx, op)
 			if !errors.Is(err, flip.ErrTrustNotFound) || !errors.Is(err, flip.ErrTrustChange) || errors.Is(err, flip.ErrTrustRegistration) {
 				t.Errorf("%s of an unknown trust: %v", name, err)
 			}
@@ -160,7 +160,7 @@ func TestDeleteTrust_LegacyHubTrust(t *testing.T) {
 		id := uuid.MustParse("0b7d3f1e-2a44-4c1a-9a0e-1f0000000001")
 		admin := uuid.New()
 		var res flip.DeletionResult
-		err := b.change(t, func(tx callertx.Tx) (err error) {
+		err := b.Run(b.ctx, func(tx callertx.Tx) (err error) {
 			res, err = tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: id, AuditUserID: admin})
 			return err
 		})
@@ -216,7 +216,7 @@ func deleteReferencedDependent(t *testing.T, native bool) {
 	_, err = b.db.ExecContext(b.ctx, `INSERT INTO report_note VALUES (gen_random_uuid(), $1, $2)`, report, a.Trust.ID)
 	must(t, err)
 	// A note of the trust's own pointing at its report is no obstacle.
-	if err := b.change(t, func(tx callertx.Tx) error {
+	if err := b.Run(b.ctx, func(tx callertx.Tx) error {
 		_, err := tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: a.Trust.ID})
 		return err
 	}); err != nil {
@@ -229,7 +229,7 @@ func deleteReferencedDependent(t *testing.T, native bool) {
 	_, err = b.db.ExecContext(b.ctx, `INSERT INTO report_link VALUES (gen_random_uuid(), $1)`, report)
 	must(t, err)
 	before := fliptest.DumpTables(t, b.db)
-	err = b.change(t, func(tx callertx.Tx) error {
+	err = b.Run(b.ctx, func(tx callertx.Tx) error {
 		_, err := tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: other.Trust.ID})
 		return err
 	})

@@ -8,11 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx", to prove the store is driver-independent
 	"github.com/londonaicentre/flip"
-	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
 	"github.com/londonaicentre/flip/internal/callertx"
 	"github.com/londonaicentre/flip/internal/hubfixture"
@@ -89,10 +87,12 @@ func eachRow(t testing.TB, ctx context.Context, db flip.DBTX, q string, scan fun
 
 // bundle is what a registration test needs.
 type bundle struct {
-	ctx  context.Context
-	db   *fliptest.DB
-	pool *pgxpool.Pool // set for a native variant: the caller's transactions are pgx's
-	reg  *flip.Registry
+	ctx context.Context
+	db  *fliptest.DB
+	reg *flip.Registry
+	// The callers' pools: pgx's too for a native variant, whose
+	// transactions are then pgx's.
+	callertx.Pools
 }
 
 func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
@@ -100,9 +100,9 @@ func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
 	db := fliptest.NewDB(t, v.dbOptions()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	b := bundle{ctx: ctx, db: db, reg: flip.NewRegistry(store.New(), opts...)}
+	b := bundle{ctx: ctx, db: db, reg: flip.NewRegistry(store.New(), opts...), Pools: callertx.Pools{SQL: db.DB}}
 	if v.native {
-		b.pool = newPgxPool(t, db)
+		b.Pgx = newPgxPool(t, db)
 	}
 	return b
 }
@@ -111,40 +111,9 @@ func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
 // test if it cannot.
 func (b bundle) begin(t *testing.T) callertx.Tx {
 	t.Helper()
-	tx, err := b.beginTx(b.ctx, sql.LevelDefault)
+	tx, err := b.Begin(b.ctx)
 	must(t, err)
 	return tx
-}
-
-// beginTx opens a caller's transaction of the variant's kind at iso
-// (LevelDefault or LevelRepeatableRead) whose calls run under ctx.
-func (b bundle) beginTx(ctx context.Context, iso sql.IsolationLevel) (callertx.Tx, error) {
-	if b.pool != nil {
-		opts := pgx.TxOptions{}
-		if iso == sql.LevelRepeatableRead {
-			opts.IsoLevel = pgx.RepeatableRead
-		}
-		tx, err := b.pool.BeginTx(ctx, opts)
-		return callertx.Pgx(tx), err
-	}
-	tx, err := b.db.BeginTx(ctx, &sql.TxOptions{Isolation: iso})
-	return callertx.SQL(tx), err
-}
-
-// registerDB is RegisterTrustDB on the variant's kind of pool.
-func (b bundle) registerDB(ctx context.Context, p flip.TrustParams) (flip.RegistrationResult, error) {
-	if b.pool != nil {
-		return flippgx.New(b.reg).RegisterTrustDB(ctx, b.pool, p)
-	}
-	return b.reg.RegisterTrustDB(ctx, b.db, p)
-}
-
-// verifier is a Verifier on the variant's kind of pool.
-func (b bundle) verifier() *flip.Verifier {
-	if b.pool != nil {
-		return flippgx.NewVerifier(b.pool)
-	}
-	return flip.NewVerifier(b.db)
 }
 
 // forEachVariant runs fn as a parallel subtest per variant.
@@ -163,23 +132,11 @@ func forEachVariant(t *testing.T, fn func(t *testing.T, v variant)) {
 func (b bundle) register(t *testing.T, p flip.TrustParams) (flip.RegistrationResult, error) {
 	t.Helper()
 	var res flip.RegistrationResult
-	err := b.change(t, func(tx callertx.Tx) (err error) {
+	err := b.Run(b.ctx, func(tx callertx.Tx) (err error) {
 		res, err = tx.RegisterTrust(b.ctx, b.reg, p)
 		return err
 	})
 	return res, err
-}
-
-// change runs op in a fresh transaction of the variant's kind, committed
-// on success and rolled back on error.
-func (b bundle) change(t *testing.T, op func(tx callertx.Tx) error) error {
-	t.Helper()
-	tx := b.begin(t)
-	if err := op(tx); err != nil {
-		_ = tx.Rollback(b.ctx)
-		return err
-	}
-	return tx.Commit(b.ctx)
 }
 
 func (b bundle) mustRegister(t *testing.T, p flip.TrustParams) flip.RegistrationResult {

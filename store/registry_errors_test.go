@@ -55,7 +55,7 @@ func TestRegisterTrust_SerializationFailureIsRetryable(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, v variant) {
 		b := setup(t, v)
 		fliptest.AddSlots(t, b.db, "Trust_001")
-		tx, err := b.beginTx(b.ctx, sql.LevelRepeatableRead)
+		tx, err := b.BeginTx(b.ctx, sql.LevelRepeatableRead)
 		must(t, err)
 		defer tx.Rollback(b.ctx)                                    //nolint:errcheck // test cleanup
 		must(t, tx.Exec(b.ctx, `SELECT count(*) FROM fl_kit_slot`)) // takes the snapshot
@@ -139,7 +139,7 @@ func TestRegisterTrust_ContextDeadlineMatchesAndNothingCommits(t *testing.T) {
 		before := snapshot(t, b.ctx, b.db)
 		ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
 		defer cancel()
-		tx, err := b.beginTx(ctx, sql.LevelDefault)
+		tx, err := b.BeginTx(ctx, sql.LevelDefault)
 		must(t, err)
 		defer tx.Rollback(b.ctx) //nolint:errcheck // test cleanup
 		_, err = tx.RegisterTrust(ctx, b.reg, flip.TrustParams{Name: "Too slow", Code: "TS"})
@@ -158,7 +158,7 @@ func TestRegisterTrust_ContextDeadlineMatchesAndNothingCommits(t *testing.T) {
 		lockTrust(t, b.ctx, b.db, "EXCLUSIVE")
 		ctx2, cancel2 := context.WithTimeout(b.ctx, 200*time.Millisecond)
 		defer cancel2()
-		_, err = b.registerDB(ctx2, flip.TrustParams{Name: "Too slow", Code: "TS"})
+		_, err = b.RegisterTrustDB(ctx2, b.reg, flip.TrustParams{Name: "Too slow", Code: "TS"})
 		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
 		}

@@ -63,7 +63,7 @@ func (s *suite) begin() callertx.Tx { return s.bundle.begin(s.t) }
 // register runs one registration in a transaction of its own, committed on
 // success and rolled back on error, as the hub does.
 func (s *suite) register(reg *flip.Registry, p flip.TrustParams) (flip.RegistrationResult, error) {
-	tx, err := s.beginTx(s.ctx, sql.LevelDefault)
+	tx, err := s.BeginTx(s.ctx, sql.LevelDefault)
 	if err != nil {
 		return flip.RegistrationResult{}, err
 	}
@@ -414,7 +414,7 @@ var suiteCases = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := s.verifier()
+		v := s.Verifier()
 		if _, err := v.Verify(s.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("verify before commit: error = %v, want ErrUnknownAPIKey", err)
 		}

@@ -301,8 +301,8 @@ func runConcurrently(t *testing.T, b bundle, n int, params func(i int) flip.Trus
 	// PostgreSQL allows 100 connections by default: one wide race at a time.
 	wideRace <- struct{}{}
 	defer func() {
-		if b.pool != nil { // a pgx pool keeps every idle connection: close them before the next race
-			b.pool.Reset()
+		if b.Pgx != nil { // a pgx pool keeps every idle connection: close them before the next race
+			b.Pgx.Reset()
 		}
 		<-wideRace
 	}()

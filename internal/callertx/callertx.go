@@ -1,10 +1,10 @@
 // Package callertx is a caller's open transaction of either driver flip
 // serves: database/sql's (a *sql.Tx or *sqlx.Tx, handed to the Registry's
 // methods) or pgx's own (a pgx.Tx, handed to flippgx). flip's store and
-// reliability tests write each case once against Tx, so that a
-// pgx-native variant runs the same case, not a copy, and can fault what
-// flip sends on either with faultdb's meaning. It is internal: only
-// flip's tests use it.
+// reliability tests write each case once against Tx, opened from Pools,
+// so that a pgx-native variant runs the same case, not a copy, and can
+// fault what flip sends on either with faultdb's meaning. It is
+// internal: only flip's tests use it.
 package callertx
 
 import (
@@ -14,6 +14,7 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/internal/faultdb"
@@ -176,3 +177,61 @@ func (t pgxTx) Ended(err error) bool {
 
 func (t pgxTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgxTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
+// Pools are a test database's pools for the callers under test: Pgx, when
+// set, makes every caller pgx-native (flippgx); else they go through SQL.
+// A test's own queries use neither, so that what checks an outcome never
+// changes with the driver checked.
+type Pools struct {
+	SQL *sql.DB
+	Pgx *pgxpool.Pool
+}
+
+// Begin opens a caller's transaction at the default isolation level,
+// begun with ctx.
+func (p Pools) Begin(ctx context.Context) (Tx, error) { return p.BeginTx(ctx, sql.LevelDefault) }
+
+// BeginTx opens a caller's transaction at iso (sql.LevelDefault or
+// sql.LevelRepeatableRead), begun with ctx.
+func (p Pools) BeginTx(ctx context.Context, iso sql.IsolationLevel) (Tx, error) {
+	if p.Pgx != nil {
+		var opts pgx.TxOptions
+		if iso == sql.LevelRepeatableRead {
+			opts.IsoLevel = pgx.RepeatableRead
+		}
+		tx, err := p.Pgx.BeginTx(ctx, opts)
+		return Pgx(tx), err
+	}
+	tx, err := p.SQL.BeginTx(ctx, &sql.TxOptions{Isolation: iso})
+	return SQL(tx), err
+}
+
+// Run runs op in a transaction of its own, committed when op returns nil
+// and rolled back otherwise, and returns op's error or the commit's.
+func (p Pools) Run(ctx context.Context, op func(Tx) error) error {
+	tx, err := p.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := op(tx); err != nil {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// RegisterTrustDB is reg's RegisterTrustDB (or flippgx's) on the pool.
+func (p Pools) RegisterTrustDB(ctx context.Context, reg *flip.Registry, params flip.TrustParams) (flip.RegistrationResult, error) {
+	if p.Pgx != nil {
+		return flippgx.New(reg).RegisterTrustDB(ctx, p.Pgx, params)
+	}
+	return reg.RegisterTrustDB(ctx, p.SQL, params)
+}
+
+// Verifier is a Verifier whose lookups run on the pool.
+func (p Pools) Verifier(opts ...flip.VerifierOption) *flip.Verifier {
+	if p.Pgx != nil {
+		return flippgx.NewVerifier(p.Pgx, opts...)
+	}
+	return flip.NewVerifier(p.SQL, opts...)
+}
