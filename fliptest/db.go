@@ -49,6 +49,7 @@ import (
 	"time"
 
 	_ "github.com/lib/pq" // the driver NewDB opens databases with
+	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -164,12 +165,8 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 	}
 	admin := RequireServer(t)
 	ctx := context.Background()
-	tmpl, err := templateFor(ctx, admin, cfg.version, cfg.sql)
-	if err != nil {
-		t.Fatalf("fliptest: template database: %v", err)
-	}
 	name := "flip_test_" + randomSuffix()
-	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(name)+` TEMPLATE `+quoteIdent(tmpl)); err != nil {
+	if err := createFromTemplate(ctx, admin, name, cfg.version, cfg.sql); err != nil {
 		t.Fatalf("fliptest: create database: %v", err)
 	}
 	u := databaseURL(ServerURL(), name)
@@ -197,6 +194,29 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 	})
 	return &DB{DB: db, Name: name, URL: u}
 }
+
+// createFromTemplate creates the database name from the template for
+// version and fixture. A test binary built from other migrations (another
+// branch's, run at the same time on the same server) drops this one's
+// template as stale when it builds its own; the template is then built
+// again, a few times at most.
+func createFromTemplate(ctx context.Context, admin *sql.DB, name string, version int, fixture []string) error {
+	for try := 1; ; try++ {
+		tmpl, err := templateFor(ctx, admin, version, fixture)
+		if err != nil {
+			return fmt.Errorf("template database: %w", err)
+		}
+		_, err = admin.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(name)+` TEMPLATE `+quoteIdent(tmpl))
+		if pgsql.SQLState(err) != codeInvalidCatalogName || try == 3 {
+			return err
+		}
+		templates.Delete(tmpl)
+	}
+}
+
+// codeInvalidCatalogName is the SQLSTATE of CREATE DATABASE … TEMPLATE
+// naming a database that does not exist.
+const codeInvalidCatalogName = "3D000"
 
 // templates maps a template's family and hash to its name once this
 // process has built or found it.
