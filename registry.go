@@ -267,7 +267,7 @@ func (r *Registry) register(ctx context.Context, tx dbexec.Executor, p TrustPara
 	hash := HashAPIKey(apiKey)
 	out, err := r.send(ctx, tx, trust, hash, p.AuditUserID, false)
 	if err == nil && out.needsLock && !out.dup.id.Valid {
-		if _, err := tx.Exec(ctx, pgsql.LockTrustIdentity, p.Name, p.Code); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.LockTrustIdentity, pgsql.FoldName(p.Name), p.Code); err != nil {
 			return RegistrationResult{}, registrationError(ctx, "lock trust name and code", err)
 		}
 		out, err = r.send(ctx, tx, trust, hash, p.AuditUserID, true)
@@ -334,7 +334,7 @@ func (r *Registry) send(ctx context.Context, tx dbexec.Executor, t Trust, apiKey
 		stmt, n = pgsql.RegisterWithoutSlot, n-3 // without the three slot columns
 	}
 	err := tx.QueryRow(ctx, stmt, t.Name, t.Code, t.ID, t.Region, apiKeyHash, t.CreatedAt,
-		uuid.New(), nullUUID(auditUser), locked).Scan(dest[:n]...)
+		uuid.New(), nullUUID(auditUser), locked, pgsql.FoldName(t.Name)).Scan(dest[:n]...)
 	return out, err
 }
 

@@ -221,7 +221,7 @@ func Migrate(ctx context.Context, db *sql.DB, opts ...MigrateOption) error {
 			return err
 		case len(done) == 0 && reverted == 0:
 			cfg.log.Info("flip schema up to date", "version", maxVersion(applied))
-		case slices.Contains(done, flipIndexesVersion):
+		case slices.Contains(done, flipIndexesVersion) || slices.Contains(done, nameKeyIndexVersion):
 			cfg.reportIndexFallbacks(ctx, conn)
 		}
 		return nil
@@ -260,7 +260,7 @@ func (c migrateConfig) down(ctx context.Context, conn *sql.Conn, ms []migration,
 			continue
 		}
 		if err := c.run(ctx, conn, m, "revert", m.Down, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `DELETE FROM `+migrationTable+` WHERE version = $1`, m.Version)
+			_, err := tx.ExecContext(ctx, `DELETE FROM `+migrationTable+` WHERE version OPERATOR(pg_catalog.=) $1::pg_catalog.int4`, m.Version)
 			return err
 		}); err != nil {
 			return n, err
@@ -280,7 +280,7 @@ func (c migrateConfig) run(ctx context.Context, conn *sql.Conn, m migration, ver
 	timeout := fmt.Sprintf("%dms", c.lockTimeout.Milliseconds())
 	for try := 1; ; try++ {
 		err := runInTx(ctx, conn, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, timeout); err != nil {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_catalog.set_config('lock_timeout', $1::pg_catalog.text, true)`, timeout); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, body); err != nil {
@@ -340,10 +340,21 @@ func maxVersion(applied map[int]bool) int {
 }
 
 // flipIndexesVersion is the migration that creates the indexes in
-// uniqueIndexes.
-const flipIndexesVersion = 2
+// uniqueIndexes; nameKeyIndexVersion rebuilds the name's on its
+// case-folded key.
+const (
+	flipIndexesVersion  = 2
+	nameKeyIndexVersion = 4
+)
 
-// uniqueIndexes are version 2's unique indexes, each with the plain index
+// countGroups is the query counting the groups of rows a GROUP BY (from
+// clause on) puts together more than once, and the rows in them.
+func countGroups(fromClause string) string {
+	return `SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(n), 0) FROM (SELECT pg_catalog.count(*) AS n ` + fromClause +
+		` HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) AS g`
+}
+
+// uniqueIndexes are flip's unique indexes (versions 2 and 4), each with the plain index
 // it falls back to when the rows do not allow it, and a query counting the
 // offending groups and rows, to say why.
 var uniqueIndexes = []struct {
@@ -353,32 +364,35 @@ var uniqueIndexes = []struct {
 }{
 	{
 		"flip_fl_kit_slot_assigned_key", "flip_fl_kit_slot_assigned_idx",
-		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM fl_kit_slot
-			WHERE assigned_to_trust_id IS NOT NULL GROUP BY assigned_to_trust_id HAVING count(*) > 1) g`,
+		countGroups(`FROM fl_kit_slot WHERE assigned_to_trust_id IS NOT NULL GROUP BY assigned_to_trust_id`),
 		func(groups, rows int) string {
 			return plural(rows, "kit slot", "kit slots") + " held by " + plural(groups, "trust", "trusts") + " holding more than one"
 		},
 	},
 	{
 		"flip_trust_api_key_hash_key", "flip_trust_api_key_hash_idx",
-		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM trust
-			WHERE api_key_hash IS NOT NULL GROUP BY api_key_hash HAVING count(*) > 1) g`,
+		countGroups(`FROM trust WHERE api_key_hash IS NOT NULL GROUP BY api_key_hash`),
 		func(groups, rows int) string {
 			return plural(rows, "trust", "trusts") + " share " + plural(groups, "api_key_hash value", "api_key_hash values")
 		},
 	},
 	{
 		"flip_trust_name_key", "flip_trust_name_idx",
-		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM trust
-			GROUP BY ` + pgsql.CanonicalName("name") + ` HAVING count(*) > 1) g`,
+		countGroups(`FROM trust GROUP BY ` + pgsql.CanonicalName("name")),
 		func(groups, rows int) string {
 			return plural(rows, "trust", "trusts") + " share " + plural(groups, "canonical name", "canonical names")
 		},
 	},
 	{
+		"flip_trust_folded_name_key", "flip_trust_folded_name_idx",
+		countGroups(`FROM trust GROUP BY ` + pgsql.NameKey("name")),
+		func(groups, rows int) string {
+			return plural(rows, "trust", "trusts") + " share " + plural(groups, "canonical name", "canonical names") + " in any letter case"
+		},
+	},
+	{
 		"flip_trust_code_key", "flip_trust_code_idx",
-		`SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM trust
-			WHERE code IS NOT NULL GROUP BY ` + pgsql.CanonicalCode("code") + ` HAVING count(*) > 1) g`,
+		countGroups(`FROM trust WHERE code IS NOT NULL GROUP BY ` + pgsql.CanonicalCode("code")),
 		func(groups, rows int) string {
 			return plural(rows, "trust", "trusts") + " share " + plural(groups, "canonical code", "canonical codes")
 		},
@@ -390,8 +404,9 @@ var uniqueIndexes = []struct {
 // reach database/sql, so the catalog and the rows are asked afterwards.
 // A failure here is logged, never returned: the migration has committed.
 func (c migrateConfig) reportIndexFallbacks(ctx context.Context, conn *sql.Conn) {
-	rows, err := conn.QueryContext(ctx, `SELECT c.relname FROM pg_class c
-		WHERE c.relkind = 'i' AND c.relname LIKE 'flip\_%' AND pg_table_is_visible(c.oid)`)
+	rows, err := conn.QueryContext(ctx, `SELECT c.relname FROM pg_catalog.pg_class AS c
+		WHERE c.relkind OPERATOR(pg_catalog.=) 'i'::pg_catalog."char"
+		  AND pg_catalog.starts_with(c.relname::pg_catalog.text, 'flip_') AND pg_catalog.pg_table_is_visible(c.oid)`)
 	if err != nil {
 		c.log.Warn("flip migration: cannot list flip's indexes", "error", err)
 		return
@@ -435,7 +450,7 @@ func withMigrationLock(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error
 		return fmt.Errorf("migrate: connect: %w", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+	if _, err := conn.ExecContext(ctx, `SELECT pg_catalog.pg_advisory_lock($1::pg_catalog.int8)`, migrationLockKey); err != nil {
 		return fmt.Errorf("migrate: take lock: %w", err)
 	}
 	defer func() {
@@ -443,7 +458,7 @@ func withMigrationLock(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error
 		// release the lock too, but the pool may keep it open.
 		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, uerr := conn.ExecContext(unlockCtx, `SELECT pg_advisory_unlock($1)`, migrationLockKey); uerr != nil {
+		if _, uerr := conn.ExecContext(unlockCtx, `SELECT pg_catalog.pg_advisory_unlock($1::pg_catalog.int8)`, migrationLockKey); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("migrate: release lock: %w", uerr))
 		}
 	}()

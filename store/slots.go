@@ -141,7 +141,7 @@ type PoolStats struct {
 func CountSlots(ctx context.Context, db DBTX) (PoolStats, error) {
 	var s PoolStats
 	err := db.QueryRowContext(ctx,
-		`SELECT count(*), count(*) FILTER (WHERE assigned_to_trust_id IS NULL) FROM fl_kit_slot`).Scan(&s.Total, &s.Free)
+		`SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE assigned_to_trust_id IS NULL) FROM fl_kit_slot`).Scan(&s.Total, &s.Free)
 	if err != nil {
 		return PoolStats{}, fmt.Errorf("count kit slots: %w", err)
 	}

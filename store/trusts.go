@@ -27,10 +27,12 @@ func TrustByName(ctx context.Context, db DBTX, name string) (flip.Trust, error) 
 	return trusts[0], nil
 }
 
-// TrustsByName returns every trust whose name has the canonical form of
-// name (flip.CanonicalTrustName: what RegisterTrust stored, and the legacy
-// rows it would refuse as duplicates), those spelt exactly as the
-// canonical name first, then oldest first; or ErrTrustNotFound, or the
+// TrustsByName returns every trust whose name matches name as
+// RegisterTrust's duplicate check compares them (the canonical form,
+// flip.CanonicalTrustName, compared case-insensitively with Unicode case
+// folding: what RegisterTrust stored, and the legacy rows it would refuse
+// as duplicates), those spelt exactly as the canonical name first, then
+// oldest first; or ErrTrustNotFound, or the
 // error CanonicalTrustName returns for a name no trust can have. A legacy
 // hub may hold several trusts with one name: a caller about to change or
 // delete one should refuse to guess, as the deploy commands do.
@@ -39,7 +41,7 @@ func TrustsByName(ctx context.Context, db DBTX, name string) ([]flip.Trust, erro
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT `+pgsql.TrustColumns+` FROM trust WHERE `+pgsql.ByCanonicalName+` ORDER BY name = $1 DESC, created_at, id`, name)
+	rows, err := db.QueryContext(ctx, pgsql.TrustsByName, name, pgsql.FoldName(name))
 	if err != nil {
 		return nil, fmt.Errorf("look up trust: %w", err)
 	}
@@ -65,7 +67,7 @@ func TrustsByName(ctx context.Context, db DBTX, name string) ([]flip.Trust, erro
 // KitSlotOf returns the kit slot assigned to trustID, or ErrSlotNotFound.
 func KitSlotOf(ctx context.Context, db DBTX, trustID uuid.UUID) (flip.KitSlot, error) {
 	s, err := scanSlot(db.QueryRowContext(ctx,
-		`SELECT `+slotColumns+` FROM fl_kit_slot WHERE assigned_to_trust_id = $1 ORDER BY slot_number, slot_name LIMIT 1`, trustID))
+		`SELECT `+slotColumns+` FROM fl_kit_slot WHERE assigned_to_trust_id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid ORDER BY slot_number, slot_name LIMIT 1`, trustID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return flip.KitSlot{}, ErrSlotNotFound
 	}

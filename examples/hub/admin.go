@@ -58,7 +58,7 @@ func inAdminTx[T any](ctx context.Context, db flip.TxBeginner, lockTimeout time.
 	defer func() { _ = tx.Rollback() }()
 	if lockTimeout > 0 {
 		ms := strconv.FormatInt(max(lockTimeout.Milliseconds(), 1), 10)
-		if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, ms+"ms"); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_catalog.set_config('lock_timeout', $1::pg_catalog.text, true)`, ms+"ms"); err != nil {
 			return zero, contextCause(ctx, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Trust names and codes are compared in their canonical form, the one
@@ -31,19 +33,82 @@ var (
 )
 
 // CanonicalName is the SQL expression for the canonical form of the
-// trust name in column col. flip's name index (migration 002) is built on
-// exactly this expression for col "name", so the duplicate check uses it.
+// trust name in column col (NFC, format characters removed, whitespace
+// collapsed and trimmed): the form RegisterTrust stores. Migration 002
+// built flip's first name index on exactly this expression; names are now
+// compared by NameKey, which folds it.
 func CanonicalName(col string) string {
-	return "normalize(btrim(regexp_replace(regexp_replace(" + col + ", '" + formatClass + "', '', 'g'), '" +
-		spaceClass + "+', ' ', 'g')), NFC)"
+	return "pg_catalog.normalize(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.regexp_replace(" + col +
+		"::pg_catalog.text, '" + formatClass + "', '', 'g'), '" + spaceClass + "+', ' ', 'g')), 'NFC')"
+}
+
+// NameKey is the SQL expression for the key trust names are compared by:
+// the canonical form of column col's name (CanonicalName), case-folded
+// with Unicode's full case folding, in NFC again (folding can leave a
+// character decomposed, as ǰ → j + U+030C). So "Newcomer Trust",
+// "newcomer  trust" and "NEWCOMER TRUST" are one name, as are "Straße"
+// and "STRASSE". flip's name index (migration 004) is built on exactly
+// this expression for col "name", and FoldName computes it in Go.
+//
+// The folding is written out, from the frozen table in
+// casefold_table.go, rather than left to lower() or a collation, whose
+// answers depend on the server's locale and library versions: an index
+// built on it must give the same keys on every server, for ever.
+func NameKey(col string) string {
+	return "pg_catalog.normalize(" + foldSQL(CanonicalName(col)) + ", 'NFC')"
 }
 
 // CanonicalCode is the SQL expression for the canonical form of the
 // trust code in column col, lower-cased: codes are unique
-// case-insensitively. flip's code index is built on it for col "code".
+// case-insensitively. flip's code index (migration 002) is built on it for
+// col "code"; compare it with CodeKey(the code).
 func CanonicalCode(col string) string {
-	return "lower(normalize(regexp_replace(" + col + ", '" + formatOrSpaceClass + "', '', 'g'), NFC))"
+	return "pg_catalog.lower(pg_catalog.normalize(pg_catalog.regexp_replace(" + col +
+		"::pg_catalog.text, '" + formatOrSpaceClass + "', '', 'g'), 'NFC'))"
 }
+
+// foldSQL is expr case-folded: one translate for the characters that fold
+// to one character, then a replace for each that folds to several (ß → ss).
+func foldSQL(expr string) string {
+	var b strings.Builder
+	for range foldMulti {
+		b.WriteString("pg_catalog.replace(")
+	}
+	b.WriteString("pg_catalog.translate(" + expr + ", '" + foldFrom + "', '" + foldTo + "')")
+	for _, m := range foldMulti {
+		b.WriteString(", '" + string(m.from) + "', '" + m.to + "')")
+	}
+	return b.String()
+}
+
+// FoldName is NameKey computed in Go, for a name already in canonical
+// form (what flip.TrustParams.Normalize returns): the key the duplicate
+// check and the lookups compare with NameKey("name").
+func FoldName(canonical string) string {
+	var b strings.Builder
+	b.Grow(len(canonical))
+	for _, r := range canonical {
+		if f, ok := foldMap[r]; ok {
+			b.WriteString(f)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return norm.NFC.String(b.String())
+}
+
+// foldMap is the fold table as a map, for FoldName.
+var foldMap = func() map[rune]string {
+	m := make(map[rune]string, len(foldFrom)/2+len(foldMulti))
+	to := []rune(foldTo)
+	for i, r := range []rune(foldFrom) {
+		m[r] = string(to[i])
+	}
+	for _, f := range foldMulti {
+		m[f.from] = f.to
+	}
+	return m
+}()
 
 // sqlCharClass writes t as a PostgreSQL regular-expression bracket
 // expression of \uXXXX / \UXXXXXXXX escapes, e.g. [\u00AD\u0600-\u0605].

@@ -24,35 +24,35 @@ const ChangeChannel = "flip_trust_changes"
 // flip_trust_key_audit (migration 3) exists for InsertKeyAudit. $1 trust
 // id, $2 the new hash.
 const SetAPIKeyHash = `WITH old AS (
-    SELECT id, api_key_hash FROM trust WHERE id = $1 FOR UPDATE
+    SELECT id, api_key_hash FROM trust WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid FOR UPDATE
 ),
 updated AS (
-    UPDATE trust AS t SET api_key_hash = $2::text
+    UPDATE trust AS t SET api_key_hash = $2::pg_catalog.text
     FROM old
-    WHERE t.id = old.id
+    WHERE t.id OPERATOR(pg_catalog.=) old.id
     RETURNING ` + qualifiedTrustColumns + `, old.api_key_hash IS NOT NULL AS had_key
 ),
 notified AS (
-    SELECT pg_notify('` + ChangeChannel + `', id::text) FROM updated
+    SELECT pg_catalog.pg_notify('` + ChangeChannel + `', id::pg_catalog.text) FROM updated
 )
-SELECT u.*, s.slot_name, s.slot_number, to_regclass('flip_trust_key_audit') IS NOT NULL
+SELECT u.*, s.slot_name, s.slot_number, pg_catalog.to_regclass('flip_trust_key_audit') IS NOT NULL
 FROM updated AS u
 LEFT JOIN LATERAL (
     SELECT slot_name, slot_number FROM fl_kit_slot
-    WHERE assigned_to_trust_id = u.id
+    WHERE assigned_to_trust_id OPERATOR(pg_catalog.=) u.id
     ORDER BY slot_number, slot_name
     LIMIT 1
 ) AS s ON true
-CROSS JOIN (SELECT count(*) FROM notified) AS n`
+CROSS JOIN (SELECT pg_catalog.count(*) FROM notified) AS n`
 
 // InsertKeyAudit records a rotation or revocation in flip_trust_key_audit:
 // the hub's trustauditaction enum has no value for either, and flip never
 // adds one. $1 row id, $2 trust id, $3 trust name, $4 action ("ROTATED"
 // or "REVOKED"), $5 the admin's id (NULL from the deploy tooling), $6 now.
 const InsertKeyAudit = `INSERT INTO flip_trust_key_audit (id, trust_id, trust_name, action, modified_by_user_id, audit_date)
-VALUES ($1, $2, $3, $4, $5, $6)`
+VALUES ($1::pg_catalog.uuid, $2::pg_catalog.uuid, $3::pg_catalog.text, $4::pg_catalog.text, $5::pg_catalog.uuid, $6::pg_catalog.timestamptz)`
 
-const qualifiedTrustColumns = `t.id, t.name, coalesce(t.code, '') AS code, coalesce(t.region, '') AS region, t.created_at`
+const qualifiedTrustColumns = `t.id, t.name, COALESCE(t.code, '') AS code, COALESCE(t.region, '') AS region, t.created_at`
 
 // LockTrustForDelete locks the trust row (which also keeps new rows that
 // reference it out until the transaction ends: their foreign-key check
@@ -62,29 +62,41 @@ const qualifiedTrustColumns = `t.id, t.name, coalesce(t.code, '') AS code, coale
 // fl_kit_slot, whose rows a deletion frees instead of deleting. It returns
 // no row when no trust has id $1. $1 trust id.
 const LockTrustForDelete = `SELECT ` + qualifiedTrustColumns + `,
-       'trust'::regclass::oid::bigint,
-       to_regclass('fl_kit_slot')::oid::bigint,
-       (SELECT coalesce(json_agg(json_build_object(
-                   'from', c.conrelid::oid::bigint,
-                   'to', c.confrelid::oid::bigint,
+       'trust'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int8,
+       pg_catalog.to_regclass('fl_kit_slot')::pg_catalog.oid::pg_catalog.int8,
+       (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+                   'from', c.conrelid::pg_catalog.int8,
+                   'to', c.confrelid::pg_catalog.int8,
                    'schema', n.nspname,
                    'table', r.relname,
-                   'label', CASE WHEN to_regclass(quote_ident(r.relname)) = r.oid THEN r.relname::text
-                                 ELSE n.nspname || '.' || r.relname END,
-                   'columns', ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(num, ord)
-                                    JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = k.num ORDER BY k.ord),
-                   'references', ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(num, ord)
-                                       JOIN pg_attribute AS a ON a.attrelid = c.confrelid AND a.attnum = k.num ORDER BY k.ord)
-               ) ORDER BY n.nspname, r.relname, c.conname), '[]')::text
-        FROM pg_constraint AS c
-        JOIN pg_class AS r ON r.oid = c.conrelid
-        JOIN pg_namespace AS n ON n.oid = r.relnamespace
-        WHERE c.contype = 'f' AND c.conparentid = 0
-          AND (c.confrelid = 'trust'::regclass
-               OR c.confrelid IN (SELECT conrelid FROM pg_constraint
-                                  WHERE contype = 'f' AND conparentid = 0 AND confrelid = 'trust'::regclass)))
+                   'label', CASE WHEN pg_catalog.to_regclass(pg_catalog.quote_ident(r.relname::pg_catalog.text))::pg_catalog.oid OPERATOR(pg_catalog.=) r.oid
+                                 THEN r.relname::pg_catalog.text
+                                 ELSE n.nspname::pg_catalog.text OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) r.relname::pg_catalog.text END,
+                   'columns', ARRAY(SELECT a.attname FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(num, ord)
+                                    JOIN pg_catalog.pg_attribute AS a
+                                      ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.num
+                                    ORDER BY k.ord),
+                   'references', ARRAY(SELECT a.attname FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY AS k(num, ord)
+                                       JOIN pg_catalog.pg_attribute AS a
+                                         ON a.attrelid OPERATOR(pg_catalog.=) c.confrelid AND a.attnum OPERATOR(pg_catalog.=) k.num
+                                       ORDER BY k.ord),
+                   'operators', ARRAY(SELECT pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, o.oprname)
+                                      FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY AS e(op, ord)
+                                      JOIN pg_catalog.pg_operator AS o ON o.oid OPERATOR(pg_catalog.=) e.op
+                                      JOIN pg_catalog.pg_namespace AS opn ON opn.oid OPERATOR(pg_catalog.=) o.oprnamespace
+                                      ORDER BY e.ord)
+               ) ORDER BY n.nspname, r.relname, c.conname), '[]')::pg_catalog.text
+        FROM pg_catalog.pg_constraint AS c
+        JOIN pg_catalog.pg_class AS r ON r.oid OPERATOR(pg_catalog.=) c.conrelid
+        JOIN pg_catalog.pg_namespace AS n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+        WHERE c.contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char" AND c.conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+          AND (c.confrelid OPERATOR(pg_catalog.=) 'trust'::pg_catalog.regclass::pg_catalog.oid
+               OR c.confrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT conrelid FROM pg_catalog.pg_constraint
+                   WHERE contype OPERATOR(pg_catalog.=) 'f'::pg_catalog."char" AND conparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                     AND confrelid OPERATOR(pg_catalog.=) 'trust'::pg_catalog.regclass::pg_catalog.oid))))
 FROM trust AS t
-WHERE t.id = $1
+WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid
 FOR UPDATE OF t`
 
 // ForeignKey is one row of LockTrustForDelete's JSON: a foreign key from
@@ -97,6 +109,11 @@ type ForeignKey struct {
 	Label      string   `json:"label"` // the table's name, schema-qualified when not found first on the search_path
 	Columns    []string `json:"columns"`
 	References []string `json:"references"`
+	// Operators are the equality operators the key compares a referenced
+	// column with its referencing column by, schema-qualified
+	// ("OPERATOR(pg_catalog.=)"): the ones PostgreSQL's own check uses,
+	// never an operator found on the search_path.
+	Operators []string `json:"operators"`
 }
 
 // Dependent is a table with rows that reference the trust being deleted,
@@ -122,10 +139,21 @@ type Blocker struct {
 func ownedBy(d Dependent, alias string) string {
 	conds := make([]string, 0, len(d.Keys))
 	for _, k := range d.Keys {
-		conds = append(conds, fmt.Sprintf("(%s) IN (SELECT %s FROM trust WHERE id = $1)",
-			columnList(alias, k.Columns), columnList("", k.References)))
+		conds = append(conds, "EXISTS (SELECT FROM trust AS o WHERE o.id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid AND "+
+			references(k, "o", alias)+")")
 	}
-	return "coalesce(" + strings.Join(conds, " OR ") + ", false)"
+	return "(" + strings.Join(conds, " OR ") + ")"
+}
+
+// references is the condition "the row of alias from references the row
+// of alias to through k": each referenced column equal to its referencing
+// column, by the key's own operator.
+func references(k ForeignKey, to, from string) string {
+	conds := make([]string, len(k.Columns))
+	for i := range k.Columns {
+		conds[i] = to + "." + quoteIdent(k.References[i]) + " " + k.Operators[i] + " " + from + "." + quoteIdent(k.Columns[i])
+	}
+	return strings.Join(conds, " AND ")
 }
 
 // CheckBlockers is one statement that returns the index of the first
@@ -140,9 +168,8 @@ func CheckBlockers(deps []Dependent, blockers []Blocker) string {
 			notOwned = "NOT " + ownedBy(deps[b.Referrer], "g")
 		}
 		parts = append(parts, fmt.Sprintf(
-			"SELECT %d WHERE EXISTS (SELECT FROM %s AS g WHERE (%s) IN (SELECT %s FROM %s AS d WHERE %s) AND %s)",
-			i, identifier(b.Key.Schema, b.Key.Table), columnList("g", b.Key.Columns),
-			columnList("d", b.Key.References), identifier(d.Schema, d.Table), ownedBy(d, "d"), notOwned))
+			"SELECT %d WHERE EXISTS (SELECT FROM %s AS g WHERE EXISTS (SELECT FROM %s AS d WHERE %s AND %s) AND %s)",
+			i, identifier(b.Key.Schema, b.Key.Table), identifier(d.Schema, d.Table), references(b.Key, "d", "g"), ownedBy(d, "d"), notOwned))
 	}
 	return strings.Join(parts, "\nUNION ALL\n") + "\nLIMIT 1"
 }
@@ -162,26 +189,29 @@ func DeleteTrust(deps []Dependent) string {
 	counts := make([]string, 0, len(deps))
 	for i, d := range deps {
 		fmt.Fprintf(&b, "dep%d AS (DELETE FROM %s AS d WHERE %s RETURNING 1),\n", i, identifier(d.Schema, d.Table), ownedBy(d, "d"))
-		counts = append(counts, fmt.Sprintf("(SELECT count(*) FROM dep%d)", i))
+		counts = append(counts, fmt.Sprintf("(SELECT pg_catalog.count(*) FROM dep%d)", i))
 	}
 	b.WriteString(`freed AS (
     UPDATE fl_kit_slot SET assigned_to_trust_id = NULL, assigned_at = NULL
-    WHERE assigned_to_trust_id = $1
+    WHERE assigned_to_trust_id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid
     RETURNING slot_name, slot_number
 ),
 audit AS (
     INSERT INTO trusts_audit (id, trust_id, trust_name, action, modified_by_user_id, audit_date)
-    SELECT $2::uuid, id, name, 'DELETED'::trustauditaction, $3::uuid, $4::timestamptz FROM trust WHERE id = $1
+    SELECT $2::pg_catalog.uuid, id, name, 'DELETED'::trustauditaction, $3::pg_catalog.uuid, $4::pg_catalog.timestamptz
+    FROM trust WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid
 ),
 gone AS (
-    DELETE FROM trust WHERE id = $1 RETURNING id
+    DELETE FROM trust WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid RETURNING id
 ),
 notified AS (
-    SELECT pg_notify('` + ChangeChannel + `', id::text) FROM gone
+    SELECT pg_catalog.pg_notify('` + ChangeChannel + `', id::pg_catalog.text) FROM gone
 )
-SELECT json_build_array(` + strings.Join(counts, ", ") + `)::text,
-       (SELECT coalesce(json_agg(json_build_object('name', slot_name, 'number', slot_number) ORDER BY slot_number, slot_name), '[]') FROM freed)::text,
-       (SELECT count(*) FROM gone) + 0 * (SELECT count(*) FROM notified)`)
+SELECT pg_catalog.json_build_array(` + strings.Join(counts, ", ") + `)::pg_catalog.text,
+       (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object('name', slot_name, 'number', slot_number)
+                                            ORDER BY slot_number, slot_name), '[]') FROM freed)::pg_catalog.text,
+       (SELECT pg_catalog.count(*) FROM gone)
+FROM (SELECT pg_catalog.count(*) FROM notified) AS n`)
 	return b.String()
 }
 
@@ -189,17 +219,6 @@ SELECT json_build_array(` + strings.Join(counts, ", ") + `)::text,
 // come from the catalog, never from a caller.
 func identifier(schema, table string) string {
 	return quoteIdent(schema) + "." + quoteIdent(table)
-}
-
-func columnList(alias string, cols []string) string {
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = quoteIdent(c)
-		if alias != "" {
-			quoted[i] = alias + "." + quoted[i]
-		}
-	}
-	return strings.Join(quoted, ", ")
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -80,7 +80,7 @@ func SlotRows(names []string) string {
 // meanwhile by a transaction that commits, is left as it is: ON CONFLICT
 // waits for that transaction and then does nothing, no error.
 const AddSlots = `INSERT INTO fl_kit_slot (slot_name, slot_number)
-SELECT DISTINCT ON (r.name) r.name, r.number FROM json_to_recordset($1::json) AS r(name text, number integer)
+SELECT DISTINCT ON (r.name) r.name, r.number FROM pg_catalog.json_to_recordset($1::pg_catalog.json) AS r(name pg_catalog.text, number pg_catalog.int4)
 ORDER BY r.name
 ON CONFLICT (slot_name) DO NOTHING
 RETURNING slot_name`

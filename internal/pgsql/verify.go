@@ -8,9 +8,9 @@ package pgsql
 // held twice, which only corrupt data can produce. $1 hash.
 const TrustByAPIKeyHash = `SELECT ` + TrustColumns + `, api_key_hash
 FROM trust
-WHERE api_key_hash = $1
+WHERE api_key_hash::pg_catalog.text OPERATOR(pg_catalog.=) $1::pg_catalog.text
 LIMIT 2`
 
 // TrustColumns are a trust row's columns as flip.Trust holds them (a NULL
 // code or region reads as ""), in the order the lookups scan them.
-const TrustColumns = `id, name, coalesce(code, ''), coalesce(region, ''), created_at`
+const TrustColumns = `id, name, COALESCE(code, ''), COALESCE(region, ''), created_at`

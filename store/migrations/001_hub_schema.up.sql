@@ -12,13 +12,13 @@
 
 DO $$
 BEGIN
-    IF to_regtype('trustauditaction') IS NULL THEN
+    IF pg_catalog.to_regtype('trustauditaction') IS NULL THEN
         CREATE TYPE trustauditaction AS ENUM (
             'REGISTERED', 'DELETED', 'OWNER_ADDED', 'OWNER_REMOVED', 'ADMIN_ADDED', 'ADMIN_REMOVED'
         );
     END IF;
 
-    IF to_regclass('trust') IS NULL THEN
+    IF pg_catalog.to_regclass('trust') IS NULL THEN
         CREATE TABLE trust (
             id             uuid NOT NULL,
             name           varchar NOT NULL,
@@ -31,7 +31,7 @@ BEGIN
         );
     END IF;
 
-    IF to_regclass('fl_kit_slot') IS NULL THEN
+    IF pg_catalog.to_regclass('fl_kit_slot') IS NULL THEN
         CREATE TABLE fl_kit_slot (
             slot_name            varchar NOT NULL,
             slot_number          integer NOT NULL,
@@ -46,7 +46,7 @@ BEGIN
 
     -- trust_id deliberately has no foreign key: the audit trail outlives
     -- the trust it describes.
-    IF to_regclass('trusts_audit') IS NULL THEN
+    IF pg_catalog.to_regclass('trusts_audit') IS NULL THEN
         CREATE TABLE trusts_audit (
             id                  uuid NOT NULL,
             trust_id            uuid NOT NULL,
@@ -60,7 +60,7 @@ BEGIN
         CREATE INDEX ix_trusts_audit_trust_id ON trusts_audit (trust_id);
     END IF;
 
-    IF to_regclass('roles') IS NULL THEN
+    IF pg_catalog.to_regclass('roles') IS NULL THEN
         CREATE TABLE roles (
             id          uuid NOT NULL,
             name        varchar NOT NULL,
@@ -74,7 +74,7 @@ BEGIN
 
     -- user_id is the identity provider's sub; no foreign key, the user
     -- lives in the identity provider.
-    IF to_regclass('user_profile') IS NULL THEN
+    IF pg_catalog.to_regclass('user_profile') IS NULL THEN
         CREATE TABLE user_profile (
             user_id      uuid NOT NULL,
             name         varchar(255) NOT NULL,
@@ -85,7 +85,7 @@ BEGIN
         );
     END IF;
 
-    IF to_regclass('user_role') IS NULL THEN
+    IF pg_catalog.to_regclass('user_role') IS NULL THEN
         CREATE TABLE user_role (
             id       uuid NOT NULL,
             user_id  uuid NOT NULL,

@@ -41,8 +41,8 @@ CREATE INDEX flip_fl_kit_slot_free_idx
 DO $$
 BEGIN
     -- A trust holds at most one slot (a legacy trust may hold two).
-    IF EXISTS (SELECT 1 FROM fl_kit_slot WHERE assigned_to_trust_id IS NOT NULL
-               GROUP BY assigned_to_trust_id HAVING count(*) > 1) THEN
+    IF EXISTS (SELECT FROM fl_kit_slot WHERE assigned_to_trust_id IS NOT NULL
+               GROUP BY assigned_to_trust_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) THEN
         CREATE INDEX flip_fl_kit_slot_assigned_idx
             ON fl_kit_slot (assigned_to_trust_id) WHERE assigned_to_trust_id IS NOT NULL;
     ELSE
@@ -52,8 +52,8 @@ BEGIN
 
     -- API-key verification looks trusts up by hash (legacy rows may share
     -- a placeholder such as '').
-    IF EXISTS (SELECT 1 FROM trust WHERE api_key_hash IS NOT NULL
-               GROUP BY api_key_hash HAVING count(*) > 1) THEN
+    IF EXISTS (SELECT FROM trust WHERE api_key_hash IS NOT NULL
+               GROUP BY api_key_hash HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) THEN
         CREATE INDEX flip_trust_api_key_hash_idx
             ON trust (api_key_hash) WHERE api_key_hash IS NOT NULL;
     ELSE
@@ -67,19 +67,19 @@ BEGIN
     -- canonicalNameSQL("name") and canonicalCodeSQL("code") verbatim, so
     -- that the planner serves the store's queries from these indexes; a
     -- test in store keeps them identical.
-    IF EXISTS (SELECT 1 FROM trust
-               GROUP BY normalize(btrim(regexp_replace(regexp_replace(name, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F]', '', 'g'), '[\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]+', ' ', 'g')), NFC) HAVING count(*) > 1) THEN
-        CREATE INDEX flip_trust_name_idx ON trust ((normalize(btrim(regexp_replace(regexp_replace(name, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F]', '', 'g'), '[\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]+', ' ', 'g')), NFC)));
+    IF EXISTS (SELECT FROM trust
+               GROUP BY pg_catalog.normalize(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name::pg_catalog.text, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F]', '', 'g'), '[\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]+', ' ', 'g')), 'NFC') HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) THEN
+        CREATE INDEX flip_trust_name_idx ON trust ((pg_catalog.normalize(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name::pg_catalog.text, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F]', '', 'g'), '[\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]+', ' ', 'g')), 'NFC')));
     ELSE
-        CREATE UNIQUE INDEX flip_trust_name_key ON trust ((normalize(btrim(regexp_replace(regexp_replace(name, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F]', '', 'g'), '[\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]+', ' ', 'g')), NFC)));
+        CREATE UNIQUE INDEX flip_trust_name_key ON trust ((pg_catalog.normalize(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.regexp_replace(name::pg_catalog.text, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F]', '', 'g'), '[\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]+', ' ', 'g')), 'NFC')));
     END IF;
 
     -- NULL codes never conflict.
-    IF EXISTS (SELECT 1 FROM trust WHERE code IS NOT NULL
-               GROUP BY lower(normalize(regexp_replace(code, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]', '', 'g'), NFC)) HAVING count(*) > 1) THEN
-        CREATE INDEX flip_trust_code_idx ON trust ((lower(normalize(regexp_replace(code, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]', '', 'g'), NFC))));
+    IF EXISTS (SELECT FROM trust WHERE code IS NOT NULL
+               GROUP BY pg_catalog.lower(pg_catalog.normalize(pg_catalog.regexp_replace(code::pg_catalog.text, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]', '', 'g'), 'NFC')) HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1) THEN
+        CREATE INDEX flip_trust_code_idx ON trust ((pg_catalog.lower(pg_catalog.normalize(pg_catalog.regexp_replace(code::pg_catalog.text, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]', '', 'g'), 'NFC'))));
     ELSE
-        CREATE UNIQUE INDEX flip_trust_code_key ON trust ((lower(normalize(regexp_replace(code, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]', '', 'g'), NFC))));
+        CREATE UNIQUE INDEX flip_trust_code_key ON trust ((pg_catalog.lower(pg_catalog.normalize(pg_catalog.regexp_replace(code::pg_catalog.text, '[\u00AD\u0600\u0601-\u0605\u061C\u06DD\u070F\u0890\u0891\u08E2\u180E\u200B\u200C-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFEFF\uFFF9\uFFFA-\uFFFB\U000110BD\U000110CD\U00013430-\U0001343F\U0001BCA0-\U0001BCA3\U0001D173-\U0001D17A\U000E0001\U000E0020\U000E0021-\U000E007F\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028-\u2029\u202F\u205F\u3000]', '', 'g'), 'NFC'))));
     END IF;
 END
 $$;

@@ -4,7 +4,7 @@
 -- it by hand.
 DO $$
 BEGIN
-    IF to_regclass('flip_trust_key_audit') IS NOT NULL THEN
+    IF pg_catalog.to_regclass('flip_trust_key_audit') IS NOT NULL THEN
         IF EXISTS (SELECT FROM flip_trust_key_audit) THEN
             RAISE NOTICE 'flip: flip_trust_key_audit holds rows; it is kept';
         ELSE

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS flip_trust_key_audit (
     modified_by_user_id uuid,
     audit_date          timestamptz NOT NULL,
     CONSTRAINT flip_trust_key_audit_pkey PRIMARY KEY (id),
-    CONSTRAINT flip_trust_key_audit_action_check CHECK (action IN ('ROTATED', 'REVOKED'))
+    CONSTRAINT flip_trust_key_audit_action_check
+        CHECK (action::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['ROTATED', 'REVOKED']::pg_catalog.text[]))
 );
 CREATE INDEX IF NOT EXISTS flip_trust_key_audit_trust_id_idx ON flip_trust_key_audit (trust_id);
