@@ -58,8 +58,9 @@ var ErrEmptyTrustName error = &sentinel{msg: "trust name is required", parent: E
 // whitespace. It is also an ErrInvalidTrustParams; the hub maps it to 400.
 var ErrEmptyTrustCode error = &sentinel{msg: "trust code is required", parent: ErrInvalidTrustParams}
 
-// ErrDuplicateTrust is returned when a trust with the same name, or with the
-// same code compared case-insensitively, already exists (or is being
+// ErrDuplicateTrust is returned when a trust with the same name or the same
+// code, each compared case-insensitively in its canonical form (see
+// TrustParams.Normalize), already exists (or is being
 // registered by a concurrent transaction that committed first). The hub
 // maps it to HTTP 409. A *DuplicateTrustError says which field collided.
 var ErrDuplicateTrust error = &sentinel{msg: "trust already exists", parent: ErrTrustRegistration}

@@ -90,14 +90,14 @@ func (d nullTrust) duplicateError(p TrustParams) *DuplicateTrustError {
 }
 
 // insertError turns a unique violation of flip's name or code index
-// (migration 002: a rival committed between the check and the insert, at
+// (migrations 002 and 004: a rival committed between the check and the insert, at
 // REPEATABLE READ or above) into a *DuplicateTrustError. PostgreSQL quotes
 // the constraint's name in the message in every locale and driver.
 func insertError(err error, p TrustParams) error {
 	if pgsql.SQLState(err) != "23505" {
 		return err
 	}
-	for field, index := range map[string]string{"name": "flip_trust_name_key", "code": "flip_trust_code_key"} {
+	for field, index := range map[string]string{"name": "flip_trust_folded_name_key", "code": "flip_trust_code_key"} {
 		if strings.Contains(err.Error(), `"`+index+`"`) {
 			return &DuplicateTrustError{Field: field, Name: p.Name, Code: p.Code, cause: err}
 		}

@@ -42,7 +42,11 @@ const (
 //     letters, digits, '-' and '_', and must start with a letter or digit
 //     (so "..", "a/b" and "-rf" are refused).
 //
-// Duplicate checks compare these canonical forms; codes case-insensitively.
+// Duplicate checks compare these canonical forms case-insensitively: codes
+// by ASCII letter case, names with Unicode's full case folding, so
+// "Newcomer Trust", "newcomer  trust" and "NEWCOMER TRUST" are one trust,
+// as are "Straße" and "STRASSE". The name is stored as given (in canonical
+// form), not folded.
 func (p TrustParams) Normalize() (TrustParams, error) {
 	var err error
 	if p.Name, err = CanonicalTrustName(p.Name); err != nil {

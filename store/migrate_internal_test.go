@@ -8,8 +8,9 @@ import (
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
-// The store's duplicate checks compare pgsql.CanonicalName("name") and
-// pgsql.CanonicalCode("code"); flip's indexes serve them only if migration
+// The store's duplicate checks compare pgsql.CanonicalCode("code") and,
+// until migration 004 replaced it with the folded name key, compared
+// pgsql.CanonicalName("name"); flip's indexes serve them only if migration
 // 002 builds its indexes on exactly these expressions. 002 is plain SQL
 // (so that a DBA can read and apply it), so the expressions are pasted
 // into it; this keeps the copy honest when canonical.go or Go's Unicode
@@ -33,6 +34,31 @@ func TestMigration002_BuildsOnTheCanonicalExpressions(t *testing.T) {
 		}
 		if !strings.Contains(up, "GROUP BY "+c.expr+" HAVING") {
 			t.Errorf("002's duplicate check for %s does not group by the expression the store queries", c.index)
+		}
+	}
+}
+
+// Migration 004 builds the name index on flip_fold_trust_name, an SQL
+// function whose body is pgsql.NameKey: PostgreSQL inlines it, so the
+// index serves the queries only while the body is the very expression they
+// write (TestFindDuplicate_UsesTheCanonicalIndexes proves the plan). Its
+// down step puts back 002's index on the canonical form.
+func TestMigration004_BuildsOnTheNameKey(t *testing.T) {
+	t.Parallel()
+	read := func(name string) string {
+		body, err := fs.ReadFile(MigrationsFS(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body)
+	}
+	if up := read("004_flip_trust_folded_name.up.sql"); !strings.Contains(up, "$key$"+pgsql.NameKey("$1")+"$key$") {
+		t.Errorf("004's flip_fold_trust_name is not the expression the store queries:\n%s", pgsql.NameKey("$1"))
+	}
+	down := read("004_flip_trust_folded_name.down.sql")
+	for _, index := range []string{"flip_trust_name_key", "flip_trust_name_idx"} {
+		if !strings.Contains(down, index+" ON trust (("+pgsql.CanonicalName("name")+"))") {
+			t.Errorf("004's down step does not rebuild %s on 002's expression", index)
 		}
 	}
 }

@@ -202,7 +202,7 @@ var migAllUnique = map[string]bool{
 	"flip_fl_kit_slot_free_idx":     false,
 	"flip_fl_kit_slot_assigned_key": true,
 	"flip_trust_api_key_hash_key":   true,
-	"flip_trust_name_key":           true,
+	"flip_trust_folded_name_key":    true,
 	"flip_trust_code_key":           true,
 }
 
@@ -214,7 +214,7 @@ var migLegacyIndexes = map[string]bool{
 	"flip_fl_kit_slot_free_idx":     false,
 	"flip_fl_kit_slot_assigned_idx": false,
 	"flip_trust_api_key_hash_idx":   false,
-	"flip_trust_name_idx":           false,
+	"flip_trust_folded_name_idx":    false,
 	"flip_trust_code_key":           true,
 }
 
@@ -342,7 +342,7 @@ func TestMigrate_HubDatabaseWithLegacyRowsGetsOnlyFlipsObjects(t *testing.T) {
 	for _, want := range []struct{ plain, unique, reason string }{
 		{"flip_fl_kit_slot_assigned_idx", "flip_fl_kit_slot_assigned_key", "2 kit slots held by 1 trust holding more than one"},
 		{"flip_trust_api_key_hash_idx", "flip_trust_api_key_hash_key", "2 trusts share 1 api_key_hash value"},
-		{"flip_trust_name_idx", "flip_trust_name_key", "3 trusts share 1 canonical name"},
+		{"flip_trust_folded_name_idx", "flip_trust_folded_name_key", "3 trusts share 1 canonical name in any letter case"},
 	} {
 		if got := log.lines("WARN", "index="+want.plain, "instead_of="+want.unique, want.reason); len(got) != 1 {
 			t.Errorf("want one warning for %s (%s); log:\n%s", want.plain, want.reason, log.all())
@@ -423,8 +423,11 @@ func TestMigrate_EachUniqueIndexFallsBackOnlyForItsOwnDuplicates(t *testing.T) {
 	}{
 		{"no rows", ``, ""},
 		{"NULL codes and hashes", `INSERT INTO trust (id, name, created_at) VALUES (gen_random_uuid(), 'A', now()), (gen_random_uuid(), 'B', now())`, ""},
-		{"NFD and NFC names", `INSERT INTO trust (id, name, created_at) VALUES (gen_random_uuid(), U&'Cafe\0301 Hospital', now()), (gen_random_uuid(), U&'Caf\00E9 Hospital', now())`, "flip_trust_name_idx"},
-		{"names with a soft hyphen and extra spaces", `INSERT INTO trust (id, name, created_at) VALUES (gen_random_uuid(), 'North  Trust ', now()), (gen_random_uuid(), U&'North \00ADTrust', now())`, "flip_trust_name_idx"},
+		{"NFD and NFC names", `INSERT INTO trust (id, name, created_at) VALUES (gen_random_uuid(), U&'Cafe\0301 Hospital', now()), (gen_random_uuid(), U&'Caf\00E9 Hospital', now())`, "flip_trust_folded_name_idx"},
+		{"names with a soft hyphen and extra spaces", `INSERT INTO trust (id, name, created_at) VALUES (gen_random_uuid(), 'North  Trust ', now()), (gen_random_uuid(), U&'North \00ADTrust', now())`, "flip_trust_folded_name_idx"},
+		{"names by letter case", `INSERT INTO trust (id, name, created_at) VALUES (gen_random_uuid(), 'Newcomer Trust', now()), (gen_random_uuid(), 'newcomer  trust', now())`, "flip_trust_folded_name_idx"},
+		{"names by full case folding", `INSERT INTO trust (id, name, created_at) VALUES (gen_random_uuid(), U&'Stra\00DFe Clinic', now()), (gen_random_uuid(), 'STRASSE CLINIC', now())`, "flip_trust_folded_name_idx"},
+		{"names alike but for accents", `INSERT INTO trust (id, name, created_at) VALUES (gen_random_uuid(), 'Cafe Hospital', now()), (gen_random_uuid(), U&'Caf\00C9 Hospital', now())`, ""},
 		{"codes by case and zero-width space", `INSERT INTO trust (id, name, code, created_at) VALUES (gen_random_uuid(), 'A', 'GSTT', now()), (gen_random_uuid(), 'B', U&'gs\200Btt', now())`, "flip_trust_code_idx"},
 		{"equal api_key_hash", `INSERT INTO trust (id, name, api_key_hash, created_at) VALUES (gen_random_uuid(), 'A', '', now()), (gen_random_uuid(), 'B', '', now())`, "flip_trust_api_key_hash_idx"},
 		{"a trust with two slots", `INSERT INTO trust (id, name, created_at) VALUES ('00000000-0000-4000-8000-000000000001', 'A', now());
@@ -484,11 +487,11 @@ func TestMigrate_DuplicateWrittenWhileMigratingGetsAPlainIndex(t *testing.T) {
 	must(t, writer.Commit())
 	must(t, <-done)
 	got := migFlipIndexes(t, ctx, db)
-	if got["flip_trust_name_key"] || len(got) != len(migAllUnique) {
-		t.Errorf("flip's indexes = %v, want flip_trust_name_idx and no flip_trust_name_key", got)
+	if got["flip_trust_folded_name_key"] || len(got) != len(migAllUnique) {
+		t.Errorf("flip's indexes = %v, want flip_trust_folded_name_idx and no flip_trust_folded_name_key", got)
 	}
-	if _, ok := got["flip_trust_name_idx"]; !ok {
-		t.Errorf("flip's indexes = %v, want flip_trust_name_idx", got)
+	if _, ok := got["flip_trust_folded_name_idx"]; !ok {
+		t.Errorf("flip's indexes = %v, want flip_trust_folded_name_idx", got)
 	}
 }
 
@@ -544,7 +547,7 @@ func TestMigrate_ConcurrentDuplicateWriterNeverLeavesAUniqueIndexOverDuplicates(
 		must(t, migErr)
 		var dups int
 		must(t, db.QueryRowContext(ctx, `SELECT count(*) FROM trust WHERE name = $1`, name).Scan(&dups))
-		unique := migFlipIndexes(t, ctx, db)["flip_trust_name_key"]
+		unique := migFlipIndexes(t, ctx, db)["flip_trust_folded_name_key"]
 		switch {
 		case unique && dups > 1:
 			t.Fatalf("round %d: a unique name index over %d trusts named %q", i, dups, name)
@@ -728,8 +731,8 @@ func TestMigrate_AdoptsAHubDatabaseWithDuplicates(t *testing.T) {
 	must(t, err)
 	must(t, store.Migrate(ctx, db.DB))
 	got := migFlipIndexes(t, ctx, db)
-	if _, ok := got["flip_trust_name_idx"]; !ok {
-		t.Errorf("flip's indexes: %v, want flip_trust_name_idx", got)
+	if _, ok := got["flip_trust_folded_name_idx"]; !ok {
+		t.Errorf("flip's indexes: %v, want flip_trust_folded_name_idx", got)
 	}
 	if _, ok := got["flip_trust_code_idx"]; !ok {
 		t.Errorf("flip's indexes: %v, want flip_trust_code_idx", got)
