@@ -165,16 +165,18 @@ func (u User) ProvesAddress() bool {
 // sameEmail reports whether a, an address a provider returned, is the
 // address b. Email addresses compare case-insensitively: domains are
 // case-insensitive (DNS), and although RFC 5321 lets a local part be
-// case-sensitive, no provider flip meets treats it so; a Cognito pool
-// created in the console (case-insensitive, the default) matches the
-// filter case-insensitively and returns the address lower-cased, so the
-// configured "Ada.Admin@example.com" comes back "ada.admin@example.com".
-// strings.EqualFold's simple Unicode folding is enough: both sides are
-// what a person typed and what the provider stored for the same filter,
-// not text from a stranger to be normalised; an address that folds
-// differently elsewhere (full case folding, "ß" and "ss") is not matched,
-// so the user is skipped as not found, with a warning, rather than given
-// to another account.
+// case-sensitive, mail systems do not treat it so, nor does a Cognito
+// pool created in the console (case-insensitive, the default), which
+// matches the filter case-insensitively and returns the address
+// lower-cased: the configured "Ada.Admin@example.com" comes back as
+// "ada.admin@example.com". strings.EqualFold (simple Unicode case
+// folding, no normalisation) is enough because this comparison never
+// finds an account: the provider's filter did, and this only drops
+// accounts an over-broad provider returned for another address. Were
+// EqualFold narrower than the provider's folding somewhere, the user
+// would be skipped as not found, with a warning; were it broader, it
+// could keep only accounts the provider itself returned for this
+// address, which must still prove it.
 func sameEmail(a, b string) bool { return strings.EqualFold(a, b) }
 
 // chooseAccount is seeding's rule: of the accounts a lookup of email
