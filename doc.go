@@ -98,11 +98,16 @@
 //
 //	report, err := flip.NewSeeder(users).SeedMainUsers(ctx, db, idp)
 //
-// A user the provider does not know, or cannot answer for right now (5xx,
-// throttling, timeouts), is skipped with a warning and reported; a
-// definitive refusal (400, 403, an invalid email) stops the run with an
-// error naming the user. A second run writes nothing, and two replicas
-// seeding at once end with the same rows.
+// The role goes only to the one account that proves the address
+// (User.ProvesAddress: email_verified, enabled, a status meaning its owner
+// holds it); any other account carrying the address, an unconfirmed
+// sign-up with an admin's email, is ignored with a warning. A user the
+// provider does not know, whose accounts do not prove the address, or
+// that it cannot answer for right now (5xx, throttling, timeouts), is
+// skipped with a warning and reported; a definitive refusal (400, 403, an
+// invalid email, an address two verified accounts hold) stops the run
+// with an error naming the user. A second run writes nothing, and two
+// replicas seeding at once end with the same rows.
 //
 // # Verifying API keys
 //
@@ -117,8 +122,9 @@
 // Package fliptest gives each test its own migrated PostgreSQL database in
 // one call (about 43 ms: a clone of a template migrated once), helpers to
 // add kit slots, register a trust and dump every table, and small fakes of
-// what is not PostgreSQL: an IdentityProvider holding a directory of users,
-// and a KeyMinter. There is no in-memory store: what depends on
+// what is not PostgreSQL: an IdentityProvider holding a directory of
+// accounts (those that prove their address, and those that do not), and a
+// KeyMinter. There is no in-memory store: what depends on
 // PostgreSQL's locks and visibility is tested on PostgreSQL.
 //
 // # The kit slot pool

@@ -299,6 +299,15 @@ var ErrIdentityProvider error = &sentinel{msg: "identity provider lookup failed"
 // may not be created yet); a hub answering a request maps it to 404.
 var ErrUserNotFound error = &sentinel{msg: "user not found in identity provider", parent: ErrIdentityProvider}
 
+// ErrUserNotVerified is the cause of a main user skipped because every
+// account holding the address fails to prove it (see User.ProvesAddress):
+// a self sign-up nobody confirmed, an address nobody verified, a disabled
+// account. Seeding skips such a user with a warning and carries on
+// (SeedSkippedUnverified): the next boot tries again, once the real
+// account is verified, and nobody can stop the boot by signing up with an
+// admin's address.
+var ErrUserNotVerified error = &sentinel{msg: "no account in the identity provider proves the address", parent: ErrIdentityProvider}
+
 // ErrInvalidIdentifier is returned, before anything is sent, for an email
 // address that cannot be used as a lookup key: empty, with whitespace or
 // control characters, without exactly one "@" between non-empty parts, or
@@ -332,14 +341,16 @@ type IdentityProviderError struct {
 	// Status is the HTTP status of the provider's answer, or 0 when there
 	// was none (connection refused or dropped, timeout, and the
 	// configuration faults without an answer: a host that does not
-	// resolve, a TLS failure, a failing credential chain).
+	// resolve, a TLS failure, a failing credential chain), and when
+	// seeding found the fault in a successful answer (an ambiguous or
+	// unverified address).
 	Status int
 	// Code is the provider's error code (e.g. "TooManyRequestsException",
-	// "NotAuthorizedException"), or one the adapter names for a fault it
-	// found in a successful answer (CodeAmbiguousEmail), or "" when there
-	// was none.
+	// "NotAuthorizedException"), or one flip names for a fault found in
+	// a successful answer (CodeAmbiguousEmail), or "" when there was none.
 	Code string
 	// Kind is the sentinel the error answers to: ErrUserNotFound,
+	// ErrUserNotVerified (seeding's verdict on the accounts found),
 	// ErrIdentityProviderUnavailable (transient) or ErrIdentityProvider
 	// (definitive). Nil means ErrIdentityProvider.
 	Kind error
@@ -348,9 +359,11 @@ type IdentityProviderError struct {
 }
 
 // CodeAmbiguousEmail is the IdentityProviderError.Code of a lookup whose
-// address two or more accounts of the identity provider hold (Status 200,
-// definitive): the address does not say which account is meant, so
-// seeding stops instead of granting a role to either.
+// address two or more accounts that prove it hold (Status 0: seeding found
+// it, see User.ProvesAddress), or whose answer does not list every account
+// holding the address (Status 200: the adapter found it, e.g. Cognito said
+// more pages follow). It is definitive: the address does not say which
+// account is meant, so seeding stops instead of granting a role to either.
 const CodeAmbiguousEmail = "AmbiguousEmail"
 
 func (e *IdentityProviderError) Error() string {

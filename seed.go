@@ -67,13 +67,25 @@ func NewSeeder(users []MainUser) *Seeder {
 // ErrInvalidMainUsers, before anything is sent or written), then makes sure
 // the well-known roles exist, then for each user in configuration order:
 //   - looks the user up by email in idp (several lookups may be in flight,
-//     see Concurrency);
-//   - not found: logs a warning and skips the user (SeedSkippedNotFound);
+//     see Concurrency), and keeps the accounts whose address is the email,
+//     compared case-insensitively;
+//   - logs a warning for each of those accounts that does not prove the
+//     address (User.ProvesAddress: verified address, enabled, a status
+//     meaning its owner holds it), naming the email, the account, its
+//     status and email_verified, and gives it nothing;
+//   - one account proves the address: writes its profile and grants the
+//     role;
+//   - no account holds the address: logs a warning and skips the user
+//     (SeedSkippedNotFound);
+//   - accounts hold it but none proves it: logs a warning and skips the
+//     user (SeedSkippedUnverified), so that whoever signs up with a main
+//     user's address gets nothing and cannot stop the boot either;
 //   - transient failure (ErrIdentityProviderUnavailable, or the lookup's
 //     own timeout): logs a warning with the email and HTTP status, skips
 //     the user (SeedSkippedTransient) and carries on;
-//   - found: writes the profile and grants the role ;
-//   - any other lookup failure (HTTP 400 or 403, ErrInvalidIdentifier, an
+//   - two or more accounts prove the address, or the provider's answer
+//     does not list every account holding it (Code CodeAmbiguousEmail),
+//     any other lookup failure (HTTP 400 or 403, ErrInvalidIdentifier, an
 //     unexpected error) or a database error: stops and returns a
 //     *SeedUserError naming the user, the step and the status.
 //
@@ -142,10 +154,22 @@ func (s *Seeder) seedMainUsers(ctx context.Context, ex dbexec.Executor, begin db
 	return report, nil
 }
 
-// seedOne turns user i's lookup result into an outcome, writing when the
-// user was found. A non-nil error stops the run.
+// seedOne turns user i's lookup result into an outcome, writing when one
+// account proves the user's address. A non-nil error stops the run.
 func (s *Seeder) seedOne(ctx context.Context, to seedDB, i int, u mainUser, r lookupResult) (UserOutcome, error) {
 	out := UserOutcome{Email: u.Email, Role: u.Role}
+	var user User
+	if r.err == nil {
+		var ignored []User
+		user, ignored, r.err = chooseAccount(u.Email, r.users)
+		out.IgnoredAccounts = len(ignored)
+		for _, a := range ignored {
+			s.logger().LogAttrs(ctx, slog.LevelWarn, "account ignored: it does not prove the main user's address",
+				slog.String("email", u.Email), slog.String("role", u.Role),
+				slog.String("account_email", a.Email), slog.String("username", a.Username), slog.String("user_id", a.ID.String()),
+				slog.String("status", string(a.Status)), slog.Bool("email_verified", a.EmailVerified), slog.Bool("enabled", a.Enabled))
+		}
+	}
 	if r.err != nil {
 		var ipe *IdentityProviderError
 		if errors.As(r.err, &ipe) {
@@ -164,6 +188,11 @@ func (s *Seeder) seedOne(ctx context.Context, to seedDB, i int, u mainUser, r lo
 			s.logger().LogAttrs(ctx, slog.LevelWarn, "main user skipped: not found in the identity provider",
 				slog.String("email", u.Email), slog.String("role", u.Role))
 			return out, nil
+		case errors.Is(r.err, ErrUserNotVerified):
+			out.Result = SeedSkippedUnverified
+			s.logger().LogAttrs(ctx, slog.LevelWarn, "main user skipped: no account proves the address",
+				slog.String("email", u.Email), slog.String("role", u.Role), slog.Int("accounts", out.IgnoredAccounts))
+			return out, nil
 		case transientLookupError(r.err):
 			out.Result = SeedSkippedTransient
 			s.logger().LogAttrs(ctx, slog.LevelWarn, "main user skipped: identity provider unavailable",
@@ -173,12 +202,12 @@ func (s *Seeder) seedOne(ctx context.Context, to seedDB, i int, u mainUser, r lo
 		}
 		return out, &SeedUserError{Index: i, Email: u.Email, Step: "lookup", Status: out.Status, Code: out.Code, Err: r.err}
 	}
-	if r.user.ID == uuid.Nil {
+	if user.ID == uuid.Nil {
 		return out, &SeedUserError{Index: i, Email: u.Email, Step: "lookup",
 			Err: fmt.Errorf("%w: the identity provider returned a user without an id", ErrIdentityProvider)}
 	}
-	out.UserID = r.user.ID
-	change, err := s.write(ctx, to, userProfile{UserID: r.user.ID, Name: u.Name, Organisation: u.Organisation}, u.role.ID)
+	out.UserID = user.ID
+	change, err := s.write(ctx, to, userProfile{UserID: user.ID, Name: u.Name, Organisation: u.Organisation}, u.role.ID)
 	if err != nil {
 		return out, &SeedUserError{Index: i, Email: u.Email, Step: "write", Err: err}
 	}
@@ -234,9 +263,11 @@ func (s *Seeder) write(ctx context.Context, to seedDB, p userProfile, roleID uui
 	return change, nil
 }
 
+// lookupResult is a lookup's answer: the accounts the provider found for
+// one email, not yet judged (chooseAccount does that, in seedOne).
 type lookupResult struct {
-	user User
-	err  error
+	users []User
+	err   error
 }
 
 // startLookups looks users up with at most Concurrency lookups in flight,
@@ -275,8 +306,8 @@ func (s *Seeder) lookup(ctx context.Context, idp IdentityProvider, email string)
 			r = lookupResult{err: fmt.Errorf("%w: identity provider panicked: %v", ErrIdentityProvider, p)}
 		}
 	}()
-	u, err := idp.LookupUserByEmail(ctx, email)
-	return lookupResult{user: u, err: err}
+	users, err := idp.LookupUsersByEmail(ctx, email)
+	return lookupResult{users: users, err: err}
 }
 
 // transientLookupError reports whether a failed lookup may pass at the

@@ -39,7 +39,13 @@ type seedBundle struct {
 
 func seedSetup(t *testing.T) *seedBundle {
 	t.Helper()
-	emu := cognitolocal.Shared(t)
+	return seedSetupOn(t, cognitolocal.Shared(t))
+}
+
+// seedSetupOn is seedSetup on emu, e.g. cognitolocal.SharedPlainUsernames,
+// whose pools let several accounts hold one email.
+func seedSetupOn(t *testing.T, emu *cognitolocal.Emulator) *seedBundle {
+	t.Helper()
 	db := fliptest.NewDB(t)
 	admin := emu.Client()
 	pool := cognitolocal.NewUserPool(t, admin)
@@ -516,6 +522,88 @@ func TestSeedMainUsers_DeadlineBoundsAHangingProvider(t *testing.T) {
 	var n int
 	if err := sqlx.NewDb(b.db.DB, "postgres").GetContext(b.ctx, &n, `SELECT count(*) FROM user_profile`); err != nil || n != 0 {
 		t.Errorf("%d profiles, %v", n, err)
+	}
+}
+
+// profileCount returns how many user_profile rows hold id.
+func profileCount(t *testing.T, b *seedBundle, id uuid.UUID) int {
+	t.Helper()
+	var n int
+	if err := b.db.QueryRowContext(b.ctx, `SELECT count(*) FROM user_profile WHERE user_id = $1`, id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// warned reports whether the logs hold a warning line with every one of
+// parts.
+func warned(logs string, parts ...string) bool {
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, "level=WARN") {
+			continue
+		}
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSeedMainUsers_AnUnconfirmedSignUpWithTheAdminsEmailIsNotSeeded(t *testing.T) {
+	t.Parallel()
+	// Anyone can sign up in a pool that allows self sign-up, with any
+	// address; the emulator even keeps the email_verified "true" the
+	// impostor sends. Without a confirmed account the admin is skipped,
+	// loudly, and the boot goes on.
+	b := seedSetupOn(t, cognitolocal.SharedPlainUsernames(t))
+	impostor := cognitolocal.SignUp(t, b.admin, b.pool, "mallory", cognitolocal.EmailAttributes(ada.Email, true)...)
+	b.subs[rita.Email] = cognitolocal.CreateUserNamed(t, b.admin, b.pool, "rita", rita.Email)
+
+	report, err := b.seeder([]flip.MainUser{ada, rita}).SeedMainUsers(b.ctx, b.db, b.idp)
+	if err != nil {
+		t.Fatalf("an impostor must not stop the boot: %v", err)
+	}
+	if got := fmt.Sprint(results(report)); got != "[skipped-unverified created]" {
+		t.Errorf("results = %s", got)
+	}
+	if n := profileCount(t, b, impostor); n != 0 {
+		t.Errorf("the impostor's account got %d profiles", n)
+	}
+	if logs := b.logs.String(); !warned(logs, ada.Email, "UNCONFIRMED") {
+		t.Errorf("no warning naming %s and the status UNCONFIRMED:\n%s", ada.Email, logs)
+	}
+}
+
+func TestSeedMainUsers_TheAdminIsSeededDespiteAnImpostor(t *testing.T) {
+	t.Parallel()
+	// The real admin, created by the pool's administrator, and an
+	// unconfirmed sign-up with her address: the sign-up is warned about
+	// and ignored, not counted as a second holder of the address (which
+	// would let anyone stop the boot by signing up).
+	b := seedSetupOn(t, cognitolocal.SharedPlainUsernames(t))
+	adaID := cognitolocal.CreateUserNamed(t, b.admin, b.pool, "ada", ada.Email)
+	impostor := cognitolocal.SignUp(t, b.admin, b.pool, "mallory", cognitolocal.EmailAttributes(ada.Email, false)...)
+	unverified := cognitolocal.CreateUserWith(t, b.admin, b.pool, "ada-unverified", cognitolocal.EmailAttributes(ada.Email, false)...)
+
+	report, err := b.seeder([]flip.MainUser{ada}).SeedMainUsers(b.ctx, b.db, b.idp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := report.Users[0]; o.Result != flip.SeedCreated || o.UserID != adaID || !o.RoleGranted || o.IgnoredAccounts != 2 {
+		t.Errorf("outcome = %+v, want created for the real account %s, 2 accounts ignored", o, adaID)
+	}
+	for _, id := range []uuid.UUID{impostor, unverified} {
+		if n := profileCount(t, b, id); n != 0 {
+			t.Errorf("account %s got %d profiles", id, n)
+		}
+	}
+	logs := b.logs.String()
+	if !warned(logs, ada.Email, "UNCONFIRMED", "mallory") || !warned(logs, ada.Email, "FORCE_CHANGE_PASSWORD", "ada-unverified", "email_verified=false") {
+		t.Errorf("want a warning for each ignored account, naming the email, status and username:\n%s", logs)
 	}
 }
 

@@ -30,6 +30,12 @@ const (
 	// ErrIdentityProviderUnavailable); nothing was written. The next run
 	// tries again.
 	SeedSkippedTransient SeedResult = "skipped-transient"
+	// SeedSkippedUnverified: accounts hold the email but none proves it
+	// (ErrUserNotVerified, User.ProvesAddress): an unconfirmed sign-up,
+	// an unverified address, a disabled account. Nothing was written; the
+	// next run tries again. Not a failure of the run, so that signing up
+	// with a main user's address cannot stop the hub's boot.
+	SeedSkippedUnverified SeedResult = "skipped-unverified"
 )
 
 // UserOutcome is the result of seeding one configured main user.
@@ -44,6 +50,10 @@ type UserOutcome struct {
 	ProfileCreated bool `json:"profile_created,omitempty"`
 	ProfileUpdated bool `json:"profile_updated,omitempty"`
 	RoleGranted    bool `json:"role_granted,omitempty"`
+	// IgnoredAccounts counts the accounts that hold the email without
+	// proving it (User.ProvesAddress), which seeding warned about and
+	// gave nothing, whatever the result.
+	IgnoredAccounts int `json:"ignored_accounts,omitempty"`
 	// Status and Code are the identity provider's HTTP status and error
 	// code for a skipped user, when it answered.
 	Status int    `json:"status,omitempty"`
@@ -53,10 +63,10 @@ type UserOutcome struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Skipped reports whether the user was skipped (not found, or the provider
-// was unavailable).
+// Skipped reports whether the user was skipped (not found, not verified,
+// or the provider was unavailable).
 func (o UserOutcome) Skipped() bool {
-	return o.Result == SeedSkippedNotFound || o.Result == SeedSkippedTransient
+	return o.Result == SeedSkippedNotFound || o.Result == SeedSkippedTransient || o.Result == SeedSkippedUnverified
 }
 
 // SeedReport lists the outcome of every main user seeding reached, in
@@ -92,7 +102,7 @@ func (r SeedReport) Changed() bool {
 func (r SeedReport) String() string {
 	s := fmt.Sprintf("%d users", len(r.Users))
 	sep := ": "
-	for _, res := range []SeedResult{SeedCreated, SeedUpdated, SeedGranted, SeedUnchanged, SeedSkippedNotFound, SeedSkippedTransient} {
+	for _, res := range []SeedResult{SeedCreated, SeedUpdated, SeedGranted, SeedUnchanged, SeedSkippedNotFound, SeedSkippedUnverified, SeedSkippedTransient} {
 		if n := r.Count(res); n > 0 {
 			s += fmt.Sprintf("%s%d %s", sep, n, res)
 			sep = ", "

@@ -72,12 +72,17 @@ type scriptedIdP struct {
 func newScriptedIdP(emails ...string) *scriptedIdP {
 	p := &scriptedIdP{users: map[string]flip.User{}, errs: map[string]error{}}
 	for _, e := range emails {
-		p.users[e] = flip.User{ID: uuid.New(), Email: e, Enabled: true}
+		p.users[e] = provenUser(e)
 	}
 	return p
 }
 
-func (p *scriptedIdP) LookupUserByEmail(ctx context.Context, email string) (flip.User, error) {
+// provenUser is an account that proves its address, with a new id.
+func provenUser(email string) flip.User {
+	return flip.User{ID: uuid.New(), Email: email, Enabled: true, EmailVerified: true, Status: flip.UserConfirmed}
+}
+
+func (p *scriptedIdP) LookupUsersByEmail(ctx context.Context, email string) ([]flip.User, error) {
 	p.calls.Add(1)
 	n := p.inFlight.Add(1)
 	defer p.inFlight.Add(-1)
@@ -91,16 +96,16 @@ func (p *scriptedIdP) LookupUserByEmail(ctx context.Context, email string) (flip
 		select {
 		case <-time.After(p.delay(email)):
 		case <-ctx.Done():
-			return flip.User{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	if err := p.errs[email]; err != nil {
-		return flip.User{}, err
+		return nil, err
 	}
 	if u, ok := p.users[email]; ok {
-		return u, nil
+		return []flip.User{u}, nil
 	}
-	return flip.User{}, flip.ErrUserNotFound
+	return nil, flip.ErrUserNotFound
 }
 
 func mainUsers(n int) []flip.MainUser {
@@ -239,9 +244,9 @@ func TestSeeder_LookupTimeoutSkipsOnlyTheSlowUser(t *testing.T) {
 // hangingIdP never answers and ignores its context, the worst case.
 type hangingIdP struct{ release chan struct{} }
 
-func (h hangingIdP) LookupUserByEmail(context.Context, string) (flip.User, error) {
+func (h hangingIdP) LookupUsersByEmail(context.Context, string) ([]flip.User, error) {
 	<-h.release
-	return flip.User{}, errors.New("released")
+	return nil, errors.New("released")
 }
 
 func TestSeeder_DeadlineBoundsAProviderThatIgnoresIt(t *testing.T) {
@@ -258,7 +263,7 @@ func TestSeeder_DeadlineBoundsAProviderThatIgnoresIt(t *testing.T) {
 
 type panickingIdP struct{}
 
-func (panickingIdP) LookupUserByEmail(context.Context, string) (flip.User, error) { panic("boom") }
+func (panickingIdP) LookupUsersByEmail(context.Context, string) ([]flip.User, error) { panic("boom") }
 
 func TestSeeder_ProviderPanicIsADefinitiveError(t *testing.T) {
 	t.Parallel()
@@ -272,7 +277,9 @@ func TestSeeder_UserWithoutIDAndStoreFailureStopTheRun(t *testing.T) {
 	t.Parallel()
 	users := mainUsers(2)
 	idp := newScriptedIdP(emailsOf(users)...)
-	idp.users[users[0].Email] = flip.User{Email: users[0].Email}
+	nilID := provenUser(users[0].Email)
+	nilID.ID = uuid.Nil
+	idp.users[users[0].Email] = nilID
 	_, _, err := seedOn(t, t.Context(), nil, flip.NewSeeder(users), idp, nil)
 	var sue *flip.SeedUserError
 	if !errors.As(err, &sue) || sue.Index != 0 || sue.Step != "lookup" {

@@ -93,7 +93,7 @@ func TestProvider_ClassifiesEveryStatusAndCode(t *testing.T) {
 	}
 	for _, p := range pairs {
 		api := &fakeAPI{ListUsersFn: func(*cip.ListUsersInput) (*cip.ListUsersOutput, error) { return nil, sdkError(p.status, p.code) }}
-		_, err := cognito.New(api, "p").LookupUserByEmail(context.Background(), "ada@example.com")
+		_, err := cognito.New(api, "p").LookupUsersByEmail(context.Background(), "ada@example.com")
 		var got *flip.IdentityProviderError
 		if !errors.As(err, &got) {
 			t.Fatalf("%d %q: err = %v, want a *flip.IdentityProviderError", p.status, p.code, err)

@@ -3,17 +3,25 @@
 //
 //	client := cognitoidentityprovider.NewFromConfig(cfg)
 //	idp := cognito.New(client, "eu-west-2_AbCdEf123", cognito.WithMaxAttempts(3))
-//	user, err := idp.LookupUserByEmail(ctx, "ada.admin@example.com")
+//	accounts, err := idp.LookupUsersByEmail(ctx, "ada.admin@example.com")
 //
 // # Lookups
 //
 // A lookup is one ListUsers call with Filter `email = "<email>"` and
-// Limit 2; the user's id is its sub attribute, checked to be a UUID. An
-// address containing a double quote or backslash is refused before
-// anything is sent (it could change the filter's meaning). Only users
-// whose email attribute is exactly the address count (Cognito's filter is
-// case-sensitive, and so is the check here). None is flip.ErrUserNotFound;
-// two or more are a definitive error with Code flip.CodeAmbiguousEmail.
+// Limit 60, Cognito's maximum: the answer then holds every account with
+// the address unless more than 60 do, and an answer that says more follow
+// (a PaginationToken) is a definitive error with Code
+// flip.CodeAmbiguousEmail, since seeding cannot choose among accounts it
+// does not see. An address containing a double quote or backslash is
+// refused before anything is sent (it could change the filter's meaning).
+// None is flip.ErrUserNotFound. Each account found becomes a flip.User
+// with its sub (checked to be a UUID), username, email, whether it is
+// enabled, whether email_verified is the string "true", and its
+// UserStatus. The adapter judges none of them: flip.Seeder decides which
+// account, if any, proves the address (flip.User.ProvesAddress), compares
+// emails case-insensitively (a case-insensitive pool, the console's
+// default, matches the filter case-insensitively and returns the address
+// lower-cased), and stops when two accounts prove it.
 //
 // # Errors
 //
@@ -36,8 +44,9 @@
 //     instance metadata service included), credentials Cognito refuses
 //     (HTTP 400 or 403 UnrecognizedClientException, AccessDenied…), and an
 //     unknown user pool (ResourceNotFoundException);
-//   - definitive otherwise: any other 4xx, an ambiguous email, a sub that
-//     is not a UUID, and any other failure without an answer (no region).
+//   - definitive otherwise: any other 4xx, an answer that does not list
+//     every account with the address, a sub that is not a UUID, and any
+//     other failure without an answer (no region).
 //
 // A configuration fault costs one attempt: the Provider's retryer refuses
 // to retry a TLS failure or a failing credential chain, and the SDK does
@@ -61,8 +70,6 @@ package cognito
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -152,53 +159,54 @@ func NewFromConfig(cfg aws.Config, userPoolID string, opts ...Option) *Provider 
 // UserPoolID returns the user pool the Provider searches.
 func (p *Provider) UserPoolID() string { return p.userPoolID }
 
-// LookupUserByEmail implements flip.IdentityProvider as the package doc
-// describes (an address that fails flip.ValidateEmail is never sent). Two
-// or more matching users are definitive, naming the email, how many
-// accounts and their usernames: seeding cannot know which is the main
-// user, so it stops. cognito-local ignores Limit, so matches are counted.
-func (p *Provider) LookupUserByEmail(ctx context.Context, email string) (flip.User, error) {
+// listUsersLimit is the most accounts one ListUsers answer may hold
+// (Cognito refuses a larger Limit). Asking for that many, not 2, means
+// that up to 60 accounts holding an address (look-alikes an attacker
+// signed up among them) still fit in one answer, so seeding sees them all
+// and can set aside those that do not prove the address; one request per
+// lookup keeps the rate limit's arithmetic as it is.
+const listUsersLimit = 60
+
+// LookupUsersByEmail implements flip.IdentityProvider as the package doc
+// describes (an address that fails flip.ValidateEmail is never sent): it
+// returns every account of the answer, in Cognito's order, for the seeder
+// to judge.
+func (p *Provider) LookupUsersByEmail(ctx context.Context, email string) ([]flip.User, error) {
 	if err := flip.ValidateEmail(email); err != nil {
-		return flip.User{}, err
+		return nil, err
 	}
 	out, err := p.api.ListUsers(ctx, &cip.ListUsersInput{
 		UserPoolId: aws.String(p.userPoolID),
 		Filter:     aws.String(`email = "` + email + `"`),
-		Limit:      aws.Int32(2), // so that a second account with the email shows
+		Limit:      aws.Int32(listUsersLimit),
 	}, p.callOptions)
 	if err != nil {
-		return flip.User{}, classify(ctx, "ListUsers", err)
+		return nil, classify(ctx, "ListUsers", err)
 	}
-	var matches []types.UserType
-	for _, u := range out.Users {
-		if attribute(u, "email") == email {
-			matches = append(matches, u)
+	if aws.ToString(out.PaginationToken) != "" {
+		return nil, incomplete(email, out.Users)
+	}
+	if len(out.Users) == 0 {
+		return nil, &flip.IdentityProviderError{Op: "ListUsers", Status: 200, Kind: flip.ErrUserNotFound}
+	}
+	users := make([]flip.User, len(out.Users))
+	for i, u := range out.Users {
+		if users[i], err = toUser(u); err != nil {
+			return nil, err
 		}
 	}
-	switch len(matches) {
-	case 0:
-		return flip.User{}, &flip.IdentityProviderError{Op: "ListUsers", Status: 200, Kind: flip.ErrUserNotFound}
-	case 1:
-		return toUser(matches[0])
-	}
-	return flip.User{}, ambiguous(email, matches, out.PaginationToken != nil)
+	return users, nil
 }
 
-// ambiguous is the error for an email that several accounts hold; more
-// says that the answer was cut short by Limit, so there may be others.
-func ambiguous(email string, users []types.UserType, more bool) error {
-	names := make([]string, len(users))
-	for i, u := range users {
-		names[i] = strconv.Quote(aws.ToString(u.Username))
-	}
-	count := strconv.Itoa(len(users))
-	if more {
-		count = "at least " + count
-	}
+// incomplete is the error for an answer that says more accounts follow
+// than it holds: whichever of them proves the address, seeding cannot
+// tell it from one it does not see.
+func incomplete(email string, users []types.UserType) error {
 	return &flip.IdentityProviderError{Op: "ListUsers", Status: 200, Code: flip.CodeAmbiguousEmail,
 		Kind: flip.ErrIdentityProvider,
-		Err: fmt.Errorf("email %q belongs to %s accounts (usernames %s), so it does not say which one is meant; "+
-			"remove the address from all but one of them in the user pool", email, count, strings.Join(names, ", "))}
+		Err: fmt.Errorf("the answer for email %q holds %d account(s) and says more follow, "+
+			"so flip cannot see every account holding the address, nor tell which one is meant; "+
+			"remove the address from the accounts that are not the user's in the user pool", email, len(users))}
 }
 
 // callOptions applies the Provider's retry bounds, rate limit and
@@ -229,7 +237,11 @@ func toUser(u types.UserType) (flip.User, error) {
 		return flip.User{}, &flip.IdentityProviderError{Op: "ListUsers", Status: 200, Code: "InvalidSub",
 			Err: fmt.Errorf("user %q has sub %q, not a UUID", aws.ToString(u.Username), sub)}
 	}
-	return flip.User{ID: id, Email: attribute(u, "email"), Enabled: u.Enabled}, nil
+	return flip.User{ID: id, Username: aws.ToString(u.Username), Email: attribute(u, "email"), Enabled: u.Enabled,
+		// Cognito returns the attribute as a string; only "true" is
+		// verified, and an absent attribute is not.
+		EmailVerified: attribute(u, "email_verified") == "true",
+		Status:        flip.UserStatus(u.UserStatus)}, nil
 }
 
 func attribute(u types.UserType, name string) string {

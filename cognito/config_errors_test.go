@@ -209,7 +209,7 @@ func eachConfigFault(t *testing.T, test func(t *testing.T, f configFault)) {
 func TestNewFromConfig_ConfigurationFaultsAreDefinitiveAndNotRetried(t *testing.T) {
 	t.Parallel()
 	eachConfigFault(t, func(t *testing.T, f configFault) {
-		_, err := provider(f.cfg).LookupUserByEmail(t.Context(), "ada.admin@example.com")
+		_, err := provider(f.cfg).LookupUsersByEmail(t.Context(), "ada.admin@example.com")
 		ce := configError(t, err)
 		if !strings.Contains(ce.Check, f.check) {
 			t.Errorf("check %q, want it to name %q", ce.Check, f.check)
@@ -239,7 +239,7 @@ func TestNewFromConfig_DNSFailureOfTheResolverIsTransient(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f := unresolvable(t, dnsErr)
-			_, err := provider(f.cfg).LookupUserByEmail(t.Context(), "ada.admin@example.com")
+			_, err := provider(f.cfg).LookupUsersByEmail(t.Context(), "ada.admin@example.com")
 			if !errors.Is(err, flip.ErrIdentityProviderUnavailable) {
 				t.Fatalf("err = %v, want ErrIdentityProviderUnavailable", err)
 			}
@@ -263,7 +263,7 @@ func TestNewFromConfig_CredentialsOutlastingTheLookupAreTransient(t *testing.T) 
 	cfg := aws.Config{Region: "eu-west-2", BaseEndpoint: aws.String(srv.URL), Credentials: aws.NewCredentialsCache(hang)}
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err := provider(cfg).LookupUserByEmail(ctx, "ada.admin@example.com")
+	_, err := provider(cfg).LookupUsersByEmail(ctx, "ada.admin@example.com")
 	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) {
 		t.Fatalf("err = %v, want ErrIdentityProviderUnavailable", err)
 	}
@@ -272,7 +272,7 @@ func TestNewFromConfig_CredentialsOutlastingTheLookupAreTransient(t *testing.T) 
 func TestNewFromConfig_RefusedConnectionToALocalPortIsTransient(t *testing.T) {
 	t.Parallel()
 	cfg := aws.Config{Region: "eu-west-2", Credentials: staticCredentials(), BaseEndpoint: aws.String("http://" + closedPort(t))}
-	_, err := provider(cfg).LookupUserByEmail(t.Context(), "ada.admin@example.com")
+	_, err := provider(cfg).LookupUsersByEmail(t.Context(), "ada.admin@example.com")
 	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) {
 		t.Fatalf("err = %v, want ErrIdentityProviderUnavailable", err)
 	}

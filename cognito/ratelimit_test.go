@@ -187,7 +187,7 @@ func TestWithRateLimit_ConcurrentLookupsShareOneLimit(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			if _, err := idp.LookupUserByEmail(t.Context(), fmt.Sprintf("user%02d@example.com", i)); err != nil {
+			if _, err := idp.LookupUsersByEmail(t.Context(), fmt.Sprintf("user%02d@example.com", i)); err != nil {
 				errs <- err
 			}
 		})
@@ -215,7 +215,7 @@ func TestWithRateLimit_RetriesTakeTheirTurn(t *testing.T) {
 	s := newStub(t, func(int, string) (int, any) { return http.StatusServiceUnavailable, "ServiceUnavailableException" })
 	clock := cognito.NewFakeClock(t0)
 	idp := stubProvider(s, cognito.WithFakeClock(clock), cognito.WithRateLimit(4, 1))
-	_, err := idp.LookupUserByEmail(t.Context(), "busy@example.com")
+	_, err := idp.LookupUsersByEmail(t.Context(), "busy@example.com")
 	if !errors.Is(err, flip.ErrIdentityProviderUnavailable) {
 		t.Fatalf("err = %v, want transient", err)
 	}
@@ -239,7 +239,7 @@ func TestWithRateLimit_ThrottlingSlowsLaterLookups(t *testing.T) {
 	clock := cognito.NewFakeClock(t0)
 	idp := stubProvider(s, cognito.WithFakeClock(clock), cognito.WithRateLimit(10, 1))
 	for _, email := range []string{"a@example.com", "b@example.com"} {
-		if _, err := idp.LookupUserByEmail(t.Context(), email); err != nil {
+		if _, err := idp.LookupUsersByEmail(t.Context(), email); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -267,7 +267,7 @@ func cancelWhileWaiting(t *testing.T, idp *cognito.Provider, clock *cognito.Fake
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := idp.LookupUserByEmail(ctx, email)
+		_, err := idp.LookupUsersByEmail(ctx, email)
 		done <- err
 	}()
 	<-clock.Blocked()
@@ -281,7 +281,7 @@ func TestWithRateLimit_WaitEndsWithTheContext(t *testing.T) {
 	clock := cognito.NewFakeClock(t0)
 	clock.BlockWaits()
 	idp := stubProvider(s, cognito.WithFakeClock(clock), cognito.WithRateLimit(1, 1))
-	if _, err := idp.LookupUserByEmail(t.Context(), "first@example.com"); err != nil {
+	if _, err := idp.LookupUsersByEmail(t.Context(), "first@example.com"); err != nil {
 		t.Fatal(err)
 	}
 	// The second request's turn never comes on this clock: only the
@@ -302,7 +302,7 @@ func TestWithRateLimit_ZeroTurnsItOff(t *testing.T) {
 	for _, perSecond := range []float64{0, -1} {
 		idp := stubProvider(s, cognito.WithFakeClock(clock), cognito.WithRateLimit(perSecond, 0))
 		for i := range 20 {
-			if _, err := idp.LookupUserByEmail(t.Context(), fmt.Sprintf("u%d@example.com", i)); err != nil {
+			if _, err := idp.LookupUsersByEmail(t.Context(), fmt.Sprintf("u%d@example.com", i)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
 )
@@ -60,21 +62,41 @@ func TestIdentityProvider_AnswersAsTheAdapterDoes(t *testing.T) {
 	ctx := t.Context()
 	first := idp.AddUser("ada@example.com")
 	ada := idp.AddUser("ada@example.com") // replaces
-	if u, err := idp.LookupUserByEmail(ctx, "ada@example.com"); err != nil || u != ada || u == first || !u.Enabled {
-		t.Errorf("lookup = %+v, %v; want %+v", u, err, ada)
+	if got, err := idp.LookupUsersByEmail(ctx, "ada@example.com"); err != nil || len(got) != 1 || got[0] != ada || ada == first || !ada.ProvesAddress() {
+		t.Errorf("lookup = %+v, %v; want only %+v, which proves its address", got, err, ada)
 	}
-	_, err := idp.LookupUserByEmail(ctx, "Ada@example.com") // exact match, as Cognito's filter
+	// Like a pool created in the console: another spelling finds her.
+	if got, err := idp.LookupUsersByEmail(ctx, "Ada@Example.com"); err != nil || len(got) != 1 || got[0] != ada {
+		t.Errorf("another spelling = %+v, %v; want %+v", got, err, ada)
+	}
+	_, err := idp.LookupUsersByEmail(ctx, "bob@example.com")
 	var ipe *flip.IdentityProviderError
 	if !errors.Is(err, flip.ErrUserNotFound) || !errors.As(err, &ipe) || ipe.Status != http.StatusOK {
 		t.Errorf("unknown address: %v, want ErrUserNotFound on a 200 answer", err)
 	}
-	if _, err := idp.LookupUserByEmail(ctx, `a"b@example.com`); err == nil || err.Error() != flip.ValidateEmail(`a"b@example.com`).Error() {
+	if _, err := idp.LookupUsersByEmail(ctx, `a"b@example.com`); err == nil || err.Error() != flip.ValidateEmail(`a"b@example.com`).Error() {
 		t.Errorf("invalid address: %v, want flip.ValidateEmail's error", err)
 	}
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := idp.LookupUserByEmail(ended, "ada@example.com"); !errors.Is(err, flip.ErrIdentityProviderUnavailable) || !errors.Is(err, context.Canceled) {
+	if _, err := idp.LookupUsersByEmail(ended, "ada@example.com"); !errors.Is(err, flip.ErrIdentityProviderUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Errorf("ended context: %v, want a transient error wrapping context.Canceled", err)
+	}
+}
+
+func TestIdentityProvider_AddAccountHoldsAccountsThatDoNotProveTheirAddress(t *testing.T) {
+	t.Parallel()
+	idp := fliptest.NewIdentityProvider()
+	impostor := idp.AddAccount(flip.User{Email: "ada@example.com", Enabled: true, EmailVerified: true, Status: flip.UserUnconfirmed})
+	if impostor.ID == uuid.Nil || impostor.ProvesAddress() {
+		t.Errorf("impostor = %+v, want a new id and an account that does not prove its address", impostor)
+	}
+	ada := idp.AddUser("ada@example.com") // replaces accounts with exactly this email
+	upper := idp.AddAccount(flip.User{ID: uuid.New(), Email: "ADA@example.com", EmailVerified: true, Enabled: true, Status: flip.UserConfirmed})
+	late := idp.AddAccount(flip.User{Email: "ada@example.com", Status: flip.UserForceChangePassword, Enabled: true})
+	got, err := idp.LookupUsersByEmail(t.Context(), "ada@example.com")
+	if err != nil || !slices.Equal(got, []flip.User{ada, upper, late}) {
+		t.Errorf("lookup = %+v, %v; want every account holding the address, in order: %+v", got, err, []flip.User{ada, upper, late})
 	}
 }
 
@@ -85,15 +107,15 @@ func TestIdentityProvider_FailEmailFailsOnlyThatEmailUntilCleared(t *testing.T) 
 	refused := &flip.IdentityProviderError{Op: "ListUsers", Status: http.StatusForbidden, Code: "NotAuthorizedException"}
 	idp.FailEmail("ada@example.com", refused)
 	for range 2 {
-		if _, err := idp.LookupUserByEmail(t.Context(), "ada@example.com"); err != refused {
+		if _, err := idp.LookupUsersByEmail(t.Context(), "ada@example.com"); err != refused {
 			t.Fatalf("err = %v, want the injected error", err)
 		}
 	}
-	if u, err := idp.LookupUserByEmail(t.Context(), "bob@example.com"); err != nil || u != bob {
-		t.Fatalf("bob = %+v, %v", u, err)
+	if got, err := idp.LookupUsersByEmail(t.Context(), "bob@example.com"); err != nil || len(got) != 1 || got[0] != bob {
+		t.Fatalf("bob = %+v, %v", got, err)
 	}
 	idp.FailEmail("ada@example.com", nil)
-	if u, err := idp.LookupUserByEmail(t.Context(), "ada@example.com"); err != nil || u != ada {
-		t.Fatalf("after clearing: %+v, %v", u, err)
+	if got, err := idp.LookupUsersByEmail(t.Context(), "ada@example.com"); err != nil || len(got) != 1 || got[0] != ada {
+		t.Fatalf("after clearing: %+v, %v", got, err)
 	}
 }

@@ -48,10 +48,12 @@ const placeholderRegion = "eu-west-2"
 
 // NewSeedFunc returns the boot step that runs seeder through idp, writing
 // on db (the hub's pool: one short transaction per user). Users the
-// provider does not know or cannot answer for are skipped with a warning
-// in seeder's log and the hub still starts; a definitive failure (an HTTP
-// 400 or 403 from the provider, a database error) is returned, and stops
-// the boot.
+// provider does not know, whose accounts do not prove the address (an
+// unconfirmed sign-up with an admin's address gets nothing and cannot stop
+// the boot), or that it cannot answer for are skipped with a warning in
+// seeder's log and the hub still starts; a definitive failure (an HTTP 400
+// or 403 from the provider, an address two verified accounts hold, a
+// database error) is returned, and stops the boot.
 func NewSeedFunc(db flip.DBTX, seeder *flip.Seeder, idp flip.IdentityProvider) SeedFunc {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, SeedTimeout)

@@ -238,6 +238,34 @@ func TestPrepare_TransientLookupFailureSkipsTheUserOnly(t *testing.T) {
 	}
 }
 
+// An unconfirmed sign-up carrying a main user's address, beside the real
+// account or alone, neither gets the role nor stops the boot.
+func TestPrepare_ImpostorsNeitherGetTheRoleNorStopTheBoot(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	idp := fliptest.NewIdentityProvider()
+	ada := idp.AddUser("ada.admin@example.com")
+	for _, email := range []string{"ada.admin@example.com", "rita.research@example.com"} {
+		idp.AddAccount(flip.User{Username: "mallory", Email: email, Enabled: true, Status: flip.UserUnconfirmed})
+	}
+	users, err := flip.ParseMainUsers([]byte(mainUsersJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	seeder := flip.NewSeeder(users)
+	seeder.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	if err := Prepare(t.Context(), db.DB, NewSeedFunc(db.DB, seeder, idp)); err != nil {
+		t.Fatalf("Prepare with impostors: %v", err)
+	}
+	if got := seededUsers(t, db); len(got) != 1 || !strings.HasPrefix(got[0], ada.ID.String()) {
+		t.Fatalf("seeded = %q, want Ada only", got)
+	}
+	if !strings.Contains(logs.String(), "skipped-unverified") || strings.Count(logs.String(), "status=UNCONFIRMED") != 2 {
+		t.Errorf("logs do not report both impostors and Rita's skip:\n%s", logs)
+	}
+}
+
 func TestSeedFromEnv_NoMainUsersSkipsSeedingWithALogLine(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)

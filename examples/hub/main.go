@@ -115,12 +115,17 @@
 // FLIP_MAIN_USERS_FILE up in the Cognito user pool COGNITO_USER_POOL_ID,
 // with region and credentials from the usual AWS configuration; set
 // COGNITO_ENDPOINT to use the cognito-local emulator instead of AWS. With
-// no main users configured, seeding is skipped with a log line. A user
-// Cognito does not know, or cannot answer for (5xx, throttling, timeouts),
-// is skipped with a warning; a 400 or 403 from Cognito, an email held by
-// two accounts, or a configuration fault (a host that does not resolve, a
-// TLS failure, missing or refused credentials, an unknown user pool) stops
-// the boot with an error naming the user (see SeedFromEnv):
+// no main users configured, seeding is skipped with a log line. Only an
+// account that proves the address (email_verified, enabled, a status such
+// as CONFIRMED; see flip.User.ProvesAddress) gets a main user's role: any
+// other account with the address, an unconfirmed sign-up for one, is
+// ignored with a warning. A user Cognito does not know, whose accounts do
+// not prove the address, or that it cannot answer for (5xx, throttling,
+// timeouts), is skipped with a warning; a 400 or 403 from Cognito, an
+// email two verified accounts hold, or a configuration fault (a host that
+// does not resolve, a TLS failure, missing or refused credentials, an
+// unknown user pool) stops the boot with an error naming the user (see
+// SeedFromEnv):
 //
 //	FLIP_MAIN_USERS='[{"email":"ada.admin@example.com","role":"Admin","name":"Ada Admin","organisation":"Example Trust"}]' \
 //	COGNITO_USER_POOL_ID=local_abc123 COGNITO_ENDPOINT=http://127.0.0.1:9229 \

@@ -32,14 +32,18 @@
 //	  "user_id":"…","profile_created":true,"role_granted":true}, …]}
 //
 // Logs go to stderr and never contain credentials or the database password.
-// Users the identity provider does not know, or could not answer for (5xx,
-// throttling, timeouts), are skipped with a warning and reported; the next
-// run tries them again.
+// Users the identity provider does not know ("skipped-not-found"), whose
+// accounts do not prove the address ("skipped-unverified": an unconfirmed
+// sign-up, an unverified email, a disabled account; each such account is
+// named in a warning), or that it could not answer for (5xx, throttling,
+// timeouts: "skipped-transient") are skipped with a warning and reported;
+// the next run tries them again.
 //
 // Exit status: 0 when every user was seeded or skipped; 1 when the
 // configuration is refused (nothing is printed) or seeding stopped (a 400
-// or 403 from Cognito, a database error; the report so far is printed);
-// 2 for a usage error, including no main users configured.
+// or 403 from Cognito, an address two verified accounts hold, a database
+// error; the report so far is printed); 2 for a usage error, including no
+// main users configured.
 package main
 
 import (

@@ -146,6 +146,36 @@ func TestRun_StopsWithExit1OnADefinitiveFailure(t *testing.T) {
 	}
 }
 
+func TestRun_ReportsAUserWhoseAccountDoesNotProveTheAddress(t *testing.T) {
+	t.Parallel()
+	// An account created without a verified address holds Ada's email: it
+	// gets nothing, the report says so, and the run goes on (exit 0).
+	emu := cognitolocal.Shared(t)
+	db := fliptest.NewDB(t)
+	pool := cognitolocal.NewUserPool(t, emu.Client())
+	cognitolocal.CreateUserWith(t, emu.Client(), pool, "ada.admin@example.com", cognitolocal.EmailAttributes("ada.admin@example.com", false)...)
+	rita := cognitolocal.CreateUser(t, emu.Client(), pool, "rita.research@example.com")
+	file := writeUsers(t,
+		flip.MainUser{Email: "ada.admin@example.com", Role: "Admin", Name: "Ada Admin"},
+		flip.MainUser{Email: "rita.research@example.com", Role: "Researcher", Name: "Rita Research"},
+	)
+	c := runCmd(t, nil, "--users", file, "--endpoint", emu.URL, "--region", "eu-west-2", "--user-pool-id", pool, "--database-url", db.URL)
+	if c.code != exitOK {
+		t.Fatalf("exit %d\n%s", c.code, c.stderr)
+	}
+	var report flip.SeedReport
+	if err := json.Unmarshal([]byte(c.stdout), &report); err != nil {
+		t.Fatalf("stdout is not a report: %v\n%s", err, c.stdout)
+	}
+	if len(report.Users) != 2 || report.Users[0].Result != flip.SeedSkippedUnverified || report.Users[0].IgnoredAccounts != 1 ||
+		!strings.Contains(report.Users[0].Reason, "email_verified false") || report.Users[1].UserID != rita {
+		t.Errorf("report: %s", c.stdout)
+	}
+	if !strings.Contains(c.stderr, "level=WARN") || !strings.Contains(c.stderr, "status=FORCE_CHANGE_PASSWORD email_verified=false") {
+		t.Errorf("no warning naming the account's status and email_verified:\n%s", c.stderr)
+	}
+}
+
 // exampleUsers is the checked-in main-user file of the README's
 // walkthrough.
 const exampleUsers = "main-users.example.json"

@@ -60,14 +60,17 @@ func NewUserPool(t testing.TB, c *cip.Client) string {
 	return must(t, func(ctx context.Context) (string, error) { return CreateUserPool(ctx, c, "flip-test-") })
 }
 
-// CreateUser adds a confirmed user with this email to the pool, sending no
-// message, and returns the sub the emulator gave it.
+// CreateUser adds a user with this email, verified (email_verified
+// "true"), to the pool, sending no message, and returns the sub the
+// emulator gave it. Like Cognito's AdminCreateUser, the emulator gives it
+// the status FORCE_CHANGE_PASSWORD, which seeding trusts: a pool's
+// administrator made it.
 func CreateUser(t testing.TB, c *cip.Client, poolID, email string) uuid.UUID {
 	t.Helper()
 	return CreateUserNamed(t, c, poolID, email, email)
 }
 
-// CreateUserNamed adds a confirmed user with this username and email, as
+// CreateUserNamed adds a verified user with this username and email, as
 // CreateUser does, and returns its sub. The username can differ from the
 // email only in a pool of an emulator started with PlainUsernames
 // (SharedPlainUsernames); there, several users may hold one email.
@@ -100,35 +103,113 @@ func CreateUserPool(ctx context.Context, c *cip.Client, prefix string) (string, 
 	return aws.ToString(out.UserPool.Id), nil
 }
 
-// AddUser adds a confirmed user with this email to the pool, as CreateUser
+// AddUser adds a verified user with this email to the pool, as CreateUser
 // does for a test.
 func AddUser(ctx context.Context, c *cip.Client, poolID, email string) (uuid.UUID, error) {
 	return AddUserNamed(ctx, c, poolID, email, email)
 }
 
-// AddUserNamed adds a confirmed user with this username and email, as
+// AddUserNamed adds a verified user with this username and email, as
 // CreateUserNamed does for a test.
 func AddUserNamed(ctx context.Context, c *cip.Client, poolID, username, email string) (uuid.UUID, error) {
+	return AddUserWith(ctx, c, poolID, username, EmailAttributes(email, true)...)
+}
+
+// EmailAttributes are the attributes of an account holding email:
+// email, and email_verified "true" when verified (absent otherwise, as on
+// an account whose owner never proved the address).
+func EmailAttributes(email string, verified bool) []types.AttributeType {
+	attrs := []types.AttributeType{{Name: aws.String("email"), Value: aws.String(email)}}
+	if verified {
+		attrs = append(attrs, types.AttributeType{Name: aws.String("email_verified"), Value: aws.String("true")})
+	}
+	return attrs
+}
+
+// CreateUserWith adds a user with this username and exactly these
+// attributes, as an administrator does with AdminCreateUser (status
+// FORCE_CHANGE_PASSWORD), and returns its sub. Leaving email_verified out
+// makes an account that holds an address it never proved.
+func CreateUserWith(t testing.TB, c *cip.Client, poolID, username string, attrs ...types.AttributeType) uuid.UUID {
+	t.Helper()
+	return must(t, func(ctx context.Context) (uuid.UUID, error) { return AddUserWith(ctx, c, poolID, username, attrs...) })
+}
+
+// AddUserWith is CreateUserWith for programs that are not tests.
+func AddUserWith(ctx context.Context, c *cip.Client, poolID, username string, attrs ...types.AttributeType) (uuid.UUID, error) {
 	out, err := c.AdminCreateUser(ctx, &cip.AdminCreateUserInput{
-		UserPoolId:    aws.String(poolID),
-		Username:      aws.String(username),
-		MessageAction: types.MessageActionTypeSuppress,
-		UserAttributes: []types.AttributeType{
-			{Name: aws.String("email"), Value: aws.String(email)},
-			{Name: aws.String("email_verified"), Value: aws.String("true")},
-		},
+		UserPoolId:     aws.String(poolID),
+		Username:       aws.String(username),
+		MessageAction:  types.MessageActionTypeSuppress,
+		UserAttributes: attrs,
 	})
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("cognitolocal: create user %s: %w", email, err)
+		return uuid.Nil, fmt.Errorf("cognitolocal: create user %s: %w", username, err)
 	}
 	for _, a := range out.User.Attributes {
 		if aws.ToString(a.Name) == "sub" {
 			id, err := uuid.Parse(aws.ToString(a.Value))
 			if err != nil {
-				return uuid.Nil, fmt.Errorf("cognitolocal: user %s has sub %q: %w", email, aws.ToString(a.Value), err)
+				return uuid.Nil, fmt.Errorf("cognitolocal: user %s has sub %q: %w", username, aws.ToString(a.Value), err)
 			}
 			return id, nil
 		}
 	}
-	return uuid.Nil, errors.New("cognitolocal: user " + email + " was created without a sub")
+	return uuid.Nil, errors.New("cognitolocal: user " + username + " was created without a sub")
+}
+
+// SignUp signs a user up by themselves, as anyone may in a pool that
+// allows self sign-up: through an app client (created for the call), with
+// this username, a password and these attributes. The account is
+// UNCONFIRMED until ConfirmSignUp. The emulator, unlike Cognito, keeps an
+// email_verified the caller sends; seeding must not trust it either way.
+// Returns its sub.
+func SignUp(t testing.TB, c *cip.Client, poolID, username string, attrs ...types.AttributeType) uuid.UUID {
+	t.Helper()
+	return must(t, func(ctx context.Context) (uuid.UUID, error) {
+		client, err := c.CreateUserPoolClient(ctx, &cip.CreateUserPoolClientInput{
+			UserPoolId: aws.String(poolID), ClientName: aws.String("flip-test-sign-up"),
+		})
+		if err != nil {
+			return uuid.Nil, fmt.Errorf("cognitolocal: create app client: %w", err)
+		}
+		out, err := c.SignUp(ctx, &cip.SignUpInput{
+			ClientId:       client.UserPoolClient.ClientId,
+			Username:       aws.String(username),
+			Password:       aws.String("Sign-up-p4ssword!"),
+			UserAttributes: attrs,
+		})
+		if err != nil {
+			return uuid.Nil, fmt.Errorf("cognitolocal: sign up %s: %w", username, err)
+		}
+		return uuid.Parse(aws.ToString(out.UserSub))
+	})
+}
+
+// ConfirmSignUp confirms a signed-up user as an administrator does
+// (AdminConfirmSignUp): UNCONFIRMED becomes CONFIRMED.
+func ConfirmSignUp(t testing.TB, c *cip.Client, poolID, username string) {
+	t.Helper()
+	must(t, func(ctx context.Context) (*cip.AdminConfirmSignUpOutput, error) {
+		out, err := c.AdminConfirmSignUp(ctx, &cip.AdminConfirmSignUpInput{UserPoolId: aws.String(poolID), Username: aws.String(username)})
+		if err != nil {
+			err = fmt.Errorf("cognitolocal: confirm sign-up of %s: %w", username, err)
+		}
+		return out, err
+	})
+}
+
+// SetPermanentPassword gives a user a password of the administrator's
+// choosing (AdminSetUserPassword, Permanent): the user becomes CONFIRMED,
+// as after their first sign-in.
+func SetPermanentPassword(t testing.TB, c *cip.Client, poolID, username string) {
+	t.Helper()
+	must(t, func(ctx context.Context) (*cip.AdminSetUserPasswordOutput, error) {
+		out, err := c.AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{UserPoolId: aws.String(poolID),
+			Username: aws.String(username), Password: aws.String("Perm4nent-p4ssword!"), Permanent: true})
+		if err != nil {
+			err = fmt.Errorf("cognitolocal: set the password of %s: %w", username, err)
+		}
+		return out, err
+	})
 }
