@@ -162,7 +162,7 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer adminDB.Close()
 	if err := verifyDB.PingContext(ctx); err != nil {
 		return fmt.Errorf("cannot connect to the database at DATABASE_URL (%s; unset means %s): check that PostgreSQL is running there and the URL is right: %w",
-			cmddb.Redact(dbURL), cmddb.DefaultURL, err)
+			cmddb.Redact(dbURL), cmddb.DefaultURL, cmddb.RedactError(dbURL, err))
 	}
 
 	tokens := map[string]uuid.UUID{}

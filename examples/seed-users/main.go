@@ -37,9 +37,10 @@
 // run tries them again.
 //
 // Exit status: 0 when every user was seeded or skipped; 1 when the
-// configuration is refused (nothing is printed) or seeding stopped (a 400
-// or 403 from Cognito, a database error; the report so far is printed);
-// 2 for a usage error, including no main users configured.
+// configuration is refused or the database does not answer (nothing is
+// printed) or seeding stopped (a 400 or 403 from Cognito, a database
+// error; the report so far is printed); 2 for a usage error, including no
+// main users configured.
 package main
 
 import (
@@ -84,7 +85,7 @@ type options struct {
 	userPoolID  string
 	endpoint    string
 	region      string
-	databaseURL string
+	database    cmddb.Source
 	migrate     bool
 	concurrency int
 	maxAttempts int
@@ -99,7 +100,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.userPoolID, "user-pool-id", getenv("COGNITO_USER_POOL_ID"), "Cognito user pool id (default $COGNITO_USER_POOL_ID)")
 	fs.StringVar(&o.endpoint, "endpoint", getenv("COGNITO_ENDPOINT"), "Cognito endpoint URL, e.g. the emulator's (default $COGNITO_ENDPOINT, else AWS)")
 	fs.StringVar(&o.region, "region", "", "AWS region (default: from the AWS configuration, else eu-west-2)")
-	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL (default $DATABASE_URL)")
+	fs.StringVar(&o.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL)")
 	fs.BoolVar(&o.migrate, "migrate", false, "bring the schema up to date first")
 	fs.IntVar(&o.concurrency, "concurrency", flip.DefaultSeedConcurrency, "lookups in flight at once")
 	fs.IntVar(&o.maxAttempts, "max-attempts", 3, "attempts per lookup, the first included")
@@ -120,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	case o.concurrency < 1, o.maxAttempts < 1, o.timeout <= 0:
 		return o, usage("--concurrency, --max-attempts and --timeout must be positive")
 	}
-	o.databaseURL = cmddb.Resolve(o.databaseURL, getenv).URL
+	o.database = cmddb.Resolve(o.database.URL, getenv)
 	return o, nil
 }
 
@@ -156,10 +157,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail("cannot configure Cognito", err)
 	}
 
-	log.Info("connecting", "database", cmddb.Redact(opts.databaseURL))
-	db, err := cmddb.Open(opts.databaseURL, 2)
+	log.Info("connecting", "database", cmddb.Redact(opts.database.URL))
+	db, msg, err := cmddb.Connect(ctx, opts.database, 2)
 	if err != nil {
-		return fail("cannot open database", err)
+		return fail(msg, err)
 	}
 	defer db.Close()
 	if opts.migrate {

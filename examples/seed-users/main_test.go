@@ -15,6 +15,7 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cmddb/cmddbtest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
 )
 
@@ -123,6 +124,31 @@ func TestRun_UsageAndConfigurationErrors(t *testing.T) {
 		got := runCmd(t, c.env, c.args...)
 		if got.code != c.code || got.stdout != "" {
 			t.Errorf("%s: exit %d, stdout %q; want exit %d and no stdout\n%s", c.name, got.code, got.stdout, c.code, got.stderr)
+		}
+	}
+}
+
+// A database that refuses the connection stops the run (exit 1, nothing
+// seeded, no report) without printing its password, in whatever form the
+// URL or connection string holds it.
+func TestRun_DatabaseUnreachable(t *testing.T) {
+	t.Parallel()
+	users := writeUsers(t, flip.MainUser{Email: "ada.admin@example.com", Role: "Admin", Name: "Ada Admin"})
+	for _, dsn := range cmddbtest.RefusedDSNs {
+		for _, env := range []map[string]string{nil, {"DATABASE_URL": dsn.DSN}} {
+			args := []string{"--user-pool-id", "p", "--users", users, "--endpoint", "http://127.0.0.1:1", "--migrate"}
+			if env == nil {
+				args = append(args, "--database-url", dsn.DSN)
+			}
+			c := runCmd(t, env, args...)
+			want := "cannot connect to the database at"
+			if dsn.Unparsable {
+				want = "the database connection string is not valid"
+			}
+			if c.code != exitFail || c.stdout != "" || !strings.Contains(c.stderr, want) {
+				t.Errorf("%s: exit %d, stdout %q; want exit 1, nothing on stdout and %q\nstderr: %s", dsn.Name, c.code, c.stdout, want, c.stderr)
+			}
+			cmddbtest.NoPassword(t, dsn, "stderr", c.stderr)
 		}
 	}
 }
