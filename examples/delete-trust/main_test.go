@@ -435,3 +435,16 @@ func TestDatabaseUnreachable(t *testing.T) {
 		t.Errorf("stderr does not show the URL redacted:\n%s", r.stderr)
 	}
 }
+
+// Without --database-url and DATABASE_URL the command refuses to run
+// (there is no default database) before it connects anywhere.
+func TestNoDatabaseGiven(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--name", "Nowhere"}, {"--id", "0b7d3f1e-2a44-4c1a-9a0e-1f0000000001", "--revoke"}} {
+		r := runCmd(t, noEnv, args...)
+		if r.code != exitUsage || r.stdout != "" || strings.Contains(r.stderr, "connecting") ||
+			!strings.Contains(r.stderr, "--database-url") || !strings.Contains(r.stderr, "DATABASE_URL") {
+			t.Errorf("%q: exit %d, stdout %q; want exit 2, nothing on stdout, no connection and an error naming both\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}

@@ -68,3 +68,13 @@ func TestRun_BootErrorShowsNoPassword(t *testing.T) {
 		})
 	}
 }
+
+// Without DATABASE_URL the hub does not start: there is no default
+// database.
+func TestRun_RefusesToStartWithoutDatabaseURL(t *testing.T) {
+	t.Parallel()
+	code, out := runHub(t)
+	if code != 1 || !strings.Contains(out, "set DATABASE_URL") || strings.Contains(out, "hub starting") {
+		t.Errorf("exit %d; want 1 and a message asking for DATABASE_URL:\n%s", code, out)
+	}
+}

@@ -484,6 +484,27 @@ func TestDatabaseUnreachable(t *testing.T) {
 	}
 }
 
+// Without --database-url and DATABASE_URL the command refuses to run
+// (there is no default database) before it connects anywhere.
+func TestNoDatabaseGiven(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--name", "Nowhere", "--code", "NOWHERE"},
+		{"--name", "Nowhere", "--rotate"},
+		{"--plan", "--name", "Nowhere", "--code", "NOWHERE"},
+		{"--migrate", "--add-slots", "Trust_001"},
+	} {
+		r := runCmd(t, noEnv, args...)
+		if r.code != exitUsage || r.stdout != "" || strings.Contains(r.stderr, "connecting") ||
+			!strings.Contains(r.stderr, "--database-url") || !strings.Contains(r.stderr, "DATABASE_URL") {
+			t.Errorf("%q: exit %d, stdout %q; want exit 2, nothing on stdout, no connection and an error naming both\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := runCmd(t, noEnv, "--print-migrations"); r.code != exitOK || r.stdout == "" {
+		t.Errorf("--print-migrations, which needs no database: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)

@@ -1,7 +1,8 @@
 // Package cmddb is how flip's deploy commands (examples/register-trust,
 // examples/delete-trust, examples/seed-users) and the example hub find and
 // open their PostgreSQL database. It exists so that they share one answer
-// to where the URL comes from, one way of opening it, one message for a database that does not answer, and one
+// to where the URL comes from (an explicit one, never a default), one way
+// of opening it, one message for a database that does not answer, and one
 // redaction of the connection string, which may hold a password.
 //
 // The redaction (Redact for the string, RedactError for a driver's error
@@ -17,6 +18,7 @@ package cmddb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -28,26 +30,28 @@ import (
 	"github.com/lib/pq"
 )
 
-// DefaultURL is the database used when neither --database-url nor
-// DATABASE_URL is set: the local development server.
-const DefaultURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+// ErrNoDatabase is the usage error of a command given no database. There
+// is no default: a forgotten setting must stop the command rather than
+// send its writes to whatever database happens to listen locally.
+var ErrNoDatabase = errors.New("no database given (there is no default)")
 
 // Source is a database URL and where it came from, for error messages.
 type Source struct {
 	URL  string
-	From string // "--database-url", "DATABASE_URL" or a sentence naming the default
+	From string // "--database-url" or "DATABASE_URL"
 }
 
 // Resolve returns flagURL (the --database-url flag) when it is set, else
-// getenv("DATABASE_URL"), else DefaultURL, each with where it came from.
-func Resolve(flagURL string, getenv func(string) string) Source {
+// getenv("DATABASE_URL"), each with where it came from, and an error
+// wrapping ErrNoDatabase, naming both, when neither is set.
+func Resolve(flagURL string, getenv func(string) string) (Source, error) {
 	if flagURL != "" {
-		return Source{flagURL, "--database-url"}
+		return Source{flagURL, "--database-url"}, nil
 	}
 	if u := getenv("DATABASE_URL"); u != "" {
-		return Source{u, "DATABASE_URL"}
+		return Source{u, "DATABASE_URL"}, nil
 	}
-	return Source{DefaultURL, "the default (neither --database-url nor DATABASE_URL is set)"}
+	return Source{}, fmt.Errorf("%w: pass --database-url or set DATABASE_URL", ErrNoDatabase)
 }
 
 // Open opens a pool of at most conns connections, all kept when idle, on

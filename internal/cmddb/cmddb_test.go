@@ -27,11 +27,17 @@ func TestResolve(t *testing.T) {
 	}{
 		{"postgres://f/a", "postgres://e/b", Source{"postgres://f/a", "--database-url"}},
 		{"", "postgres://e/b", Source{"postgres://e/b", "DATABASE_URL"}},
-		{"", "", Source{DefaultURL, "the default (neither --database-url nor DATABASE_URL is set)"}},
 	} {
-		if got := Resolve(c.flag, env(c.env)); got != c.want {
-			t.Errorf("Resolve(%q) with DATABASE_URL=%q = %+v, want %+v", c.flag, c.env, got, c.want)
+		if got, err := Resolve(c.flag, env(c.env)); got != c.want || err != nil {
+			t.Errorf("Resolve(%q) with DATABASE_URL=%q = %+v, %v; want %+v", c.flag, c.env, got, err, c.want)
 		}
+	}
+	got, err := Resolve("", env(""))
+	if !errors.Is(err, ErrNoDatabase) || got != (Source{}) {
+		t.Errorf("neither set: %+v, %v; want ErrNoDatabase", got, err)
+	}
+	if !strings.Contains(err.Error(), "--database-url") || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Errorf("neither set: %q names not both", err)
 	}
 }
 
