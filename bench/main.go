@@ -33,6 +33,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx", pgx's database/sql driver, measured beside lib/pq and pgx native
 	_ "github.com/lib/pq"              // "postgres", the admin connection and the first driver measured
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/store"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -178,8 +179,11 @@ type env struct {
 
 func newEnv(ctx context.Context, cfg config) (*env, error) {
 	server, err := url.Parse(fliptest.ServerURL())
-	if err != nil || server.Scheme == "" {
-		return nil, fmt.Errorf("DATABASE_URL must be a postgres:// URL (%v)", err)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL must be a postgres:// URL: %w", cmddb.RedactError(fliptest.ServerURL(), err))
+	}
+	if server.Scheme == "" {
+		return nil, errors.New("DATABASE_URL must be a postgres:// URL, not a key=value connection string")
 	}
 	admin, err := sql.Open("postgres", server.String())
 	if err != nil {
@@ -190,7 +194,7 @@ func newEnv(ctx context.Context, cfg config) (*env, error) {
 	defer cancel()
 	if err := admin.PingContext(pingCtx); err != nil {
 		admin.Close()
-		return nil, fmt.Errorf("PostgreSQL at %s: %w (set DATABASE_URL)", server.Redacted(), err)
+		return nil, fmt.Errorf("PostgreSQL at %s: %w (set DATABASE_URL)", cmddb.Redact(server.String()), cmddb.RedactError(server.String(), err))
 	}
 	// The command that reproduces this run.
 	command := "go run ./bench"
@@ -198,7 +202,7 @@ func newEnv(ctx context.Context, cfg config) (*env, error) {
 		command += " " + map[bool]string{true: "'" + strings.ReplaceAll(a, "'", `'\''`) + "'", false: a}[strings.ContainsAny(a, " \t'\"$")]
 	}
 	if os.Getenv("DATABASE_URL") != "" {
-		command = "DATABASE_URL=" + server.Redacted() + " " + command
+		command = "DATABASE_URL=" + cmddb.Redact(server.String()) + " " + command
 	}
 	e := &env{cfg: cfg, server: server, admin: admin, command: command, prefix: fmt.Sprintf("flip_bench_%08x_", rand.Uint32())}
 	e.header = e.describe(ctx)
@@ -283,7 +287,7 @@ func (e *env) describe(ctx context.Context) string {
 		fmt.Sprintf("Machine of the latest run:\n\n- CPUs: %s (nproc), GOMAXPROCS %d; %s\n- Go: %s\n- PostgreSQL: %s\n- PostgreSQL settings: %s\n- pgbench: %s\n- Kernel: %s\n"+
 			"- Load average at start (1/5/15 min): %s\n- Database: %s (the server runs on this machine)\n", output("nproc"), runtime.GOMAXPROCS(0),
 			output("sh", "-c", "grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-"), output("go", "version"), version, settings,
-			output("pgbench", "--version"), output("uname", "-sr"), output("cut", "-d ", "-f1-3", "/proc/loadavg"), e.server.Redacted())
+			output("pgbench", "--version"), output("uname", "-sr"), output("cut", "-d ", "-f1-3", "/proc/loadavg"), cmddb.Redact(e.server.String()))
 }
 
 // output is a command's standard output, trimmed, or why it failed.

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/flippgx"
+	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -274,7 +275,7 @@ func openPool(ctx context.Context, driverName, dbURL string, callers int) (regis
 	if driverName == "" {
 		cfg, err := pgxpool.ParseConfig(dbURL)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, cmddb.RedactError(dbURL, err) // pgx's own redaction is best effort
 		}
 		cfg.MaxConns = int32(callers)
 		pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -3,6 +3,7 @@ package flippgx_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/flippgx"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cmddb/cmddbtest"
 	"github.com/londonaicentre/flip/internal/feedsuite"
 )
 
@@ -108,5 +110,26 @@ func TestFeed_RefusesAPoolWithItsOwnNotificationHandler(t *testing.T) {
 	err = flippgx.NewFeed(pool, nil).Listen(context.Background(), func(b bool) { t.Errorf("listening(%v)", b) }, func(uuid.UUID) {})
 	if err == nil {
 		t.Fatal("Listen = nil, want an error for a pool whose notices go to OnNotification")
+	}
+}
+
+// pgx's errors while the feed (re)connects (a *pgconn.ConnectError names
+// the user and database, never the password) are logged without the
+// password, in every form a pool's connection string can hold it.
+func TestFeed_LogsNoPassword(t *testing.T) {
+	t.Parallel()
+	for _, c := range cmddbtest.RefusedDSNs {
+		if c.Unparsable {
+			continue // pgxpool.New refuses it: there is no pool to give the feed
+		}
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			pool, err := pgxpool.New(context.Background(), c.DSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pool.Close)
+			feedsuite.LogsNoPassword(t, c, "connecting failed", func(l *slog.Logger) flip.ChangeFeed { return flippgx.NewFeed(pool, l) })
+		})
 	}
 }

@@ -42,13 +42,13 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/lib/pq" // the driver NewDB opens databases with
+	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
@@ -117,9 +117,9 @@ func RequireServer(t testing.TB) *sql.DB {
 	admin, err := adminPool()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("fliptest: PostgreSQL is required under CI=true but unreachable at %s: %v", redactURL(ServerURL()), err)
+			t.Fatalf("fliptest: PostgreSQL is required under CI=true but unreachable at %s: %v", cmddb.Redact(ServerURL()), err)
 		}
-		t.Skipf("fliptest: PostgreSQL unreachable at %s (set DATABASE_URL): %v", redactURL(ServerURL()), err)
+		t.Skipf("fliptest: PostgreSQL unreachable at %s (set DATABASE_URL): %v", cmddb.Redact(ServerURL()), err)
 	}
 	return admin
 }
@@ -136,7 +136,7 @@ func adminPool() (*sql.DB, error) {
 	adminOnce.Do(func() {
 		db, err := sql.Open("postgres", ServerURL())
 		if err != nil {
-			adminErr = err
+			adminErr = cmddb.RedactError(ServerURL(), err)
 			return
 		}
 		db.SetMaxOpenConns(4)
@@ -144,7 +144,7 @@ func adminPool() (*sql.DB, error) {
 		defer cancel()
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
-			adminErr = err
+			adminErr = cmddb.RedactError(ServerURL(), err) // RequireServer prints it
 			return
 		}
 		adminDB = db
@@ -181,10 +181,10 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 		db.Close()
 		if t.Failed() {
 			if os.Getenv("FLIPTEST_KEEP_FAILED") != "" {
-				t.Logf("fliptest: the test failed; its database %s is kept for inspection at %s (DROP DATABASE %s when done)", name, redactURL(u), quoteIdent(name))
+				t.Logf("fliptest: the test failed; its database %s is kept for inspection at %s (DROP DATABASE %s when done)", name, cmddb.Redact(u), quoteIdent(name))
 				return
 			}
-			t.Logf("fliptest: the test failed on database %s at %s; dropping it (set FLIPTEST_KEEP_FAILED=1 to keep it)", name, redactURL(u))
+			t.Logf("fliptest: the test failed on database %s at %s; dropping it (set FLIPTEST_KEEP_FAILED=1 to keep it)", name, cmddb.Redact(u))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -374,18 +374,3 @@ func databaseURL(server, name string) string {
 	u.Path = "/" + name
 	return u.String()
 }
-
-// redactURL returns s with its password hidden, in either form
-// databaseURL handles.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return "(unparsable DATABASE_URL)"
-	case u.Scheme == "": // key=value DSN
-		return dsnPassword.ReplaceAllString(s, "password=xxxxx")
-	}
-	return u.Redacted()
-}
-
-var dsnPassword = regexp.MustCompile(`password=('(?:[^'\\]|\\.)*'|\S*)`)

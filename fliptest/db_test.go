@@ -81,6 +81,35 @@ func TestNewDB_FailedTestLogsItsDatabaseAndKeepsItOnRequest(t *testing.T) {
 	}
 }
 
+// What fliptest logs about the server (a failed test's database, a server
+// that does not answer) never shows a password given in DATABASE_URL: the
+// failing child runs with one added as a URL parameter (or keyword) to the
+// real server, which a server that trusts local connections ignores, and
+// to a port where nothing listens.
+func TestNewDB_LogsNoPassword(t *testing.T) {
+	t.Parallel()
+	fliptest.RequireServer(t)
+	const password = "fliptest-pw-7"
+	withPassword := func(server string) string {
+		if strings.HasPrefix(server, "postgres://") || strings.HasPrefix(server, "postgresql://") {
+			return server + map[bool]string{true: "&", false: "?"}[strings.Contains(server, "?")] + "password=" + password
+		}
+		return server + " password=" + password
+	}
+	for _, server := range []string{
+		withPassword(fliptest.ServerURL()),
+		"postgres://flip:" + password + "@127.0.0.1:1/none?sslmode=disable",
+		"host=127.0.0.1 port=1 sslmode=disable password='" + password + "'",
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestNewDB_FailingChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "FLIPTEST_CHILD=1", "FLIPTEST_KEEP_FAILED=", "DATABASE_URL="+server)
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "fliptest: ") || strings.Contains(string(out), password) {
+			t.Errorf("DATABASE_URL=%s: the child's output says nothing of the server, or shows the password:\n%s", server, out)
+		}
+	}
+}
+
 // TestNewDB_FailingChild fails on purpose when run as the child of the
 // test above; otherwise it does nothing.
 func TestNewDB_FailingChild(t *testing.T) {

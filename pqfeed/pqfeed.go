@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/lib/pq"
 	"github.com/londonaicentre/flip"
+	"github.com/londonaicentre/flip/internal/cmddb"
 	"github.com/londonaicentre/flip/internal/pgsql"
 )
 
@@ -37,7 +38,10 @@ var _ flip.ChangeFeed = (*Feed)(nil)
 
 // New returns a Feed that connects to dsn (a URL or key=value connection
 // string, as lib/pq takes) when Listen is called. logger (nil discards)
-// receives connection losses and failed reconnections; notices are not
+// receives connection losses and failed reconnections, never the
+// password: lib/pq parses dsn at every connection attempt and its errors
+// may quote it, so each is logged with the password masked, or without
+// lib/pq's message for a dsn that cannot be parsed safely. Notices are not
 // logged.
 func New(dsn string, logger *slog.Logger) *Feed {
 	if logger == nil {
@@ -55,12 +59,12 @@ func (f *Feed) Listen(ctx context.Context, listening func(bool), changed func(uu
 	l := pq.NewListener(f.dsn, 10*time.Millisecond, time.Second, func(ev pq.ListenerEventType, err error) {
 		switch ev {
 		case pq.ListenerEventDisconnected:
-			f.logger.WarnContext(ctx, "flip change feed: connection lost; verifying without the cache until it is back", slog.Any("error", err))
+			f.logger.WarnContext(ctx, "flip change feed: connection lost; verifying without the cache until it is back", slog.Any("error", cmddb.RedactError(f.dsn, err)))
 			s.down()
 		case pq.ListenerEventReconnected:
 			s.reconnected()
 		case pq.ListenerEventConnectionAttemptFailed:
-			f.logger.WarnContext(ctx, "flip change feed: reconnecting failed", slog.Any("error", err))
+			f.logger.WarnContext(ctx, "flip change feed: reconnecting failed", slog.Any("error", cmddb.RedactError(f.dsn, err)))
 		}
 	})
 	defer func() {
@@ -71,7 +75,7 @@ func (f *Feed) Listen(ctx context.Context, listening func(bool), changed func(uu
 		downs := s.downs()
 		if err := l.Listen(pgsql.ChangeChannel); err != nil {
 			if ctx.Err() == nil {
-				f.logger.ErrorContext(ctx, "flip change feed: LISTEN failed", slog.Any("error", err))
+				f.logger.ErrorContext(ctx, "flip change feed: LISTEN failed", slog.Any("error", cmddb.RedactError(f.dsn, err)))
 			}
 			return
 		}

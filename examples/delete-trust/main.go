@@ -32,10 +32,11 @@
 // register-trust --name NAME --rotate later issues new keys. Revoking a
 // revoked trust succeeds again.
 //
-// The database URL comes from --database-url, else $DATABASE_URL, else
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable. Stdout carries
-// only the JSON result; logs go to stderr and never contain a key or the
-// database password.
+// The database URL (or key=value connection string) comes from
+// --database-url, else $DATABASE_URL; with neither, the command refuses
+// to run (exit 2), so that a forgotten setting never deletes from
+// whatever database listens locally. Stdout carries only the JSON result;
+// logs go to stderr and never contain a key or the database password.
 //
 // Exit status: 0 when deleted, revoked or not found; 1 when the deletion
 // or the database fails, for instance when another table's rows reference
@@ -273,7 +274,7 @@ on stdout. Exit 0 deleted, revoked or not found, 1 failed, 2 usage error.
 	fs.StringVar(&opts.name, "name", "", "trust `name` (this or --id)")
 	id := fs.String("id", "", "trust `id`, where several trusts share a name (this or --name)")
 	fs.BoolVar(&opts.revoke, "revoke", false, "keep the trust and only revoke its API key")
-	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+cmddb.DefaultURL+")")
+	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL; one of the two is required)")
 	fs.DurationVar(&opts.timeout, "timeout", 60*time.Second, "give up after this `duration`")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err // flag has printed the problem and usage
@@ -292,12 +293,14 @@ on stdout. Exit 0 deleted, revoked or not found, 1 failed, 2 usage error.
 			err = fmt.Errorf("--id %q is not a trust id (a UUID)", *id)
 		}
 	}
+	if err == nil {
+		opts.database, err = cmddb.Resolve(opts.database.URL, getenv)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "delete-trust: %v\n", err)
 		fs.Usage()
 		return options{}, err
 	}
-	opts.database = cmddb.Resolve(opts.database.URL, getenv)
 	return opts, nil
 }
 

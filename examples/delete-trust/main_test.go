@@ -13,6 +13,7 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cmddb/cmddbtest"
 	"github.com/londonaicentre/flip/internal/hubfixture"
 	"github.com/londonaicentre/flip/store"
 )
@@ -408,12 +409,42 @@ func TestDatabaseURLFromEnv(t *testing.T) {
 	wantStdout(t, runCmd(t, getenv, "--name", "Env Trust"), `{"status":"not_found","name":"Env Trust"}`)
 }
 
+// A database that refuses the connection fails the run (exit 1) without
+// printing its password, in whatever form the URL or connection string
+// holds it, given by flag or environment.
 func TestDatabaseUnreachable(t *testing.T) {
 	t.Parallel()
 	fliptest.NewDB(t) // fails under CI=true without PostgreSQL, like every test here
+	for _, c := range cmddbtest.RefusedDSNs {
+		fromEnv := func(k string) string { return map[string]string{"DATABASE_URL": c.DSN}[k] }
+		for _, r := range []result{
+			runCmd(t, noEnv, "--database-url", c.DSN, "--name", "A"),
+			runCmd(t, fromEnv, "--id", "0b7d3f1e-2a44-4c1a-9a0e-1f0000000001", "--revoke"),
+		} {
+			want := "cannot connect to the database at"
+			if c.Unparsable {
+				want = "the database connection string is not valid"
+			}
+			wantFailure(t, r, want)
+			cmddbtest.NoPassword(t, c, "stderr", r.stderr)
+		}
+	}
 	r := runCmd(t, noEnv, "--database-url", "postgres://flip:hunter2secret@127.0.0.1:1/none?sslmode=disable", "--name", "A")
 	wantFailure(t, r, "connection refused")
-	if strings.Contains(r.stderr, "hunter2secret") || !strings.Contains(r.stderr, "flip:xxxxx@") {
+	if !strings.Contains(r.stderr, "flip:xxxxx@127.0.0.1:1") {
 		t.Errorf("stderr does not show the URL redacted:\n%s", r.stderr)
+	}
+}
+
+// Without --database-url and DATABASE_URL the command refuses to run
+// (there is no default database) before it connects anywhere.
+func TestNoDatabaseGiven(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--name", "Nowhere"}, {"--id", "0b7d3f1e-2a44-4c1a-9a0e-1f0000000001", "--revoke"}} {
+		r := runCmd(t, noEnv, args...)
+		if r.code != exitUsage || r.stdout != "" || strings.Contains(r.stderr, "connecting") ||
+			!strings.Contains(r.stderr, "--database-url") || !strings.Contains(r.stderr, "DATABASE_URL") {
+			t.Errorf("%q: exit %d, stdout %q; want exit 2, nothing on stdout, no connection and an error naming both\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		}
 	}
 }

@@ -103,12 +103,17 @@
 //
 // # Running it
 //
-// At start it migrates the database, seeds the main users and only then
+// The database comes from DATABASE_URL (a URL or a key=value connection
+// string), which must be set: there is no default, so that a forgotten
+// setting stops the hub (exit 1) instead of pointing it at whatever
+// database listens locally. Its password never reaches the log. At start
+// the hub migrates the database, seeds the main users and only then
 // listens (HUB_ADDR, default 127.0.0.1:8080). Add kit slots first, e.g.
-// with go run ./examples/register-trust --add-slots Trust_001..Trust_050,
-// or set FL_KIT_SLOT_NAMES to a JSON list of slot names: as the reference
-// hub does in development, a registration that finds the pool empty then
-// adds the names it lacks and claims again (flip.WithSlotNameSource).
+// with go run ./examples/register-trust --add-slots Trust_001..Trust_050
+// (with the same DATABASE_URL), or set FL_KIT_SLOT_NAMES to a JSON list of
+// slot names: as the reference hub does in development, a registration
+// that finds the pool empty then adds the names it lacks and claims again
+// (flip.WithSlotNameSource).
 // Without FLIP_HUB_ADMIN_TOKEN every admin request is answered 401.
 //
 // Seeding looks the main users of FLIP_MAIN_USERS (JSON) or
@@ -127,6 +132,7 @@
 // unknown user pool) stops the boot with an error naming the user (see
 // SeedFromEnv):
 //
+//	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	FLIP_MAIN_USERS='[{"email":"ada.admin@example.com","role":"Admin","name":"Ada Admin","organisation":"Example Trust"}]' \
 //	COGNITO_USER_POOL_ID=local_abc123 COGNITO_ENDPOINT=http://127.0.0.1:9229 \
 //	go run ./examples/hub
@@ -158,7 +164,10 @@ func main() {
 }
 
 func run(ctx context.Context, log *slog.Logger) error {
-	dbURL := getenv("DATABASE_URL", cmddb.DefaultURL)
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		return fmt.Errorf("%w: set DATABASE_URL to the hub's database", cmddb.ErrNoDatabase)
+	}
 	verifyDB, adminDB, err := OpenPools(dbURL)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
@@ -166,8 +175,8 @@ func run(ctx context.Context, log *slog.Logger) error {
 	defer verifyDB.Close()
 	defer adminDB.Close()
 	if err := verifyDB.PingContext(ctx); err != nil {
-		return fmt.Errorf("cannot connect to the database at DATABASE_URL (%s; unset means %s): check that PostgreSQL is running there and the URL is right: %w",
-			cmddb.Redact(dbURL), cmddb.DefaultURL, err)
+		return fmt.Errorf("cannot connect to the database at DATABASE_URL (%s): check that PostgreSQL is running there and the URL is right: %w",
+			cmddb.Redact(dbURL), cmddb.RedactError(dbURL, err))
 	}
 
 	tokens := map[string]uuid.UUID{}

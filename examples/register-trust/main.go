@@ -73,12 +73,14 @@
 // slot-name source would add, and the error it would fail with. It never
 // holds a key. Exit 0 if the run would succeed, 1 if not.
 //
-// The database URL comes from --database-url, else $DATABASE_URL, else
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable. --migrate brings
-// the schema up to date first (safe to repeat); --add-slots adds FL kit
-// slots to the pool, as comma-separated names or ranges such as
-// Trust_001..Trust_050 (names already present are left alone). Given
-// without --name and --code, they do just that and print
+// The database URL (or key=value connection string) comes from
+// --database-url, else $DATABASE_URL; with neither, the command refuses
+// to run (exit 2), so that a forgotten setting never writes to whatever
+// database listens locally. --migrate brings the schema up to date first
+// (safe to repeat); --add-slots adds FL kit slots to the pool, as
+// comma-separated names or ranges such as Trust_001..Trust_050 (names
+// already present are left alone). Given without --name and --code, they
+// do just that and print
 // {"slots_added":N,"slots_total":T,"slots_free":F}. --print-migrations
 // prints the schema SQL for a DBA to review or apply and exits.
 //
@@ -443,7 +445,7 @@ Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
 	fs.StringVar(&opts.outFile, "out-file", "", "write the JSON to `PATH` (mode 0600, atomically) instead of stdout, which then carries only PATH")
 	fs.StringVar(&opts.slotNamesFile, "slot-names-file", "", "on an empty pool, add the slot names this JSON list `PATH` holds and claim again (default $"+envSlotNames+")")
 	fs.BoolVar(&opts.plan, "plan", false, "write nothing; print what the run would do (exit 0 if it would succeed, 1 if not)")
-	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+cmddb.DefaultURL+")")
+	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL; one of the two is required)")
 	fs.BoolVar(&opts.migrate, "migrate", false, "apply pending schema migrations first (idempotent)")
 	fs.StringVar(addSlots, "add-slots", "", "add FL kit slots: comma-separated `LIST` of names or ranges like Trust_001..Trust_050")
 	fs.BoolVar(&opts.printMigrations, "print-migrations", false, "print the schema migration SQL and exit")
@@ -499,7 +501,10 @@ func (opts *options) finish(rest []string, addSlots, keyFmt string, getenv func(
 		}
 		opts.slots = slots
 	}
-	opts.database = cmddb.Resolve(opts.database.URL, getenv)
+	var err error
+	if opts.database, err = cmddb.Resolve(opts.database.URL, getenv); err != nil {
+		return err
+	}
 	opts.slotNames = slotNameSource(opts.slotNamesFile, getenv)
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cmddb/cmddbtest"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -451,19 +452,57 @@ func TestDatabaseURLFromEnv(t *testing.T) {
 	}
 }
 
+// A database that refuses the connection fails the run (exit 1) without
+// printing its password, in whatever form the URL or connection string
+// holds it, given by flag or environment, registering or planning.
 func TestDatabaseUnreachable(t *testing.T) {
 	t.Parallel()
 	fliptest.NewDB(t) // fails under CI=true without PostgreSQL, like every test here
+	for _, c := range cmddbtest.RefusedDSNs {
+		fromEnv := func(k string) string { return map[string]string{"DATABASE_URL": c.DSN}[k] }
+		for _, r := range []result{
+			runCmd(t, noEnv, "--database-url", c.DSN, "--name", "A", "--code", "A"),
+			runCmd(t, fromEnv, "--name", "A", "--code", "A"),
+			runCmd(t, noEnv, "--database-url", c.DSN, "--plan", "--name", "A", "--code", "A"),
+			runCmd(t, noEnv, "--database-url", c.DSN, "--migrate"),
+		} {
+			want := "cannot connect to the database at"
+			if c.Unparsable {
+				want = "the database connection string is not valid"
+			}
+			if r.code != exitFail || !strings.Contains(r.stderr, want) {
+				t.Errorf("%s: exit %d, want 1 and %q\nstderr: %s", c.Name, r.code, want, r.stderr)
+			}
+			cmddbtest.NoPassword(t, c, "stdout", r.stdout)
+			cmddbtest.NoPassword(t, c, "stderr", r.stderr)
+		}
+	}
 	r := runCmd(t, noEnv, "--database-url", "postgres://flip:hunter2secret@127.0.0.1:1/none?sslmode=disable", "--name", "A", "--code", "A")
 	wantFailure(t, r, "connection refused")
-	noSecrets(t, "stderr", r.stderr, "hunter2secret")
-	if !strings.Contains(r.stderr, "flip:xxxxx@") {
+	if !strings.Contains(r.stderr, "flip:xxxxx@127.0.0.1:1") {
 		t.Errorf("stderr does not show the redacted URL:\n%s", r.stderr)
 	}
+}
 
-	r = runCmd(t, noEnv, "--database-url", "postgres://flip:hunter2%zzsecret@127.0.0.1:1/none", "--name", "A", "--code", "A")
-	wantFailure(t, r, "not a valid URL")
-	noSecrets(t, "stderr", r.stderr, "hunter2")
+// Without --database-url and DATABASE_URL the command refuses to run
+// (there is no default database) before it connects anywhere.
+func TestNoDatabaseGiven(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--name", "Nowhere", "--code", "NOWHERE"},
+		{"--name", "Nowhere", "--rotate"},
+		{"--plan", "--name", "Nowhere", "--code", "NOWHERE"},
+		{"--migrate", "--add-slots", "Trust_001"},
+	} {
+		r := runCmd(t, noEnv, args...)
+		if r.code != exitUsage || r.stdout != "" || strings.Contains(r.stderr, "connecting") ||
+			!strings.Contains(r.stderr, "--database-url") || !strings.Contains(r.stderr, "DATABASE_URL") {
+			t.Errorf("%q: exit %d, stdout %q; want exit 2, nothing on stdout, no connection and an error naming both\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := runCmd(t, noEnv, "--print-migrations"); r.code != exitOK || r.stdout == "" {
+		t.Errorf("--print-migrations, which needs no database: exit %d\nstderr: %s", r.code, r.stderr)
+	}
 }
 
 func TestTimeout(t *testing.T) {

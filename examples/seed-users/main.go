@@ -11,10 +11,11 @@
 //
 // Against the cognito-local emulator, which scripts/cognito-local starts
 // with a user pool holding the example users (it prints the variables to
-// export), and the local database (see the README, "Trying seed-users on
-// your machine"):
+// export), and a scratch database on the local server (see the README,
+// "Trying seed-users on your machine", which creates it):
 //
 //	eval "$(bash scripts/cognito-local start examples/seed-users/main-users.example.json)"
+//	export DATABASE_URL='postgres://postgres@127.0.0.1:5432/flip_seed_demo?sslmode=disable'
 //	go run ./examples/seed-users --migrate --users examples/seed-users/main-users.example.json
 //	bash scripts/cognito-local stop
 //
@@ -24,7 +25,10 @@
 // $COGNITO_ENDPOINT. AWS region and credentials come from the usual AWS
 // configuration (environment, shared files, instance role); with --endpoint
 // and no AWS_ACCESS_KEY_ID, placeholder credentials are used, which the
-// emulator accepts. --migrate brings the schema up to date first.
+// emulator accepts. The database URL (or key=value connection string)
+// comes from --database-url, else $DATABASE_URL; with neither, the command
+// refuses to run (exit 2), so that a forgotten setting never writes to whatever
+// database listens locally. --migrate brings the schema up to date first.
 //
 // Stdout carries only the JSON report:
 //
@@ -40,10 +44,11 @@
 // the next run tries them again.
 //
 // Exit status: 0 when every user was seeded or skipped; 1 when the
-// configuration is refused (nothing is printed) or seeding stopped (a 400
-// or 403 from Cognito, an address two verified accounts hold, a database
-// error; the report so far is printed); 2 for a usage error, including no
-// main users configured.
+// configuration is refused or the database does not answer (nothing is
+// printed) or seeding stopped (a 400 or 403 from Cognito, an address two
+// verified accounts hold, a database error; the report so far is printed);
+// 2 for a usage error, including no main users configured and no database
+// given.
 package main
 
 import (
@@ -88,7 +93,7 @@ type options struct {
 	userPoolID  string
 	endpoint    string
 	region      string
-	databaseURL string
+	database    cmddb.Source
 	migrate     bool
 	concurrency int
 	maxAttempts int
@@ -103,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.userPoolID, "user-pool-id", getenv("COGNITO_USER_POOL_ID"), "Cognito user pool id (default $COGNITO_USER_POOL_ID)")
 	fs.StringVar(&o.endpoint, "endpoint", getenv("COGNITO_ENDPOINT"), "Cognito endpoint URL, e.g. the emulator's (default $COGNITO_ENDPOINT, else AWS)")
 	fs.StringVar(&o.region, "region", "", "AWS region (default: from the AWS configuration, else eu-west-2)")
-	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL (default $DATABASE_URL)")
+	fs.StringVar(&o.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL; one of the two is required)")
 	fs.BoolVar(&o.migrate, "migrate", false, "bring the schema up to date first")
 	fs.IntVar(&o.concurrency, "concurrency", flip.DefaultSeedConcurrency, "lookups in flight at once")
 	fs.IntVar(&o.maxAttempts, "max-attempts", 3, "attempts per lookup, the first included")
@@ -124,7 +129,13 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	case o.concurrency < 1, o.maxAttempts < 1, o.timeout <= 0:
 		return o, usage("--concurrency, --max-attempts and --timeout must be positive")
 	}
-	o.databaseURL = cmddb.Resolve(o.databaseURL, getenv).URL
+	database, err := cmddb.Resolve(o.database.URL, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "seed-users:", err)
+		fs.Usage()
+		return o, err
+	}
+	o.database = database
 	return o, nil
 }
 
@@ -160,10 +171,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail("cannot configure Cognito", err)
 	}
 
-	log.Info("connecting", "database", cmddb.Redact(opts.databaseURL))
-	db, err := cmddb.Open(opts.databaseURL, 2)
+	log.Info("connecting", "database", cmddb.Redact(opts.database.URL))
+	db, msg, err := cmddb.Connect(ctx, opts.database, 2)
 	if err != nil {
-		return fail("cannot open database", err)
+		return fail(msg, err)
 	}
 	defer db.Close()
 	if opts.migrate {

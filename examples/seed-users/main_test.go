@@ -15,6 +15,7 @@ import (
 
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cmddb/cmddbtest"
 	"github.com/londonaicentre/flip/internal/cognitolocal"
 )
 
@@ -107,22 +108,61 @@ func TestRun_ReadsUsersFromTheEnvironment(t *testing.T) {
 func TestRun_UsageAndConfigurationErrors(t *testing.T) {
 	t.Parallel()
 	bad := writeUsers(t, flip.MainUser{Email: `x"@example.com`, Role: "Admin", Name: "X"})
+	noDB := map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/none?sslmode=disable"} // never reached
 	for _, c := range []struct {
 		name string
 		env  map[string]string
 		args []string
 		code int
 	}{
-		{"no pool", nil, []string{"--users", bad}, exitUsage},
-		{"stray argument", nil, []string{"--user-pool-id", "p", "extra"}, exitUsage},
-		{"unknown flag", nil, []string{"--bogus"}, exitUsage},
-		{"no users", nil, []string{"--user-pool-id", "p"}, exitUsage},
-		{"invalid email", nil, []string{"--user-pool-id", "p", "--users", bad}, exitFail},
+		{"no pool", noDB, []string{"--users", bad}, exitUsage},
+		{"stray argument", noDB, []string{"--user-pool-id", "p", "extra"}, exitUsage},
+		{"unknown flag", noDB, []string{"--bogus"}, exitUsage},
+		{"no users", noDB, []string{"--user-pool-id", "p"}, exitUsage},
+		{"invalid email", noDB, []string{"--user-pool-id", "p", "--users", bad}, exitFail},
 		{"help", nil, []string{"-h"}, exitOK},
 	} {
 		got := runCmd(t, c.env, c.args...)
 		if got.code != c.code || got.stdout != "" {
 			t.Errorf("%s: exit %d, stdout %q; want exit %d and no stdout\n%s", c.name, got.code, got.stdout, c.code, got.stderr)
+		}
+	}
+}
+
+// Without --database-url and DATABASE_URL the command refuses to run
+// (there is no default database), naming both, before it connects
+// anywhere.
+func TestRun_NoDatabaseGiven(t *testing.T) {
+	t.Parallel()
+	users := writeUsers(t, flip.MainUser{Email: "ada.admin@example.com", Role: "Admin", Name: "Ada Admin"})
+	c := runCmd(t, nil, "--user-pool-id", "p", "--users", users, "--endpoint", "http://127.0.0.1:1")
+	if c.code != exitUsage || c.stdout != "" || strings.Contains(c.stderr, "connecting") ||
+		!strings.Contains(c.stderr, "--database-url") || !strings.Contains(c.stderr, "DATABASE_URL") {
+		t.Errorf("exit %d, stdout %q; want exit 2, nothing on stdout, no connection and an error naming both\nstderr: %s", c.code, c.stdout, c.stderr)
+	}
+}
+
+// A database that refuses the connection stops the run (exit 1, nothing
+// seeded, no report) without printing its password, in whatever form the
+// URL or connection string holds it.
+func TestRun_DatabaseUnreachable(t *testing.T) {
+	t.Parallel()
+	users := writeUsers(t, flip.MainUser{Email: "ada.admin@example.com", Role: "Admin", Name: "Ada Admin"})
+	for _, dsn := range cmddbtest.RefusedDSNs {
+		for _, env := range []map[string]string{nil, {"DATABASE_URL": dsn.DSN}} {
+			args := []string{"--user-pool-id", "p", "--users", users, "--endpoint", "http://127.0.0.1:1", "--migrate"}
+			if env == nil {
+				args = append(args, "--database-url", dsn.DSN)
+			}
+			c := runCmd(t, env, args...)
+			want := "cannot connect to the database at"
+			if dsn.Unparsable {
+				want = "the database connection string is not valid"
+			}
+			if c.code != exitFail || c.stdout != "" || !strings.Contains(c.stderr, want) {
+				t.Errorf("%s: exit %d, stdout %q; want exit 1, nothing on stdout and %q\nstderr: %s", dsn.Name, c.code, c.stdout, want, c.stderr)
+			}
+			cmddbtest.NoPassword(t, dsn, "stderr", c.stderr)
 		}
 	}
 }

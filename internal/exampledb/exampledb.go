@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cmddb"
 )
 
 // Main runs m and exits with its code, dropping every database New
@@ -48,15 +49,17 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// ping reports whether the server answers, with an error fit to print:
+// the password of DATABASE_URL masked.
 func ping() error {
 	db, err := sql.Open("postgres", fliptest.ServerURL())
 	if err != nil {
-		return err
+		return cmddb.RedactError(fliptest.ServerURL(), err)
 	}
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return db.PingContext(ctx)
+	return cmddb.RedactError(fliptest.ServerURL(), db.PingContext(ctx))
 }
 
 // New returns a database of the calling example's own, migrated to

@@ -12,14 +12,17 @@
 //
 // Each scenario has a database of its own (fliptest.NewDB) and a second
 // hub process in it: a Verifier with an hour-long cache on a pool of its
-// own, listening through the feed under test. It is imported only by
-// tests; it is internal because nothing outside flip should depend on it.
+// own, listening through the feed under test. LogsNoPassword holds every
+// feed to the same check of its logs. It is imported only by tests; it is
+// internal because nothing outside flip should depend on it.
 package feedsuite
 
 import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +30,7 @@ import (
 	_ "github.com/lib/pq" // the replicas' own pools
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
+	"github.com/londonaicentre/flip/internal/cmddb/cmddbtest"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -273,4 +277,45 @@ func next[T any](t *testing.T, ctx context.Context, c <-chan T, what string) T {
 		t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		panic("unreachable")
 	}
+}
+
+// LogsNoPassword runs the feed newFeed makes with the logger it is given,
+// pointed at c's server, which refuses it, until the feed has logged its
+// first failure; it fails t unless what was logged by the time the feed
+// stopped holds want and none of c's passwords.
+func LogsNoPassword(t *testing.T, c cmddbtest.RefusedDSN, want string, newFeed func(*slog.Logger) flip.ChangeFeed) {
+	t.Helper()
+	records := make(logRecords, 64)
+	feed := newFeed(slog.New(slog.NewTextHandler(records, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- feed.Listen(ctx, func(bool) {}, func(uuid.UUID) {}) }()
+	var logged strings.Builder
+	select {
+	case r := <-records:
+		logged.WriteString(r)
+	case <-time.After(30 * time.Second):
+	}
+	cancel()
+	<-done
+	for len(records) > 0 {
+		logged.WriteString(<-records)
+	}
+	if !strings.Contains(logged.String(), want) {
+		t.Errorf("the feed logged no %q in 30s against a server that refuses it:\n%s", want, logged.String())
+	}
+	cmddbtest.NoPassword(t, c, "the log", logged.String())
+}
+
+// logRecords is a log's output, one record a write (as slog's handlers
+// write), for a test to wait on; a record beyond its capacity is dropped
+// rather than block the feed.
+type logRecords chan string
+
+func (l logRecords) Write(p []byte) (int, error) {
+	select {
+	case l <- string(p):
+	default:
+	}
+	return len(p), nil
 }
