@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"slices"
 
 	"github.com/londonaicentre/flip"
 )
@@ -29,14 +30,24 @@ var hubSharedVars = []string{
 	"FL_SERVER_PORT",
 }
 
-// hubShared returns those of hubSharedVars that getenv has a value for.
-// A variable set to "" counts as unset and is left out: a pipeline that
-// exports every name and fills in only some must not hand a trust an
-// empty registry or port, which its kit would use in place of its own
-// default.
-func hubShared(getenv func(string) string) map[string]string {
+// hubSecretVars are those of hubSharedVars whose values are secrets: the
+// hub-wide payload key. They go only into a record that already holds the
+// trust's own keys (registered, rotated), which the README tells people to
+// treat as a secret; every other record (existing, revoked) is safe to log,
+// so it leaves them out.
+var hubSecretVars = []string{"AES_KEY_BASE64"}
+
+// hubShared returns those of hubSharedVars that getenv has a value for,
+// hubSecretVars only when withSecrets. A variable set to "" counts as unset
+// and is left out: a pipeline that exports every name and fills in only
+// some must not hand a trust an empty registry or port, which its kit
+// would use in place of its own default.
+func hubShared(getenv func(string) string, withSecrets bool) map[string]string {
 	shared := make(map[string]string) // never nil: the record always has an object
 	for _, name := range hubSharedVars {
+		if !withSecrets && slices.Contains(hubSecretVars, name) {
+			continue
+		}
 		if v := getenv(name); v != "" {
 			shared[name] = v
 		}
@@ -70,18 +81,25 @@ type outcome struct {
 	res    flip.RegistrationResult
 }
 
+// issuesKeys says whether o's record carries secrets: a registration's or
+// a rotation's does, a skip record never.
+func (o outcome) issuesKeys() bool { return o.status == "registered" || o.status == "rotated" }
+
 // kitRecord builds the record of o. Only a registered or rotated trust
-// gets secrets; with aesKey it also gets a new payload key, minted here
-// and kept nowhere else. The skip record of an existing trust is metadata
-// by construction: its keys are empty, and no AES key is minted for it.
+// gets secrets (its keys, hub_shared's AES_KEY_BASE64); with aesKey it
+// also gets a new payload key, minted here and kept nowhere else. The skip
+// record of an existing trust is metadata by construction: its keys are
+// empty, no AES key is minted for it, and hub_shared leaves out the
+// hub-wide key.
 func kitRecord(o outcome, aesKey bool, getenv func(string) string) (record, error) {
 	t, slot := o.res.Trust, o.res.KitSlot
-	rec := record{Status: o.status, TrustID: t.ID.String(), TrustName: t.Name, HubShared: hubShared(getenv)}
+	keyed := o.issuesKeys()
+	rec := record{Status: o.status, TrustID: t.ID.String(), TrustName: t.Name, HubShared: hubShared(getenv, keyed)}
 	if slot.Name != "" {
 		name, n := slot.Name, slot.Number
 		rec.FLKitSlot, rec.FLKitSlotNumber = &name, &n
 	}
-	if o.status == "existing" {
+	if !keyed {
 		return rec, nil
 	}
 	rec.TrustAPIKey, rec.TrustInternalServiceKey = o.res.APIKey, o.res.InternalServiceKey

@@ -34,7 +34,9 @@
 // Running it again with the same name is safe: the trust is never
 // re-keyed, and a metadata-only record with "status":"existing" (trust_id,
 // trust_name, fl_kit_slot, fl_kit_slot_number, hub_shared) is printed
-// instead. With --require-existing a missing trust is an error rather
+// instead. It holds no secret: its hub_shared leaves out the hub-wide
+// AES_KEY_BASE64, which only a record carrying the trust's own keys
+// (registered, rotated) includes. With --require-existing a missing trust is an error rather
 // than being registered. A trust that holds no kit slot (a legacy row) has
 // null in fl_kit_slot and fl_kit_slot_number.
 //
@@ -272,7 +274,7 @@ func newRegistry(opts options, log *slog.Logger) *flip.Registry {
 // keysLost returns msg, and when o issued keys that have now been lost,
 // how to get new ones.
 func keysLost(o outcome, msg string) string {
-	if o.status == "existing" {
+	if !o.issuesKeys() {
 		return msg
 	}
 	return msg + "; the keys just issued are lost: re-key the trust with register-trust --name NAME --rotate"
