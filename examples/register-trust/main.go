@@ -84,6 +84,10 @@
 // {"slots_added":N,"slots_total":T,"slots_free":F}. --print-migrations
 // prints the schema SQL for a DBA to review or apply and exits.
 //
+// --timeout (default 60s) bounds the whole run, connecting included; when
+// it expires, whatever the step, the error says "--timeout 60s expired"
+// rather than only what the driver makes of the cancelled statement.
+//
 // Stdout carries only the JSON result (or, with --out-file, its path; with
 // --print-migrations, SQL); logs go to stderr and never contain a key or
 // the database password.
@@ -173,7 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if opts.plan {
 		log = log.With(slog.String("plan", "rolled back, nothing is written"))
 	}
-	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, opts.timeout, timeoutError{opts.timeout})
 	defer cancel()
 
 	// The kit file is prepared before anything is registered: a path that
@@ -192,6 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	// under --plan, [] when registering to stdout, and nothing when the
 	// kit was to go to --out-file (stdout carries only its path).
 	fail := func(msg string, err error) int {
+		err = timedOut(ctx, err)
 		log.Error(msg, "error", err)
 		if hint := hintFor(err); hint != "" {
 			log.Error(hint)
@@ -206,7 +211,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	log.Info("connecting", "database", cmddb.Redact(opts.database.URL))
-	db, msg, err := cmddb.Connect(ctx, opts.database, 2)
+	db, msg, err := connect(ctx, opts.database)
 	if err != nil {
 		return fail(msg, err)
 	}
@@ -256,6 +261,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return writeJSON(stdout, log, []record{rec})
 	}
 	return writeKitFile(stdout, log, out, o, []record{rec})
+}
+
+// connect is cmddb.Connect (a pool of two connections) bounded by ctx, so
+// that --timeout holds while connecting too: lib/pq heeds a context only
+// while dialling, and a server that accepts the connection but never
+// answers its startup message would hold the command until TCP gives up.
+// A connection that arrives after ctx has ended is closed.
+func connect(ctx context.Context, src cmddb.Source) (*sql.DB, string, error) {
+	type connected struct {
+		db  *sql.DB
+		msg string
+		err error
+	}
+	done := make(chan connected, 1)
+	go func() {
+		db, msg, err := cmddb.Connect(ctx, src, 2)
+		done <- connected{db, msg, err}
+	}()
+	select {
+	case c := <-done:
+		return c.db, c.msg, c.err
+	case <-ctx.Done():
+		go func() {
+			if c := <-done; c.db != nil {
+				c.db.Close()
+			}
+		}()
+		return nil, "no answer from the database at " + cmddb.Redact(src.URL) + ", taken from " + src.From, ctx.Err()
+	}
 }
 
 // newRegistry is the Registry every registration and rotation of the
@@ -542,6 +576,31 @@ func printMigrations(stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// timeoutError is the cause of the run's context ending when --timeout
+// expires.
+type timeoutError struct{ limit time.Duration }
+
+func (e timeoutError) Error() string { return "--timeout " + e.limit.String() + " expired" }
+
+// Is lets errors.Is(err, context.DeadlineExceeded) hold for it, as for
+// the context's own error.
+func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// timedOut returns err explained as the expiry of --timeout when that is
+// what ended ctx, whichever step err comes from (connecting, a lookup,
+// migrating, registering, rotating, planning). The driver reports a
+// statement that the expiry cancelled in its own words (lib/pq: "pq:
+// canceling statement due to user request"), which do not say that the
+// command gave up, nor after how long; the original stays in the message,
+// naming the step.
+func timedOut(ctx context.Context, err error) error {
+	var te timeoutError
+	if err == nil || ctx.Err() == nil || !errors.As(context.Cause(ctx), &te) || errors.As(err, &te) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", te, err)
 }
 
 // hintFor suggests a fix for errors an operator can act on.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -607,5 +608,89 @@ func TestBinaryEndToEnd(t *testing.T) {
 	r = execBinary(t, nil, append(url, "--name", "No Code")...)
 	if r.code != exitUsage || r.stdout != "" {
 		t.Errorf("usage error: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+// silentServer accepts TCP connections and never answers them: a database
+// whose connection step never finishes. It returns a URL to it.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "postgres://postgres@" + ln.Addr().String() + "/none?sslmode=disable"
+}
+
+// Wherever --timeout expires (connecting, looking the trust up, migrating,
+// registering, rotating, planning), the command says that it did, and
+// after how long, instead of only the driver's "canceling statement due to
+// user request". Another connection holds what the step needs, so the step
+// waits until the timeout ends it.
+func TestTimeoutSaysSo(t *testing.T) {
+	t.Parallel()
+	const want = "--timeout 200ms expired"
+	for name, tc := range map[string]struct {
+		hold string // run and held in another transaction; "" for none
+		args []string
+	}{
+		"connect":  {args: []string{"--name", "A", "--code", "A"}},
+		"lookup":   {hold: `LOCK TABLE trust IN ACCESS EXCLUSIVE MODE`, args: []string{"--name", "Waiting", "--code", "WAIT"}},
+		"migrate":  {hold: fmt.Sprintf(`SELECT pg_advisory_lock(%d)`, int64(0x666c69702e6d6967)), args: []string{"--migrate"}},
+		"register": {hold: `LOCK TABLE fl_kit_slot IN ACCESS EXCLUSIVE MODE`, args: []string{"--name", "Waiting", "--code", "WAIT"}},
+		"rotate":   {hold: `SELECT id FROM trust WHERE name = 'Standing' FOR UPDATE`, args: []string{"--name", "Standing", "--rotate"}},
+		"plan":     {hold: `LOCK TABLE trust IN ACCESS EXCLUSIVE MODE`, args: []string{"--name", "Waiting", "--code", "WAIT", "--plan"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := fliptest.NewDB(t)
+			fliptest.AddSlots(t, db, "Trust_001..Trust_002")
+			wantOne(t, register(t, db, "--name", "Standing", "--code", "STAND"))
+			url := db.URL
+			if tc.hold == "" {
+				url = silentServer(t)
+			} else {
+				holder, err := db.BeginTx(context.Background(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer holder.Rollback() //nolint:errcheck // test cleanup
+				if _, err := holder.Exec(tc.hold); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := runCmd(t, noEnv, append(tc.args, "--database-url", url, "--timeout", "200ms")...)
+			if r.code != exitFail || !strings.Contains(r.stdout+r.stderr, want) {
+				t.Errorf("exit %d, want 1, and a message saying %q\nstdout: %s\nstderr: %s", r.code, want, r.stdout, r.stderr)
+			}
+			if name == "plan" {
+				if p := planOf(t, r); p.Action != "fail" || !strings.Contains(p.Error, want) {
+					t.Errorf("plan = %+v, want a failure saying %q", p, want)
+				}
+			}
+		})
 	}
 }

@@ -50,7 +50,7 @@ func failedPlan(opts options, err error) plan {
 func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (p plan, ok bool) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return failedPlan(opts, err), false
+		return failedPlan(opts, timedOut(ctx, err)), false
 	}
 	defer func() {
 		if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
@@ -61,12 +61,12 @@ func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (
 	p = plan{TrustName: opts.name, SlotNamesAdded: []string{}}
 	if len(opts.slots) > 0 {
 		if p.SlotsAdded, err = store.AddSlots(ctx, tx, opts.slots...); err != nil {
-			return failedPlan(opts, err), false
+			return failedPlan(opts, timedOut(ctx, err)), false
 		}
 	}
 	stats, err := store.CountSlots(ctx, tx)
 	if err != nil {
-		return failedPlan(opts, err), false
+		return failedPlan(opts, timedOut(ctx, err)), false
 	}
 	p.SlotsTotal, p.SlotsFree = stats.Total, stats.Free
 
@@ -82,7 +82,7 @@ func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (
 		})
 	}
 	if err != nil {
-		p.Action, p.Error = "fail", err.Error()
+		p.Action, p.Error = "fail", timedOut(ctx, err).Error()
 		if hint := hintFor(err); hint != "" {
 			p.Error += " (" + hint + ")"
 		}
