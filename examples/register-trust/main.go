@@ -36,9 +36,20 @@
 // trust_name, fl_kit_slot, fl_kit_slot_number, hub_shared) is printed
 // instead. It holds no secret: its hub_shared leaves out the hub-wide
 // AES_KEY_BASE64, which only a record carrying the trust's own keys
-// (registered, rotated) includes. With --require-existing a missing trust is an error rather
-// than being registered. A trust that holds no kit slot (a legacy row) has
-// null in fl_kit_slot and fl_kit_slot_number.
+// (registered, rotated) includes. With --require-existing a missing trust
+// is an error rather than being registered. A trust that holds no kit slot
+// (a legacy row) has null in fl_kit_slot and fl_kit_slot_number.
+//
+// An existing trust is not always passed on as healthy. One without an API
+// key (revoked by delete-trust --revoke or RevokeKey, or a legacy row
+// never keyed) is reported as "status":"revoked" and the run fails (exit
+// 1), --require-existing too: no kit of it can authenticate until --rotate
+// re-keys it. An existing trust whose code or region is not the one asked
+// for gets "drift":{"code":{"requested":…,"existing":…}} (likewise
+// "region"; existing is null when the trust has none) in its record; a
+// different code fails the run (exit 1), since the code names the trust's
+// kit files, while a different region is only reported. Such a failing
+// run prints the trust's record (it holds no secret), not [].
 //
 // --rotate re-keys an existing trust: it prints the same full record with
 // "status":"rotated" and two new keys (and a new AES key with --aes-key),
@@ -70,7 +81,7 @@
 // --plan writes nothing: it runs the registration (or rotation), with
 // --add-slots, in a transaction that it rolls back, and prints one JSON
 // object saying what the real run would do (see plan): its action
-// (register, skip, rotate or fail), whether the trust exists, the slot it
+// (register, skip, rotate, revoked or fail), its drift, whether the trust exists, the slot it
 // would claim or holds, the pool's size and free slots, the names the
 // slot-name source would add, and the error it would fail with. It never
 // holds a key. Exit 0 if the run would succeed, 1 if not.
@@ -94,7 +105,9 @@
 //
 // Exit status: 0 on success (registered, existing or rotated), 1 when
 // registration, rotation or the database fails (stdout is then [], or
-// nothing with --out-file), 2 for a usage error (stdout is then empty).
+// nothing with --out-file) or the trust exists but is revoked or has
+// another code (stdout is then its record, or nothing with --out-file), 2
+// for a usage error (stdout is then empty).
 package main
 
 import (
@@ -257,6 +270,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return fail(keysLost(o, "minting the AES key failed"), err)
 	}
+	if err := o.refusal(); err != nil {
+		// The record says what the trust is (status revoked, drift), and
+		// holds no secret; a kit file is left as it was.
+		log.Error("the trust exists but cannot be passed on as it is", "error", err)
+		if out == nil {
+			writeJSON(stdout, log, []record{rec})
+		}
+		return exitFail
+	}
 	if out == nil {
 		return writeJSON(stdout, log, []record{rec})
 	}
@@ -413,9 +435,11 @@ func retrying[T any](ctx context.Context, log *slog.Logger, what string, attempt
 }
 
 // existingOutcome is the skip outcome for a trust that is already
-// registered, with its kit slot if it holds one, and no keys.
+// registered, with its kit slot if it holds one, and no keys: status
+// "existing", or "revoked" when it holds no API key; with how it differs
+// from what was asked (see outcome.refusal for what fails the run).
 func existingOutcome(ctx context.Context, q flip.DBTX, log *slog.Logger, t flip.Trust, asked flip.TrustParams) (outcome, error) {
-	o := outcome{status: "existing", res: flip.RegistrationResult{Trust: t}}
+	o := outcome{status: "existing", res: flip.RegistrationResult{Trust: t}, drift: driftOf(t, asked)}
 	slot, err := store.KitSlotOf(ctx, q, t.ID)
 	switch {
 	case err == nil:
@@ -423,9 +447,15 @@ func existingOutcome(ctx context.Context, q flip.DBTX, log *slog.Logger, t flip.
 	case !errors.Is(err, store.ErrSlotNotFound):
 		return outcome{}, err
 	}
-	log.Info("trust already registered; keys not reissued (--rotate issues new ones)", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", slot.Name)
-	if !strings.EqualFold(t.Code, asked.Code) {
-		log.Warn("existing trust has a different code than requested", "existing_code", t.Code, "requested_code", asked.Code)
+	if o.keyHash, err = store.TrustAPIKeyHash(ctx, q, t.ID); err != nil {
+		return outcome{}, err
+	}
+	if o.keyHash == "" {
+		o.status = "revoked"
+	}
+	log.Info("trust already registered; keys not reissued (--rotate issues new ones)", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", slot.Name, "status", o.status)
+	if o.drift != nil && o.drift.Region != nil {
+		log.Warn("the trust's region is not the one requested; it is left as it is (see drift in the record)", "existing_region", t.Region, "requested_region", asked.Region)
 	}
 	return o, nil
 }
