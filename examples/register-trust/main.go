@@ -64,12 +64,23 @@
 // --migrate has not brought that far, a warning on stderr is its only
 // record.
 //
-// --out-file PATH writes the JSON array to PATH instead, mode 0600,
-// through a temporary file in the same directory renamed over PATH once
-// written and synced; stdout then carries only PATH, and on failure
-// nothing (PATH is left as it was, and no temporary file stays). A
-// symbolic link, a directory or another non-regular file at PATH is
-// refused before anything is registered.
+// --out-file PATH writes the JSON array to PATH instead, mode 0600, and
+// stdout carries only the path of the file that holds the kit. The keys
+// are on disk before they exist in the database: the complete kit is
+// written and synced to a temporary file beside PATH before the commit
+// (if that fails, nothing is committed: exit 1), and renamed over PATH
+// after it. If the rename (or the directory sync after it) fails, the trust
+// IS registered (or re-keyed): the kit is kept where it is, never deleted,
+// its path printed on stdout and named on stderr, and the run exits 1; a
+// later run with the same PATH refuses to start while that kit lies beside
+// it. A record without keys (an existing trust) never replaces a kit that
+// holds keys: when PATH holds this trust's kit and its API key is still
+// the trust's, PATH is kept and printed (exit 0); any other kit with keys,
+// or a file that is not a kit, is left alone (exit 1). An empty file is
+// replaced. Refused before anything is registered: a symbolic link, a
+// directory or another non-regular file at PATH, a file of another user's,
+// a sticky directory (like /tmp) of another user's, and a PATH that holds
+// the keys of a trust with another name. See kitFile.
 //
 // A registration that finds no free kit slot grows the pool, once, from
 // --slot-names-file PATH or else $FL_KIT_SLOT_NAMES (a JSON list of slot
@@ -81,10 +92,11 @@
 // --plan writes nothing: it runs the registration (or rotation), with
 // --add-slots, in a transaction that it rolls back, and prints one JSON
 // object saying what the real run would do (see plan): its action
-// (register, skip, rotate, revoked or fail), its drift, whether the trust exists, the slot it
-// would claim or holds, the pool's size and free slots, the names the
-// slot-name source would add, and the error it would fail with. It never
-// holds a key. Exit 0 if the run would succeed, 1 if not.
+// (register, skip, rotate, revoked or fail), its drift, whether the trust
+// exists, the slot it would claim or holds, the pool's size and free
+// slots, the names the slot-name source would add, and the error it would
+// fail with. It never holds a key. Exit 0 if the run would succeed, 1 if
+// not.
 //
 // The database URL comes from --database-url, else $DATABASE_URL, else
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable. --migrate brings
@@ -105,12 +117,14 @@
 //
 // Exit status: 0 on success (registered, existing or rotated), 1 when
 // registration, rotation or the database fails (stdout is then [], or
-// nothing with --out-file) or the trust exists but is revoked or has
-// another code (stdout is then its record, or nothing with --out-file), 2
-// for a usage error (stdout is then empty).
+// nothing with --out-file), when the trust exists but is revoked or has
+// another code (stdout is then its record, or nothing with --out-file),
+// or when a committed kit could not be put at --out-file (stdout is then
+// where it is), 2 for a usage error (stdout is then empty).
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -194,14 +208,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	defer cancel()
 
 	// The kit file is prepared before anything is registered: a path that
-	// cannot be written must fail the run before keys exist to be lost.
+	// cannot take the kit must fail the run before keys exist to be lost.
 	var out *kitFile
 	if opts.outFile != "" {
-		if out, err = openKitFile(opts.outFile); err != nil {
+		name, nerr := flip.CanonicalTrustName(opts.name)
+		if nerr != nil {
+			name = opts.name // registration refuses it, with the reason
+		}
+		if out, err = openKitFile(opts.outFile, name); err != nil {
 			log.Error("nothing registered", "error", err)
 			return exitFail
 		}
-		defer out.discard() // a no-op once committed
+		defer out.discard() // a no-op for a kit that is kept or in place
 	}
 
 	registering := opts.name != ""
@@ -250,39 +268,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return writeJSON(stdout, log, poolSummary{SlotsAdded: added, SlotsTotal: stats.Total, SlotsFree: stats.Free})
 	}
 
-	reg := newRegistry(opts, log)
-	var o outcome
-	if opts.rotate {
-		o, err = rotate(ctx, db, log, opts, func(c flip.TrustChange) (flip.RegistrationResult, error) {
-			return retrying(ctx, log, "rotation", func() (flip.RegistrationResult, error) { return rotateTx(ctx, reg, db, c) })
-		})
-		msg = "trust keys not rotated"
-	} else {
-		o, err = registerOrFind(ctx, db, log, opts, func(p flip.TrustParams) (flip.RegistrationResult, error) {
-			return retrying(ctx, log, "registration", func() (flip.RegistrationResult, error) { return reg.RegisterTrustDB(ctx, db, p) })
-		})
-		msg = "trust not registered"
-	}
-	if err != nil {
-		return fail(msg, err)
-	}
-	rec, err := kitRecord(o, opts.aesKey, getenv)
-	if err != nil {
-		return fail(keysLost(o, "minting the AES key failed"), err)
-	}
-	if err := o.refusal(); err != nil {
-		// The record says what the trust is (status revoked, drift), and
-		// holds no secret; a kit file is left as it was.
-		log.Error("the trust exists but cannot be passed on as it is", "error", err)
-		if out == nil {
-			writeJSON(stdout, log, []record{rec})
-		}
-		return exitFail
-	}
-	if out == nil {
-		return writeJSON(stdout, log, []record{rec})
-	}
-	return writeKitFile(stdout, log, out, o, []record{rec})
+	d := deployRun{log: log, opts: opts, out: out, stdout: stdout, getenv: getenv, fail: fail}
+	return d.deploy(ctx, db)
 }
 
 // connect is cmddb.Connect (a pool of two connections) bounded by ctx, so
@@ -325,31 +312,6 @@ func newRegistry(opts options, log *slog.Logger) *flip.Registry {
 		regOpts = append(regOpts, flip.WithSlotNameSource(opts.slotNames))
 	}
 	return flip.NewRegistry(store.New(), regOpts...)
-}
-
-// keysLost returns msg, and when o issued keys that have now been lost,
-// how to get new ones.
-func keysLost(o outcome, msg string) string {
-	if !o.issuesKeys() {
-		return msg
-	}
-	return msg + "; the keys just issued are lost: re-key the trust with register-trust --name NAME --rotate"
-}
-
-// writeKitFile writes recs to the --out-file and prints its path, and
-// nothing else, on stdout: the keys reach no terminal and no log.
-func writeKitFile(stdout io.Writer, log *slog.Logger, out *kitFile, o outcome, recs []record) int {
-	data, err := json.Marshal(recs)
-	if err == nil {
-		err = out.commit(append(data, '\n'))
-	}
-	if err != nil {
-		log.Error(keysLost(o, "writing --out-file failed, and nothing is there"), "path", out.path, "error", err)
-		return exitFail
-	}
-	log.Info("kit written", "path", out.path, "trust_id", o.res.Trust.ID, "status", o.status)
-	fmt.Fprintln(stdout, out.path)
-	return exitOK
 }
 
 // prepare runs --migrate and --add-slots, returning how many slots were
@@ -495,7 +457,8 @@ func newFlagSet(stderr io.Writer, opts *options, addSlots, keyFmt *string) *flag
 Registers a trust (or, with --rotate, re-keys an existing one) and prints
 it as a JSON array on stdout, or in --out-file (keys only for a new or
 re-keyed trust). --plan prints what it would do and writes nothing.
-Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
+Exit 0 registered, existing or rotated, 1 failed (or the trust is revoked,
+or has another code), 2 usage error.
 
 `)
 		fs.PrintDefaults()
@@ -506,7 +469,7 @@ Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
 	fs.BoolVar(&opts.requireExisting, "require-existing", false, "fail (exit 1) instead of registering when no trust has this name")
 	fs.BoolVar(&opts.rotate, "rotate", false, "issue new keys for the existing trust --name (exit 1 if there is none)")
 	fs.BoolVar(&opts.aesKey, "aes-key", false, "also issue a per-trust AES payload key (trust_aes_key, trust_aes_kid) to a new or re-keyed trust; stored nowhere")
-	fs.StringVar(&opts.outFile, "out-file", "", "write the JSON to `PATH` (mode 0600, atomically) instead of stdout, which then carries only PATH")
+	fs.StringVar(&opts.outFile, "out-file", "", "write the kit to `PATH` (mode 0600; on disk before the commit, never replacing a kit that holds keys with one that does not) instead of stdout, which then carries only the kit file's path")
 	fs.StringVar(&opts.slotNamesFile, "slot-names-file", "", "on an empty pool, add the slot names this JSON list `PATH` holds and claim again (default $"+envSlotNames+")")
 	fs.BoolVar(&opts.plan, "plan", false, "write nothing; print what the run would do (exit 0 if it would succeed, 1 if not)")
 	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL, else "+cmddb.DefaultURL+")")
@@ -648,11 +611,23 @@ func hintFor(err error) string {
 	return ""
 }
 
+// encodeJSON is v as one line of JSON, "&" and "<" left as they are (a
+// trust's name may hold them).
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return b.Bytes(), err
+}
+
 // writeJSON prints v as one line of JSON on stdout.
 func writeJSON(stdout io.Writer, log *slog.Logger, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	data, err := encodeJSON(v)
+	if err == nil {
+		_, err = stdout.Write(data)
+	}
+	if err != nil {
 		log.Error("writing the result failed; any keys just issued are lost: re-key the trust with register-trust --name NAME --rotate", "error", err)
 		return exitFail
 	}

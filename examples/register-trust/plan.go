@@ -75,17 +75,7 @@ func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (
 	}
 	p.SlotsTotal, p.SlotsFree = stats.Total, stats.Free
 
-	reg := newRegistry(opts, log)
-	var o outcome
-	if opts.rotate {
-		o, err = rotate(ctx, tx, log, opts, func(c flip.TrustChange) (flip.RegistrationResult, error) {
-			return retrying(ctx, log, "rotation", func() (flip.RegistrationResult, error) { return reg.RotateKeys(ctx, tx, c) })
-		})
-	} else {
-		o, err = registerOrFind(ctx, tx, log, opts, func(tp flip.TrustParams) (flip.RegistrationResult, error) {
-			return retrying(ctx, log, "registration", func() (flip.RegistrationResult, error) { return reg.RegisterTrust(ctx, tx, tp) })
-		})
-	}
+	o, err := work(ctx, tx, log, opts)
 	if err != nil {
 		p.Action, p.Error = "fail", timedOut(ctx, err).Error()
 		if hint := hintFor(err); hint != "" {
