@@ -273,17 +273,17 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A pool whose only free slot another registration holds is busy, not
-// empty: the command waits and tries again instead of failing the deploy.
-func TestBusyPoolIsRetried(t *testing.T) {
-	t.Parallel()
-	db := fliptest.NewDB(t)
-	fliptest.AddSlots(t, db, "Trust_001")
+// waitingRun starts the command with args on db (which must have one free
+// kit slot) while another transaction holds that slot, and returns once
+// the run has found the pool busy and waits to try again. release ends the
+// other transaction, lets the run go on, and returns what it did.
+func waitingRun(t *testing.T, db *fliptest.DB, args ...string) (release func() result) {
+	t.Helper()
 	holder, err := db.BeginTx(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Rollback() //nolint:errcheck // test cleanup
+	t.Cleanup(func() { _ = holder.Rollback() })
 	if _, err := flip.NewRegistry(store.New()).RegisterTrust(context.Background(), holder, flip.TrustParams{Name: "Holder", Code: "HLD"}); err != nil {
 		t.Fatal(err)
 	}
@@ -292,13 +292,26 @@ func TestBusyPoolIsRetried(t *testing.T) {
 	var stdout bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(context.Background(), []string{"--database-url", db.URL, "--name", "Waiter", "--code", "WT"}, &stdout, stderr, noEnv)
+		done <- run(context.Background(), append([]string{"--database-url", db.URL}, args...), &stdout, stderr, noEnv)
 	}()
 	<-seen // the first attempt found the pool busy
-	if err := holder.Rollback(); err != nil {
-		t.Fatal(err)
+	return func() result {
+		t.Helper()
+		if err := holder.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		code := <-done
+		return result{code, stdout.String(), stderr.buf.String()}
 	}
-	r := result{<-done, stdout.String(), stderr.buf.String()}
+}
+
+// A pool whose only free slot another registration holds is busy, not
+// empty: the command waits and tries again instead of failing the deploy.
+func TestBusyPoolIsRetried(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	fliptest.AddSlots(t, db, "Trust_001")
+	r := waitingRun(t, db, "--name", "Waiter", "--code", "WT")()
 	if rec, _ := wantOne(t, r); rec.Status != "registered" || rec.slot() != "Trust_001" {
 		t.Errorf("record = %+v", rec)
 	}

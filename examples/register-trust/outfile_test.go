@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,9 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/fliptest"
-	"github.com/londonaicentre/flip/store"
 )
 
 // asRoot skips t unless it runs as root, which mounting and chown need.
@@ -104,30 +101,13 @@ func TestOutFileSwappedDuringRegistration(t *testing.T) {
 	fliptest.AddSlots(t, db, "Trust_001")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "kit.json")
-	holder, err := db.BeginTx(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Rollback() //nolint:errcheck // test cleanup
-	if _, err := flip.NewRegistry(store.New()).RegisterTrust(context.Background(), holder, flip.TrustParams{Name: "Holder", Code: "HLD"}); err != nil {
-		t.Fatal(err)
-	}
-	seen := make(chan struct{})
-	stderr := &signalWriter{want: "retrying", seen: seen}
-	var stdout bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(context.Background(), []string{"--database-url", db.URL, "--name", "Swapped", "--code", "SWP", "--out-file", path}, &stdout, stderr, noEnv)
-	}()
-	<-seen // the checks are done; the registration waits for the pool
+	release := waitingRun(t, db, "--name", "Swapped", "--code", "SWP", "--out-file", path)
+	// The checks are done; the registration waits for the pool.
 	if err := os.MkdirAll(filepath.Join(path, "in-the-way"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := holder.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if code := <-done; code != exitFail || stdout.String() != "" || !strings.Contains(stderr.buf.String(), "nothing was committed") {
-		t.Errorf("exit %d, stdout %q\nstderr: %s", code, stdout.String(), stderr.buf.String())
+	if r := release(); r.code != exitFail || r.stdout != "" || !strings.Contains(r.stderr, "nothing was committed") {
+		t.Errorf("exit %d, stdout %q\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	if n := countTrusts(t, db); n != 0 {
 		t.Errorf("%d trusts registered, want 0", n)
