@@ -670,7 +670,7 @@ func TestTimeoutSaysSo(t *testing.T) {
 	}{
 		"connect":  {args: []string{"--name", "A", "--code", "A"}},
 		"lookup":   {hold: `LOCK TABLE trust IN ACCESS EXCLUSIVE MODE`, args: []string{"--name", "Waiting", "--code", "WAIT"}},
-		"migrate":  {hold: fmt.Sprintf(`SELECT pg_advisory_lock(%d)`, int64(0x666c69702e6d6967)), args: []string{"--migrate"}},
+		"migrate":  {hold: fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, int64(0x666c69702e6d6967)), args: []string{"--migrate"}},
 		"register": {hold: `LOCK TABLE fl_kit_slot IN ACCESS EXCLUSIVE MODE`, args: []string{"--name", "Waiting", "--code", "WAIT"}},
 		"rotate":   {hold: `SELECT id FROM trust WHERE name = 'Standing' FOR UPDATE`, args: []string{"--name", "Standing", "--rotate"}},
 		"plan":     {hold: `LOCK TABLE trust IN ACCESS EXCLUSIVE MODE`, args: []string{"--name", "Waiting", "--code", "WAIT", "--plan"}},
