@@ -64,6 +64,25 @@ func TrustsByName(ctx context.Context, db DBTX, name string) ([]flip.Trust, erro
 	return trusts, nil
 }
 
+// TrustAPIKeyHash returns the api_key_hash stored for the trust trustID,
+// "" when it is NULL: the trust holds no API key (RevokeKey cleared it, or
+// a legacy row never had one), so no key authenticates it until RotateKeys
+// gives it one; or ErrTrustNotFound. The lookups above leave the hash out
+// (flip.Trust never carries it); register-trust needs it to tell a revoked
+// trust from a working one, and a kit file's key from the trust's current
+// one.
+func TrustAPIKeyHash(ctx context.Context, db DBTX, trustID uuid.UUID) (string, error) {
+	var hash sql.NullString
+	err := db.QueryRowContext(ctx, pgsql.APIKeyHashOf, trustID).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: no trust has id %s", ErrTrustNotFound, trustID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up API-key hash: %w", err)
+	}
+	return hash.String, nil
+}
+
 // KitSlotOf returns the kit slot assigned to trustID, or ErrSlotNotFound.
 func KitSlotOf(ctx context.Context, db DBTX, trustID uuid.UUID) (flip.KitSlot, error) {
 	s, err := scanSlot(db.QueryRowContext(ctx,

@@ -198,6 +198,11 @@ func TestHubShared(t *testing.T) {
 	e := newEnv(vars)
 	dir := t.TempDir()
 
+	// A record without the trust's keys is safe to log: it leaves out the
+	// hub-wide AES key too.
+	wantPublic := maps.Clone(want)
+	delete(wantPublic, "AES_KEY_BASE64")
+
 	var outputs []string
 	check := func(what string, r result, hub map[string]string) {
 		t.Helper()
@@ -211,7 +216,11 @@ func TestHubShared(t *testing.T) {
 	check("new", r, rec.HubShared)
 	r = runCmd(t, e.getenv, "--name", "Env Trust", "--code", "ENV")
 	rec, _ = wantOne(t, r)
-	check("skip", r, rec.HubShared)
+	if !maps.Equal(rec.HubShared, wantPublic) {
+		t.Errorf("skip: hub_shared = %v, want %v", rec.HubShared, wantPublic)
+	}
+	noSecrets(t, "skip record", r.stdout+r.stderr, hubVars["AES_KEY_BASE64"])
+	outputs = append(outputs, r.stdout, r.stderr)
 	r = runCmd(t, e.getenv, "--name", "Env Trust", "--rotate", "--aes-key")
 	rec, _ = wantOne(t, r)
 	check("rotate", r, rec.HubShared)
@@ -224,11 +233,14 @@ func TestHubShared(t *testing.T) {
 	recs, _ := records(t, result{stdout: string(file)})
 	check("out-file", r, recs[0].HubShared)
 	outputs = append(outputs, string(file))
-	r = runCmd(t, e.getenv, "--name", "Planned Trust", "--code", "PLAN", "--plan")
-	if r.code != exitOK {
-		t.Fatalf("--plan: exit %d\nstderr: %s", r.code, r.stderr)
+	for _, name := range []string{"Planned Trust", "Env Trust"} { // would register, would skip
+		r = runCmd(t, e.getenv, "--name", name, "--code", "PLAN", "--plan")
+		if r.code != exitOK && name == "Planned Trust" {
+			t.Fatalf("--plan: exit %d\nstderr: %s", r.code, r.stderr)
+		}
+		noSecrets(t, "plan", r.stdout+r.stderr, hubVars["AES_KEY_BASE64"])
+		outputs = append(outputs, r.stdout, r.stderr)
 	}
-	outputs = append(outputs, r.stdout, r.stderr)
 
 	for _, out := range outputs {
 		for name, v := range unrelatedVars {
@@ -299,28 +311,28 @@ func TestOutFile(t *testing.T) {
 			t.Errorf("directory holds %q, want only kit.json", names)
 		}
 
-		// A re-run replaces the file with the skip record, still private.
+		// A re-run keeps the file: it holds the keys, and the skip record
+		// holds none.
+		before := data
 		r = register(t, db, "--name", "Filed Trust", "--code", "FILED", "--out-file", path)
-		data, _ = os.ReadFile(path)
-		if skip, raw := wantOne(t, result{stdout: string(data)}); r.code != exitOK || skip.Status != "existing" {
-			t.Errorf("re-run: exit %d, record %+v", r.code, skip)
-		} else {
-			wantKeys(t, raw, skipKeys...)
+		if after, _ := os.ReadFile(path); r.code != exitOK || r.stdout != path+"\n" || string(after) != string(before) {
+			t.Errorf("re-run: exit %d, stdout %q, file changed %v; want 0, the path, the kit as it was", r.code, r.stdout, string(after) != string(before))
 		}
 		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("kit file after re-run: %v, mode %v", err, fi.Mode())
 		}
 
-		// A run that fails after the temporary file exists (the pool is
-		// empty now) leaves the old file as it was and nothing else.
-		before, _ := os.ReadFile(path)
+		// Another trust's kit may not go over it: refused before
+		// anything is registered, the file as it was.
 		r = register(t, db, "--name", "Unlucky Trust", "--code", "UNL", "--out-file", path)
-		if r.code != exitFail || r.stdout != "" {
-			t.Errorf("failed run: exit %d, stdout %q; want 1 and nothing", r.code, r.stdout)
+		if r.code != exitFail || r.stdout != "" || !strings.Contains(r.stderr, "holds the keys of the trust") {
+			t.Errorf("other trust's run: exit %d, stdout %q; want 1 and nothing\nstderr: %s", r.code, r.stdout, r.stderr)
 		}
 		if after, _ := os.ReadFile(path); string(after) != string(before) {
-			t.Error("a failed run changed the kit file")
+			t.Error("a refused run changed the kit file")
 		}
+		// A run that fails after the temporary file exists (the pool is
+		// empty now) leaves nothing behind.
 		fresh := filepath.Join(dir, "fresh.json")
 		r = register(t, db, "--name", "Unlucky Trust", "--code", "UNL", "--out-file", fresh)
 		if r.code != exitFail || r.stdout != "" {
@@ -375,9 +387,10 @@ func TestOutFileRefused(t *testing.T) {
 	}
 }
 
-// A write that fails halfway, or a rename that cannot happen, leaves no
-// file at the path, no temporary file, and an old file as it was.
-func TestKitFileFailure(t *testing.T) {
+// Before the commit (stage), a write that fails halfway or a path that
+// became a directory leaves no file at the path, no temporary file, and an
+// old file as it was: nothing has been committed.
+func TestKitFileStageFailure(t *testing.T) {
 	t.Parallel()
 	errDiskFull := errors.New("disk full")
 	for name, tc := range map[string]struct {
@@ -392,6 +405,9 @@ func TestKitFileFailure(t *testing.T) {
 		}},
 		"write fails over an old file": {old: true, breaks: func(k *kitFile) {
 			k.write = func(f *os.File, p []byte) (int, error) { return 0, errDiskFull }
+		}},
+		"directory sync fails": {breaks: func(k *kitFile) {
+			k.syncDir = func(string) error { return errDiskFull }
 		}},
 		"path becomes a directory": {breaks: func(k *kitFile) {
 			if err := os.Mkdir(k.path, 0o700); err != nil {
@@ -408,13 +424,13 @@ func TestKitFileFailure(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			k, err := openKitFile(path)
+			k, err := openKitFile(path, "Trust")
 			if err != nil {
 				t.Fatal(err)
 			}
 			tc.breaks(k)
-			if err := k.commit([]byte(`[{"trust_api_key":"flip_ak_secret"}]`)); err == nil {
-				t.Fatal("commit succeeded")
+			if err := k.stage([]byte(`[{"trust_api_key":"flip_ak_secret"}]`)); err == nil {
+				t.Fatal("stage succeeded")
 			}
 			k.discard() // as run's deferred call does; must be harmless
 			names := dirNames(t, dir)
@@ -431,6 +447,52 @@ func TestKitFileFailure(t *testing.T) {
 				if len(names) != 0 {
 					t.Errorf("directory holds %q, want nothing", names)
 				}
+			}
+		})
+	}
+}
+
+// After the commit (install), a kit that cannot be put in place, or whose
+// rename cannot be synced, is never removed, and install says where it is.
+func TestKitFileInstallFailure(t *testing.T) {
+	t.Parallel()
+	const kit = `[{"trust_api_key":"flip_ak_secret"}]`
+	for name, tc := range map[string]struct {
+		breaks func(k *kitFile)
+		atPath bool // the kit ends up at the path all the same
+	}{
+		"path becomes a directory": {breaks: func(k *kitFile) {
+			if err := os.MkdirAll(filepath.Join(k.path, "in-the-way"), 0o700); err != nil {
+				panic(err)
+			}
+		}},
+		"directory sync fails": {atPath: true, breaks: func(k *kitFile) {
+			k.syncDir = func(string) error { return errors.New("I/O error") }
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "kit.json")
+			k, err := openKitFile(path, "Trust")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k.stage([]byte(kit)); err != nil {
+				t.Fatal(err)
+			}
+			k.keep() // committed
+			tc.breaks(k)
+			at, err := k.install()
+			if err == nil {
+				t.Fatal("install succeeded")
+			}
+			k.discard() // as run's deferred call does; must leave the kit
+			want := path
+			if !tc.atPath {
+				want = k.tmpName
+			}
+			if data, _ := os.ReadFile(at); at != want || string(data) != kit {
+				t.Errorf("install says the kit is at %s, holding %q; want it at %s", at, data, want)
 			}
 		})
 	}

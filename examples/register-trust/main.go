@@ -34,9 +34,22 @@
 // Running it again with the same name is safe: the trust is never
 // re-keyed, and a metadata-only record with "status":"existing" (trust_id,
 // trust_name, fl_kit_slot, fl_kit_slot_number, hub_shared) is printed
-// instead. With --require-existing a missing trust is an error rather
-// than being registered. A trust that holds no kit slot (a legacy row) has
-// null in fl_kit_slot and fl_kit_slot_number.
+// instead. It holds no secret: its hub_shared leaves out the hub-wide
+// AES_KEY_BASE64, which only a record carrying the trust's own keys
+// (registered, rotated) includes. With --require-existing a missing trust
+// is an error rather than being registered. A trust that holds no kit slot
+// (a legacy row) has null in fl_kit_slot and fl_kit_slot_number.
+//
+// An existing trust is not always passed on as healthy. One without an API
+// key (revoked by delete-trust --revoke or RevokeKey, or a legacy row
+// never keyed) is reported as "status":"revoked" and the run fails (exit
+// 1), --require-existing too: no kit of it can authenticate until --rotate
+// re-keys it. An existing trust whose code or region is not the one asked
+// for gets "drift":{"code":{"requested":…,"existing":…}} (likewise
+// "region"; existing is null when the trust has none) in its record; a
+// different code fails the run (exit 1), since the code names the trust's
+// kit files, while a different region is only reported. Such a failing
+// run prints the trust's record (it holds no secret), not [].
 //
 // --rotate re-keys an existing trust: it prints the same full record with
 // "status":"rotated" and two new keys (and a new AES key with --aes-key),
@@ -51,12 +64,23 @@
 // --migrate has not brought that far, a warning on stderr is its only
 // record.
 //
-// --out-file PATH writes the JSON array to PATH instead, mode 0600,
-// through a temporary file in the same directory renamed over PATH once
-// written and synced; stdout then carries only PATH, and on failure
-// nothing (PATH is left as it was, and no temporary file stays). A
-// symbolic link, a directory or another non-regular file at PATH is
-// refused before anything is registered.
+// --out-file PATH writes the JSON array to PATH instead, mode 0600, and
+// stdout carries only the path of the file that holds the kit. The keys
+// are on disk before they exist in the database: the complete kit is
+// written and synced to a temporary file beside PATH before the commit
+// (if that fails, nothing is committed: exit 1), and renamed over PATH
+// after it. If the rename (or the directory sync after it) fails, the trust
+// IS registered (or re-keyed): the kit is kept where it is, never deleted,
+// its path printed on stdout and named on stderr, and the run exits 1; a
+// later run with the same PATH refuses to start while that kit lies beside
+// it. A record without keys (an existing trust) never replaces a kit that
+// holds keys: when PATH holds this trust's kit and its API key is still
+// the trust's, PATH is kept and printed (exit 0); any other kit with keys,
+// or a file that is not a kit, is left alone (exit 1). An empty file is
+// replaced. Refused before anything is registered: a symbolic link, a
+// directory or another non-regular file at PATH, a file of another user's,
+// a sticky directory (like /tmp) of another user's, and a PATH that holds
+// the keys of a trust with another name. See kitFile.
 //
 // A registration that finds no free kit slot grows the pool, once, from
 // --slot-names-file PATH or else $FL_KIT_SLOT_NAMES (a JSON list of slot
@@ -68,10 +92,11 @@
 // --plan writes nothing: it runs the registration (or rotation), with
 // --add-slots, in a transaction that it rolls back, and prints one JSON
 // object saying what the real run would do (see plan): its action
-// (register, skip, rotate or fail), whether the trust exists, the slot it
-// would claim or holds, the pool's size and free slots, the names the
-// slot-name source would add, and the error it would fail with. It never
-// holds a key. Exit 0 if the run would succeed, 1 if not.
+// (register, skip, rotate, revoked or fail), its drift, whether the trust
+// exists, the slot it would claim or holds, the pool's size and free
+// slots, the names the slot-name source would add, and the error it would
+// fail with. It never holds a key. Exit 0 if the run would succeed, 1 if
+// not.
 //
 // The database URL (or key=value connection string) comes from
 // --database-url, else $DATABASE_URL; with neither, the command refuses
@@ -84,16 +109,24 @@
 // {"slots_added":N,"slots_total":T,"slots_free":F}. --print-migrations
 // prints the schema SQL for a DBA to review or apply and exits.
 //
+// --timeout (default 60s) bounds the whole run, connecting included; when
+// it expires, whatever the step, the error says "--timeout 60s expired"
+// rather than only what the driver makes of the cancelled statement.
+//
 // Stdout carries only the JSON result (or, with --out-file, its path; with
 // --print-migrations, SQL); logs go to stderr and never contain a key or
 // the database password.
 //
 // Exit status: 0 on success (registered, existing or rotated), 1 when
 // registration, rotation or the database fails (stdout is then [], or
-// nothing with --out-file), 2 for a usage error (stdout is then empty).
+// nothing with --out-file), when the trust exists but is revoked or has
+// another code (stdout is then its record, or nothing with --out-file),
+// or when a committed kit could not be put at --out-file (stdout is then
+// where it is), 2 for a usage error (stdout is then empty).
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -173,18 +206,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if opts.plan {
 		log = log.With(slog.String("plan", "rolled back, nothing is written"))
 	}
-	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, opts.timeout, timeoutError{opts.timeout})
 	defer cancel()
 
 	// The kit file is prepared before anything is registered: a path that
-	// cannot be written must fail the run before keys exist to be lost.
+	// cannot take the kit must fail the run before keys exist to be lost.
 	var out *kitFile
 	if opts.outFile != "" {
-		if out, err = openKitFile(opts.outFile); err != nil {
+		name, nerr := flip.CanonicalTrustName(opts.name)
+		if nerr != nil {
+			name = opts.name // registration refuses it, with the reason
+		}
+		if out, err = openKitFile(opts.outFile, name); err != nil {
 			log.Error("nothing registered", "error", err)
 			return exitFail
 		}
-		defer out.discard() // a no-op once committed
+		defer out.discard() // a no-op for a kit that is kept or in place
 	}
 
 	registering := opts.name != ""
@@ -192,6 +229,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	// under --plan, [] when registering to stdout, and nothing when the
 	// kit was to go to --out-file (stdout carries only its path).
 	fail := func(msg string, err error) int {
+		err = timedOut(ctx, err)
 		log.Error(msg, "error", err)
 		if hint := hintFor(err); hint != "" {
 			log.Error(hint)
@@ -206,7 +244,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	log.Info("connecting", "database", cmddb.Redact(opts.database.URL))
-	db, msg, err := cmddb.Connect(ctx, opts.database, 2)
+	db, msg, err := connect(ctx, opts.database)
 	if err != nil {
 		return fail(msg, err)
 	}
@@ -232,30 +270,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return writeJSON(stdout, log, poolSummary{SlotsAdded: added, SlotsTotal: stats.Total, SlotsFree: stats.Free})
 	}
 
-	reg := newRegistry(opts, log)
-	var o outcome
-	if opts.rotate {
-		o, err = rotate(ctx, db, log, opts, func(c flip.TrustChange) (flip.RegistrationResult, error) {
-			return retrying(ctx, log, "rotation", func() (flip.RegistrationResult, error) { return rotateTx(ctx, reg, db, c) })
-		})
-		msg = "trust keys not rotated"
-	} else {
-		o, err = registerOrFind(ctx, db, log, opts, func(p flip.TrustParams) (flip.RegistrationResult, error) {
-			return retrying(ctx, log, "registration", func() (flip.RegistrationResult, error) { return reg.RegisterTrustDB(ctx, db, p) })
-		})
-		msg = "trust not registered"
+	d := deployRun{log: log, opts: opts, out: out, stdout: stdout, getenv: getenv, fail: fail}
+	return d.deploy(ctx, db)
+}
+
+// connect is cmddb.Connect (a pool of two connections) bounded by ctx, so
+// that --timeout holds while connecting too: lib/pq heeds a context only
+// while dialling, and a server that accepts the connection but never
+// answers its startup message would hold the command until TCP gives up.
+// A connection that arrives after ctx has ended is closed.
+func connect(ctx context.Context, src cmddb.Source) (*sql.DB, string, error) {
+	type connected struct {
+		db  *sql.DB
+		msg string
+		err error
 	}
-	if err != nil {
-		return fail(msg, err)
+	done := make(chan connected, 1)
+	go func() {
+		db, msg, err := cmddb.Connect(ctx, src, 2)
+		done <- connected{db, msg, err}
+	}()
+	select {
+	case c := <-done:
+		return c.db, c.msg, c.err
+	case <-ctx.Done():
+		go func() {
+			if c := <-done; c.db != nil {
+				c.db.Close()
+			}
+		}()
+		return nil, "no answer from the database at " + cmddb.Redact(src.URL) + ", taken from " + src.From, ctx.Err()
 	}
-	rec, err := kitRecord(o, opts.aesKey, getenv)
-	if err != nil {
-		return fail(keysLost(o, "minting the AES key failed"), err)
-	}
-	if out == nil {
-		return writeJSON(stdout, log, []record{rec})
-	}
-	return writeKitFile(stdout, log, out, o, []record{rec})
 }
 
 // newRegistry is the Registry every registration and rotation of the
@@ -269,31 +314,6 @@ func newRegistry(opts options, log *slog.Logger) *flip.Registry {
 		regOpts = append(regOpts, flip.WithSlotNameSource(opts.slotNames))
 	}
 	return flip.NewRegistry(store.New(), regOpts...)
-}
-
-// keysLost returns msg, and when o issued keys that have now been lost,
-// how to get new ones.
-func keysLost(o outcome, msg string) string {
-	if o.status == "existing" {
-		return msg
-	}
-	return msg + "; the keys just issued are lost: re-key the trust with register-trust --name NAME --rotate"
-}
-
-// writeKitFile writes recs to the --out-file and prints its path, and
-// nothing else, on stdout: the keys reach no terminal and no log.
-func writeKitFile(stdout io.Writer, log *slog.Logger, out *kitFile, o outcome, recs []record) int {
-	data, err := json.Marshal(recs)
-	if err == nil {
-		err = out.commit(append(data, '\n'))
-	}
-	if err != nil {
-		log.Error(keysLost(o, "writing --out-file failed, and nothing is there"), "path", out.path, "error", err)
-		return exitFail
-	}
-	log.Info("kit written", "path", out.path, "trust_id", o.res.Trust.ID, "status", o.status)
-	fmt.Fprintln(stdout, out.path)
-	return exitOK
 }
 
 // prepare runs --migrate and --add-slots, returning how many slots were
@@ -379,9 +399,11 @@ func retrying[T any](ctx context.Context, log *slog.Logger, what string, attempt
 }
 
 // existingOutcome is the skip outcome for a trust that is already
-// registered, with its kit slot if it holds one, and no keys.
+// registered, with its kit slot if it holds one, and no keys: status
+// "existing", or "revoked" when it holds no API key; with how it differs
+// from what was asked (see outcome.refusal for what fails the run).
 func existingOutcome(ctx context.Context, q flip.DBTX, log *slog.Logger, t flip.Trust, asked flip.TrustParams) (outcome, error) {
-	o := outcome{status: "existing", res: flip.RegistrationResult{Trust: t}}
+	o := outcome{status: "existing", res: flip.RegistrationResult{Trust: t}, drift: driftOf(t, asked)}
 	slot, err := store.KitSlotOf(ctx, q, t.ID)
 	switch {
 	case err == nil:
@@ -389,9 +411,15 @@ func existingOutcome(ctx context.Context, q flip.DBTX, log *slog.Logger, t flip.
 	case !errors.Is(err, store.ErrSlotNotFound):
 		return outcome{}, err
 	}
-	log.Info("trust already registered; keys not reissued (--rotate issues new ones)", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", slot.Name)
-	if !strings.EqualFold(t.Code, asked.Code) {
-		log.Warn("existing trust has a different code than requested", "existing_code", t.Code, "requested_code", asked.Code)
+	if o.keyHash, err = store.TrustAPIKeyHash(ctx, q, t.ID); err != nil {
+		return outcome{}, err
+	}
+	if o.keyHash == "" {
+		o.status = "revoked"
+	}
+	log.Info("trust already registered; keys not reissued (--rotate issues new ones)", "trust_id", t.ID, "trust_name", t.Name, "fl_kit_slot", slot.Name, "status", o.status)
+	if o.drift != nil && o.drift.Region != nil {
+		log.Warn("the trust's region is not the one requested; it is left as it is (see drift in the record)", "existing_region", t.Region, "requested_region", asked.Region)
 	}
 	return o, nil
 }
@@ -431,7 +459,8 @@ func newFlagSet(stderr io.Writer, opts *options, addSlots, keyFmt *string) *flag
 Registers a trust (or, with --rotate, re-keys an existing one) and prints
 it as a JSON array on stdout, or in --out-file (keys only for a new or
 re-keyed trust). --plan prints what it would do and writes nothing.
-Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
+Exit 0 registered, existing or rotated, 1 failed (or the trust is revoked,
+or has another code), 2 usage error.
 
 `)
 		fs.PrintDefaults()
@@ -442,7 +471,7 @@ Exit 0 registered, existing or rotated, 1 failed, 2 usage error.
 	fs.BoolVar(&opts.requireExisting, "require-existing", false, "fail (exit 1) instead of registering when no trust has this name")
 	fs.BoolVar(&opts.rotate, "rotate", false, "issue new keys for the existing trust --name (exit 1 if there is none)")
 	fs.BoolVar(&opts.aesKey, "aes-key", false, "also issue a per-trust AES payload key (trust_aes_key, trust_aes_kid) to a new or re-keyed trust; stored nowhere")
-	fs.StringVar(&opts.outFile, "out-file", "", "write the JSON to `PATH` (mode 0600, atomically) instead of stdout, which then carries only PATH")
+	fs.StringVar(&opts.outFile, "out-file", "", "write the kit to `PATH` (mode 0600; on disk before the commit, never replacing a kit that holds keys with one that does not) instead of stdout, which then carries only the kit file's path")
 	fs.StringVar(&opts.slotNamesFile, "slot-names-file", "", "on an empty pool, add the slot names this JSON list `PATH` holds and claim again (default $"+envSlotNames+")")
 	fs.BoolVar(&opts.plan, "plan", false, "write nothing; print what the run would do (exit 0 if it would succeed, 1 if not)")
 	fs.StringVar(&opts.database.URL, "database-url", "", "PostgreSQL `URL` (default $DATABASE_URL; one of the two is required)")
@@ -547,6 +576,31 @@ func printMigrations(stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// timeoutError is the cause of the run's context ending when --timeout
+// expires.
+type timeoutError struct{ limit time.Duration }
+
+func (e timeoutError) Error() string { return "--timeout " + e.limit.String() + " expired" }
+
+// Is lets errors.Is(err, context.DeadlineExceeded) hold for it, as for
+// the context's own error.
+func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// timedOut returns err explained as the expiry of --timeout when that is
+// what ended ctx, whichever step err comes from (connecting, a lookup,
+// migrating, registering, rotating, planning). The driver reports a
+// statement that the expiry cancelled in its own words (lib/pq: "pq:
+// canceling statement due to user request"), which do not say that the
+// command gave up, nor after how long; the original stays in the message,
+// naming the step.
+func timedOut(ctx context.Context, err error) error {
+	var te timeoutError
+	if err == nil || ctx.Err() == nil || !errors.As(context.Cause(ctx), &te) || errors.As(err, &te) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", te, err)
+}
+
 // hintFor suggests a fix for errors an operator can act on.
 func hintFor(err error) string {
 	var pgErr interface{ SQLState() string }
@@ -562,11 +616,23 @@ func hintFor(err error) string {
 	return ""
 }
 
+// encodeJSON is v as one line of JSON, "&" and "<" left as they are (a
+// trust's name may hold them).
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return b.Bytes(), err
+}
+
 // writeJSON prints v as one line of JSON on stdout.
 func writeJSON(stdout io.Writer, log *slog.Logger, v any) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	data, err := encodeJSON(v)
+	if err == nil {
+		_, err = stdout.Write(data)
+	}
+	if err != nil {
 		log.Error("writing the result failed; any keys just issued are lost: re-key the trust with register-trust --name NAME --rotate", "error", err)
 		return exitFail
 	}

@@ -14,7 +14,9 @@ import (
 // do now. It has no field for a key, so no key can reach it.
 type plan struct {
 	// Action is "register" (a new trust), "skip" (the trust exists: a
-	// metadata-only record), "rotate" (--rotate) or "fail".
+	// metadata-only record), "rotate" (--rotate), "revoked" (the trust
+	// exists without an API key: the run would fail, and --rotate would
+	// re-key it) or "fail".
 	Action    string `json:"action"`
 	TrustName string `json:"trust_name"` // canonical, as it would be stored
 	// TrustExists says whether a trust has the name; TrustID is its id.
@@ -32,7 +34,10 @@ type plan struct {
 	// SlotNamesAdded are the names the slot-name source would add to an
 	// empty pool for this registration (--slot-names-file, FL_KIT_SLOT_NAMES).
 	SlotNamesAdded []string `json:"slot_names_added"`
-	// Error says why the run would fail (Action "fail").
+	// Drift says how an existing trust differs from --code or --region,
+	// as in the record; absent when it does not.
+	Drift *drift `json:"drift,omitempty"`
+	// Error says why the run would fail (Action "fail" or "revoked").
 	Error string `json:"error,omitempty"`
 }
 
@@ -50,7 +55,7 @@ func failedPlan(opts options, err error) plan {
 func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (p plan, ok bool) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return failedPlan(opts, err), false
+		return failedPlan(opts, timedOut(ctx, err)), false
 	}
 	defer func() {
 		if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
@@ -61,28 +66,18 @@ func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (
 	p = plan{TrustName: opts.name, SlotNamesAdded: []string{}}
 	if len(opts.slots) > 0 {
 		if p.SlotsAdded, err = store.AddSlots(ctx, tx, opts.slots...); err != nil {
-			return failedPlan(opts, err), false
+			return failedPlan(opts, timedOut(ctx, err)), false
 		}
 	}
 	stats, err := store.CountSlots(ctx, tx)
 	if err != nil {
-		return failedPlan(opts, err), false
+		return failedPlan(opts, timedOut(ctx, err)), false
 	}
 	p.SlotsTotal, p.SlotsFree = stats.Total, stats.Free
 
-	reg := newRegistry(opts, log)
-	var o outcome
-	if opts.rotate {
-		o, err = rotate(ctx, tx, log, opts, func(c flip.TrustChange) (flip.RegistrationResult, error) {
-			return retrying(ctx, log, "rotation", func() (flip.RegistrationResult, error) { return reg.RotateKeys(ctx, tx, c) })
-		})
-	} else {
-		o, err = registerOrFind(ctx, tx, log, opts, func(tp flip.TrustParams) (flip.RegistrationResult, error) {
-			return retrying(ctx, log, "registration", func() (flip.RegistrationResult, error) { return reg.RegisterTrust(ctx, tx, tp) })
-		})
-	}
+	o, err := work(ctx, tx, log, opts)
 	if err != nil {
-		p.Action, p.Error = "fail", err.Error()
+		p.Action, p.Error = "fail", timedOut(ctx, err).Error()
 		if hint := hintFor(err); hint != "" {
 			p.Error += " (" + hint + ")"
 		}
@@ -106,6 +101,8 @@ func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (
 		}
 	case "existing":
 		p.Action, p.TrustExists, p.TrustID = "skip", true, t.ID.String()
+	case "revoked":
+		p.Action, p.TrustExists, p.TrustID = "revoked", true, t.ID.String()
 	case "rotated":
 		p.Action, p.TrustExists, p.TrustID = "rotate", true, t.ID.String()
 	}
@@ -113,6 +110,13 @@ func makePlan(ctx context.Context, db *sql.DB, log *slog.Logger, opts options) (
 		name, n := slot.Name, slot.Number
 		p.FLKitSlot, p.FLKitSlotNumber = &name, &n
 	}
+	p.Drift = o.drift
+	if err := o.refusal(); err != nil {
+		if p.Action == "skip" { // a revoked trust keeps its own action
+			p.Action = "fail"
+		}
+		p.Error = err.Error()
+	}
 	log.Info("plan made; rolling it back", "action", p.Action, "trust_name", p.TrustName, "fl_kit_slot", slot.Name)
-	return p, true
+	return p, p.Error == ""
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,11 +10,6 @@ import (
 	"github.com/londonaicentre/flip"
 	"github.com/londonaicentre/flip/store"
 )
-
-// errRotateCommitUnknown is returned when the rotation's commit got no
-// answer: the trust may hold new keys that nobody has, or still its old
-// ones. Running --rotate again settles it either way.
-var errRotateCommitUnknown = errors.New("the commit of the rotation got no answer, so it may or may not have taken effect: run register-trust --name NAME --rotate again")
 
 // rotate gives the existing trust named opts.name new keys through
 // rotateKeys and returns its full outcome, status "rotated". It never
@@ -64,23 +58,4 @@ func lookupParams(opts options) (flip.TrustParams, error) {
 		return flip.TrustParams{Name: name}, err
 	}
 	return flip.TrustParams{Name: name, Code: opts.code}.Normalize()
-}
-
-// rotateTx rotates the keys in a transaction of its own and commits it.
-// RotateKeys never commits: the transaction is the caller's, here the
-// command's, and is rolled back on any error.
-func rotateTx(ctx context.Context, reg *flip.Registry, db *sql.DB, c flip.TrustChange) (flip.RegistrationResult, error) {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return flip.RegistrationResult{}, err
-	}
-	defer func() { _ = tx.Rollback() }() // no-op after Commit
-	res, err := reg.RotateKeys(ctx, tx, c)
-	if err != nil {
-		return flip.RegistrationResult{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return flip.RegistrationResult{}, fmt.Errorf("%w: %w", errRotateCommitUnknown, err)
-	}
-	return res, nil
 }

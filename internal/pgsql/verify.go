@@ -14,3 +14,7 @@ LIMIT 2`
 // TrustColumns are a trust row's columns as flip.Trust holds them (a NULL
 // code or region reads as ""), in the order the lookups scan them.
 const TrustColumns = `id, name, COALESCE(code, ''), COALESCE(region, ''), created_at`
+
+// APIKeyHashOf reads the api_key_hash of one trust, NULL when it holds no
+// key (revoked, or a legacy row never given one). $1 id.
+const APIKeyHashOf = `SELECT api_key_hash FROM trust WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid`
