@@ -117,6 +117,8 @@ func exerciseEveryOperation(t *testing.T, b bundle, stage string) {
 	step("look up by name", err)
 	_, err = store.KitSlotOf(ctx, b.db, first.Trust.ID)
 	step("look up kit slot", err)
+	_, err = store.TrustAPIKeyHash(ctx, b.db, first.Trust.ID)
+	step("look up the key hash", err)
 	_, err = b.Verifier().Verify(ctx, first.APIKey)
 	step("verify", err)
 
