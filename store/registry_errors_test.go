@@ -91,7 +91,7 @@ func TestRegisterTrust_DeadlockIsRetryable(t *testing.T) {
 		defer other.Rollback()                                                  //nolint:errcheck // test cleanup
 		_, err = other.ExecContext(b.ctx, `SET LOCAL deadlock_timeout = '60s'`) // the caller detects it
 		must(t, err)
-		_, err = other.ExecContext(b.ctx, `SELECT pg_advisory_xact_lock(hashtextextended('flip.trust.name:' || 'Contended', 0))`)
+		_, err = other.ExecContext(b.ctx, pgsql.LockTrustIdentity, pgsql.FoldName("Contended"), "OTHER")
 		must(t, err)
 		_, err = other.ExecContext(b.ctx, `INSERT INTO trust (id, name, code, created_at) VALUES (gen_random_uuid(), 'Contended', 'OTHER', now())`)
 		must(t, err)

@@ -224,17 +224,18 @@ var suiteCases = []struct {
 			t.Errorf("region = %q, modified_by = %s; want both empty", snap.Trusts[0].Region, snap.Audits[0].ModifiedBy)
 		}
 	}},
-	{"DuplicateNameIsExact", func(t *testing.T, s *suite) {
+	{"DuplicateNameIgnoresCase", func(t *testing.T, s *suite) {
 		s.addSlots("Trust_001..Trust_003")
 		s.mustRegister(flip.TrustParams{Name: "Alpha", Code: "A1"})
-		_, err := s.register(s.reg, flip.TrustParams{Name: "Alpha", Code: "A2"})
-		var dup *flip.DuplicateTrustError
-		if !errors.As(err, &dup) || dup.Field != "name" || !errors.Is(err, flip.ErrDuplicateTrust) {
-			t.Fatalf("error = %v, want a DuplicateTrustError on name", err)
+		for _, name := range []string{"Alpha", "alpha", "ALPHA"} {
+			_, err := s.register(s.reg, flip.TrustParams{Name: name, Code: "A2"})
+			var dup *flip.DuplicateTrustError
+			if !errors.As(err, &dup) || dup.Field != "name" || !errors.Is(err, flip.ErrDuplicateTrust) {
+				t.Fatalf("%q: error = %v, want a DuplicateTrustError on name", name, err)
+			}
 		}
-		s.mustRegister(flip.TrustParams{Name: "alpha", Code: "A3"})
-		if n := len(s.snapshot().Trusts); n != 2 {
-			t.Errorf("have %d trusts, want 2", n)
+		if n := len(s.snapshot().Trusts); n != 1 {
+			t.Errorf("have %d trusts, want 1", n)
 		}
 	}},
 	{"DuplicateCodeIgnoresCase", func(t *testing.T, s *suite) {

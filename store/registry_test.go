@@ -210,8 +210,10 @@ func TestRegisterTrust_RefusesDuplicateNameAndCode(t *testing.T) {
 				t.Errorf("failed registration changed the tables: %+v → %+v", before, after)
 			}
 		}
-		// A different name differing only in case is a different trust.
-		b.mustRegister(t, flip.TrustParams{Name: "alpha", Code: "ALP2"})
+		// A name differing only in letter case is the same trust.
+		if _, err := b.register(t, flip.TrustParams{Name: "aLPHA", Code: "ALP2"}); !errors.Is(err, flip.ErrDuplicateTrust) {
+			t.Errorf("a name in other letter case: %v, want a duplicate", err)
+		}
 		checkInvariants(t, b.ctx, b.db)
 	})
 }
