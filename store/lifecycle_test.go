@@ -64,13 +64,13 @@ func TestRotateRevokeRotate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RotateKeys: %v", err)
 		}
-		if rot.APIKey == reg.APIKey || rot.InternalServiceKey == reg.InternalServiceKey || rot.Trust != reg.Trust || rot.KitSlot.Name != "Trust_001" {
+		if rot.APIKey.Reveal() == reg.APIKey.Reveal() || rot.InternalServiceKey.Reveal() == reg.InternalServiceKey.Reveal() || rot.Trust != reg.Trust || rot.KitSlot.Name != "Trust_001" {
 			t.Fatalf("rotation = %v, registration %v", rot, reg)
 		}
-		if err := b.verify(t, reg.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+		if err := b.verify(t, reg.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("old key after rotation: %v, want ErrUnknownAPIKey", err)
 		}
-		if err := b.verify(t, rot.APIKey); err != nil {
+		if err := b.verify(t, rot.APIKey.Reveal()); err != nil {
 			t.Errorf("new key after rotation: %v", err)
 		}
 
@@ -89,7 +89,7 @@ func TestRotateRevokeRotate(t *testing.T) {
 		if hash.Valid {
 			t.Errorf("api_key_hash after revocation = %q, want NULL", hash.String)
 		}
-		if err := b.verify(t, rot.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+		if err := b.verify(t, rot.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("revoked key: %v, want ErrUnknownAPIKey", err)
 		}
 		if slot, err := store.KitSlotOf(b.ctx, b.db, reg.Trust.ID); err != nil || slot.Name != "Trust_001" {
@@ -100,7 +100,7 @@ func TestRotateRevokeRotate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RotateKeys after revocation: %v", err)
 		}
-		if err := b.verify(t, back.APIKey); err != nil {
+		if err := b.verify(t, back.APIKey.Reveal()); err != nil {
 			t.Errorf("key rotated after revocation: %v", err)
 		}
 		want := []string{"ROTATED", "REVOKED", "ROTATED"}
