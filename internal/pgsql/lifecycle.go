@@ -69,8 +69,8 @@ const LockTrustForDelete = `SELECT ` + qualifiedTrustColumns + `,
                    'to', c.confrelid::oid::bigint,
                    'schema', n.nspname,
                    'table', r.relname,
-                   'label', CASE WHEN to_regclass(quote_ident(r.relname)) = r.oid THEN r.relname::text
-                                 ELSE n.nspname || '.' || r.relname END,
+                   'label', CASE WHEN pg_catalog.pg_table_is_visible(r.oid) THEN pg_catalog.quote_ident(r.relname)
+                                 ELSE pg_catalog.concat(pg_catalog.quote_ident(n.nspname), '.', pg_catalog.quote_ident(r.relname)) END,
                    'columns', ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY AS k(num, ord)
                                     JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = k.num ORDER BY k.ord),
                    'references', ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY AS k(num, ord)
@@ -89,12 +89,21 @@ FOR UPDATE OF t`
 
 // ForeignKey is one row of LockTrustForDelete's JSON: a foreign key from
 // table From's Columns to table To's References.
+//
+// Label names the table in reports (a deletion's rows per table, a
+// blocked deletion's message) as SQL would write it to reach that table:
+// the bare name for a table found first on the search_path, schema.table
+// otherwise, each part quoted (quote_ident) when it is not a plain
+// lower-case identifier. The hub's own tables keep their bare names
+// (fl_logs), and two tables never share a label: other.fl_logs (schema
+// other) is not "other.fl_logs" (a name with a dot, on the search_path),
+// which one unquoted label would name both.
 type ForeignKey struct {
 	From       uint32   `json:"from"`
 	To         uint32   `json:"to"`
 	Schema     string   `json:"schema"`
 	Table      string   `json:"table"`
-	Label      string   `json:"label"` // the table's name, schema-qualified when not found first on the search_path
+	Label      string   `json:"label"`
 	Columns    []string `json:"columns"`
 	References []string `json:"references"`
 }
