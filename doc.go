@@ -11,10 +11,11 @@
 //     Your commit makes the registration visible; your rollback makes it
 //     vanish.
 //   - Keys are returned once and stored only as hashes. The trust API key
-//     and the internal-service key appear in plaintext in
-//     RegistrationResult and nowhere else: the database holds the API
-//     key's SHA-256 (HashAPIKey) and nothing of the internal-service key,
-//     and nothing flip logs or prints contains either.
+//     and the internal-service key are returned in RegistrationResult, each
+//     a Secret whose plaintext only Reveal shows, and nowhere else: the
+//     database holds the API key's SHA-256 (HashAPIKey) and nothing of the
+//     internal-service key, and nothing flip logs or prints contains either,
+//     nor does fmt, slog or JSON when you print the result.
 //
 // The root package holds the domain types, the small interfaces
 // (KeyMinter, SlotStore, IdentityProvider, and the executor DBTX), and the
@@ -44,7 +45,8 @@
 //	case err != nil: // 500
 //	}
 //	err = tx.Commit()
-//	// hand res.APIKey and res.InternalServiceKey to the trust, then drop them
+//	// hand res.APIKey.Reveal() and res.InternalServiceKey.Reveal() to the trust,
+//	// then drop them; fmt, slog and JSON print each key as [REDACTED]
 //
 // RegisterTrust trims and validates the parameters before sending anything
 // to the database, serialises registrations of the same name or code (so

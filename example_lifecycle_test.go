@@ -51,10 +51,10 @@ func ExampleRegistry_RotateKeys() {
 		rotated, err = reg.RotateKeys(ctx, tx, change)
 		return err
 	})
-	fmt.Println("rotated:", err, "old refused:", refused(first.APIKey), "new refused:", refused(rotated.APIKey), rotated.KitSlot.Name)
+	fmt.Println("rotated:", err, "old refused:", refused(first.APIKey.Reveal()), "new refused:", refused(rotated.APIKey.Reveal()), rotated.KitSlot.Name)
 
 	err = inTx(func(tx *sql.Tx) error { _, err := reg.RevokeKey(ctx, tx, change); return err })
-	fmt.Println("revoked:", err, "key refused:", refused(rotated.APIKey))
+	fmt.Println("revoked:", err, "key refused:", refused(rotated.APIKey.Reveal()))
 
 	var deleted flip.DeletionResult
 	err = inTx(func(tx *sql.Tx) (err error) {

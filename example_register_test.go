@@ -42,8 +42,8 @@ func ExampleRegistry_RegisterTrust() {
 	}
 	fmt.Println(res.Trust.Name, res.Trust.Code, res.Trust.Region)
 	fmt.Println(res.KitSlot.Name, res.KitSlot.Number)
-	fmt.Println(res.APIKey[:8], flip.CheckKey(flip.TrustAPIKey, res.APIKey) == nil)
-	fmt.Println(res.InternalServiceKey[:8], flip.CheckKey(flip.InternalServiceKey, res.InternalServiceKey) == nil)
+	fmt.Println(res.APIKey.Reveal()[:8], flip.CheckKey(flip.TrustAPIKey, res.APIKey.Reveal()) == nil)
+	fmt.Println(res.InternalServiceKey.Reveal()[:8], flip.CheckKey(flip.InternalServiceKey, res.InternalServiceKey.Reveal()) == nil)
 	// Output:
 	// Guy's and St Thomas' GSTT London
 	// Trust_001 1

@@ -26,12 +26,12 @@ func ExampleVerifier() {
 
 	v := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 10_000))
 
-	trust, err := v.Verify(ctx, res.APIKey)
+	trust, err := v.Verify(ctx, res.APIKey.Reveal())
 	fmt.Println(trust.Code, err)
 
 	// A mistyped key (one character changed) fails its checksum and never
 	// reaches the database.
-	typo := []byte(res.APIKey)
+	typo := []byte(res.APIKey.Reveal())
 	typo[20] ^= 1
 	_, err = v.Verify(ctx, string(typo))
 	fmt.Println(errors.Is(err, flip.ErrMalformedKey), errors.Is(err, flip.ErrUnauthorized))
@@ -66,7 +66,7 @@ func ExampleVerifier_Purge() {
 	}
 
 	v := flip.NewVerifier(db, flip.WithVerifierCache(time.Minute, 10_000))
-	_, _ = v.Verify(ctx, res.APIKey)
+	_, _ = v.Verify(ctx, res.APIKey.Reveal())
 	fmt.Println("cached:", v.CachedGrants())
 	v.Purge() // or v.Invalidate(res.Trust.ID) for one trust
 	fmt.Println("cached:", v.CachedGrants())

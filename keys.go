@@ -19,7 +19,7 @@ import (
 // presents to the hub and of which only the SHA-256 hash is stored, and the
 // internal-service key, which is handed to the trust's deployment and never
 // stored at all. Both are returned in plaintext exactly once, in
-// RegistrationResult.
+// RegistrationResult, each as a Secret that only its Reveal method shows.
 //
 // Two formats exist:
 //

@@ -91,7 +91,7 @@ func (r *Registry) rotateKeys(ctx context.Context, ex dbexec.Executor, c TrustCh
 	if err != nil {
 		return RegistrationResult{}, err
 	}
-	res.APIKey, res.InternalServiceKey = apiKey, serviceKey
+	res.APIKey, res.InternalServiceKey = NewSecret(apiKey), NewSecret(serviceKey)
 	return res, nil
 }
 

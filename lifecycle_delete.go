@@ -22,8 +22,10 @@ type DeletionResult struct {
 	// DependentRowsDeleted is, for every table with a foreign key to trust
 	// (fl_kit_slot aside, whose rows are freed, not deleted), how many of
 	// the trust's rows were deleted from it, zeros included. A table is
-	// named as on the search_path, or schema.table when it is not found
-	// there first.
+	// named as SQL would write it: bare when found first on the
+	// search_path, else schema.table, each part quoted as an identifier
+	// when it needs to be ("Site Reports", other."fl.logs"), so that no two
+	// tables share a name here.
 	DependentRowsDeleted map[string]int64 `json:"dependent_rows_deleted"`
 }
 

@@ -56,8 +56,9 @@ func createTrust(ctx context.Context, db *sqlx.DB, admin uuid.UUID, name, code, 
 	if err := tx.Commit(); err != nil {
 		return flip.RegistrationResult{}, http.StatusInternalServerError, err
 	}
-	// res.APIKey and res.InternalServiceKey exist only here: send them to the
-	// trust and drop them. fmt, JSON and slog print the result redacted.
+	// The keys exist only here: send res.APIKey.Reveal() and
+	// res.InternalServiceKey.Reveal() to the trust and drop them. Each is a
+	// flip.Secret, which fmt, slog and JSON print as [REDACTED].
 	return res, http.StatusCreated, nil
 }
 
@@ -79,7 +80,7 @@ func TestReadme_CreateTrust(t *testing.T) {
 		if status != c.status {
 			t.Errorf("createTrust(%+q, %q) = %d, %v; want %d", c.name, c.code, status, err, c.status)
 		}
-		if status == http.StatusCreated && (res.APIKey == "" || res.KitSlot.Name != "Trust_001") {
+		if status == http.StatusCreated && (res.APIKey.Reveal() == "" || res.KitSlot.Name != "Trust_001") {
 			t.Errorf("result = %v", res)
 		}
 	}
@@ -123,7 +124,7 @@ func TestReadme_CreateTrustOnPgx(t *testing.T) {
 	if _, err := createTrustOnPgx(ctx, pool, flip.TrustParams{Name: "Guy's and St Thomas'", Code: "GSTT2"}); !errors.Is(err, flip.ErrDuplicateTrust) {
 		t.Errorf("the same name again: %v, want ErrDuplicateTrust", err)
 	}
-	if got, err := flip.NewVerifier(db).Verify(ctx, res.APIKey); err != nil || got.ID != res.Trust.ID {
+	if got, err := flip.NewVerifier(db).Verify(ctx, res.APIKey.Reveal()); err != nil || got.ID != res.Trust.ID {
 		t.Errorf("the committed key: %v, %v", got, err)
 	}
 }
@@ -148,7 +149,7 @@ func TestReadme_Verify(t *testing.T) {
 	db := fliptest.NewDB(t)
 	fliptest.AddSlots(t, db, "Trust_001")
 	res := fliptest.RegisterTrust(t, db, flip.TrustParams{Name: "Caller", Code: "CL"})
-	for key, want := range map[string]int{res.APIKey: http.StatusOK, "": http.StatusUnauthorized, res.InternalServiceKey: http.StatusUnauthorized} {
+	for key, want := range map[string]int{res.APIKey.Reveal(): http.StatusOK, "": http.StatusUnauthorized, res.InternalServiceKey.Reveal(): http.StatusUnauthorized} {
 		r := httptest.NewRequest(http.MethodGet, "/trust/me", nil)
 		r.Header.Set("X-API-Key", key)
 		if got := whoIsCalling(context.Background(), sqlx.NewDb(db.DB, "postgres"), r); got != want {
@@ -206,7 +207,7 @@ func TestReadme_DeleteTrust(t *testing.T) {
 	if _, status, _ := deleteTrust(ctx, x, uuid.New(), reg.Trust.ID); status != http.StatusNotFound {
 		t.Errorf("second deleteTrust = %d, want 404", status)
 	}
-	if _, err := verifier.Verify(ctx, reg.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+	if _, err := verifier.Verify(ctx, reg.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Errorf("deleted trust's key: %v", err)
 	}
 }
@@ -218,8 +219,8 @@ func TestMyService(t *testing.T) {
 	db := fliptest.NewDB(t) // migrated, isolated, dropped at cleanup
 	fliptest.AddSlots(t, db, "Trust_001..Trust_010")
 	res := fliptest.RegisterTrust(t, db, flip.TrustParams{Name: "Test Trust", Code: "TT"})
-	// … exercise your code with res.Trust.ID and res.APIKey
-	if res.Trust.ID == uuid.Nil || res.APIKey == "" {
+	// … exercise your code with res.Trust.ID and res.APIKey.Reveal()
+	if res.Trust.ID == uuid.Nil || res.APIKey.Reveal() == "" {
 		t.Errorf("RegisterTrust = %v", res)
 	}
 }

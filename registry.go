@@ -190,7 +190,7 @@ func (r *Registry) run(ctx context.Context, tx dbexec.Executor, p TrustParams,
 			slog.String("trust_name", p.Name), slog.String("trust_code", p.Code), slog.Any("error", err))
 		return RegistrationResult{}, err
 	}
-	res.APIKey, res.InternalServiceKey = apiKey, serviceKey
+	res.APIKey, res.InternalServiceKey = NewSecret(apiKey), NewSecret(serviceKey)
 	r.logger.LogAttrs(ctx, slog.LevelInfo, "trust registered",
 		slog.String("trust_id", res.Trust.ID.String()), slog.String("trust_name", res.Trust.Name),
 		slog.String("trust_code", res.Trust.Code), slog.String("fl_kit_slot", res.KitSlot.Name))

@@ -102,7 +102,7 @@ func TestRegisterTrust_RunsStepsInOrderUnderASavepoint(t *testing.T) {
 		if got := stepsOf(fdb); got != strings.Join(c.steps, ",") {
 			t.Errorf("%s: steps = %s", c.schema, got)
 		}
-		if res.KitSlot.AssignedTo != res.Trust.ID || res.APIKey == "" || res.InternalServiceKey == "" {
+		if res.KitSlot.AssignedTo != res.Trust.ID || res.APIKey.Reveal() == "" || res.InternalServiceKey.Reveal() == "" {
 			t.Errorf("%s: result = %+v", c.schema, res)
 		}
 	}
@@ -216,7 +216,7 @@ func TestRegistrationResult_KeepsKeysOutOfLogsAndJSON(t *testing.T) {
 	logger.Info("registered", "result", res)
 	js, _ := json.Marshal(res)
 	printed := fmt.Sprintf("%v %+v %#v %s", res, res, res, res) + string(js) + logs.String()
-	for _, secret := range []string{res.APIKey, res.InternalServiceKey, flip.HashAPIKey(res.APIKey)} {
+	for _, secret := range []string{res.APIKey.Reveal(), res.InternalServiceKey.Reveal(), flip.HashAPIKey(res.APIKey.Reveal())} {
 		if strings.Contains(printed, secret) {
 			t.Fatalf("a key reached fmt, JSON or the log:\n%s", printed)
 		}

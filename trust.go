@@ -45,19 +45,20 @@ type TrustParams struct {
 	AuditUserID uuid.UUID
 }
 
-// RegistrationResult is what a successful RegisterTrust returns. APIKey and
-// InternalServiceKey are the only copies of those secrets anywhere: the
-// database holds just HashAPIKey(APIKey). Hand them to the trust and drop
-// them.
+// RegistrationResult is what a successful RegisterTrust (or RotateKeys)
+// returns. APIKey and InternalServiceKey are the only copies of those
+// secrets anywhere: the database holds just HashAPIKey(APIKey.Reveal()).
+// Hand them to the trust and drop them.
 //
-// To keep them out of logs by accident, the keys are left out of JSON, and
-// fmt and log/slog print the result with the keys redacted; read the fields
-// to use them.
+// To keep them out of logs by accident, each key is a Secret: fmt (every
+// verb, also where the result sits in an unexported field of another
+// value), log/slog and encoding/json print it redacted, and the keys are
+// left out of the result's JSON. Reveal returns the plaintext to use.
 type RegistrationResult struct {
 	Trust              Trust   `json:"trust"`
 	KitSlot            KitSlot `json:"kit_slot"`
-	APIKey             string  `json:"-"`
-	InternalServiceKey string  `json:"-"`
+	APIKey             Secret  `json:"-"`
+	InternalServiceKey Secret  `json:"-"`
 	// AddedKitSlots are the slot names a Registry's SlotNameSource added to
 	// the pool for this registration (the pool was empty); usually none.
 	AddedKitSlots []string `json:"added_fl_kit_slots,omitempty"`

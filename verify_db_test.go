@@ -47,11 +47,11 @@ func TestVerifierLookup_FindsTrustByHash(t *testing.T) {
 			db := fliptest.NewDB(t, fliptest.WithDriver(driver))
 			fliptest.AddSlots(t, db, "Trust_001")
 			res := fliptest.RegisterTrust(t, db, flip.TrustParams{Name: "Alpha", Code: "A", Region: "London"})
-			got, err := flip.NewVerifier(db).Verify(t.Context(), res.APIKey)
+			got, err := flip.NewVerifier(db).Verify(t.Context(), res.APIKey.Reveal())
 			if err != nil || got.ID != res.Trust.ID || got.Name != "Alpha" || got.Region != "London" || !got.CreatedAt.Equal(res.Trust.CreatedAt) {
 				t.Errorf("Verify = %+v, %v; want trust %+v", got, err, res.Trust)
 			}
-			if n := rowsFor(t, db, flip.HashAPIKey(res.InternalServiceKey)); n != 0 {
+			if n := rowsFor(t, db, flip.HashAPIKey(res.InternalServiceKey.Reveal())); n != 0 {
 				t.Errorf("the internal-service key's hash finds %d trusts, want none", n)
 			}
 		})

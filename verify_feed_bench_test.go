@@ -44,7 +44,7 @@ func BenchmarkRevocationToRefusal(b *testing.B) {
 	go func() { listened <- v.Listen(ctx, pqfeed.New(db.URL, nil)) }()
 	defer func() { stop(); <-listened }()
 
-	key, change := res.APIKey, flip.TrustChange{TrustID: res.Trust.ID}
+	key, change := res.APIKey.Reveal(), flip.TrustChange{TrustID: res.Trust.ID}
 	var waits []float64 // milliseconds
 	timeouts := 0
 	for b.Loop() {
@@ -81,7 +81,7 @@ func BenchmarkRevocationToRefusal(b *testing.B) {
 				break
 			}
 		}
-		key = rot.APIKey
+		key = rot.APIKey.Reveal()
 	}
 	if len(waits) == 0 {
 		return

@@ -526,7 +526,7 @@ func recordRegistration(ctx context.Context, db *sql.DB) ([]recordedStmt, probe,
 	if err != nil {
 		return nil, probe{}, fmt.Errorf("record a registration: %w", err)
 	}
-	p.trustID, p.apiKeyHash = res.Trust.ID, flip.HashAPIKey(res.APIKey)
+	p.trustID, p.apiKeyHash = res.Trust.ID, flip.HashAPIKey(res.APIKey.Reveal())
 	return slices.DeleteFunc(rec.stmts, func(st recordedStmt) bool {
 		return strings.HasPrefix(st.query, "SAVEPOINT ") || strings.HasPrefix(st.query, "RELEASE SAVEPOINT ")
 	}), p, nil

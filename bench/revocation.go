@@ -78,7 +78,7 @@ func newRevBench(ctx context.Context, dbURL string, trusts int) (rb *revBench, e
 	if err != nil {
 		return rb, err
 	}
-	rb.trust, rb.key = res.Trust.ID, res.APIKey
+	rb.trust, rb.key = res.Trust.ID, res.APIKey.Reveal()
 	feedCtx, stop := context.WithCancel(ctx)
 	rb.stop = stop
 	for i := range 2 {
@@ -137,7 +137,7 @@ func (rb *revBench) trial(ctx context.Context, i int) error {
 	if i%2 == 0 {
 		var res flip.RegistrationResult
 		res, err = rb.reg.RotateKeys(ctx, tx, change)
-		next = res.APIKey
+		next = res.APIKey.Reveal()
 	} else {
 		_, err = rb.reg.RevokeKey(ctx, tx, change)
 	}

@@ -46,7 +46,7 @@ func ExampleNewFeed() {
 	go func() { listened <- v.Listen(listenCtx, flippgx.NewFeed(pool, nil)) }()
 	defer func() { stop(); <-listened }()
 
-	trust, err := v.Verify(ctx, res.APIKey)
+	trust, err := v.Verify(ctx, res.APIKey.Reveal())
 	fmt.Println(trust.Code, err)
 
 	// Any process revokes the key (here this one, in a transaction of its own) ...
@@ -65,7 +65,7 @@ func ExampleNewFeed() {
 		return
 	}
 	// ... and, within moments of the commit, the cached grant is gone.
-	for _, err = v.Verify(ctx, res.APIKey); err == nil; _, err = v.Verify(ctx, res.APIKey) {
+	for _, err = v.Verify(ctx, res.APIKey.Reveal()); err == nil; _, err = v.Verify(ctx, res.APIKey.Reveal()) {
 		time.Sleep(time.Millisecond)
 	}
 	fmt.Println(err)

@@ -51,7 +51,7 @@ func registerTrustHandler(pool *pgxpool.Pool, reg *flippgx.Registry, admin uuid.
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"id": res.Trust.ID, "name": res.Trust.Name, "code": res.Trust.Code,
-			"trust_api_key": res.APIKey, "trust_internal_service_key": res.InternalServiceKey,
+			"trust_api_key": res.APIKey.Reveal(), "trust_internal_service_key": res.InternalServiceKey.Reveal(),
 			"fl_kit_slot": res.KitSlot.Name, "fl_kit_slot_number": res.KitSlot.Number,
 		})
 	}

@@ -233,17 +233,17 @@ func TestLifecycle_PgxTx(t *testing.T) {
 
 			tx := b.begin(t)
 			rot, err := b.reg.RotateKeys(b.ctx, tx, c)
-			if err != nil || rot.Trust.ID != reg.Trust.ID || rot.KitSlot.Name != "Trust_001" || rot.APIKey == reg.APIKey {
+			if err != nil || rot.Trust.ID != reg.Trust.ID || rot.KitSlot.Name != "Trust_001" || rot.APIKey.Reveal() == reg.APIKey.Reveal() {
 				t.Fatalf("rotate = %+v, %v", rot, err)
 			}
-			if _, err := v.Verify(b.ctx, reg.APIKey); err != nil {
+			if _, err := v.Verify(b.ctx, reg.APIKey.Reveal()); err != nil {
 				t.Fatalf("old key before the rotation commits: %v", err)
 			}
 			mustCommit(t, b, tx)
-			if _, err := v.Verify(b.ctx, reg.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+			if _, err := v.Verify(b.ctx, reg.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 				t.Fatalf("old key after rotation: %v, want ErrUnknownAPIKey", err)
 			}
-			if _, err := v.Verify(b.ctx, rot.APIKey); err != nil {
+			if _, err := v.Verify(b.ctx, rot.APIKey.Reveal()); err != nil {
 				t.Fatalf("new key: %v", err)
 			}
 
@@ -252,7 +252,7 @@ func TestLifecycle_PgxTx(t *testing.T) {
 				t.Fatalf("revoke = %+v, %v", tr, err)
 			}
 			mustCommit(t, b, tx)
-			if _, err := v.Verify(b.ctx, rot.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+			if _, err := v.Verify(b.ctx, rot.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 				t.Fatalf("revoked key: %v, want ErrUnknownAPIKey", err)
 			}
 
@@ -291,7 +291,7 @@ func TestNewVerifier_PgxPoolVerifiesAndRefuses(t *testing.T) {
 	res := fliptest.RegisterTrust(t, b.db, flip.TrustParams{Name: "A", Code: "A"})
 	v := flippgx.NewVerifier(b.pool, flip.WithVerifierCache(time.Minute, 10))
 	for range 2 { // a lookup, then the cache
-		got, err := v.Verify(b.ctx, res.APIKey)
+		got, err := v.Verify(b.ctx, res.APIKey.Reveal())
 		if err != nil || got.ID != res.Trust.ID || got.Name != "A" || !got.CreatedAt.Equal(res.Trust.CreatedAt) {
 			t.Fatalf("verify = %+v, %v; want %+v", got, err, res.Trust)
 		}
@@ -300,14 +300,14 @@ func TestNewVerifier_PgxPoolVerifiesAndRefuses(t *testing.T) {
 	if _, err := v.Verify(b.ctx, unknown); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Errorf("unknown key: %v, want ErrUnknownAPIKey", err)
 	}
-	if _, err := v.Verify(b.ctx, res.InternalServiceKey); !errors.Is(err, flip.ErrMalformedKey) {
+	if _, err := v.Verify(b.ctx, res.InternalServiceKey.Reveal()); !errors.Is(err, flip.ErrMalformedKey) {
 		t.Errorf("internal-service key: %v, want ErrMalformedKey", err)
 	}
 	b.pool.Close()
-	if _, err := flippgx.NewVerifier(b.pool).Verify(b.ctx, res.APIKey); err == nil || errors.Is(err, flip.ErrUnauthorized) {
+	if _, err := flippgx.NewVerifier(b.pool).Verify(b.ctx, res.APIKey.Reveal()); err == nil || errors.Is(err, flip.ErrUnauthorized) {
 		t.Errorf("closed pool: %v, want a failure that is not ErrUnauthorized", err)
 	}
-	if _, err := flippgx.NewVerifier(nil).Verify(b.ctx, res.APIKey); err == nil || errors.Is(err, flip.ErrUnauthorized) {
+	if _, err := flippgx.NewVerifier(nil).Verify(b.ctx, res.APIKey.Reveal()); err == nil || errors.Is(err, flip.ErrUnauthorized) {
 		t.Errorf("no database: %v, want a failure that is not ErrUnauthorized", err)
 	}
 }

@@ -37,7 +37,7 @@ func RegisterTrust(t testing.TB, db flip.TxBeginner, p flip.TrustParams) flip.Re
 // text, one row a line, as PostgreSQL's row-to-text cast renders it. Tests
 // search it for what must never be stored, such as a plaintext key:
 //
-//	if strings.Contains(fliptest.DumpTables(t, db), res.APIKey) { t.Fatal("plaintext key stored") }
+//	if strings.Contains(fliptest.DumpTables(t, db), res.APIKey.Reveal()) { t.Fatal("plaintext key stored") }
 func DumpTables(t testing.TB, db flip.DBTX) string {
 	t.Helper()
 	tables := queryStrings(t, db, "list tables", `SELECT quote_ident(table_name) FROM information_schema.tables

@@ -73,7 +73,7 @@ func registrationOutcome(res flip.RegistrationResult) outcome {
 
 func keysOf(res flip.RegistrationResult) []string {
 	var keys []string
-	for _, k := range []string{res.APIKey, res.InternalServiceKey} {
+	for _, k := range []string{res.APIKey.Reveal(), res.InternalServiceKey.Reveal()} {
 		if k != "" {
 			keys = append(keys, k)
 		}

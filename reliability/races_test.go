@@ -422,7 +422,7 @@ func rotateVsVerify(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 				// Whether Commit had returned is read before a verification
 				// begins, whether it had been called once it has ended.
 				done, nk := committed.Load(), newKey.Load()
-				_, errOld := verifier.Verify(b.ctx, tr.APIKey)
+				_, errOld := verifier.Verify(b.ctx, tr.APIKey.Reveal())
 				called := commitCalled.Load()
 				switch {
 				case errOld != nil && !errors.Is(errOld, flip.ErrUnknownAPIKey):
@@ -482,7 +482,8 @@ func rotateVsVerify(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 		defer tx.Rollback(b.ctx) //nolint:errcheck // no-op after Commit
 		res, err := tx.RotateKeys(b.ctx, b.reg, flip.TrustChange{TrustID: tr.Trust.ID})
 		if err == nil {
-			newKey.Store(&res.APIKey)
+			key := res.APIKey.Reveal()
+			newKey.Store(&key)
 			commitCalled.Store(true)
 			err = tx.Commit(b.ctx)
 		}
@@ -645,7 +646,7 @@ func rotateVsDelete(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 	for i, tr := range trusts {
 		var left int
 		if err := b.admin.QueryRowContext(b.ctx, `SELECT count(*) FROM trust WHERE id = $1 OR api_key_hash = $2 OR api_key_hash = $3`,
-			tr.Trust.ID, flip.HashAPIKey(tr.APIKey), flip.HashAPIKey(rot[i].APIKey)).Scan(&left); err != nil {
+			tr.Trust.ID, flip.HashAPIKey(tr.APIKey.Reveal()), flip.HashAPIKey(rot[i].APIKey.Reveal())).Scan(&left); err != nil {
 			t.Fatal(err)
 		}
 		switch {
@@ -666,7 +667,7 @@ func rotateVsDelete(t *testing.T, b *bundle, viol *violations, outcomes map[stri
 			outcomes["bad"]++
 			continue
 		}
-		for _, key := range []string{tr.APIKey, rot[i].APIKey} {
+		for _, key := range []string{tr.APIKey.Reveal(), rot[i].APIKey.Reveal()} {
 			if key == "" {
 				continue
 			}

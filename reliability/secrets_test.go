@@ -96,7 +96,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			// unique index on the hash refuse the trust; the error the
 			// registry logs must not carry the hash the server reports.
 			if v.version >= 2 {
-				repeat := &repeatMinter{api: registered[0].APIKey, inner: b.minter}
+				repeat := &repeatMinter{api: registered[0].APIKey.Reveal(), inner: b.minter}
 				reg := flip.NewRegistry(store.New(), flip.WithKeyMinter(repeat), flip.WithLogger(logger))
 				_, err := b.RegisterTrustDB(ctx, reg, flip.TrustParams{Name: "Colliding key", Code: "CK"})
 				if err == nil {
@@ -140,7 +140,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 					return rot, err
 				}, commit)
 				if commit {
-					retired = append(retired, registered[i].APIKey)
+					retired = append(retired, registered[i].APIKey.Reveal())
 					registered[i] = rot
 				}
 				return rot
@@ -218,10 +218,10 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			}
 			stranger := flip.RandomKeyMinter{Format: v.format}
 			for _, res := range live {
-				verify("hit", res.APIKey, &res.Trust)
-				verify("cached hit", res.APIKey, &res.Trust)
-				verify("internal-service key as API key", res.InternalServiceKey, nil)
-				k := res.APIKey
+				verify("hit", res.APIKey.Reveal(), &res.Trust)
+				verify("cached hit", res.APIKey.Reveal(), &res.Trust)
+				verify("internal-service key as API key", res.InternalServiceKey.Reveal(), nil)
+				k := res.APIKey.Reveal()
 				for _, bad := range []string{
 					k[:len(k)-1], k + "A", " " + k, k + "\n", strings.ToUpper(k), strings.ToLower(k),
 					k[:len(k)-2] + string(k[len(k)-1]) + string(k[len(k)-2]), // two characters swapped
@@ -238,22 +238,22 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 				presented = append(presented, unknown)
 				verify("unknown key", unknown, nil)
 			}
-			verify("rolled-back trust's key", rolledBack.APIKey, nil)
-			verify("key from a rolled-back rotation", rolledBackRotation.APIKey, nil)
+			verify("rolled-back trust's key", rolledBack.APIKey.Reveal(), nil)
+			verify("key from a rolled-back rotation", rolledBackRotation.APIKey.Reveal(), nil)
 			for _, k := range retired {
 				verify("key rotated away", k, nil)
 			}
-			verify("revoked key", revoked.APIKey, nil)
-			verify("deleted trust's key", deleted.APIKey, nil)
+			verify("revoked key", revoked.APIKey.Reveal(), nil)
+			verify("deleted trust's key", deleted.APIKey.Reveal(), nil)
 			verify("empty", "", nil)
 			verify("garbage", "flip_ak_not-a-key", nil)
 			if n := verifier.CachedGrants(); n != len(live) {
 				viol.add("the cache holds %d grants, want %d (only hits are cached)", n, len(live))
 			}
 			verifier.Invalidate(live[0].Trust.ID)
-			verify("hit after Invalidate", live[0].APIKey, &live[0].Trust)
+			verify("hit after Invalidate", live[0].APIKey.Reveal(), &live[0].Trust)
 			verifier.Purge()
-			verify("hit after Purge", live[1].APIKey, &live[1].Trust)
+			verify("hit after Purge", live[1].APIKey.Reveal(), &live[1].Trust)
 
 			// 4. Search.
 			dump, err := tableText(ctx, b.admin)
@@ -299,7 +299,7 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 			}
 			// Sanity: the search does see the stored hashes, each in its own row.
 			for _, res := range live {
-				h := flip.HashAPIKey(res.APIKey)
+				h := flip.HashAPIKey(res.APIKey.Reveal())
 				if !strings.Contains(dump, h) {
 					viol.add("trust %s: its API-key hash is not in the dump; the search is blind", res.Trust.Name)
 				}
@@ -308,12 +308,12 @@ func TestSecrets_FullCycleLeavesNoPlaintextKey(t *testing.T) {
 					viol.add("trust %s: stored hash %q, %v; want HashAPIKey of its key", res.Trust.Name, stored, err)
 				}
 			}
-			if strings.Contains(dump, flip.HashAPIKey(rolledBack.APIKey)) {
+			if strings.Contains(dump, flip.HashAPIKey(rolledBack.APIKey.Reveal())) {
 				viol.add("the rolled-back trust's hash is stored")
 			}
 			// What a later life took away is gone: the keys rotated away, the
 			// rolled-back rotation's, the revoked and the deleted trust's.
-			for _, k := range append(retired, rolledBackRotation.APIKey, revoked.APIKey, deleted.APIKey) {
+			for _, k := range append(retired, rolledBackRotation.APIKey.Reveal(), revoked.APIKey.Reveal(), deleted.APIKey.Reveal()) {
 				if strings.Contains(dump, flip.HashAPIKey(k)) {
 					viol.add("the hash of a key that no longer authenticates is still stored")
 				}

@@ -64,13 +64,13 @@ func TestRotateRevokeRotate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RotateKeys: %v", err)
 		}
-		if rot.APIKey == reg.APIKey || rot.InternalServiceKey == reg.InternalServiceKey || rot.Trust != reg.Trust || rot.KitSlot.Name != "Trust_001" {
+		if rot.APIKey.Reveal() == reg.APIKey.Reveal() || rot.InternalServiceKey.Reveal() == reg.InternalServiceKey.Reveal() || rot.Trust != reg.Trust || rot.KitSlot.Name != "Trust_001" {
 			t.Fatalf("rotation = %v, registration %v", rot, reg)
 		}
-		if err := b.verify(t, reg.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+		if err := b.verify(t, reg.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("old key after rotation: %v, want ErrUnknownAPIKey", err)
 		}
-		if err := b.verify(t, rot.APIKey); err != nil {
+		if err := b.verify(t, rot.APIKey.Reveal()); err != nil {
 			t.Errorf("new key after rotation: %v", err)
 		}
 
@@ -89,7 +89,7 @@ func TestRotateRevokeRotate(t *testing.T) {
 		if hash.Valid {
 			t.Errorf("api_key_hash after revocation = %q, want NULL", hash.String)
 		}
-		if err := b.verify(t, rot.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+		if err := b.verify(t, rot.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("revoked key: %v, want ErrUnknownAPIKey", err)
 		}
 		if slot, err := store.KitSlotOf(b.ctx, b.db, reg.Trust.ID); err != nil || slot.Name != "Trust_001" {
@@ -100,7 +100,7 @@ func TestRotateRevokeRotate(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RotateKeys after revocation: %v", err)
 		}
-		if err := b.verify(t, back.APIKey); err != nil {
+		if err := b.verify(t, back.APIKey.Reveal()); err != nil {
 			t.Errorf("key rotated after revocation: %v", err)
 		}
 		want := []string{"ROTATED", "REVOKED", "ROTATED"}
@@ -239,5 +239,62 @@ func deleteReferencedDependent(t *testing.T, native bool) {
 	}
 	if after := fliptest.DumpTables(t, b.db); after != before {
 		t.Error("a blocked deletion changed the database")
+	}
+}
+
+// Every table that references trust has its own entry in
+// DependentRowsDeleted, however its schema and name are spelled: a table
+// other.fl_logs and a table named "other.fl_logs" on the search_path once
+// shared the label other.fl_logs, and one table's count was lost.
+func TestDeleteTrust_EachTableCountedUnderItsOwnLabel(t *testing.T) {
+	t.Parallel()
+	for _, native := range []bool{false, true} {
+		t.Run(map[bool]string{false: "lib_pq", true: "pgx_native"}[native], func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, variant{version: store.LatestVersion(), driver: "postgres", native: native, sql: []string{hubfixture.Schema, `
+				CREATE SCHEMA other;
+				CREATE SCHEMA "Other";
+				CREATE TABLE other.fl_logs (trust_id uuid REFERENCES trust (id));
+				CREATE TABLE public."other.fl_logs" (trust_id uuid REFERENCES trust (id));
+				CREATE TABLE other."other.fl_logs" (trust_id uuid REFERENCES trust (id));
+				CREATE TABLE "Other".fl_logs (trust_id uuid REFERENCES trust (id));
+				CREATE TABLE public."Site ""Reports""" (trust_id uuid REFERENCES trust (id));
+				CREATE TABLE public."order" (trust_id uuid REFERENCES trust (id))`}})
+			fliptest.AddSlots(t, b.db, "Trust_001")
+			res := b.mustRegister(t, flip.TrustParams{Name: "A", Code: "A"})
+			want := map[string]int64{
+				"other.fl_logs":         1,
+				`"other.fl_logs"`:       2,
+				`other."other.fl_logs"`: 3,
+				`"Other".fl_logs`:       4,
+				`"Site ""Reports"""`:    5,
+				`"order"`:               6,
+				"fl_logs":               0, // the hub's own tables keep their bare names
+				"user_role":             0,
+			}
+			for table, n := range map[string]int64{
+				`other.fl_logs`: 1, `public."other.fl_logs"`: 2, `other."other.fl_logs"`: 3,
+				`"Other".fl_logs`: 4, `public."Site ""Reports"""`: 5, `public."order"`: 6,
+			} {
+				_, err := b.db.ExecContext(b.ctx, `INSERT INTO `+table+` SELECT $1 FROM generate_series(1, $2)`, res.Trust.ID, n)
+				must(t, err)
+			}
+			var del flip.DeletionResult
+			must(t, b.Run(b.ctx, func(tx callertx.Tx) (err error) {
+				del, err = tx.DeleteTrust(b.ctx, b.reg, flip.TrustChange{TrustID: res.Trust.ID})
+				return err
+			}))
+			for label, n := range want {
+				if got, ok := del.DependentRowsDeleted[label]; !ok || got != n {
+					t.Errorf("DependentRowsDeleted[%s] = %d (present: %v), want %d; all: %v", label, got, ok, n, del.DependentRowsDeleted)
+				}
+			}
+			var tables int
+			must(t, b.db.QueryRowContext(b.ctx, `SELECT count(DISTINCT conrelid) FROM pg_constraint
+				WHERE contype = 'f' AND confrelid = 'trust'::regclass AND conrelid <> 'fl_kit_slot'::regclass`).Scan(&tables))
+			if len(del.DependentRowsDeleted) != tables {
+				t.Errorf("%d labels for %d referencing tables: %v", len(del.DependentRowsDeleted), tables, del.DependentRowsDeleted)
+			}
+		})
 	}
 }

@@ -202,7 +202,7 @@ var suiteCases = []struct {
 		if got.ID != res.Trust.ID || got.Name != "Guy's and St Thomas'" || got.Code != "GSTT" || got.Region != "London" || !got.CreatedAt.Equal(res.Trust.CreatedAt) {
 			t.Errorf("stored trust = %+v, returned %+v", got, res.Trust)
 		}
-		if h := snap.Hashes[got.ID]; h != flip.HashAPIKey(res.APIKey) || h == flip.HashAPIKey(res.InternalServiceKey) {
+		if h := snap.Hashes[got.ID]; h != flip.HashAPIKey(res.APIKey.Reveal()) || h == flip.HashAPIKey(res.InternalServiceKey.Reveal()) {
 			t.Errorf("stored api_key_hash is not HashAPIKey of the API key")
 		}
 		if sl := snap.Slots[0]; sl.AssignedTo != got.ID || !sl.AssignedAt.Equal(got.CreatedAt) {
@@ -416,17 +416,17 @@ var suiteCases = []struct {
 			t.Fatal(err)
 		}
 		v := s.Verifier()
-		if _, err := v.Verify(s.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+		if _, err := v.Verify(s.ctx, res.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 			t.Errorf("verify before commit: error = %v, want ErrUnknownAPIKey", err)
 		}
 		if err := tx.Commit(s.ctx); err != nil {
 			t.Fatal(err)
 		}
-		got, err := v.Verify(s.ctx, res.APIKey)
+		got, err := v.Verify(s.ctx, res.APIKey.Reveal())
 		if err != nil || got.ID != res.Trust.ID || got.Name != "A" || !got.CreatedAt.Equal(res.Trust.CreatedAt) {
 			t.Errorf("verify after commit = %+v, %v; want trust %s", got, err, res.Trust.ID)
 		}
-		if _, err := v.Verify(s.ctx, res.InternalServiceKey); !errors.Is(err, flip.ErrMalformedKey) {
+		if _, err := v.Verify(s.ctx, res.InternalServiceKey.Reveal()); !errors.Is(err, flip.ErrMalformedKey) {
 			t.Errorf("verify the internal-service key: error = %v, want ErrMalformedKey", err)
 		}
 		other, _ := flip.RandomKeyMinter{}.MintKey(flip.TrustAPIKey)

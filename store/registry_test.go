@@ -30,13 +30,13 @@ func TestRegisterTrust_StoresHashAuditAndSlot(t *testing.T) {
 		before := time.Now().UTC().Add(-time.Second)
 		res := b.mustRegister(t, flip.TrustParams{Name: "Guy's and St Thomas'", Code: "GSTT", Region: "London", AuditUserID: admin})
 
-		if err := flip.CheckKey(flip.TrustAPIKey, res.APIKey); err != nil {
+		if err := flip.CheckKey(flip.TrustAPIKey, res.APIKey.Reveal()); err != nil {
 			t.Errorf("API key malformed: %v", err)
 		}
-		if err := flip.CheckKey(flip.InternalServiceKey, res.InternalServiceKey); err != nil {
+		if err := flip.CheckKey(flip.InternalServiceKey, res.InternalServiceKey.Reveal()); err != nil {
 			t.Errorf("internal-service key malformed: %v", err)
 		}
-		if res.APIKey == res.InternalServiceKey {
+		if res.APIKey.Reveal() == res.InternalServiceKey.Reveal() {
 			t.Error("the two keys are equal")
 		}
 
@@ -53,7 +53,7 @@ func TestRegisterTrust_StoresHashAuditAndSlot(t *testing.T) {
 		if name != "Guy's and St Thomas'" || code != "GSTT" || region.String != "London" {
 			t.Errorf("stored %q %q %q", name, code, region.String)
 		}
-		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(hash) || hash != flip.HashAPIKey(res.APIKey) {
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(hash) || hash != flip.HashAPIKey(res.APIKey.Reveal()) {
 			t.Errorf("api_key_hash = %q, want hex sha256 of the API key", hash)
 		}
 		if createdAt.Before(before) || !createdAt.Equal(res.Trust.CreatedAt) {
@@ -61,10 +61,10 @@ func TestRegisterTrust_StoresHashAuditAndSlot(t *testing.T) {
 		}
 
 		dump := fliptest.DumpTables(t, b.db)
-		if strings.Contains(dump, res.APIKey) {
+		if strings.Contains(dump, res.APIKey.Reveal()) {
 			t.Error("plaintext API key stored")
 		}
-		if strings.Contains(dump, res.InternalServiceKey) || strings.Contains(dump, flip.HashAPIKey(res.InternalServiceKey)) {
+		if strings.Contains(dump, res.InternalServiceKey.Reveal()) || strings.Contains(dump, flip.HashAPIKey(res.InternalServiceKey.Reveal())) {
 			t.Error("internal-service key (or its hash) stored")
 		}
 

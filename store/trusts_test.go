@@ -19,7 +19,7 @@ func TestTrustAPIKeyHash(t *testing.T) {
 	fliptest.AddSlots(t, db, "Trust_001")
 	res := fliptest.RegisterTrust(t, db, flipParams("Hashed", "HSH"))
 	ctx := context.Background()
-	if h, err := store.TrustAPIKeyHash(ctx, db, res.Trust.ID); err != nil || h != flip.HashAPIKey(res.APIKey) {
+	if h, err := store.TrustAPIKeyHash(ctx, db, res.Trust.ID); err != nil || h != flip.HashAPIKey(res.APIKey.Reveal()) {
 		t.Errorf("registered: hash %q, %v; want the key's", h, err)
 	}
 	change := func(f func(tx flip.DBTX) error) {
@@ -43,7 +43,7 @@ func TestTrustAPIKeyHash(t *testing.T) {
 	}
 	var rotated flip.RegistrationResult
 	change(func(tx flip.DBTX) (err error) { rotated, err = flipRegistry().RotateKeys(ctx, tx, c); return err })
-	if h, err := store.TrustAPIKeyHash(ctx, db, res.Trust.ID); err != nil || h != flip.HashAPIKey(rotated.APIKey) {
+	if h, err := store.TrustAPIKeyHash(ctx, db, res.Trust.ID); err != nil || h != flip.HashAPIKey(rotated.APIKey.Reveal()) {
 		t.Errorf("rotated: hash %q, %v; want the new key's", h, err)
 	}
 	if _, err := store.TrustAPIKeyHash(ctx, db, uuid.New()); !errors.Is(err, store.ErrTrustNotFound) {

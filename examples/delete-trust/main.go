@@ -22,10 +22,12 @@
 //
 // freed_fl_kit_slot is null when the trust held no slot; a legacy trust
 // holding several also gets "freed_fl_kit_slots", all their names.
-// dependent_rows_deleted has every referencing table, zeros included. A
-// trust that does not exist, including one another run deleted a moment
-// before, prints {"status":"not_found","name":"…"}, so running the
-// command again is safe.
+// dependent_rows_deleted has every referencing table, zeros included,
+// named as flip.DeletionResult names it (schema-qualified and quoted where
+// needed, so that no two tables share a name). A trust that does not
+// exist, including one another run deleted a moment before, prints
+// {"status":"not_found","name":"…"}, so running the command again is
+// safe.
 //
 // With --revoke the trust is kept, with its slot and data, and only its
 // API key stops working ({"status":"revoked","trust_id":"…","name":"…"});

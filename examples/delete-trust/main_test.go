@@ -204,14 +204,14 @@ func TestRevoke(t *testing.T) {
 	ctx := context.Background()
 	reg := fliptest.RegisterTrust(t, db, flip.TrustParams{Name: "Revoked Trust", Code: "REV"})
 	v := flip.NewVerifier(db)
-	if _, err := v.Verify(ctx, reg.APIKey); err != nil {
+	if _, err := v.Verify(ctx, reg.APIKey.Reveal()); err != nil {
 		t.Fatal(err)
 	}
 
 	want := `{"status":"revoked","trust_id":"` + reg.Trust.ID.String() + `","name":"Revoked Trust"}`
 	r := deleteTrust(t, db, "--name", "Revoked Trust", "--revoke")
 	wantStdout(t, r, want)
-	if _, err := v.Verify(ctx, reg.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+	if _, err := v.Verify(ctx, reg.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Errorf("revoked key: %v, want ErrUnknownAPIKey", err)
 	}
 	if slot, err := store.KitSlotOf(ctx, db, reg.Trust.ID); err != nil || slot.Name != "Trust_001" {
@@ -220,7 +220,7 @@ func TestRevoke(t *testing.T) {
 	if n := count(t, db, `SELECT count(*) FROM flip_trust_key_audit WHERE trust_id = $1 AND action = 'REVOKED' AND modified_by_user_id IS NULL`, reg.Trust.ID); n != 1 {
 		t.Errorf("%d REVOKED audit rows, want 1", n)
 	}
-	for _, secret := range []string{reg.APIKey, reg.InternalServiceKey, flip.HashAPIKey(reg.APIKey)} {
+	for _, secret := range []string{reg.APIKey.Reveal(), reg.InternalServiceKey.Reveal(), flip.HashAPIKey(reg.APIKey.Reveal())} {
 		if strings.Contains(r.stderr, secret) {
 			t.Errorf("stderr contains a key or its hash %.8s…", secret)
 		}

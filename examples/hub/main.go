@@ -56,7 +56,9 @@
 // # Status codes of POST /admin/trusts
 //
 //	201 registered; the body holds both keys, the only copy
-//	400 bad input (blank, malformed or hostile name, code or region; bad JSON)
+//	400 bad input (blank, malformed or hostile name, code or region; bad
+//	    JSON; a key repeated, unknown, or not spelled exactly name, code or
+//	    region)
 //	401, 403 no credentials, or not an admin
 //	409 duplicate trust, or no free kit slot (add slots)
 //	413, 415 body too large, not application/json

@@ -518,7 +518,7 @@ func TestTrustChanges_CommitFailureIs500AndCommitsNothing(t *testing.T) {
 			t.Errorf("%v: body = %s, want only the generic message", e, r.raw)
 		}
 	}
-	wantTrustUnchanged(t, db, response{body: map[string]any{"id": res.Trust.ID.String(), "trust_api_key": res.APIKey}})
+	wantTrustUnchanged(t, db, response{body: map[string]any{"id": res.Trust.ID.String(), "trust_api_key": res.APIKey.Reveal()}})
 	if afterCommit.Load() != 0 {
 		t.Error("AfterCommit ran although the commit failed")
 	}

@@ -161,7 +161,7 @@ func writeRequestError(w http.ResponseWriter, err error) {
 func newRegisterResponse(res flip.RegistrationResult) registerResponse {
 	out := registerResponse{
 		ID: res.Trust.ID, Name: res.Trust.Name, Code: res.Trust.Code, CreatedAt: res.Trust.CreatedAt,
-		TrustAPIKey: res.APIKey, TrustInternalServiceKey: res.InternalServiceKey,
+		TrustAPIKey: res.APIKey.Reveal(), TrustInternalServiceKey: res.InternalServiceKey.Reveal(),
 		FLKitSlot: res.KitSlot.Name, FLKitSlotNumber: res.KitSlot.Number,
 	}
 	if res.Trust.Region != "" {

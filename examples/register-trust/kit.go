@@ -177,7 +177,7 @@ func kitRecord(o outcome, aesKey bool, getenv func(string) string) (record, erro
 	if !keyed {
 		return rec, nil
 	}
-	rec.TrustAPIKey, rec.TrustInternalServiceKey = o.res.APIKey, o.res.InternalServiceKey
+	rec.TrustAPIKey, rec.TrustInternalServiceKey = o.res.APIKey.Reveal(), o.res.InternalServiceKey.Reveal()
 	if aesKey {
 		key, err := mintAESKey()
 		if err != nil {

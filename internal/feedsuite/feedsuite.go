@@ -75,7 +75,7 @@ func (s suite) secondReplicaRefusesOnceTheChangeIsDelivered(t *testing.T) {
 			b := s.setup(t)
 			res := fliptest.RegisterTrust(t, b.db, flip.TrustParams{Name: "Replicated", Code: "REP"})
 			second := b.startReplica(t)
-			second.mustCache(t, b.ctx, res.APIKey)
+			second.mustCache(t, b.ctx, res.APIKey.Reveal())
 
 			tx, err := b.db.BeginTx(b.ctx, nil)
 			if err != nil {
@@ -85,7 +85,7 @@ func (s suite) secondReplicaRefusesOnceTheChangeIsDelivered(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Not committed: the other replica still grants the key it holds.
-			if _, err := second.v.Verify(b.ctx, res.APIKey); err != nil {
+			if _, err := second.v.Verify(b.ctx, res.APIKey.Reveal()); err != nil {
 				t.Errorf("before the commit, the second replica refused the key: %v", err)
 			}
 			if err := tx.Commit(); err != nil {
@@ -94,7 +94,7 @@ func (s suite) secondReplicaRefusesOnceTheChangeIsDelivered(t *testing.T) {
 			if id := next(t, b.ctx, second.feed.changed, "the change notice"); id != res.Trust.ID {
 				t.Fatalf("notice for %s, want %s", id, res.Trust.ID)
 			}
-			if _, err := second.v.Verify(b.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+			if _, err := second.v.Verify(b.ctx, res.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 				t.Errorf("after the notice, the second replica answered %v for the old key, want ErrUnknownAPIKey", err)
 			}
 		})
@@ -110,7 +110,7 @@ func (s suite) rolledBackChangeAnnouncesNothing(t *testing.T) {
 	kept := fliptest.RegisterTrust(t, b.db, flip.TrustParams{Name: "Kept", Code: "KEPT"})
 	changed := fliptest.RegisterTrust(t, b.db, flip.TrustParams{Name: "Changed", Code: "CHG"})
 	second := b.startReplica(t)
-	second.mustCache(t, b.ctx, kept.APIKey)
+	second.mustCache(t, b.ctx, kept.APIKey.Reveal())
 
 	b.inTx(t, false, func(tx *sql.Tx) error {
 		_, err := b.reg.RevokeKey(b.ctx, tx, flip.TrustChange{TrustID: kept.Trust.ID})
@@ -123,7 +123,7 @@ func (s suite) rolledBackChangeAnnouncesNothing(t *testing.T) {
 	if id := next(t, b.ctx, second.feed.changed, "the committed change's notice"); id != changed.Trust.ID {
 		t.Fatalf("first notice is for %s, want %s (the rolled-back revocation's was delivered)", id, changed.Trust.ID)
 	}
-	if _, err := second.v.Verify(b.ctx, kept.APIKey); err != nil {
+	if _, err := second.v.Verify(b.ctx, kept.APIKey.Reveal()); err != nil {
 		t.Errorf("a rolled-back revocation refused the key: %v", err)
 	}
 }
@@ -136,7 +136,7 @@ func (s suite) lostConnectionPausesTheCacheAndReconnects(t *testing.T) {
 	b := s.setup(t)
 	res := fliptest.RegisterTrust(t, b.db, flip.TrustParams{Name: "Reconnected", Code: "REC"})
 	second := b.startReplica(t)
-	second.mustCache(t, b.ctx, res.APIKey)
+	second.mustCache(t, b.ctx, res.APIKey.Reveal())
 
 	// The feed's session is the one whose latest statement is its LISTEN
 	// (each feed re-sends it or pings with a query of its own only after
@@ -156,13 +156,13 @@ func (s suite) lostConnectionPausesTheCacheAndReconnects(t *testing.T) {
 	if !next(t, b.ctx, second.feed.live, "the reconnection") {
 		t.Fatal("want listening(true) after reconnecting")
 	}
-	second.mustCache(t, b.ctx, res.APIKey)
+	second.mustCache(t, b.ctx, res.APIKey.Reveal())
 	b.inTx(t, true, func(tx *sql.Tx) error {
 		_, err := b.reg.RevokeKey(b.ctx, tx, flip.TrustChange{TrustID: res.Trust.ID})
 		return err
 	})
 	next(t, b.ctx, second.feed.changed, "the notice after reconnecting")
-	if _, err := second.v.Verify(b.ctx, res.APIKey); !errors.Is(err, flip.ErrUnknownAPIKey) {
+	if _, err := second.v.Verify(b.ctx, res.APIKey.Reveal()); !errors.Is(err, flip.ErrUnknownAPIKey) {
 		t.Errorf("revoked key after reconnecting: %v, want ErrUnknownAPIKey", err)
 	}
 }

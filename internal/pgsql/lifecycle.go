@@ -69,9 +69,9 @@ const LockTrustForDelete = `SELECT ` + qualifiedTrustColumns + `,
                    'to', c.confrelid::pg_catalog.int8,
                    'schema', n.nspname,
                    'table', r.relname,
-                   'label', CASE WHEN pg_catalog.to_regclass(pg_catalog.quote_ident(r.relname::pg_catalog.text))::pg_catalog.oid OPERATOR(pg_catalog.=) r.oid
-                                 THEN r.relname::pg_catalog.text
-                                 ELSE n.nspname::pg_catalog.text OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) r.relname::pg_catalog.text END,
+                   'label', CASE WHEN pg_catalog.pg_table_is_visible(r.oid) THEN pg_catalog.quote_ident(r.relname::pg_catalog.text)
+                                 ELSE pg_catalog.quote_ident(n.nspname::pg_catalog.text) OPERATOR(pg_catalog.||) '.'
+                                      OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.relname::pg_catalog.text) END,
                    'columns', ARRAY(SELECT a.attname FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k(num, ord)
                                     JOIN pg_catalog.pg_attribute AS a
                                       ON a.attrelid OPERATOR(pg_catalog.=) c.conrelid AND a.attnum OPERATOR(pg_catalog.=) k.num
@@ -101,12 +101,21 @@ FOR UPDATE OF t`
 
 // ForeignKey is one row of LockTrustForDelete's JSON: a foreign key from
 // table From's Columns to table To's References.
+//
+// Label names the table in reports (a deletion's rows per table, a
+// blocked deletion's message) as SQL would write it to reach that table:
+// the bare name for a table found first on the search_path, schema.table
+// otherwise, each part quoted (quote_ident) when it is not a plain
+// lower-case identifier. The hub's own tables keep their bare names
+// (fl_logs), and two tables never share a label: other.fl_logs (schema
+// other) is not "other.fl_logs" (a name with a dot, on the search_path),
+// which one unquoted label would name both.
 type ForeignKey struct {
 	From       uint32   `json:"from"`
 	To         uint32   `json:"to"`
 	Schema     string   `json:"schema"`
 	Table      string   `json:"table"`
-	Label      string   `json:"label"` // the table's name, schema-qualified when not found first on the search_path
+	Label      string   `json:"label"`
 	Columns    []string `json:"columns"`
 	References []string `json:"references"`
 	// Operators are the equality operators the key compares a referenced
