@@ -244,7 +244,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	log.Info("connecting", "database", cmddb.Redact(opts.database.URL))
-	db, msg, err := connect(ctx, opts.database)
+	db, msg, err := cmddb.Connect(ctx, opts.database, 2)
 	if err != nil {
 		return fail(msg, err)
 	}
@@ -272,35 +272,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	d := deployRun{log: log, opts: opts, out: out, stdout: stdout, getenv: getenv, fail: fail}
 	return d.deploy(ctx, db)
-}
-
-// connect is cmddb.Connect (a pool of two connections) bounded by ctx, so
-// that --timeout holds while connecting too: lib/pq heeds a context only
-// while dialling, and a server that accepts the connection but never
-// answers its startup message would hold the command until TCP gives up.
-// A connection that arrives after ctx has ended is closed.
-func connect(ctx context.Context, src cmddb.Source) (*sql.DB, string, error) {
-	type connected struct {
-		db  *sql.DB
-		msg string
-		err error
-	}
-	done := make(chan connected, 1)
-	go func() {
-		db, msg, err := cmddb.Connect(ctx, src, 2)
-		done <- connected{db, msg, err}
-	}()
-	select {
-	case c := <-done:
-		return c.db, c.msg, c.err
-	case <-ctx.Done():
-		go func() {
-			if c := <-done; c.db != nil {
-				c.db.Close()
-			}
-		}()
-		return nil, "no answer from the database at " + cmddb.Redact(src.URL) + ", taken from " + src.From, ctx.Err()
-	}
 }
 
 // newRegistry is the Registry every registration and rotation of the

@@ -75,12 +75,25 @@ func Open(dsn string, conns int) (*sql.DB, error) {
 // database answers. On failure it returns a message for the log along with
 // the error (redacted): which step failed and, for a database that does
 // not answer, the redacted URL and where it came from.
+//
+// ctx bounds the whole of it: lib/pq heeds a context only while dialling,
+// and a server that accepts the connection but never answers its startup
+// message would otherwise hold the command until TCP gives up. A
+// connection that arrives after ctx has ended is closed.
 func Connect(ctx context.Context, src Source, conns int) (*sql.DB, string, error) {
 	db, err := Open(src.URL, conns)
 	if err != nil {
 		return nil, "cannot open the database given by " + src.From, err
 	}
-	if err := db.PingContext(ctx); err != nil {
+	pinged := make(chan error, 1)
+	go func() { pinged <- db.PingContext(ctx) }()
+	select {
+	case err = <-pinged:
+	case <-ctx.Done():
+		go func() { <-pinged; db.Close() }()
+		return nil, "no answer from the database at " + Redact(src.URL) + ", taken from " + src.From, ctx.Err()
+	}
+	if err != nil {
 		db.Close()
 		return nil, "cannot connect to the database at " + Redact(src.URL) + ", taken from " + src.From +
 			"; check that PostgreSQL is running there and the URL is right", RedactError(src.URL, err)
