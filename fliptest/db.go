@@ -18,8 +18,11 @@
 // that cache, and a changed migration replaces its stale template.
 // FromSQL starts a database from SQL of the test's choosing (the hub's own
 // schema, say) before flip's migrations, with a template per fixture. When
-// no server answers, the test is skipped, except under CI=true, where it
-// fails: a CI run must never pass by skipping its database tests. When a
+// nothing listens at the server's address, the test is skipped, except
+// under CI=true, where it fails: a CI run must never pass by skipping its
+// database tests. Any other failure to connect (a refused role or
+// password, a missing database, TLS) fails the test, CI or not: a wrong
+// DATABASE_URL must not turn `go test` green having run nothing. When a
 // test fails, its database's name and URL are logged; with
 // FLIPTEST_KEEP_FAILED=1 the database is kept for inspection instead of
 // dropped.
@@ -38,13 +41,16 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,19 +114,40 @@ func ServerURL() string {
 	return defaultDatabaseURL
 }
 
-// RequireServer returns an open connection pool on the server's maintenance
-// database, skipping the test when the server is unreachable (failing
-// under CI=true).
+// RequireServer returns an open connection pool on the database of
+// ServerURL. It skips the test when nothing listens there (ServerAbsent),
+// except under CI=true, and fails it on any other connection error.
 func RequireServer(t testing.TB) *sql.DB {
 	t.Helper()
 	admin, err := adminPool()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("fliptest: PostgreSQL is required under CI=true but unreachable at %s: %v", redactURL(ServerURL()), err)
-		}
-		t.Skipf("fliptest: PostgreSQL unreachable at %s (set DATABASE_URL): %v", redactURL(ServerURL()), err)
+	switch {
+	case err == nil:
+		return admin
+	case !ServerAbsent(err):
+		t.Fatalf("fliptest: cannot connect to PostgreSQL at %s: %v (fix DATABASE_URL or the server: only a server that is not there skips the tests)", redactURL(ServerURL()), err)
+	case os.Getenv("CI") == "true":
+		t.Fatalf("fliptest: PostgreSQL is required under CI=true but nothing listens at %s: %v", redactURL(ServerURL()), err)
+	default:
+		t.Skipf("fliptest: no PostgreSQL at %s (set DATABASE_URL): %v", redactURL(ServerURL()), err)
 	}
-	return admin
+	return nil
+}
+
+// ServerAbsent reports whether err, from connecting to PostgreSQL, says
+// that nothing is there: the connection was refused, the host name does
+// not resolve, or the Unix socket does not exist. Only then do fliptest
+// (and flip's own TestMains) skip rather than fail. A server that answers
+// but refuses the role or the password, a database that does not exist,
+// a TLS failure or a timeout is a fault or a misconfiguration to fix, not
+// a machine without PostgreSQL.
+func ServerAbsent(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return false
+	}
+	var dns *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
+		errors.As(err, &dns) && dns.IsNotFound
 }
 
 var (
