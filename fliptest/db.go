@@ -15,7 +15,10 @@
 // CREATEDB. Databases are cloned from a template built once per migration
 // set, so a new one costs a CREATE DATABASE (about 43 ms), not a migration
 // run; the templates (flip_tmpl_v<version>_<hash>) stay on the server as
-// that cache, and a changed migration replaces its stale template.
+// that cache. Checkouts with different migrations (branches sharing a
+// server) each keep their own; one that no test has used for a day is
+// dropped when another of its version is built, and one dropped while in
+// use is built again.
 // FromSQL starts a database from SQL of the test's choosing (the hub's own
 // schema, say) before flip's migrations, with a template per fixture. When
 // nothing listens at the server's address, the test is skipped, except
@@ -54,7 +57,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/lib/pq" // the driver NewDB opens databases with
+	"github.com/lib/pq" // the driver NewDB opens databases with
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -194,13 +197,9 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 	}
 	admin := RequireServer(t)
 	ctx := context.Background()
-	tmpl, err := templateFor(ctx, admin, cfg.version, cfg.sql)
-	if err != nil {
-		t.Fatalf("fliptest: template database: %v", err)
-	}
 	name := "flip_test_" + randomSuffix()
-	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(name)+` TEMPLATE `+quoteIdent(tmpl)); err != nil {
-		t.Fatalf("fliptest: create database: %v", err)
+	if err := createDB(ctx, admin, name, cfg.version, cfg.sql); err != nil {
+		t.Fatalf("fliptest: %v", err)
 	}
 	u := databaseURL(ServerURL(), name)
 	db, err := sql.Open(cfg.driver, u)
@@ -238,16 +237,44 @@ var templates sync.Map
 // table).
 const templateFormat = "fliptest-template-2"
 
+// createDB creates database name from the template for version on top of
+// the fixture SQL. The template this process found may have been dropped
+// since: fliptest in a checkout with other migration files (another branch,
+// on a server several share) drops it as stale. Then it is built again, and
+// name is cloned from it before the builders' lock is released, so that no
+// other builder can drop it in between.
+func createDB(ctx context.Context, admin *sql.DB, name string, version int, fixture []string) error {
+	tmpl, err := templateFor(ctx, admin, version, fixture, "")
+	if err != nil {
+		return fmt.Errorf("template database: %w", err)
+	}
+	_, err = admin.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(name)+` TEMPLATE `+quoteIdent(tmpl))
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) || pqErr.Code != "3D000" { // invalid_catalog_name: the template is gone
+		if err != nil {
+			return fmt.Errorf("create database: %w", err)
+		}
+		return nil
+	}
+	templates.Delete(tmpl)
+	if _, err := templateFor(ctx, admin, version, fixture, name); err != nil {
+		return fmt.Errorf("template database %s was dropped by another test run; building it again: %w", tmpl, err)
+	}
+	return nil
+}
+
 // templateFor returns the template database for version on top of the
 // fixture SQL, building it once per migration set, fixture and server. A
 // session advisory lock on the admin database makes concurrent test
-// binaries wait for one builder.
-func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []string) (string, error) {
+// binaries wait for one builder. With clone set, it also creates database
+// clone from the template while it holds that lock, and never answers from
+// this process's memory of templates.
+func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []string, clone string) (string, error) {
 	family, name, err := templateName(version, fixture)
 	if err != nil {
 		return "", err
 	}
-	if _, ok := templates.Load(name); ok {
+	if _, ok := templates.Load(name); ok && clone == "" {
 		return name, nil
 	}
 
@@ -262,12 +289,21 @@ func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []stri
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey)) //nolint:errcheck // released with the connection anyway
 
+	cloned := func() (string, error) {
+		if clone != "" {
+			if _, err := conn.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(clone)+` TEMPLATE `+quoteIdent(name)); err != nil {
+				return "", fmt.Errorf("create database: %w", err)
+			}
+		}
+		return name, nil
+	}
 	var isTemplate bool
 	err = conn.QueryRowContext(ctx, `SELECT datistemplate FROM pg_database WHERE datname = $1`, name).Scan(&isTemplate)
 	switch {
 	case err == nil && isTemplate:
 		templates.Store(name, true)
-		return name, nil
+		markTakenUp(ctx, conn, name)
+		return cloned()
 	case err == nil: // a builder died half-way; start again
 		if _, err := conn.ExecContext(ctx, `DROP DATABASE `+quoteIdent(name)+` WITH (FORCE)`); err != nil {
 			return "", err
@@ -285,8 +321,25 @@ func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []stri
 		return "", err
 	}
 	templates.Store(name, true)
+	markTakenUp(ctx, conn, name)
 	dropStaleTemplates(ctx, conn, family, name)
-	return name, nil
+	return cloned()
+}
+
+// takenUp starts the comment markTakenUp puts on a template; the time
+// follows.
+const takenUp = "fliptest template, last taken up "
+
+// staleAfter is how long a template of its family built from other
+// migration files may go untaken before it counts as stale.
+const staleAfter = 24 * time.Hour
+
+// markTakenUp records in the template's comment that a test binary has
+// started to use it, which dropStaleTemplates reads. Failures are ignored,
+// as there.
+func markTakenUp(ctx context.Context, conn *sql.Conn, name string) {
+	stamp := takenUp + time.Now().UTC().Format(time.RFC3339) // no quote to escape
+	_, _ = conn.ExecContext(ctx, `COMMENT ON DATABASE `+quoteIdent(name)+` IS '`+stamp+`'`)
 }
 
 // templateName returns the family and name of the template for version
@@ -342,20 +395,29 @@ func buildTemplate(ctx context.Context, name string, version int, fixture []stri
 
 // dropStaleTemplates removes templates of the same family (version and
 // fixture) built from other migration files, so that changing a migration
-// does not leave a database behind on every developer's server. A changed
-// fixture starts a new family and leaves its old template behind (drop
-// flip_tmpl_* databases by hand to reclaim the disk). Failures are
-// ignored: a stale template costs disk, not correctness.
+// does not leave a database behind on every developer's server. Only
+// those no test binary has taken up for staleAfter go: another checkout
+// sharing the server (another branch) may be using its own right now, and
+// a template without the mark (an older fliptest's) is left for the same
+// reason. A changed fixture starts a new family and leaves its old
+// template behind. Drop flip_tmpl_* databases by hand to reclaim the disk
+// at once. Failures are ignored: a stale template costs disk, not
+// correctness.
 func dropStaleTemplates(ctx context.Context, conn *sql.Conn, family, keep string) {
-	rows, err := conn.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2`,
+	rows, err := conn.QueryContext(ctx, `SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '')
+		FROM pg_database WHERE datname LIKE $1 AND datname <> $2`,
 		strings.ReplaceAll(family, "_", `\_`)+`\_%`, keep)
 	if err != nil {
 		return
 	}
 	var stale []string
 	for rows.Next() {
-		var n string
-		if rows.Scan(&n) == nil {
+		var n, comment string
+		if rows.Scan(&n, &comment) != nil {
+			continue
+		}
+		stamp, marked := strings.CutPrefix(comment, takenUp)
+		if at, err := time.Parse(time.RFC3339, stamp); marked && err == nil && time.Since(at) > staleAfter {
 			stale = append(stale, n)
 		}
 	}
