@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,10 @@ import (
 
 // seedBundle is what an end-to-end seeding test needs.
 type seedBundle struct {
+	// ctx is the test's own context (t.Context()), without a deadline of
+	// its own: parallel subtests may share a bundle and wait for a
+	// parallel slot after it was made, and a deadline would run during
+	// that wait. A hang is go test's -timeout's to fail.
 	ctx   context.Context
 	db    *fliptest.DB
 	admin *cognitoidentityprovider.Client // talks to the emulator directly
@@ -50,10 +55,8 @@ func seedSetupOn(t *testing.T, emu *cognitolocal.Emulator) *seedBundle {
 	admin := emu.Client()
 	pool := cognitolocal.NewUserPool(t, admin)
 	proxy := cognitolocal.NewProxy(t, emu.URL)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
 	return &seedBundle{
-		ctx: ctx, db: db, admin: admin, pool: pool, proxy: proxy,
+		ctx: t.Context(), db: db, admin: admin, pool: pool, proxy: proxy,
 		// A rate limit that never binds: these tests inject throttling
 		// for single emails, which would slow every lookup of the
 		// Provider, and some bound lookups to 500ms (the limiter has its
@@ -283,15 +286,26 @@ func TestSeedMainUsers_SkipsEachTransientFailureAndSeedsTheRest(t *testing.T) {
 	}
 	users = append(users, ada, rita)
 	b.createUsers(t, users...)
-	seeder := b.seeder(users)
-	seeder.LookupTimeout = 500 * time.Millisecond // the slow answer takes longer
 
-	report, err := seeder.SeedMainUsers(b.ctx, b.db, b.idp)
+	// Only the lookup timeout ends the slow answer, so it gets a run of
+	// its own with a short one: the proxy holds the request until the
+	// client gives up, so it times out however slow the machine is. The
+	// others keep the default timeout, which a loaded machine does not
+	// reach.
+	slow := len(faults) - 1
+	slowSeeder := b.seeder(users[slow : slow+1])
+	slowSeeder.LookupTimeout = 500 * time.Millisecond
+	slowReport, err := slowSeeder.SeedMainUsers(b.ctx, b.db, b.idp)
+	if err != nil {
+		t.Fatalf("a transient failure must not stop the run: %v", err)
+	}
+	report, err := b.seeder(slices.Delete(slices.Clone(users), slow, slow+1)).SeedMainUsers(b.ctx, b.db, b.idp)
 	if err != nil {
 		t.Fatalf("transient failures must not stop the run: %v", err)
 	}
+	outcomes := slices.Insert(slices.Clone(report.Users), slow, slowReport.Users...)
 	for i, f := range faults {
-		o := report.Users[i]
+		o := outcomes[i]
 		if o.Result != flip.SeedSkippedTransient || o.Status != f.status || !errors.Is(o.Cause, flip.ErrIdentityProviderUnavailable) {
 			t.Errorf("%s: outcome %+v, want skipped-transient with status %d", f.fault, o, f.status)
 		}
@@ -299,7 +313,7 @@ func TestSeedMainUsers_SkipsEachTransientFailureAndSeedsTheRest(t *testing.T) {
 			t.Errorf("%s: no warning with email and status", f.fault)
 		}
 	}
-	if got := fmt.Sprint(results(report)[len(faults):]); got != "[created created]" {
+	if got := fmt.Sprint(results(report)[slow:]); got != "[created created]" {
 		t.Errorf("healthy users: %s", got)
 	}
 	if logs := b.logs.String(); strings.Contains(logs, cognitolocal.SecretAccessKey) {
@@ -310,7 +324,7 @@ func TestSeedMainUsers_SkipsEachTransientFailureAndSeedsTheRest(t *testing.T) {
 	for _, u := range users {
 		b.proxy.Fail(u.Email, cognitolocal.Forward)
 	}
-	report, err = seeder.SeedMainUsers(b.ctx, b.db, b.idp)
+	report, err = b.seeder(users).SeedMainUsers(b.ctx, b.db, b.idp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,13 +520,12 @@ func TestSeedMainUsers_DeadlineBoundsAHangingProvider(t *testing.T) {
 	seeder := b.seeder([]flip.MainUser{ada, rita})
 	seeder.LookupTimeout = time.Hour // only the run's deadline can end it
 
-	ctx, cancel := context.WithTimeout(b.ctx, 500*time.Millisecond)
-	defer cancel()
+	ctx, idp := deadlineFromFirstLookup(b.idp, 500*time.Millisecond)
 	// The proxy holds the lookup until the client gives up, and the lookup
 	// timeout is an hour: returning at all proves the run's deadline ended
 	// it (a hang would trip go test's own timeout). No wall-clock bound is
 	// asserted; the machine may be slow.
-	report, err := seeder.SeedMainUsers(ctx, b.db, b.idp)
+	report, err := seeder.SeedMainUsers(ctx, b.db, idp)
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, flip.ErrSeedMainUsers) {
 		t.Fatalf("err = %v, want the deadline", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,9 +93,12 @@ func (p *scriptedIdP) LookupUsersByEmail(ctx context.Context, email string) ([]f
 			break
 		}
 	}
-	if p.delay != nil {
+	// Only a lookup that waits looks at its context: one without a delay
+	// answers whenever it runs, so that a loaded machine running it late
+	// cannot turn a healthy answer into the lookup's timeout.
+	if d := p.delay; d != nil && d(email) > 0 {
 		select {
-		case <-time.After(p.delay(email)):
+		case <-time.After(d(email)):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -251,15 +255,76 @@ func (h hangingIdP) LookupUsersByEmail(context.Context, string) ([]flip.User, er
 
 func TestSeeder_DeadlineBoundsAProviderThatIgnoresIt(t *testing.T) {
 	t.Parallel()
-	idp := hangingIdP{release: make(chan struct{})}
-	t.Cleanup(func() { close(idp.release) })
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
+	hanging := hangingIdP{release: make(chan struct{})}
+	t.Cleanup(func() { close(hanging.release) })
+	ctx, idp := deadlineFromFirstLookup(hanging, 100*time.Millisecond)
 	_, _, err := seedOn(t, ctx, nil, flip.NewSeeder(mainUsers(3)), idp, nil)
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, flip.ErrSeedMainUsers) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// deadlineFromFirstLookup returns a context for a run of SeedMainUsers
+// whose deadline passes d after the first lookup of the returned provider
+// (idp, which it calls), not d after it was made. The tests of the run's
+// deadline are about a provider that hangs: a deadline that started
+// earlier could pass while a loaded machine still sends the statements
+// that come before any lookup (the roles), and end the run there instead.
+func deadlineFromFirstLookup(idp flip.IdentityProvider, d time.Duration) (context.Context, flip.IdentityProvider) {
+	c := &lateDeadline{done: make(chan struct{})}
+	return c, lookupStarts{idp, func() { c.start(d) }}
+}
+
+// lookupStarts is an IdentityProvider that calls start before each lookup.
+type lookupStarts struct {
+	flip.IdentityProvider
+	start func()
+}
+
+func (l lookupStarts) LookupUsersByEmail(ctx context.Context, email string) ([]flip.User, error) {
+	l.start()
+	return l.IdentityProvider.LookupUsersByEmail(ctx, email)
+}
+
+// lateDeadline is a context without values or deadline until start is
+// first called, whose deadline then passes after the duration given.
+type lateDeadline struct {
+	once     sync.Once
+	mu       sync.Mutex // guards deadline and err, and closing done
+	deadline time.Time
+	err      error
+	done     chan struct{}
+}
+
+func (c *lateDeadline) start(d time.Duration) {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.deadline = time.Now().Add(d)
+		c.mu.Unlock()
+		time.AfterFunc(d, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.err = context.DeadlineExceeded
+			close(c.done)
+		})
+	})
+}
+
+func (c *lateDeadline) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline, !c.deadline.IsZero()
+}
+
+func (c *lateDeadline) Done() <-chan struct{} { return c.done }
+
+func (c *lateDeadline) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *lateDeadline) Value(any) any { return nil }
 
 type panickingIdP struct{}
 

@@ -339,10 +339,19 @@ func TestApplyMainUser_WaitsForAnOpenTransactionOnTheSameUser(t *testing.T) {
 			}
 			done <- result{c, err}
 		}()
-		select {
-		case r := <-done:
-			t.Fatalf("second seeder did not wait for the first: %+v, %v", r.c, r.err)
-		case <-time.After(300 * time.Millisecond):
+		// The server says when the second waits on the first, not a
+		// clock: on a loaded machine it may not have started yet after
+		// any fixed pause.
+		for waiting := false; !waiting; time.Sleep(2 * time.Millisecond) {
+			select {
+			case r := <-done:
+				t.Fatalf("second seeder did not wait for the first: %+v, %v", r.c, r.err)
+			default:
+			}
+			if err := b.db.QueryRowContext(b.ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := first.Commit(); err != nil {
 			t.Fatal(err)

@@ -230,7 +230,9 @@ func verifyRun(ctx context.Context, dbURL string, existing, reported int64, exac
 
 // flipThroughput runs RegisterTrustDB from callers goroutines for d on a
 // pool of as many connections (see openPool), all opened before the clock
-// starts.
+// starts. Each caller registers at least once, however late it starts: a
+// loaded machine may not run a goroutine within d, and a run without a
+// registration measures nothing.
 func flipThroughput(ctx context.Context, driverName, dbURL string, callers int, d time.Duration) (runResult, error) {
 	register, closePool, err := openPool(ctx, driverName, dbURL, callers)
 	if err != nil {
@@ -245,7 +247,7 @@ func flipThroughput(ctx context.Context, driverName, dbURL string, callers int, 
 	cpu0, t0 := processCPU(), time.Now()
 	for w := range callers {
 		wg.Go(func() {
-			for i := 0; time.Since(t0) < d && errs[w] == nil; i++ {
+			for i := 0; (i == 0 || time.Since(t0) < d) && errs[w] == nil; i++ {
 				p := flip.TrustParams{Name: fmt.Sprintf("bench %d-%d", w, i), Code: fmt.Sprintf("b%d-%d", w, i), AuditUserID: benchAuditUser}
 				if errs[w] = register(p); errs[w] == nil {
 					done.Add(1)

@@ -15,11 +15,17 @@
 // CREATEDB. Databases are cloned from a template built once per migration
 // set, so a new one costs a CREATE DATABASE (about 43 ms), not a migration
 // run; the templates (flip_tmpl_v<version>_<hash>) stay on the server as
-// that cache, and a changed migration replaces its stale template.
+// that cache. Checkouts with different migrations (branches sharing a
+// server) each keep their own; one that no test has used for a day is
+// dropped when another of its version is built, and one dropped while in
+// use is built again.
 // FromSQL starts a database from SQL of the test's choosing (the hub's own
 // schema, say) before flip's migrations, with a template per fixture. When
-// no server answers, the test is skipped, except under CI=true, where it
-// fails: a CI run must never pass by skipping its database tests. When a
+// nothing listens at the server's address, the test is skipped, except
+// under CI=true, where it fails: a CI run must never pass by skipping its
+// database tests. Any other failure to connect (a refused role or
+// password, a missing database, TLS) fails the test, CI or not: a wrong
+// DATABASE_URL must not turn `go test` green having run nothing. When a
 // test fails, its database's name and URL are logged; with
 // FLIPTEST_KEEP_FAILED=1 the database is kept for inspection instead of
 // dropped.
@@ -38,18 +44,20 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	_ "github.com/lib/pq" // the driver NewDB opens databases with
+	"github.com/lib/pq" // the driver NewDB opens databases with
 	"github.com/londonaicentre/flip/internal/cmddb"
-	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -109,19 +117,40 @@ func ServerURL() string {
 	return defaultDatabaseURL
 }
 
-// RequireServer returns an open connection pool on the server's maintenance
-// database, skipping the test when the server is unreachable (failing
-// under CI=true).
+// RequireServer returns an open connection pool on the database of
+// ServerURL. It skips the test when nothing listens there (ServerAbsent),
+// except under CI=true, and fails it on any other connection error.
 func RequireServer(t testing.TB) *sql.DB {
 	t.Helper()
 	admin, err := adminPool()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("fliptest: PostgreSQL is required under CI=true but unreachable at %s: %v", cmddb.Redact(ServerURL()), err)
-		}
-		t.Skipf("fliptest: PostgreSQL unreachable at %s (set DATABASE_URL): %v", cmddb.Redact(ServerURL()), err)
+	switch {
+	case err == nil:
+		return admin
+	case !ServerAbsent(err):
+		t.Fatalf("fliptest: cannot connect to PostgreSQL at %s: %v (fix DATABASE_URL or the server: only a server that is not there skips the tests)", cmddb.Redact(ServerURL()), err)
+	case os.Getenv("CI") == "true":
+		t.Fatalf("fliptest: PostgreSQL is required under CI=true but nothing listens at %s: %v", cmddb.Redact(ServerURL()), err)
+	default:
+		t.Skipf("fliptest: no PostgreSQL at %s (set DATABASE_URL): %v", cmddb.Redact(ServerURL()), err)
 	}
-	return admin
+	return nil
+}
+
+// ServerAbsent reports whether err, from connecting to PostgreSQL, says
+// that nothing is there: the connection was refused, the host name does
+// not resolve, or the Unix socket does not exist. Only then do fliptest
+// (and flip's own TestMains) skip rather than fail. A server that answers
+// but refuses the role or the password, a database that does not exist,
+// a TLS failure or a timeout is a fault or a misconfiguration to fix, not
+// a machine without PostgreSQL.
+func ServerAbsent(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return false
+	}
+	var dns *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
+		errors.As(err, &dns) && dns.IsNotFound
 }
 
 var (
@@ -140,7 +169,10 @@ func adminPool() (*sql.DB, error) {
 			return
 		}
 		db.SetMaxOpenConns(4)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A bound against a server that never answers, not a measurement:
+		// a loaded machine may take a while to connect, and a timeout
+		// fails every test of the binary.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
@@ -166,8 +198,8 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 	admin := RequireServer(t)
 	ctx := context.Background()
 	name := "flip_test_" + randomSuffix()
-	if err := createFromTemplate(ctx, admin, name, cfg.version, cfg.sql); err != nil {
-		t.Fatalf("fliptest: create database: %v", err)
+	if err := createDB(ctx, admin, name, cfg.version, cfg.sql); err != nil {
+		t.Fatalf("fliptest: %v", err)
 	}
 	u := databaseURL(ServerURL(), name)
 	db, err := sql.Open(cfg.driver, u)
@@ -195,29 +227,6 @@ func NewDB(t testing.TB, opts ...Option) *DB {
 	return &DB{DB: db, Name: name, URL: u}
 }
 
-// createFromTemplate creates the database name from the template for
-// version and fixture. A test binary built from other migrations (another
-// branch's, run at the same time on the same server) drops this one's
-// template as stale when it builds its own; the template is then built
-// again, a few times at most.
-func createFromTemplate(ctx context.Context, admin *sql.DB, name string, version int, fixture []string) error {
-	for try := 1; ; try++ {
-		tmpl, err := templateFor(ctx, admin, version, fixture)
-		if err != nil {
-			return fmt.Errorf("template database: %w", err)
-		}
-		_, err = admin.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(name)+` TEMPLATE `+quoteIdent(tmpl))
-		if pgsql.SQLState(err) != codeInvalidCatalogName || try == 3 {
-			return err
-		}
-		templates.Delete(tmpl)
-	}
-}
-
-// codeInvalidCatalogName is the SQLSTATE of CREATE DATABASE … TEMPLATE
-// naming a database that does not exist.
-const codeInvalidCatalogName = "3D000"
-
 // templates maps a template's family and hash to its name once this
 // process has built or found it.
 var templates sync.Map
@@ -228,16 +237,44 @@ var templates sync.Map
 // table).
 const templateFormat = "fliptest-template-2"
 
+// createDB creates database name from the template for version on top of
+// the fixture SQL. The template this process found may have been dropped
+// since: fliptest in a checkout with other migration files (another branch,
+// on a server several share) drops it as stale. Then it is built again, and
+// name is cloned from it before the builders' lock is released, so that no
+// other builder can drop it in between.
+func createDB(ctx context.Context, admin *sql.DB, name string, version int, fixture []string) error {
+	tmpl, err := templateFor(ctx, admin, version, fixture, "")
+	if err != nil {
+		return fmt.Errorf("template database: %w", err)
+	}
+	_, err = admin.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(name)+` TEMPLATE `+quoteIdent(tmpl))
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) || pqErr.Code != "3D000" { // invalid_catalog_name: the template is gone
+		if err != nil {
+			return fmt.Errorf("create database: %w", err)
+		}
+		return nil
+	}
+	templates.Delete(tmpl)
+	if _, err := templateFor(ctx, admin, version, fixture, name); err != nil {
+		return fmt.Errorf("template database %s was dropped by another test run; building it again: %w", tmpl, err)
+	}
+	return nil
+}
+
 // templateFor returns the template database for version on top of the
 // fixture SQL, building it once per migration set, fixture and server. A
 // session advisory lock on the admin database makes concurrent test
-// binaries wait for one builder.
-func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []string) (string, error) {
+// binaries wait for one builder. With clone set, it also creates database
+// clone from the template while it holds that lock, and never answers from
+// this process's memory of templates.
+func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []string, clone string) (string, error) {
 	family, name, err := templateName(version, fixture)
 	if err != nil {
 		return "", err
 	}
-	if _, ok := templates.Load(name); ok {
+	if _, ok := templates.Load(name); ok && clone == "" {
 		return name, nil
 	}
 
@@ -252,12 +289,21 @@ func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []stri
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(lockKey)) //nolint:errcheck // released with the connection anyway
 
+	cloned := func() (string, error) {
+		if clone != "" {
+			if _, err := conn.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(clone)+` TEMPLATE `+quoteIdent(name)); err != nil {
+				return "", fmt.Errorf("create database: %w", err)
+			}
+		}
+		return name, nil
+	}
 	var isTemplate bool
 	err = conn.QueryRowContext(ctx, `SELECT datistemplate FROM pg_database WHERE datname = $1`, name).Scan(&isTemplate)
 	switch {
 	case err == nil && isTemplate:
 		templates.Store(name, true)
-		return name, nil
+		markTakenUp(ctx, conn, name)
+		return cloned()
 	case err == nil: // a builder died half-way; start again
 		if _, err := conn.ExecContext(ctx, `DROP DATABASE `+quoteIdent(name)+` WITH (FORCE)`); err != nil {
 			return "", err
@@ -275,8 +321,25 @@ func templateFor(ctx context.Context, admin *sql.DB, version int, fixture []stri
 		return "", err
 	}
 	templates.Store(name, true)
+	markTakenUp(ctx, conn, name)
 	dropStaleTemplates(ctx, conn, family, name)
-	return name, nil
+	return cloned()
+}
+
+// takenUp starts the comment markTakenUp puts on a template; the time
+// follows.
+const takenUp = "fliptest template, last taken up "
+
+// staleAfter is how long a template of its family built from other
+// migration files may go untaken before it counts as stale.
+const staleAfter = 24 * time.Hour
+
+// markTakenUp records in the template's comment that a test binary has
+// started to use it, which dropStaleTemplates reads. Failures are ignored,
+// as there.
+func markTakenUp(ctx context.Context, conn *sql.Conn, name string) {
+	stamp := takenUp + time.Now().UTC().Format(time.RFC3339) // no quote to escape
+	_, _ = conn.ExecContext(ctx, `COMMENT ON DATABASE `+quoteIdent(name)+` IS '`+stamp+`'`)
 }
 
 // templateName returns the family and name of the template for version
@@ -332,20 +395,29 @@ func buildTemplate(ctx context.Context, name string, version int, fixture []stri
 
 // dropStaleTemplates removes templates of the same family (version and
 // fixture) built from other migration files, so that changing a migration
-// does not leave a database behind on every developer's server. A changed
-// fixture starts a new family and leaves its old template behind (drop
-// flip_tmpl_* databases by hand to reclaim the disk). Failures are
-// ignored: a stale template costs disk, not correctness.
+// does not leave a database behind on every developer's server. Only
+// those no test binary has taken up for staleAfter go: another checkout
+// sharing the server (another branch) may be using its own right now, and
+// a template without the mark (an older fliptest's) is left for the same
+// reason. A changed fixture starts a new family and leaves its old
+// template behind. Drop flip_tmpl_* databases by hand to reclaim the disk
+// at once. Failures are ignored: a stale template costs disk, not
+// correctness.
 func dropStaleTemplates(ctx context.Context, conn *sql.Conn, family, keep string) {
-	rows, err := conn.QueryContext(ctx, `SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2`,
+	rows, err := conn.QueryContext(ctx, `SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '')
+		FROM pg_database WHERE datname LIKE $1 AND datname <> $2`,
 		strings.ReplaceAll(family, "_", `\_`)+`\_%`, keep)
 	if err != nil {
 		return
 	}
 	var stale []string
 	for rows.Next() {
-		var n string
-		if rows.Scan(&n) == nil {
+		var n, comment string
+		if rows.Scan(&n, &comment) != nil {
+			continue
+		}
+		stamp, marked := strings.CutPrefix(comment, takenUp)
+		if at, err := time.Parse(time.RFC3339, stamp); marked && err == nil && time.Since(at) > staleAfter {
 			stale = append(stale, n)
 		}
 	}

@@ -1,10 +1,17 @@
 package fliptest_test
 
 import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for WithDriver
@@ -136,5 +143,68 @@ func TestDumpTables_RendersEveryRowOfEveryTable(t *testing.T) {
 	}
 	if strings.Contains(dump, res.APIKey.Reveal()) || strings.Contains(dump, res.InternalServiceKey.Reveal()) {
 		t.Error("a plaintext key is stored")
+	}
+}
+
+// Only a server that is not there skips the tests: one that answers but
+// refuses the connection fails them, with or without CI=true, so that a
+// wrong role or password cannot give a green `go test` that ran nothing.
+func TestServerAbsent_OnlyWhenNothingListens(t *testing.T) {
+	t.Parallel()
+	fliptest.RequireServer(t) // the refusals below need a server that answers
+	// The server's own URL with another user or database.
+	with := func(key, value string) string {
+		u, err := url.Parse(fliptest.ServerURL())
+		switch {
+		case err != nil || u.Scheme == "": // a key=value DSN, where the last value wins
+			return fliptest.ServerURL() + " " + key + "=" + value
+		case key == "user":
+			u.User = url.User(value)
+		default:
+			u.Path = "/" + value
+		}
+		return u.String()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+
+	for _, c := range []struct {
+		name, url string
+		absent    bool
+	}{
+		{"connection refused", "postgres://postgres@" + closed + "/test?sslmode=disable", true},
+		{"socket missing", "host=" + filepath.Join(t.TempDir(), "none") + " user=postgres dbname=test sslmode=disable", true},
+		{"role does not exist", with("user", "flip_no_such_role"), false},
+		{"database does not exist", with("dbname", "flip_no_such_database"), false},
+	} {
+		db, err := sql.Open("postgres", c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.PingContext(t.Context())
+		db.Close()
+		if err == nil || fliptest.ServerAbsent(err) != c.absent {
+			t.Errorf("%s: ServerAbsent(%v) = %v, want %v", c.name, err, !c.absent, c.absent)
+		}
+	}
+
+	for _, c := range []struct {
+		name   string
+		err    error
+		absent bool
+	}{
+		{"no such host", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "db.invalid", IsNotFound: true}}, true},
+		{"resolver failing", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "server misbehaving", Name: "db.example", IsTemporary: true}}, false},
+		{"timeout", fmt.Errorf("dial: %w", context.DeadlineExceeded), false},
+		{"refused read, not dial", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNREFUSED}, false},
+		{"no error", nil, false},
+	} {
+		if got := fliptest.ServerAbsent(c.err); got != c.absent {
+			t.Errorf("%s: ServerAbsent(%v) = %v, want %v", c.name, c.err, got, c.absent)
+		}
 	}
 }

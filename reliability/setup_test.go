@@ -164,6 +164,10 @@ func (s *syncBuffer) String() string {
 const adminConns = 3
 
 type bundle struct {
+	// ctx is the test's own context (t.Context()), without a deadline of
+	// its own: a fault run takes minutes on a loaded machine (two on one
+	// with a load of 17 on two cores, three being the deadline it once
+	// had), and a deadline is for a hang, which go test's -timeout fails.
 	ctx context.Context
 	v   variant
 	db  *fliptest.DB
@@ -205,9 +209,7 @@ func setup(t *testing.T, v variant, n int) *bundle {
 	// Registered after NewDB's cleanup, so it runs before the database is
 	// dropped.
 	t.Cleanup(func() { admin.Close() })
-	timeout := short(3*time.Minute, 50*time.Minute)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
+	ctx := t.Context()
 	var pool *pgxpool.Pool
 	if v.native {
 		cfg, err := pgxpool.ParseConfig(db.URL)

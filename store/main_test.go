@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx", to prove the store is driver-independent
@@ -87,6 +86,11 @@ func eachRow(t testing.TB, ctx context.Context, db flip.DBTX, q string, scan fun
 
 // bundle is what a registration test needs.
 type bundle struct {
+	// ctx is the test's own context (t.Context()), without a deadline of
+	// its own: parallel subtests may share a bundle and wait for a
+	// parallel slot after it was made, and a deadline would run during
+	// that wait (a store test once failed on a loaded machine that way).
+	// A hang is go test's -timeout's to fail.
 	ctx context.Context
 	db  *fliptest.DB
 	reg *flip.Registry
@@ -98,9 +102,7 @@ type bundle struct {
 func setup(t *testing.T, v variant, opts ...flip.Option) bundle {
 	t.Helper()
 	db := fliptest.NewDB(t, v.dbOptions()...)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	b := bundle{ctx: ctx, db: db, reg: flip.NewRegistry(store.New(), opts...), Pools: callertx.Pools{SQL: db.DB}}
+	b := bundle{ctx: t.Context(), db: db, reg: flip.NewRegistry(store.New(), opts...), Pools: callertx.Pools{SQL: db.DB}}
 	if v.native {
 		b.Pgx = newPgxPool(t, db)
 	}

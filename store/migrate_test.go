@@ -482,7 +482,11 @@ func TestMigrate_DuplicateWrittenWhileMigratingGetsAPlainIndex(t *testing.T) {
 	must(t, err)
 
 	done := make(chan error, 1)
-	go func() { done <- store.Migrate(ctx, db.DB) }()
+	// A lock timeout no try reaches: only the writer's commit ends the
+	// wait, however long a loaded machine takes to see the wait and
+	// commit (with the default, five tries of 500 ms, the test would time
+	// that).
+	go func() { done <- store.Migrate(ctx, db.DB, store.WithLockTimeout(time.Hour)) }()
 	migWaitForLockWait(t, ctx, db, done)
 	must(t, writer.Commit())
 	must(t, <-done)

@@ -137,11 +137,19 @@ func TestRegisterTrust_ContextDeadlineMatchesAndNothingCommits(t *testing.T) {
 		fliptest.AddSlots(t, b.db, "Trust_001")
 		holder := lockTrust(t, b.ctx, b.db, "EXCLUSIVE")
 		before := snapshot(t, b.ctx, b.db)
-		ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
-		defer cancel()
-		tx, err := b.BeginTx(ctx, sql.LevelDefault)
+		// The request's context begins the transaction, and its deadline
+		// ends both the call and the transaction, as in the hub. The
+		// deadline starts once the transaction is open: opening it (a new
+		// connection, for pgx's pool) may take any time on a loaded
+		// machine, and the deadline is for the wait on the lock.
+		txCtx, endTx := context.WithCancel(b.ctx)
+		defer endTx()
+		tx, err := b.BeginTx(txCtx, sql.LevelDefault)
 		must(t, err)
 		defer tx.Rollback(b.ctx) //nolint:errcheck // test cleanup
+		ctx, cancel := context.WithTimeout(txCtx, 200*time.Millisecond)
+		defer cancel()
+		context.AfterFunc(ctx, endTx)
 		_, err = tx.RegisterTrust(ctx, b.reg, flip.TrustParams{Name: "Too slow", Code: "TS"})
 		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
 			t.Fatal(e)
@@ -243,10 +251,10 @@ func TestRegisterTrust_WaitForTheSameNameEndsWithTheContext(t *testing.T) {
 		if _, err := first.RegisterTrust(b.ctx, b.reg, flip.TrustParams{Name: "A", Code: "A"}); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(b.ctx, 100*time.Millisecond)
-		defer cancel()
 		second := b.begin(t)
 		defer second.Rollback(b.ctx) //nolint:errcheck // test cleanup
+		ctx, cancel := context.WithTimeout(b.ctx, 100*time.Millisecond)
+		defer cancel()
 		_, err := second.RegisterTrust(ctx, b.reg, flip.TrustParams{Name: "A", Code: "B"})
 		if e := isOnly(err, context.DeadlineExceeded, flip.ErrTrustRegistration); e != nil {
 			t.Fatalf("the wait for the name lock: %v", e)

@@ -330,10 +330,19 @@ var suiteCases = []struct {
 				_, err := s.register(s.reg, flip.TrustParams{Name: name, Code: "other-" + code})
 				done <- err
 			}()
-			select {
-			case err := <-done:
-				t.Fatalf("second registration of %q finished while the first was open: %v", name, err)
-			case <-time.After(100 * time.Millisecond):
+			// The server says when the second waits on the first, not a
+			// clock: on a loaded machine it may not have started yet
+			// after any fixed pause.
+			for waiting := false; !waiting; time.Sleep(2 * time.Millisecond) {
+				select {
+				case err := <-done:
+					t.Fatalf("second registration of %q finished while the first was open: %v", name, err)
+				default:
+				}
+				if err := s.db.QueryRowContext(s.ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
 			}
 			end := tx.Rollback
 			if commitFirst {

@@ -312,6 +312,10 @@ func runConcurrently(t *testing.T, b bundle, n int, params func(i int) flip.Trus
 	txs := make([]callertx.Tx, n)
 	for i := range txs {
 		txs[i] = b.begin(t)
+		// Ended however the test ends: a pgx pool's Close, at cleanup,
+		// waits for every transaction still open (one a failure left
+		// behind would hang the test binary instead of failing the test).
+		t.Cleanup(func() { _ = txs[i].Rollback(context.Background()) })
 		// Make sure each transaction really holds its own connection.
 		if err := txs[i].Exec(b.ctx, `SELECT 1`); err != nil {
 			t.Fatalf("warm %d: %v", i, err)

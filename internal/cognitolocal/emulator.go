@@ -126,7 +126,10 @@ func start(ctx context.Context, node, script string, config []byte) (e *Emulator
 		os.RemoveAll(work) // in case node could not
 		close(e.exited)
 	}()
-	if err = e.waitHealthy(ctx, 30*time.Second); err != nil {
+	// Half a second on an idle machine, twenty seconds once on a loaded
+	// one. The bound is for an emulator that never answers: one that
+	// starts late must not skip (or, under CI, fail) every test using it.
+	if err = e.waitHealthy(ctx, 2*time.Minute); err != nil {
 		e.Stop()
 		return nil, fmt.Errorf("cognito-local on port %d: %w\n%s", port, err, e.Log())
 	}
@@ -136,7 +139,7 @@ func start(ctx context.Context, node, script string, config []byte) (e *Emulator
 func (e *Emulator) waitHealthy(ctx context.Context, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: 10 * time.Second} // a stuck request, not a slow one
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/health", nil)
 		if resp, err := client.Do(req); err == nil {
@@ -196,7 +199,7 @@ func Shared(t testing.TB) *Emulator {
 	return shared.get(t, func(ctx context.Context) (*Emulator, error) {
 		if url := os.Getenv("COGNITO_LOCAL_URL"); url != "" {
 			e := &Emulator{URL: url, exited: make(chan struct{})}
-			return e, e.waitHealthy(ctx, 10*time.Second)
+			return e, e.waitHealthy(ctx, 2*time.Minute)
 		}
 		return Start(ctx)
 	})

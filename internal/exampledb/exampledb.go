@@ -1,9 +1,11 @@
 // Package exampledb gives flip's runnable examples what fliptest.NewDB
 // gives its tests: a migrated PostgreSQL database of their own. An example
 // has no *testing.T to skip or fail with, so Main decides for all of a
-// package's examples at once: without a server they are skipped (they
-// print what the database answers and cannot pass without one), and under
-// CI=true the run fails as well.
+// package's examples at once, as fliptest decides for a test: when nothing
+// listens at the server's address they are skipped (they print what the
+// database answers and cannot pass without one), and under CI=true the
+// run fails as well; on any other failure to connect (a refused role or
+// password, a missing database) they are skipped and the run fails.
 //
 //	func TestMain(m *testing.M) { exampledb.Main(m) }
 //
@@ -25,14 +27,15 @@ import (
 )
 
 // Main runs m and exits with its code, dropping every database New
-// handed out once the tests and examples are done. When no PostgreSQL
-// answers at fliptest.ServerURL, it adds ^Example to -test.skip and says
-// so on stderr; under CI=true it then also fails the run.
+// handed out once the tests and examples are done. When no connection to
+// fliptest.ServerURL can be made, it adds ^Example to -test.skip and says
+// so on stderr; the run then fails too, unless nothing listens there
+// (fliptest.ServerAbsent) and CI is not "true".
 func Main(m *testing.M) {
 	flag.Parse()
 	noServer := ping()
 	if noServer != nil {
-		fmt.Fprintf(os.Stderr, "exampledb: no PostgreSQL (%v): skipping the examples (set DATABASE_URL)\n", noServer)
+		fmt.Fprintf(os.Stderr, "exampledb: cannot connect to PostgreSQL (%v): skipping the examples (set DATABASE_URL)\n", noServer)
 		skip := flag.Lookup("test.skip")
 		pattern := "^Example"
 		if v := skip.Value.String(); v != "" {
@@ -42,7 +45,13 @@ func Main(m *testing.M) {
 	}
 	code := m.Run()
 	tb.cleanup()
-	if noServer != nil && os.Getenv("CI") == "true" {
+	switch {
+	case noServer == nil:
+	case !fliptest.ServerAbsent(noServer):
+		fmt.Fprintf(os.Stderr, "exampledb: FAIL: cannot connect to PostgreSQL (%v), although something is there: "+
+			"fix DATABASE_URL or the server; only a server that is not there skips the examples\n", noServer)
+		code = max(code, 1)
+	case os.Getenv("CI") == "true":
 		fmt.Fprintln(os.Stderr, "exampledb: FAIL: under CI=true the examples must run, and they need PostgreSQL")
 		code = max(code, 1)
 	}
@@ -57,7 +66,8 @@ func ping() error {
 		return cmddb.RedactError(fliptest.ServerURL(), err)
 	}
 	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A bound against a server that never answers, not a measurement.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	return cmddb.RedactError(fliptest.ServerURL(), db.PingContext(ctx))
 }
