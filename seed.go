@@ -126,7 +126,7 @@ func (s *Seeder) seedMainUsers(ctx context.Context, ex dbexec.Executor, begin db
 	}
 	to := seedDB{ex: ex, begin: begin}
 	if err := ensureRoles(ctx, to.ex, WellKnownRoles(), s.now()); err != nil {
-		return SeedReport{}, fmt.Errorf("%w: ensure roles: %w", ErrSeedMainUsers, err)
+		return SeedReport{}, fmt.Errorf("%w: ensure roles: %w", ErrSeedMainUsers, withContextError(ctx, err))
 	}
 
 	lookupCtx, stopLookups := context.WithCancel(ctx)
@@ -209,7 +209,7 @@ func (s *Seeder) seedOne(ctx context.Context, to seedDB, i int, u mainUser, r lo
 	out.UserID = user.ID
 	change, err := s.write(ctx, to, userProfile{UserID: user.ID, Name: u.Name, Organisation: u.Organisation}, u.role.ID)
 	if err != nil {
-		return out, &SeedUserError{Index: i, Email: u.Email, Step: "write", Err: err}
+		return out, &SeedUserError{Index: i, Email: u.Email, Step: "write", Err: withContextError(ctx, err)}
 	}
 	out.ProfileCreated, out.ProfileUpdated, out.RoleGranted = change.ProfileCreated, change.ProfileUpdated, change.RoleGranted
 	switch {
@@ -350,4 +350,16 @@ func (s *Seeder) now() time.Time {
 		now = s.Now
 	}
 	return now().UTC().Truncate(time.Microsecond)
+}
+
+// withContextError adds ctx's error to err when ctx has ended and err does
+// not say so already: a driver whose statement was cancelled for the
+// context (lib/pq: "canceling statement due to user request") does not
+// wrap the context's error, and a caller must still be able to tell a
+// deadline with errors.Is(err, context.DeadlineExceeded).
+func withContextError(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		return fmt.Errorf("%w (%w)", err, ctxErr)
+	}
+	return err
 }

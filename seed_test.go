@@ -419,7 +419,7 @@ func TestSeedMainUsers_FailedRoleSetupStopsBeforeAnyUser(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
 	idp := fliptest.NewIdentityProvider()
-	idp.AddUser("ada@example.com")
+	idp.AddUser("user000@example.com")
 	seeder := flip.NewSeeder([]flip.MainUser{{Email: "ada@example.com", Role: "Admin", Name: "Ada"}})
 	boom := errors.New("connection reset")
 	report, fdb, err := seedOn(t, t.Context(), db, seeder, idp, faultdb.Matching("INSERT INTO roles", 1, faultdb.Fault{Err: boom}))
@@ -434,5 +434,29 @@ func TestSeedMainUsers_FailedRoleSetupStopsBeforeAnyUser(t *testing.T) {
 	report, _, err = seedOn(t, t.Context(), db, seeder, idp, nil)
 	if err != nil || report.Count(flip.SeedCreated) != 1 {
 		t.Fatalf("next run: report %v, %v; want Ada created", report, err)
+	}
+}
+
+// A deadline that passes while a statement waits (here for a lock on
+// roles) makes lib/pq cancel the statement and report its own error; the
+// seeding error must still say that the deadline passed.
+func TestSeedMainUsers_DeadlineDuringAStatementMatchesDeadlineExceeded(t *testing.T) {
+	t.Parallel()
+	db := fliptest.NewDB(t)
+	holder, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Rollback() })
+	if _, err := holder.ExecContext(t.Context(), `LOCK TABLE roles IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	idp := fliptest.NewIdentityProvider()
+	idp.AddUser("user000@example.com")
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err = flip.NewSeeder(mainUsers(1)).SeedMainUsers(ctx, db.DB, idp)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, flip.ErrSeedMainUsers) {
+		t.Fatalf("err = %v, want the deadline and ErrSeedMainUsers", err)
 	}
 }
