@@ -419,7 +419,7 @@ func TestSeedMainUsers_FailedRoleSetupStopsBeforeAnyUser(t *testing.T) {
 	t.Parallel()
 	db := fliptest.NewDB(t)
 	idp := fliptest.NewIdentityProvider()
-	idp.AddUser("user000@example.com")
+	idp.AddUser("ada@example.com")
 	seeder := flip.NewSeeder([]flip.MainUser{{Email: "ada@example.com", Role: "Admin", Name: "Ada"}})
 	boom := errors.New("connection reset")
 	report, fdb, err := seedOn(t, t.Context(), db, seeder, idp, faultdb.Matching("INSERT INTO roles", 1, faultdb.Fault{Err: boom}))

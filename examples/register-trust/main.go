@@ -331,11 +331,15 @@ func registerOrFind(ctx context.Context, q flip.DBTX, log *slog.Logger, opts opt
 	}
 
 	res, err := register(params)
-	var dup *flip.DuplicateTrustError
-	if errors.As(err, &dup) && dup.Field == "name" {
-		// Registered by someone else between our lookup and our attempt.
-		log.Info("trust was registered concurrently by another run", "trust_name", params.Name)
-		if trust, err := store.TrustByName(ctx, q, params.Name); err == nil {
+	if errors.Is(err, flip.ErrDuplicateTrust) {
+		// Registered by someone else between our lookup and our attempt?
+		// The duplicate may be reported on the code (when two
+		// registrations of one trust meet at flip's unique indexes,
+		// whichever index PostgreSQL checks first reports it), so look
+		// for the name either way; a code held by another trust stays an
+		// error.
+		if trust, lookupErr := store.TrustByName(ctx, q, params.Name); lookupErr == nil {
+			log.Info("trust was registered concurrently by another run", "trust_name", params.Name)
 			return existingOutcome(ctx, q, log, trust, params)
 		}
 	}
