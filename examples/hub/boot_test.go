@@ -208,13 +208,7 @@ func TestPrepare_TransientLookupFailureSkipsTheUserOnly(t *testing.T) {
 	rita := idp.AddUser("rita.research@example.com")
 	idp.FailEmail(rita.Email, &flip.IdentityProviderError{Op: "ListUsers", Status: http.StatusServiceUnavailable,
 		Code: "ServiceUnavailableException", Kind: flip.ErrIdentityProviderUnavailable})
-	users, err := flip.ParseMainUsers([]byte(mainUsersJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	seeder := flip.NewSeeder(users)
-	seeder.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	seeder, logs := loggingSeeder(t)
 	seed := NewSeedFunc(db.DB, seeder, idp)
 
 	if err := Prepare(t.Context(), db.DB, seed); err != nil {
@@ -246,13 +240,7 @@ func TestPrepare_ImpostorsNeitherGetTheRoleNorStopTheBoot(t *testing.T) {
 	for _, email := range []string{"ada.admin@example.com", "rita.research@example.com"} {
 		idp.AddAccount(flip.User{Username: "mallory", Email: email, Enabled: true, Status: flip.UserUnconfirmed})
 	}
-	users, err := flip.ParseMainUsers([]byte(mainUsersJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	seeder := flip.NewSeeder(users)
-	seeder.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	seeder, logs := loggingSeeder(t)
 	if err := Prepare(t.Context(), db.DB, NewSeedFunc(db.DB, seeder, idp)); err != nil {
 		t.Fatalf("Prepare with impostors: %v", err)
 	}
@@ -342,4 +330,18 @@ func TestListenForTrustChanges_OtherReplicasHearOfChanges(t *testing.T) {
 	if !eventually(func() bool { return trustMe(t, second, newKey).status == http.StatusUnauthorized }) {
 		t.Error("the second replica still honours the revoked key")
 	}
+}
+
+// loggingSeeder is a Seeder of the example's main users whose log the test
+// reads.
+func loggingSeeder(t *testing.T) (*flip.Seeder, *syncBuffer) {
+	t.Helper()
+	users, err := flip.ParseMainUsers([]byte(mainUsersJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	seeder := flip.NewSeeder(users)
+	seeder.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	return seeder, logs
 }
