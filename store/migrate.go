@@ -131,9 +131,10 @@ const defaultMigrationLockTimeout = 500 * time.Millisecond
 const migrationLockTries = 5
 
 // WithLogger makes a migration report through l: each version applied or
-// reverted, each retry after a lock timeout, each unique index of version 2
-// that the rows forced to be a plain index and why (e.g. "3 trusts share 1
-// canonical name"), and "schema up to date" when there was nothing to do.
+// reverted, each retry after a lock timeout, each unique index of versions 2
+// and 4 that the rows forced to be a plain index and why (e.g. "3 trusts
+// share 1 canonical name in any letter case"), and "schema up to date" when
+// there was nothing to do.
 // Without it nothing is logged.
 //
 //	err := store.Migrate(ctx, db, store.WithLogger(slog.Default()))
@@ -153,7 +154,8 @@ func WithLockTimeout(d time.Duration) MigrateOption {
 // latest: it applies the versions up to it that are missing and reverts,
 // newest first, the applied ones above it. Reverting drops only flip's own
 // objects (version 2's flip_… indexes, version 3's flip_trust_key_audit
-// while it is empty: an audit trail with rows is kept); version 1's down
+// while it is empty: an audit trail with rows is kept, version 4's
+// flip_fold_trust_name and the index on it); version 1's down
 // step is empty, so
 // the hub's tables and their rows stay even at version 0, where flip
 // cannot tell whether it or the hub created them. Version 1 alone is the
@@ -188,9 +190,10 @@ func newMigrateConfig(opts []MigrateOption) migrateConfig {
 // enum value of the hub's: version 1 creates the hub's tables only where
 // they are missing, version 2 adds flip's indexes, each unique one only
 // where the rows allow it (otherwise a plain index, logged through
-// WithLogger), and version 3 adds flip_trust_key_audit, where rotations
-// and revocations are recorded. Whatever legacy rows the hub holds,
-// Migrate succeeds.
+// WithLogger), version 3 adds flip_trust_key_audit, where rotations and
+// revocations are recorded, and version 4 rebuilds the name index on the
+// case-folded name (flip_fold_trust_name), unique where the rows allow it.
+// Whatever legacy rows the hub holds, Migrate succeeds.
 func Migrate(ctx context.Context, db *sql.DB, opts ...MigrateOption) error {
 	cfg := newMigrateConfig(opts)
 	all, err := migrations()
@@ -399,8 +402,8 @@ var uniqueIndexes = []struct {
 	},
 }
 
-// reportIndexFallbacks logs, for each unique index of version 2 that came
-// out as a plain index, which and why. PostgreSQL's RAISE NOTICE does not
+// reportIndexFallbacks logs, for each unique index of versions 2 and 4 that
+// came out as a plain index, which and why. PostgreSQL's RAISE NOTICE does not
 // reach database/sql, so the catalog and the rows are asked afterwards.
 // A failure here is logged, never returned: the migration has committed.
 func (c migrateConfig) reportIndexFallbacks(ctx context.Context, conn *sql.Conn) {
