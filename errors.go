@@ -178,7 +178,7 @@ func registrationError(ctx context.Context, step string, cause error) error {
 // transaction lost a race, it also matches ErrRetryable.
 func opError(ctx context.Context, base error, step string, cause error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(cause, ctxErr) {
-		return fmt.Errorf("%w: %s: %w (%w)", base, step, cause, ctxErr)
+		return fmt.Errorf("%w: %s: %w", base, step, withContextError(ctx, cause))
 	}
 	if errors.Is(cause, base) {
 		return cause
@@ -187,6 +187,18 @@ func opError(ctx context.Context, base error, step string, cause error) error {
 		return fmt.Errorf("%w: %s: %w: %w", base, step, ErrRetryable, cause)
 	}
 	return fmt.Errorf("%w: %s: %w", base, step, cause)
+}
+
+// withContextError adds ctx's error to err when ctx has ended and err does
+// not say so already: a driver whose statement was cancelled for the
+// context (lib/pq: "canceling statement due to user request") does not
+// wrap the context's error, and a caller must still be able to tell a
+// deadline with errors.Is(err, context.DeadlineExceeded).
+func withContextError(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		return fmt.Errorf("%w (%w)", err, ctxErr)
+	}
+	return err
 }
 
 // retryableSQLState reports whether err carries one of the SQLSTATEs that

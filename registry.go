@@ -264,13 +264,13 @@ func underSavepoint(ctx context.Context, tx dbexec.Executor, base error, work fu
 func (r *Registry) register(ctx context.Context, tx dbexec.Executor, p TrustParams, apiKey string) (RegistrationResult, error) {
 	now := r.now().UTC().Truncate(time.Microsecond)
 	trust := Trust{ID: uuid.New(), Name: p.Name, Code: p.Code, Region: p.Region, CreatedAt: now}
-	hash := HashAPIKey(apiKey)
-	out, err := r.send(ctx, tx, trust, hash, p.AuditUserID, false)
+	hash, nameKey := HashAPIKey(apiKey), pgsql.FoldName(p.Name)
+	out, err := r.send(ctx, tx, trust, nameKey, hash, p.AuditUserID, false)
 	if err == nil && out.needsLock && !out.dup.id.Valid {
-		if _, err := tx.Exec(ctx, pgsql.LockTrustIdentity, pgsql.FoldName(p.Name), p.Code); err != nil {
+		if _, err := tx.Exec(ctx, pgsql.LockTrustIdentity, nameKey, p.Code); err != nil {
 			return RegistrationResult{}, registrationError(ctx, "lock trust name and code", err)
 		}
-		out, err = r.send(ctx, tx, trust, hash, p.AuditUserID, true)
+		out, err = r.send(ctx, tx, trust, nameKey, hash, p.AuditUserID, true)
 	}
 	switch {
 	case err != nil:
@@ -320,9 +320,9 @@ type registerOutcome struct {
 	busy       sql.NullBool
 }
 
-// send runs the registration statement once; locked says the identity
-// lock is held.
-func (r *Registry) send(ctx context.Context, tx dbexec.Executor, t Trust, apiKeyHash string, auditUser uuid.UUID, locked bool) (registerOutcome, error) {
+// send runs the registration statement once for t, whose name's key
+// (pgsql.FoldName) is nameKey; locked says the identity lock is held.
+func (r *Registry) send(ctx context.Context, tx dbexec.Executor, t Trust, nameKey, apiKeyHash string, auditUser uuid.UUID, locked bool) (registerOutcome, error) {
 	var out registerOutcome
 	// One array for both statements, sliced: Scan's arguments escape
 	// through the Row interface, and an append would allocate again.
@@ -334,7 +334,7 @@ func (r *Registry) send(ctx context.Context, tx dbexec.Executor, t Trust, apiKey
 		stmt, n = pgsql.RegisterWithoutSlot, n-3 // without the three slot columns
 	}
 	err := tx.QueryRow(ctx, stmt, t.Name, t.Code, t.ID, t.Region, apiKeyHash, t.CreatedAt,
-		uuid.New(), nullUUID(auditUser), locked, pgsql.FoldName(t.Name)).Scan(dest[:n]...)
+		uuid.New(), nullUUID(auditUser), locked, nameKey).Scan(dest[:n]...)
 	return out, err
 }
 

@@ -351,15 +351,3 @@ func (s *Seeder) now() time.Time {
 	}
 	return now().UTC().Truncate(time.Microsecond)
 }
-
-// withContextError adds ctx's error to err when ctx has ended and err does
-// not say so already: a driver whose statement was cancelled for the
-// context (lib/pq: "canceling statement due to user request") does not
-// wrap the context's error, and a caller must still be able to tell a
-// deadline with errors.Is(err, context.DeadlineExceeded).
-func withContextError(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		return fmt.Errorf("%w (%w)", err, ctxErr)
-	}
-	return err
-}

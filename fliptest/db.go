@@ -56,8 +56,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lib/pq" // the driver NewDB opens databases with
+	_ "github.com/lib/pq" // the driver NewDB opens databases with
 	"github.com/londonaicentre/flip/internal/cmddb"
+	"github.com/londonaicentre/flip/internal/pgsql"
 	"github.com/londonaicentre/flip/store"
 )
 
@@ -249,8 +250,7 @@ func createDB(ctx context.Context, admin *sql.DB, name string, version int, fixt
 		return fmt.Errorf("template database: %w", err)
 	}
 	_, err = admin.ExecContext(ctx, `CREATE DATABASE `+quoteIdent(name)+` TEMPLATE `+quoteIdent(tmpl))
-	var pqErr *pq.Error
-	if !errors.As(err, &pqErr) || pqErr.Code != "3D000" { // invalid_catalog_name: the template is gone
+	if pgsql.SQLState(err) != "3D000" { // invalid_catalog_name: the template is gone
 		if err != nil {
 			return fmt.Errorf("create database: %w", err)
 		}

@@ -79,7 +79,7 @@ const (
 // CanonicalCode is the SQL expression for the canonical form of the
 // trust code in column col, lower-cased: codes are unique
 // case-insensitively. flip's code index (migration 002) is built on it for
-// col "code"; compare it with CodeKey(the code).
+// col "code"; ByCanonicalCode compares it with a code.
 func CanonicalCode(col string) string {
 	return "pg_catalog.lower(pg_catalog.normalize(pg_catalog.regexp_replace(" + col +
 		"::pg_catalog.text, '" + formatOrSpaceClass + "', '', 'g'), 'NFC'))"

@@ -5,8 +5,8 @@ package pgsql
 // LockTrustIdentity takes two transaction-scoped advisory locks: one on the
 // name's key (FoldName) and one on the lower-cased code, in that order
 // everywhere, so concurrent registrations of one name or one code queue
-// behind each other until the first transaction ends. It is needed only where flip's unique
-// indexes are missing (the hub's bare schema; see Register's gate), and is
+// behind each other until the first transaction ends. It is needed only
+// where flip's unique indexes are missing (the hub's bare schema; see Register's gate), and is
 // a statement of its own because, at READ COMMITTED, the next statement's
 // snapshot is taken after it returns and so sees every rival that
 // committed while this one waited. $1 name key, $2 code.
